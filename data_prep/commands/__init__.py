@@ -1,0 +1,1 @@
+"""One module per ``kws-prep`` subcommand (see :mod:`kws_proto.cli`)."""

@@ -1,0 +1,133 @@
+"""Reading audio files into fixed-length float32 waveforms.
+
+soundfile reads WAV/FLAC/OGG; channels are averaged to mono; soxr resamples from any rate; the
+result is padded with zeros or cut to exactly ``sr * duration`` samples.  Every failure is an
+:class:`~kws_proto.errors.AudioError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from kws_proto.errors import AudioError, ConfigError
+
+CROPS = ("center", "loudest", "start")
+
+
+def read_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
+    """Read a whole audio file as mono float32 at ``sr`` Hz.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A WAV, FLAC or OGG file.
+    sr : int > 0
+        Target sample rate; the file is resampled with soxr when its own rate differs.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        Missing file, a directory, an unreadable / corrupt / non-audio file, zero-length audio or
+        non-finite samples.
+    """
+    if sr <= 0:
+        raise ConfigError(f"sr={sr} must be positive")
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    try:
+        data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise AudioError(f"{p}: unreadable or corrupt audio ({e})") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{p}: empty audio (zero samples)")
+    y = data.mean(axis=1, dtype=np.float32)  # [n, channels] -> [n]
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{p}: audio holds non-finite samples (NaN or Inf)")
+    if file_sr != sr:
+        y = soxr.resample(y, file_sr, sr, quality="HQ").astype(np.float32, copy=False)
+    return y
+
+
+def fix_length(y: np.ndarray, n: int, crop: str = "center", sr: int = 16000) -> np.ndarray:
+    """Pad ``y`` with zeros or cut it to exactly ``n`` samples.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(m,)]
+    n : int > 0
+        Wanted length in samples.
+    crop : {"center", "loudest", "start"}
+        Which ``n`` samples a longer clip keeps: the middle ones, the window with the most energy
+        (found on 10 ms frames), or the first ones.  A shorter clip is centred between zeros for
+        "center" and "loudest", and zero-padded at the end for "start".
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    """
+    if crop not in CROPS:
+        raise ConfigError(f"crop={crop!r} must be one of {CROPS}")
+    y = np.asarray(y, dtype=np.float32)
+    m = y.shape[0]
+    if m == n:
+        return y
+    if m < n:
+        left = 0 if crop == "start" else (n - m) // 2
+        return np.pad(y, (left, n - m - left))
+    if crop == "start":
+        start = 0
+    elif crop == "center":
+        start = (m - n) // 2
+    else:
+        start = loudest_start(y, n, hop=max(1, sr // 100))
+    return y[start : start + n]
+
+
+def loudest_start(y: np.ndarray, n: int, hop: int = 160) -> int:
+    """Start index of the ``n``-sample window of ``y`` with the most energy, on a ``hop`` grid."""
+    energy = np.concatenate([[0.0], np.cumsum(y.astype(np.float64) ** 2)])  # [m + 1]
+    starts = np.arange(0, y.shape[0] - n + 1, hop)
+    if starts[-1] != y.shape[0] - n:
+        starts = np.append(starts, y.shape[0] - n)
+    window_energy = energy[starts + n] - energy[starts]
+    return int(starts[np.argmax(window_energy)])
+
+
+def load_audio(
+    path: str | os.PathLike, sr: int = 16000, duration: float = 1.0, crop: str = "center"
+) -> np.ndarray:
+    """Load a clip as float32 mono of exactly ``round(sr * duration)`` samples.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A WAV, FLAC or OGG file at any sample rate and channel count.
+    sr : int > 0
+        Target sample rate.
+    duration : float > 0
+        Clip length in seconds.
+    crop : {"center", "loudest", "start"}
+        How a longer recording is cut (see :func:`fix_length`); "loudest" keeps the second with
+        the most energy, which recordings of several seconds with the word inside need.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(sr * duration),), dtype=float32]
+    """
+    if duration <= 0:
+        raise ConfigError(f"duration={duration} must be positive")
+    if crop not in CROPS:
+        raise ConfigError(f"crop={crop!r} must be one of {CROPS}")
+    return fix_length(read_audio(path, sr), int(round(sr * duration)), crop=crop, sr=sr)

@@ -1,0 +1,1 @@
+"""One module per ``kws-proto`` subcommand (see :mod:`kws_proto.cli`)."""
