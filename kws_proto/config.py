@@ -1,0 +1,217 @@
+"""Typed experiment configs: frozen dataclasses loaded from YAML and written into every run.
+
+An experiment YAML has one section per dataclass below; every key is optional and unknown keys
+are a :class:`ConfigError` naming the key path, so a typo never silently falls back to a default::
+
+    name: protores
+    data: {dataset: data/synth, source: synth, synth_words: 150, synth_speakers: 40}
+    features: {window_ms: 40, hop_ms: 20, n_mfcc: 40}
+    augment: {enabled: true}
+    model: {encoder: protores, params: {layout: temporal}}
+    episodes: {n_way: 5, k_shot: 5, n_query: 5}
+    train: {episodes: 3000, lr: 0.001, seed: 0}
+
+Relative dataset paths are resolved against the current directory at load time and recorded
+absolute in the run's ``config.yaml``.  Variations are ``dataclasses.replace`` of a loaded config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kws_proto.augment import AugmentConfig
+from kws_proto.errors import ConfigError
+from kws_proto.features import FeatureConfig
+
+SOURCES = ("prepared", "synth")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which prepared dataset folder to train on, and how to build it when it is missing.
+
+    ``source="synth"`` builds the built-in eSpeak NG corpus into ``dataset`` on first use
+    (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``); ``"prepared"`` requires
+    a folder made beforehand by ``kws-prep``.
+    """
+
+    dataset: str = "data/synth"
+    source: str = "synth"
+    synth_words: int = 160
+    synth_speakers: int = 40
+    synth_seed: int = 0
+    speaker_disjoint: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source={self.source!r} must be one of {SOURCES}")
+        _positive(self, "data", "synth_words", "synth_speakers")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder name from :data:`kws_proto.encoders.ENCODERS`, its parameters, and the metric."""
+
+    encoder: str = "protores"
+    params: dict = field(default_factory=dict)
+    distance: str = "euclidean"
+
+    def __post_init__(self) -> None:
+        if self.distance not in ("euclidean", "cosine"):
+            raise ConfigError(f"model.distance={self.distance!r} must be 'euclidean' or 'cosine'")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """Training and validation episode shapes (N-way K-shot Q-query)."""
+
+    n_way: int = 5
+    k_shot: int = 5
+    n_query: int = 5
+    val_way: int = 5
+    val_shot: int = 5
+    val_query: int = 15
+    val_episodes: int = 200
+
+    def __post_init__(self) -> None:
+        _positive(self, "episodes", *(f.name for f in dataclasses.fields(self)))
+        if self.n_way < 2 or self.val_way < 2:
+            raise ConfigError("episodes.n_way and episodes.val_way must be at least 2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: Adam with step decay, validation cadence, early stopping, seed.
+
+    The learning rate is ``lr * lr_decay ** (episode // lr_decay_every)``.  Validation runs every
+    ``val_every`` episodes on the fixed validation episodes; the best weights by validation
+    accuracy are kept, and training stops after ``patience`` validations without improvement
+    (0 disables early stopping).  ``seed`` fixes the episodes, the initialisation and the
+    augmentation.
+    """
+
+    episodes: int = 3000
+    lr: float = 1e-3
+    lr_decay: float = 0.5
+    lr_decay_every: int = 1000
+    val_every: int = 250
+    patience: int = 6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")
+        if self.patience < 0:
+            raise ConfigError(f"train.patience={self.patience} must be >= 0")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One training run: every section above plus a name."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ExperimentConfig":
+        return _from_dict(cls, d or {}, "")
+
+
+def _positive(obj, section: str, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not v > 0:
+            raise ConfigError(f"{section}.{n}={v!r} must be positive")
+
+
+def _to_plain(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _from_dict(cls, d: dict, path: str):
+    """Build dataclass ``cls`` from a mapping, checking keys and coercing simple types."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - fields)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown config key(s) {[where + k for k in unknown]}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        key = f"{path}.{name}" if path else name
+        kwargs[name] = _coerce(hints[name], value, key)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, key: str):
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, key)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        return _coerce(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} must be a list")
+        inner = args[0] if args else None
+        return tuple(_coerce(inner, v, key) if inner not in (None, Ellipsis) else v for v in value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, bool, str) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}={value!r} must be of type {tp.__name__}")
+    if tp is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key}={value!r} must be a mapping")
+    return value
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read an experiment YAML (plus optional nested ``overrides``) into an ExperimentConfig.
+
+    A relative ``data.dataset`` is made absolute against the current directory.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    raw.setdefault("name", path.stem)
+    cfg = ExperimentConfig.from_dict(raw)
+    return resolve_paths(cfg)
+
+
+def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    ds = str(Path(cfg.data.dataset).expanduser().resolve())
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=ds))
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML text (the form written to ``run_dir/config.yaml``)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

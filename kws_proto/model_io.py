@@ -1,0 +1,42 @@
+"""Building a prototypical network from a config, and saving / loading its encoder weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kws_proto.config import ExperimentConfig
+from kws_proto.errors import CheckpointError
+
+
+def build_network(cfg: ExperimentConfig):
+    """The (untrained) :class:`PrototypicalNetwork` a config describes, built and ready to call."""
+    from kws_proto.encoders import build_encoder
+    from kws_proto.protonet import PrototypicalNetwork
+
+    encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
+    return PrototypicalNetwork(encoder, distance=cfg.model.distance)
+
+
+def save_weights(model, path: str | os.PathLike) -> None:
+    """Save ``model``'s weights to ``path`` (``*.weights.h5``) atomically: write aside, rename."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")  # Keras insists on the suffix
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def load_run_network(run_dir: str | os.PathLike):
+    """``(config, network)`` of a finished (or checkpointed) run, with its best encoder weights."""
+    from kws_proto.runs import RunDir
+
+    run = RunDir(Path(run_dir))
+    cfg = run.read_config()
+    if not run.best_weights.is_file():
+        raise CheckpointError(f"{run.root}: no {run.best_weights.name}; has training validated once?")
+    net = build_network(cfg)
+    try:
+        net.encoder.load_weights(run.best_weights)
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{run.best_weights}: does not match the run's encoder ({e})") from e
+    return cfg, net

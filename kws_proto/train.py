@@ -1,0 +1,232 @@
+"""Episodic training: the explicit GradientTape loop of the design, with checkpoints.
+
+One optimizer step per N-way K-shot episode (per replica under ``--strategy mirrored``)::
+
+    with tf.GradientTape() as tape:
+        loss, acc = net(support, query, training=True)
+    grads = tape.gradient(loss, net.trainable_variables)
+    optimizer.apply_gradients(zip(grads, net.trainable_variables))
+
+BatchNorm uses the statistics of the episode's own batch (support and query together) while
+training, and its moving averages (``training=False``) for validation, evaluation and enrolment.
+Validation runs every ``train.val_every`` episodes on fixed episodes drawn once from the seed;
+the best weights by validation accuracy go to ``best.weights.h5``; a checkpoint of model,
+optimizer, step and early-stopping state is written at every validation, so ``--resume`` after
+Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is the step itself
+(episode ``i`` is drawn from ``(seed, i)``), so a resumed run sees the episodes it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from kws_proto.config import ExperimentConfig
+from kws_proto.errors import CheckpointError
+from kws_proto.runs import RunDir
+
+STRATEGIES = ("default", "mirrored")
+
+
+def make_strategy(name: str):
+    """``tf.distribute`` strategy by name: the default (one device) or MirroredStrategy."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    from kws_proto.errors import ConfigError
+
+    raise ConfigError(f"strategy={name!r} must be one of {STRATEGIES}")
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    strategy: str = "default",
+    progress: bool = True,
+) -> dict:
+    """Train ``cfg`` into ``run_dir``; return the result record (also in ``result.json``).
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    run_dir : path
+        Created if missing.  A directory that already holds checkpoints needs ``resume=True``.
+    resume : bool
+        Continue from the latest checkpoint; the stored config must equal ``cfg``.
+    strategy : {"default", "mirrored"}
+        "mirrored" runs one episode per local device and all-reduces the gradients.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from kws_proto.data import prepare_data
+    from kws_proto.evaluate import evaluate_episodes
+    from kws_proto.model_io import build_network, save_weights
+
+    run = RunDir(Path(run_dir))
+    _check_run_dir(run, cfg, resume)
+    if not resume and run.log_path.exists():
+        run.log_path.unlink()  # a fresh run's log starts empty
+    run.write_config(cfg)
+    tf.keras.utils.set_random_seed(cfg.train.seed)
+
+    data = prepare_data(cfg, progress=progress)
+    data.write_splits(run.splits_path)
+    ep = cfg.episodes
+    sampler = data.sampler("train", ep.n_way, ep.k_shot, ep.n_query, seed=cfg.train.seed)
+    val_episodes = data.fixed_episodes(
+        "validation", ep.val_way, ep.val_shot, ep.val_query, ep.val_episodes,
+        seed=cfg.train.seed + 1,
+    )
+
+    dist = make_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
+    with dist.scope():
+        net = build_network(cfg)
+        schedule = tf.keras.optimizers.schedules.ExponentialDecay(
+            cfg.train.lr, cfg.train.lr_decay_every, cfg.train.lr_decay, staircase=True
+        )
+        optimizer = tf.keras.optimizers.Adam(schedule)
+        optimizer.build(net.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        best_acc = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_acc")
+        bad_vals = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_validations")
+    ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step, best_acc=best_acc,
+                               bad_validations=bad_vals)
+    manager = tf.train.CheckpointManager(ckpt, str(run.checkpoints), max_to_keep=2)
+    if resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    loss_meter = tf.keras.metrics.Mean("loss")
+    acc_meter = tf.keras.metrics.Mean("accuracy")
+
+    def step_fn(support, query):
+        with tf.GradientTape() as tape:
+            loss, acc = net(support, query, training=True)
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, net.trainable_variables)
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return loss, acc
+
+    @tf.function(reduce_retracing=True)
+    def train_step(support, query):
+        if replicas == 1:
+            loss, acc = step_fn(support, query)
+        else:  # support/query: [replicas, n_way, k, ...]; replica r trains on episode r
+            values = dist.experimental_distribute_values_from_function(
+                lambda ctx: (support[ctx.replica_id_in_sync_group], query[ctx.replica_id_in_sync_group])
+            )
+            loss, acc = dist.run(step_fn, args=values)
+            loss = dist.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            acc = dist.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
+        loss_meter.update_state(loss)
+        acc_meter.update_state(acc)
+
+    total = cfg.train.episodes
+    start = int(step.numpy())
+    dataset = data.train_dataset(sampler, start=start * replicas)
+    if replicas > 1:
+        dataset = dataset.batch(replicas, drop_remainder=True)
+    writer = tf.summary.create_file_writer(str(run.root / "tb"))
+    stopped_early = False
+    t_train = _seconds_before(run, start)  # training time of earlier sessions of this run
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="ep",
+               disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for support, query in dataset.take(max(0, total - start)):
+            train_step(support, query)
+            step.assign_add(1)
+            s = int(step.numpy())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_meter.result():.3f}", acc=f"{acc_meter.result():.3f}")
+            if s % cfg.train.val_every and s != total:
+                continue
+            t_train += time.perf_counter() - t0
+            val = evaluate_episodes(net, data, val_episodes, distance=cfg.model.distance)
+            record = {
+                "step": s, "episodes": s * replicas,
+                "train_loss": float(loss_meter.result()), "train_acc": float(acc_meter.result()),
+                "val_acc": val.mean, "val_ci95": val.ci95,
+                "lr": float(schedule(s)), "seconds": round(t_train, 2),
+            }
+            improved = val.mean > float(best_acc.numpy())
+            if improved:
+                best_acc.assign(val.mean)
+                bad_vals.assign(0)
+                save_weights(net.encoder, run.best_weights)
+            else:
+                bad_vals.assign_add(1)
+            record["best_val_acc"] = float(best_acc.numpy())
+            run.append_log(record)
+            with writer.as_default(step=s):
+                for k in ("train_loss", "train_acc", "val_acc", "lr"):
+                    tf.summary.scalar(k, record[k])
+            manager.save(checkpoint_number=s)
+            bar.write(f"step {s}: loss {record['train_loss']:.3f} train acc {record['train_acc']:.3f} "
+                      f"val acc {val}{' *' if improved else ''}")
+            loss_meter.reset_state()
+            acc_meter.reset_state()
+            if cfg.train.patience and int(bad_vals.numpy()) >= cfg.train.patience:
+                stopped_early = True
+                break
+            t0 = time.perf_counter()
+    except KeyboardInterrupt:
+        manager.save(checkpoint_number=int(step.numpy()))
+        bar.close()
+        raise
+    bar.close()
+    result = {
+        "name": cfg.name,
+        "steps": int(step.numpy()),
+        "episodes": int(step.numpy()) * replicas,
+        "replicas": replicas,
+        "stopped_early": stopped_early,
+        "best_val_acc": float(best_acc.numpy()),
+        "train_minutes": round(t_train / 60, 3),
+        "ms_per_episode": round(1000 * t_train / max(1, int(step.numpy()) * replicas), 2),
+        "parameters": int(sum(np.prod(v.shape) for v in net.encoder.weights)),
+        "embedding_dim": int(net.encoder.output_shape[-1]),
+    }
+    run.append_log({"final": result})
+    run.write_result(result)
+    return result
+
+
+def _seconds_before(run: RunDir, start: int) -> float:
+    """Training seconds the run had spent up to its checkpoint at ``start`` (0 for a new run)."""
+    done = [r["seconds"] for r in run.read_log() if r.get("step", -1) <= start and "seconds" in r]
+    return float(done[-1]) if start and done else 0.0
+
+
+def _check_run_dir(run: RunDir, cfg: ExperimentConfig, resume: bool) -> None:
+    has_ckpt = run.checkpoints.is_dir() and any(run.checkpoints.iterdir())
+    if resume:
+        if not run.config_path.is_file():
+            raise CheckpointError(f"{run.root}: nothing to resume (no config.yaml)")
+        stored = run.read_config()
+        if stored != cfg:
+            diff = _diff(stored.to_dict(), cfg.to_dict())
+            raise CheckpointError(f"{run.root}: config differs from the stored run: {diff}")
+    elif has_ckpt or run.result_path.is_file():
+        raise CheckpointError(
+            f"{run.root}: already holds a run; pass --resume to continue it or choose another --run-dir"
+        )
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
