@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -42,6 +43,7 @@ def build_parser(package: str = "kws_proto.commands", prog: str = "kws-proto") -
 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse ``argv`` and run the chosen subcommand; a :class:`KwsError` prints one clear line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

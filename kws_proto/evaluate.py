@@ -89,3 +89,86 @@ def evaluate_episodes(net, data, episodes, distance: str = "euclidean") -> MeanC
     """Mean ± CI accuracy of ``net`` on ``episodes`` over ``data.features``."""
     table = embedding_table(net, data.features, episodes)
     return score_episodes(table, episodes, distance).summary
+
+
+@dataclass(frozen=True)
+class EvalSetting:
+    """One cell of the evaluation grid."""
+
+    n_way: int
+    k_shot: int
+    n_query: int = 15
+    episodes: int = 1000
+
+
+def grid(ways, shots, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
+    """Every (way, shot) combination, in order."""
+    return [EvalSetting(int(w), int(k), n_query, episodes) for w in ways for k in shots]
+
+
+def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0):
+    """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes)."""
+    from kws_proto.episodes import EpisodeSampler, fixed_episodes
+
+    sampler = EpisodeSampler(
+        data.manifest, classes, setting.n_way, setting.k_shot, setting.n_query, seed=seed,
+        speaker_disjoint=data.speaker_disjoint,
+    )
+    return fixed_episodes(sampler, setting.episodes)
+
+
+def open_eval_data(cfg, data_dir=None, speaker_disjoint: bool = False, progress: bool = True):
+    """The dataset to score a run on: its own (``data_dir=None``) or any prepared folder,
+    through the run's own front end, without augmentation."""
+    from kws_proto.data import ensure_dataset, open_data
+
+    root = ensure_dataset(cfg.data, progress=progress) if data_dir is None else data_dir
+    return open_data(root, cfg.features, None, speaker_disjoint, progress=progress)
+
+
+def evaluate_run(
+    run_dir,
+    settings: list[EvalSetting],
+    data_dir=None,
+    classes=None,
+    seed: int = 0,
+    speaker_disjoint: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Score a trained run on fixed test episodes for every grid setting.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory with ``best.weights.h5``.
+    settings : list of EvalSetting
+    data_dir : path or None
+        A prepared dataset; None = the run's own dataset.
+    classes : sequence of str or None
+        Keywords to draw episodes from; None = the dataset's test split.
+    seed : int
+        Draws the episodes; two runs scored with the same seed, data and classes see identical
+        episodes.
+
+    Returns
+    -------
+    rows : list of dict
+        One per setting: ``n_way, k_shot, n_query, episodes, mean, ci95`` and ``accuracies``
+        (per-episode, in episode order, for paired comparisons).
+    """
+    from kws_proto.model_io import load_run_network
+
+    cfg, net = load_run_network(run_dir)
+    data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
+    classes = tuple(classes) if classes else data.splits.test
+    rows = []
+    for s in settings:
+        episodes = eval_episodes(data, classes, s, seed)
+        scores = score_episodes(embedding_table(net, data.features, episodes), episodes,
+                                cfg.model.distance)
+        summary = scores.summary
+        rows.append({
+            "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query, "episodes": s.episodes,
+            "mean": summary.mean, "ci95": summary.ci95, "accuracies": scores.accuracies.tolist(),
+        })
+    return rows

@@ -80,6 +80,11 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
+    def truncate_log(self, step: int) -> None:
+        """Drop validation records after ``step`` (written after the checkpoint a resume starts from)."""
+        kept = [r for r in self.read_log() if r.get("step", step) <= step and "final" not in r]
+        atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
+
     def read_log(self) -> list[dict]:
         if not self.log_path.is_file():
             return []

@@ -31,17 +31,30 @@ from kws_proto.runs import RunDir
 STRATEGIES = ("default", "mirrored")
 
 
-def make_strategy(name: str):
-    """``tf.distribute`` strategy by name: the default (one device) or MirroredStrategy."""
+def make_strategy(name: str, logical_cpus: int = 0):
+    """``tf.distribute`` strategy by name: the default (one device) or MirroredStrategy.
+
+    ``mirrored`` replicates over every GPU, or, on a machine without one, over the logical CPU
+    devices; ``logical_cpus=N`` first splits the CPU into N logical devices (must run before
+    TensorFlow initialises its devices).  Multi-worker training is the same code path under
+    ``tf.distribute.MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set on every worker.
+    """
     import tensorflow as tf
 
+    if name not in STRATEGIES:
+        from kws_proto.errors import ConfigError
+
+        raise ConfigError(f"strategy={name!r} must be one of {STRATEGIES}")
+    if logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)]
+        )
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
+    if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
-    from kws_proto.errors import ConfigError
-
-    raise ConfigError(f"strategy={name!r} must be one of {STRATEGIES}")
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
 
 
 def train(
@@ -50,6 +63,7 @@ def train(
     resume: bool = False,
     strategy: str = "default",
     progress: bool = True,
+    logical_cpus: int = 0,
 ) -> dict:
     """Train ``cfg`` into ``run_dir``; return the result record (also in ``result.json``).
 
@@ -62,6 +76,8 @@ def train(
         Continue from the latest checkpoint; the stored config must equal ``cfg``.
     strategy : {"default", "mirrored"}
         "mirrored" runs one episode per local device and all-reduces the gradients.
+    logical_cpus : int
+        Split the CPU into this many logical devices first (see :func:`make_strategy`).
     """
     import numpy as np
     import tensorflow as tf
@@ -71,6 +87,7 @@ def train(
     from kws_proto.evaluate import evaluate_episodes
     from kws_proto.model_io import build_network, save_weights
 
+    dist = make_strategy(strategy, logical_cpus)  # first: devices are fixed once TF runs an op
     run = RunDir(Path(run_dir))
     _check_run_dir(run, cfg, resume)
     if not resume and run.log_path.exists():
@@ -87,7 +104,6 @@ def train(
         seed=cfg.train.seed + 1,
     )
 
-    dist = make_strategy(strategy)
     replicas = dist.num_replicas_in_sync
     with dist.scope():
         net = build_network(cfg)
@@ -131,6 +147,8 @@ def train(
 
     total = cfg.train.episodes
     start = int(step.numpy())
+    if resume:
+        run.truncate_log(start)
     dataset = data.train_dataset(sampler, start=start * replicas)
     if replicas > 1:
         dataset = dataset.batch(replicas, drop_remainder=True)

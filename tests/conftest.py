@@ -30,3 +30,27 @@ def fsdd_dir() -> Path:
 def picovoice_dir() -> Path:
     """``../shared/data/picovoice``: six wake words (16 kHz FLAC, 14 corrupt), or skip."""
     return _shared("picovoice")
+
+
+TINY_SYNTH = {"synth_words": 20, "synth_speakers": 10, "synth_seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> Path:
+    """A tiny built-in corpus (20 words x 10 eSpeak NG voices, split 16/2/2), built once."""
+    from data_prep.synth import SynthConfig, build_synth
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    build_synth(root, SynthConfig(n_words=TINY_SYNTH["synth_words"],
+                                  n_speakers=TINY_SYNTH["synth_speakers"],
+                                  seed=TINY_SYNTH["synth_seed"], noise_seconds=5), progress=False)
+    return root
+
+
+@pytest.fixture
+def smoke_config(synth_dataset):
+    """``experiments/configs/smoke.yaml`` pointed at the tiny corpus."""
+    from kws_proto.config import load_config
+
+    return load_config(REPO / "experiments" / "configs" / "smoke.yaml",
+                       overrides={"data": {"dataset": str(synth_dataset), **TINY_SYNTH}})

@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                    help="'mirrored': one episode per local device, gradients all-reduced")
+    p.add_argument("--logical-cpus", type=int, default=0,
+                   help="split the CPU into N logical devices (to use --strategy mirrored without GPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -28,7 +30,8 @@ def run(args) -> int:
 
     cfg = load_config(args.config)
     run_dir = args.run_dir or Path("runs") / cfg.name
-    result = train(cfg, run_dir, resume=args.resume, strategy=args.strategy, progress=not args.quiet)
+    result = train(cfg, run_dir, resume=args.resume, strategy=args.strategy,
+                   progress=not args.quiet, logical_cpus=args.logical_cpus)
     print(json.dumps(result, indent=2))
     print(f"run written to {run_dir}")
     return 0

@@ -1,0 +1,107 @@
+"""The training loop end to end on the tiny built-in corpus: run files, resume, mirrored."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kws_proto.config import dump_config
+from kws_proto.errors import CheckpointError
+from kws_proto.runs import RunDir
+
+from conftest import REPO
+
+
+def _with_train(cfg, **train):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def _cli(*args, env=None):
+    return [sys.executable, "-m", "kws_proto.cli", *map(str, args)]
+
+
+def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
+    from kws_proto.evaluate import evaluate_run, grid
+    from kws_proto.train import train
+
+    cfg = _with_train(smoke_config, episodes=30, val_every=10)
+    result = train(cfg, tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    assert run.is_finished() and run.read_config() == cfg
+    assert result["steps"] == 30 and result["episodes"] == 30
+    assert result["parameters"] > 0 and result["embedding_dim"] > 0 and result["ms_per_episode"] > 0
+    log = [r for r in run.read_log() if "step" in r]
+    assert [r["step"] for r in log] == [10, 20, 30]
+    assert max(r["val_acc"] for r in log) == pytest.approx(result["best_val_acc"])
+    assert (run.root / "splits.json").is_file() and any((run.root / "tb").iterdir())
+
+    rows = evaluate_run(run.root, grid([2], [1, 2], n_query=3, episodes=50), progress=False)
+    assert [(r["n_way"], r["k_shot"]) for r in rows] == [(2, 1), (2, 2)]
+    for r in rows:
+        assert len(r["accuracies"]) == 50 and 0.0 <= r["mean"] <= 1.0
+    again = evaluate_run(run.root, grid([2], [1], n_query=3, episodes=50), progress=False)
+    assert again[0]["accuracies"] == rows[0]["accuracies"]  # fixed episodes, deterministic model
+
+
+def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
+    from kws_proto.train import train
+
+    cfg = _with_train(smoke_config, episodes=10, val_every=10)
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="train.lr"):
+        train(_with_train(cfg, lr=0.01), tmp_path / "run", resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_steps_and_log(smoke_config, tmp_path):
+    cfg = _with_train(smoke_config, episodes=400, val_every=10)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(dump_config(cfg))
+    run = RunDir(tmp_path / "run")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(_cli("train", path, "--run-dir", run.root, "--quiet"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len([r for r in run.read_log() if "step" in r]) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = [r["step"] for r in run.read_log() if "step" in r]
+    assert len(killed_at) >= 2, f"no validation within the deadline: {proc.stderr.read().decode()[-2000:]}"
+    assert not run.is_finished()
+
+    short = _with_train(cfg, episodes=killed_at[-1] + 20)  # finish soon after the kill
+    path.write_text(dump_config(short))
+    (run.root / "config.yaml").write_text(dump_config(short))
+    done = subprocess.run(_cli("train", path, "--run-dir", run.root, "--resume", "--quiet"),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [r["step"] for r in run.read_log() if "step" in r]
+    # one record per validation, none lost before the last checkpoint, none repeated after it
+    assert steps == list(range(10, short.train.episodes + 1, 10)), (killed_at, steps)
+    assert run.read_result()["steps"] == short.train.episodes
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_logical_cpus(smoke_config, tmp_path):
+    cfg = _with_train(smoke_config, episodes=6, val_every=3)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(dump_config(cfg))
+    done = subprocess.run(
+        _cli("train", path, "--run-dir", tmp_path / "run", "--strategy", "mirrored",
+             "--logical-cpus", "2", "--quiet"),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = RunDir(tmp_path / "run").read_result()
+    assert result["replicas"] == 2
+    assert result["steps"] == 6 and result["episodes"] == 12
