@@ -43,8 +43,8 @@ class DataConfig:
 
     dataset: str = "data/synth"
     source: str = "synth"
-    synth_words: int = 160
-    synth_speakers: int = 40
+    synth_words: int = 200
+    synth_speakers: int = 50
     synth_seed: int = 0
     speaker_disjoint: bool = False
 

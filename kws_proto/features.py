@@ -35,6 +35,8 @@ from kws_proto.errors import ConfigError
 PAD_MODES = ("constant", "reflect")
 #: Bumped whenever the numbers a config produces change; feature caches record it.
 FRONTEND_VERSION = 1
+NORMALIZE = ("none", "mean", "meanvar")
+VAR_FLOOR = 1.0  # "meanvar" divides by at least 1 (cepstral units are dB): flat coefficients stay flat
 
 _INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_mfcc")
 _FLOAT_FIELDS = ("clip_seconds", "window_ms", "hop_ms", "fmin", "fmax", "amin")
@@ -78,6 +80,13 @@ class FeatureConfig:
     top_db : float > 0 or None
         Floor of the log-mel spectrogram, in dB below each clip's maximum; None for no floor
         other than ``amin``.
+    normalize : {"mean", "none", "meanvar"}
+        Per-utterance normalisation of each coefficient over the clip's frames: cepstral mean
+        subtraction (the default: removes the recording's level and channel colouring), none,
+        or mean and variance normalisation.  Measured on encoders trained on the built-in
+        corpus and tested on real speech (ProtoRes, 3,000 episodes, 5-way 1-/5-shot accuracy %):
+        none 27.6 / 34.8 on FSDD and 54.7 / 76.9 on Picovoice; mean 39.6 / 56.8 and
+        70.9 / 88.0; meanvar 32.5 / 44.5 and 59.9 / 80.8 (experiments/README.md).
     amin : float > 0
         Smallest mel power before the log (``10 * log10(max(amin, S))``).
     """
@@ -95,6 +104,7 @@ class FeatureConfig:
     pad_mode: str = "constant"
     top_db: float | None = 80.0
     amin: float = 1e-10
+    normalize: str = "mean"
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -137,6 +147,8 @@ class FeatureConfig:
             raise bad("fmax", f"must be <= sample_rate / 2 = {self.sample_rate / 2}")
         if self.fmin >= self.fmax:
             raise bad("fmin", f"must be < fmax={self.fmax}")
+        if self.normalize not in NORMALIZE:
+            raise bad("normalize", f"must be one of {NORMALIZE}")
         if self.crop not in CROPS:
             raise bad("crop", f"must be one of {CROPS}")
         if self.pad_mode not in PAD_MODES:
@@ -252,8 +264,12 @@ def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
         win_length=config.win_length, window="hann", center=True, pad_mode=config.pad_mode,
         power=2.0, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)  # [n_mels, T]
     db = librosa.power_to_db(power, ref=1.0, amin=config.amin, top_db=config.top_db)
-    cep = librosa.feature.mfcc(S=db, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho")
-    return np.ascontiguousarray(cep.T, dtype=np.float32)  # [n_mfcc, T] -> [T, n_mfcc]
+    cep = librosa.feature.mfcc(S=db, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T  # [T, n_mfcc]
+    if config.normalize != "none":
+        cep = cep - cep.mean(axis=0, keepdims=True)
+        if config.normalize == "meanvar":
+            cep = cep / np.maximum(cep.std(axis=0, keepdims=True), VAR_FLOOR)
+    return np.ascontiguousarray(cep, dtype=np.float32)
 
 
 def mfcc_batch(Y, config: FeatureConfig = FeatureConfig()):
@@ -312,7 +328,13 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig()):
         floor = tf.reduce_max(db, axis=[1, 2], keepdims=True) - config.top_db  # [B, 1, 1]
         db = tf.maximum(db, floor)
     cep = tf.matmul(tf.reshape(db, [-1, config.n_mels]), dct)  # [B*T, n_mfcc]
-    return tf.reshape(cep, [-1, T, config.n_mfcc])  # [B, T, n_mfcc]
+    cep = tf.reshape(cep, [-1, T, config.n_mfcc])  # [B, T, n_mfcc]
+    if config.normalize != "none":  # per clip and coefficient, over frames
+        cep = cep - tf.reduce_mean(cep, axis=1, keepdims=True)
+        if config.normalize == "meanvar":
+            std = tf.sqrt(tf.reduce_mean(tf.square(cep), axis=1, keepdims=True))  # [B, 1, n_mfcc]
+            cep = cep / tf.maximum(std, VAR_FLOOR)
+    return cep
 
 
 @functools.lru_cache(maxsize=16)

@@ -22,6 +22,8 @@ TOLERANCE = 1e-3  # max abs difference between the two paths, on every clip
 
 CONFIGS = {
     "default": FeatureConfig(),
+    "raw": FeatureConfig(normalize="none"),
+    "meanvar": FeatureConfig(normalize="meanvar"),
     "reflect": FeatureConfig(pad_mode="reflect"),
     "window_inside_larger_fft": FeatureConfig(n_fft=1024),
     "tf_recipe_30_10ms": FeatureConfig(window_ms=30, hop_ms=10, n_fft=512),
@@ -81,7 +83,10 @@ def test_reference_is_librosas_mfcc_with_the_papers_parameters():
     y = load_audio(DATA / "fsdd" / "7_theo_0.wav", 16000, 1.0, "center")
     expected = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=40, n_fft=640, hop_length=320,
                                     win_length=640, n_mels=40, fmin=20.0, fmax=7000.0)
-    np.testing.assert_allclose(mfcc(y), expected.T, atol=1e-5)
+    np.testing.assert_allclose(mfcc(y, FeatureConfig(normalize="none")), expected.T, atol=1e-5)
+    # the default subtracts each coefficient's mean over the clip (cepstral mean normalisation)
+    centred = expected.T - expected.T.mean(axis=0, keepdims=True)
+    np.testing.assert_allclose(mfcc(y), centred, atol=1e-4)
     assert FeatureConfig().shape == (51, 40)  # Parnami & Lee: 51 x 40 per second
 
 

@@ -1,0 +1,63 @@
+"""`compare` end to end on two tiny configs: identical episodes, the table, the plots."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+
+import pytest
+
+from kws_proto.config import dump_config
+from kws_proto.evaluate import EvalSetting
+from kws_proto.report import COLUMNS
+
+
+def _tiny(cfg, name, encoder, params):
+    return dataclasses.replace(
+        cfg, name=name,
+        model=dataclasses.replace(cfg.model, encoder=encoder, params=params),
+        train=dataclasses.replace(cfg.train, episodes=10, val_every=10),
+    )
+
+
+@pytest.mark.slow
+def test_compare_two_tiny_configs(smoke_config, tmp_path):
+    from kws_proto.compare import compare
+
+    paths = []
+    for cfg in (_tiny(smoke_config, "seq", "conv4", {"filters": 4}),
+                _tiny(smoke_config, "res", "protores", {"stem_filters": 4, "filters": [4, 6, 8]})):
+        paths.append(tmp_path / f"{cfg.name}.yaml")
+        paths[-1].write_text(dump_config(cfg))
+    settings = [EvalSetting(2, 1, 3, 30), EvalSetting(2, 2, 3, 30)]
+    out = tmp_path / "report"
+    models = compare(paths, out, runs_root=tmp_path / "runs", settings=settings, progress=False)
+
+    with open(out / "results.csv") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        rows = list(reader)
+    assert [(r["model"], r["k_shot"]) for r in rows] == [
+        (m, k) for m in ("seq", "res", "mfcc-dtw") for k in ("1", "2")
+    ]
+    for r in rows:
+        assert 0.0 <= float(r["accuracy"]) <= 1.0 and int(r["episodes"]) == 30
+        # the Sequential encoder is the reference of the paired differences
+        assert math.isnan(float(r["diff_vs_conv4"])) == (r["model"] == "seq")
+    by_name = {m.name: m for m in models}
+    diff = float(next(r for r in rows if r["model"] == "res" and r["k_shot"] == "1")["diff_vs_conv4"])
+    assert diff == pytest.approx(
+        (by_name["res"].accuracies[(2, 1)] - by_name["seq"].accuracies[(2, 1)]).mean()
+    )
+    md = (out / "results.md").read_text()
+    assert "command:" in md and "seed 0" in md and "machine:" in md and "| res | protores |" in md
+    for png in ("learning_curves.png", "accuracy_by_shot.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(out.glob("confusion_*.png")) and list(out.glob("embeddings_*.png"))
+
+    # a second compare reuses the finished runs instead of training again
+    stamp = (tmp_path / "runs" / "seq" / "result.json").stat().st_mtime_ns
+    compare(paths[:1], tmp_path / "again", runs_root=tmp_path / "runs", settings=settings[:1],
+            dtw=False, progress=False)
+    assert (tmp_path / "runs" / "seq" / "result.json").stat().st_mtime_ns == stamp
