@@ -79,6 +79,7 @@ def compare(
     classes=None,
     seed: int = 0,
     dtw: bool = True,
+    speaker_disjoint: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> list[ModelScores]:
@@ -93,14 +94,15 @@ def compare(
     runs = [ensure_trained(c, Path(runs_root), progress) for c in cfgs]
 
     # the evaluation manifest (and so the episodes) is the same for every model
-    base = open_eval_data(cfgs[0], eval_data, progress=progress)
+    base = open_eval_data(cfgs[0], eval_data, speaker_disjoint, progress=progress)
     classes = tuple(classes) if classes else base.splits.test
     episodes = {(s.n_way, s.k_shot): eval_episodes(base, classes, s, seed) for s in settings}
 
     models = []
     for cfg, run in zip(cfgs, runs):
         _, net = load_run_network(run.root)
-        data = base if cfg.features == cfgs[0].features else open_eval_data(cfg, eval_data, progress=progress)
+        data = (base if cfg.features == cfgs[0].features
+                else open_eval_data(cfg, eval_data, speaker_disjoint, progress=progress))
         result = run.read_result()
         m = ModelScores(cfg.name, cfg.model.encoder, {
             **{k: result[k] for k in ("parameters", "embedding_dim", "train_minutes", "ms_per_episode")},
@@ -116,9 +118,10 @@ def compare(
         models.append(m)
         print(f"scored {cfg.name}")
     if dtw:
-        models.append(_dtw_scores(open_eval_data(_dtw_config(cfgs[0]), eval_data, progress=progress),
-                                  episodes))
-    write_report(out, models, runs, settings, classes, seed, eval_data or cfgs[0].data.dataset, command)
+        dtw_data = open_eval_data(_dtw_config(cfgs[0]), eval_data, speaker_disjoint, progress=progress)
+        models.append(_dtw_scores(dtw_data, episodes))
+    data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
+    write_report(out, models, runs, settings, classes, seed, data_desc, command)
     return models
 
 

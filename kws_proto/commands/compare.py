@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--eval-data", type=Path, default=None,
                    help="score on this prepared dataset instead of the runs' own test split")
     p.add_argument("--classes", default=None, help="comma-separated keywords of --eval-data")
+    p.add_argument("--speaker-disjoint", action="store_true",
+                   help="support and query of a class come from different speakers")
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     p.add_argument("--no-dtw", action="store_true", help="skip the MFCC + DTW baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -47,7 +49,7 @@ def run(args) -> int:
         args.configs, args.out, runs_root=args.runs_root,
         settings=parse_grid(args.grid, args.query, args.episodes), eval_data=args.eval_data,
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
-        seed=args.seed, dtw=not args.no_dtw, progress=not args.quiet,
+        seed=args.seed, dtw=not args.no_dtw, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
         command="kws-proto " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     return 0

@@ -1,0 +1,224 @@
+"""Feeding overhead: a training step fed by the episode pipeline against the bare step.
+
+The bare step trains on episodes already in memory as tensors.  The fed step does everything a
+training run does per episode: sample the indices, gather the clips from the memory-mapped
+cache, and (augmented) shift + mix background noise into every waveform and compute the MFCC
+in the ``tf.data`` graph, prefetched so that this overlaps the step.  The step is ProtoRes
+(temporal, the default) on 5-way 5-shot 15-query episodes.  The data are 420 clips of FSDD
+(real speech, ../shared/data/fsdd) when present, else 400 synthetic tones, and 30 s of synthetic
+noise.  Each round times the bare step, every fed variant (a fresh iterator, its first 3
+episodes not timed) and the bare step again, alternating the order between rounds; the printed
+figures are medians over rounds, and "CPU ms" is the process CPU time per episode (all threads),
+which shows how much work the feed adds even when it overlaps.  A consumer that sleeps 50 ms
+per episode (no CPU) shows how much of the feed prefetching hides when a core is free; on a
+2-core machine shared with other work, the fed step's overhead is the feed's CPU time finding
+no idle core.
+Run: ``python -m benchmarks.run bench_pipeline``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+N_WAY, K_SHOT, N_QUERY = 5, 5, 15
+STEPS = 20  # timed steps per variant and round
+WARMUP = 3
+SLEEP = 0.05  # the idle consumer's "step"
+REPO = Path(__file__).resolve().parents[1]
+FSDD = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fsdd"
+
+
+def _make_dataset(root: Path):
+    """A prepared dataset folder of 10 words x about 40 clips, plus 30 s of noise."""
+    import soundfile as sf
+
+    from kws_proto.dataset import NOISE_DIR, Clip, load_manifest, write_manifest
+
+    rng = np.random.default_rng(0)
+    clips = []
+    if FSDD.is_dir():
+        for f in sorted(FSDD.glob("*.wav")):
+            digit, speaker, take = f.stem.split("_")
+            if int(take) < 7:  # 6 speakers x 7 takes = 42 clips per digit
+                (root / f.name).symlink_to(f)
+                clips.append(Clip(f.name, f"d{digit}", speaker, 0.5, 8000))
+        source = "FSDD"
+    else:
+        t = np.arange(16000) / 16000
+        for w in range(10):
+            for n in range(40):
+                y = 0.3 * np.sin(2 * np.pi * (200 + 150 * w) * t)
+                y += 0.02 * rng.standard_normal(16000)
+                sf.write(root / f"w{w}_{n}.wav", y.astype(np.float32), 16000)
+                clips.append(Clip(f"w{w}_{n}.wav", f"w{w}", f"s{n % 5}", 1.0, 16000))
+        source = "synthetic tones"
+    (root / NOISE_DIR).mkdir()
+    brown = np.cumsum(rng.standard_normal(30 * 16000))
+    brown = (brown - np.convolve(brown, np.ones(400) / 400, mode="same")) / 50  # high-passed
+    sf.write(root / NOISE_DIR / "noise.wav", np.clip(brown, -1, 1).astype(np.float32), 16000)
+    write_manifest(root, clips)
+    return load_manifest(root), source
+
+
+def _train_step(input_shape):
+    import keras
+    import tensorflow as tf
+
+    from kws_proto.encoders import build_encoder
+    from kws_proto.protonet import PrototypicalNetwork
+
+    net = PrototypicalNetwork(build_encoder("protores", input_shape))
+    optimizer = keras.optimizers.Adam(1e-3)
+    spec = tf.TensorSpec([None, None, *input_shape], tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def step(support, query):
+        with tf.GradientTape() as tape:
+            loss, acc = net(support, query, training=True)
+        grads = tape.gradient(loss, net.trainable_variables)
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    return step
+
+
+def _clock(fn) -> tuple[float, float]:
+    """(wall, process CPU) seconds per episode of ``fn()``, which runs STEPS episodes."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return (time.perf_counter() - w0) / STEPS, (time.process_time() - c0) / STEPS
+
+
+def _fed(step, dataset):
+    """STEPS steps fed from a fresh iterator of ``dataset`` (WARMUP steps before the clock)."""
+    it = iter(dataset)
+    for _ in range(WARMUP):
+        float(step(*next(it)))
+
+    def run():
+        for _ in range(STEPS):
+            loss = step(*next(it))
+        float(loss)
+
+    return run
+
+
+def _bare(step, ready):
+    def run():
+        for i in range(STEPS):
+            loss = step(*ready[i % len(ready)])
+        float(loss)
+
+    return run
+
+
+def _sleep_fed(dataset):
+    """A consumer that uses no CPU: SLEEP seconds per episode, fed from ``dataset``."""
+    it = iter(dataset)
+    for _ in range(WARMUP):
+        next(it)
+
+    def run():
+        for _ in range(STEPS):
+            next(it)
+            time.sleep(SLEEP)
+
+    return run
+
+
+def _feed_only(dataset):
+    it = iter(dataset)
+    for _ in range(WARMUP):
+        next(it)
+
+    def run():
+        for _ in range(STEPS):
+            s, q = next(it)
+        float(q[0, 0, 0, 0])
+
+    return run
+
+
+def main(rounds: int = 8) -> dict[str, float]:
+    """Print ms per episode (wall and process CPU) of every variant and the feeding overhead.
+
+    The overhead of a fed variant is its time over the mean of the two bare measurements that
+    frame it in the same round (rounds alternate the order of the variants), median over
+    rounds; machine load shared with other processes is thus compared side by side.
+
+    Returns
+    -------
+    times : dict
+        ``{variant: median wall seconds per episode}``, plus ``{variant + " overhead": ratio}``.
+    """
+    import tensorflow as tf
+
+    from kws_proto.augment import AugmentConfig, load_noise
+    from kws_proto.cache import feature_cache, waveform_cache
+    from kws_proto.dataset import noise_files
+    from kws_proto.episodes import EpisodeSampler
+    from kws_proto.features import FeatureConfig
+    from kws_proto.pipeline import EpisodePipeline
+
+    tf.keras.utils.set_random_seed(0)
+    fc = FeatureConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest, source = _make_dataset(Path(tmp))
+        features = feature_cache(manifest, fc, progress=False)
+        waves = waveform_cache(manifest, fc, progress=False)
+        noise = load_noise(noise_files(tmp), fc.sample_rate)
+        sampler = EpisodeSampler(manifest, manifest.keywords, N_WAY, K_SHOT, N_QUERY, seed=0)
+        augmented = EpisodePipeline(fc, waveforms=waves, noise=noise, augment=AugmentConfig(),
+                                    seed=0).dataset(sampler)
+        plain = EpisodePipeline(fc, features=features, seed=0).dataset(sampler)
+        ready = [tuple(tf.identity(t) for t in e) for e in augmented.take(8)]
+        step = _train_step(fc.shape)
+        step(*ready[0])  # trace
+
+        fed = {
+            "step fed, augmented (waveform cache)": lambda: _fed(step, augmented),
+            "step fed, plain (feature cache)": lambda: _fed(step, plain),
+            "sleep 50 ms fed, augmented": lambda: _sleep_fed(augmented),
+            "feed alone, augmented": lambda: _feed_only(augmented),
+            "feed alone, plain": lambda: _feed_only(plain),
+        }
+        bare_key = "bare step (ready tensors)"
+        wall = {k: [] for k in [bare_key, *fed]}
+        cpu = {k: [] for k in wall}
+        ratio = {k: [] for k in fed if k.startswith("step")}
+        for r in range(rounds):
+            order = list(fed) if r % 2 == 0 else list(fed)[::-1]
+            b0 = _clock(_bare(step, ready))
+            got = {k: _clock(fed[k]()) for k in order}
+            b1 = _clock(_bare(step, ready))
+            for k, (w, c) in [(bare_key, b0), (bare_key, b1), *got.items()]:
+                wall[k].append(w)
+                cpu[k].append(c)
+            for k in ratio:
+                ratio[k].append(got[k][0] / ((b0[0] + b1[0]) / 2))
+    times = {k: float(np.median(v)) for k, v in wall.items()}
+    times.update({f"{k} overhead": float(np.median(v)) for k, v in ratio.items()})
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"   {N_WAY}-way {K_SHOT}-shot {N_QUERY}-query, ProtoRes temporal, {source}, "
+          f"{len(manifest)} clips; {os.cpu_count()} CPU cores, load average {load:.1f}; "
+          f"medians of {rounds} rounds of {STEPS} episodes")
+    print(f"   {'variant':<38} {'wall ms':>8} {'CPU ms':>7} {'overhead':>9}")
+    for k in wall:
+        over = f"{100 * (times[k + ' overhead'] - 1):+8.1f}%" if k in ratio else ""
+        if k.startswith("sleep"):
+            over = f"{100 * (times[k] / SLEEP - 1):+8.1f}%"
+        print(f"   {k:<38} {1e3 * times[k]:>8.1f} {1e3 * np.median(cpu[k]):>7.1f} {over:>9}")
+    print("   target: fed step within +15% of the bare step (overhead = fed / bare of its round);")
+    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms)")
+    return times
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Waveform augmentation: seeding, noise volume bounds, zero-filled time shift, noise loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from kws_proto.augment import (
+    AugmentConfig,
+    augment,
+    augment_function,
+    load_noise,
+    noise_segments,
+    silence,
+    time_shift,
+)
+from kws_proto.errors import ConfigError
+
+SR = 16000
+N = 4000  # 0.25 s clips keep the tests fast; the shift bound is in samples anyway
+
+
+@pytest.fixture(scope="module")
+def clips() -> np.ndarray:
+    """[64, N] tones of different pitch and level (non-zero almost everywhere)."""
+    t = np.arange(N) / SR
+    f = np.linspace(200, 3000, 64)[:, None]
+    return (0.3 * np.sin(2 * np.pi * f * t) + 0.05).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def white() -> np.ndarray:
+    """3 s of unit-variance white noise, the stand-in for a background recording."""
+    return np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
+
+
+def run(waves, noise, seed, **cfg):
+    return augment(tf.constant(waves), None if noise is None else tf.constant(noise),
+                   tf.constant(seed, tf.int64), AugmentConfig(**cfg), sr=SR).numpy()
+
+
+def test_same_seed_same_output_different_seed_differs(clips, white):
+    a = run(clips, white, [1, 2])
+    assert np.array_equal(a, run(clips, white, [1, 2]))
+    assert not np.allclose(a, run(clips, white, [1, 3]))
+    assert not np.allclose(a, run(clips, white, [2, 2]))
+    graph = tf.function(lambda w, n, s: augment(w, n, s, AugmentConfig(), sr=SR))
+    g = graph(tf.constant(clips), tf.constant(white), tf.constant([1, 2], tf.int64)).numpy()
+    np.testing.assert_array_equal(g, a)
+
+
+def test_xla_compiled_augment_equals_eager(clips, white):
+    """The pipeline runs the XLA-compiled function; the tests above check the eager one."""
+    cfg = AugmentConfig(noise_prob=0.7)
+    fn = augment_function(cfg, SR)
+    assert augment_function(cfg, SR) is fn  # compiled once per config
+    seed = tf.constant([4, 4], tf.int64)
+    eager = augment(tf.constant(clips), tf.constant(white), seed, cfg, sr=SR).numpy()
+    xla = fn(tf.constant(clips), tf.constant(white), seed).numpy()
+    np.testing.assert_allclose(xla, eager, atol=1e-6)
+
+
+@pytest.mark.parametrize("volume", [0.1, 0.03])
+def test_added_noise_energy_within_volume_bound(clips, white, volume):
+    out = run(clips, white, [5, 5], time_shift_ms=0.0, noise_volume=volume)
+    added_rms = np.sqrt(np.mean((out - clips) ** 2, axis=1))  # white noise has rms 1.0
+    assert added_rms.max() <= volume * 1.05
+    assert added_rms.max() > 0.8 * volume  # volumes spread over U(0, volume) ...
+    assert added_rms.min() < 0.2 * volume  # ... not a constant gain
+    assert np.all(np.abs(out) <= 1.0)
+
+
+def test_noise_probability(clips, white):
+    out = run(np.tile(clips, (4, 1)), white, [0, 9], time_shift_ms=0.0, noise_prob=0.5)
+    clean = np.all(out == np.tile(clips, (4, 1)), axis=1)
+    assert 0.3 < clean.mean() < 0.7
+    always = run(clips, white, [0, 9], time_shift_ms=0.0, noise_prob=1.0)
+    assert not np.any(np.all(always == clips, axis=1))
+
+
+def test_no_noise_means_shift_only(clips, white):
+    a = run(clips, None, [3, 3])
+    b = run(clips, white, [3, 3], noise_volume=0.0)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(run(clips, white, [3, 3], noise_volume=0.0, time_shift_ms=0.0),
+                                  clips)
+
+
+def test_noise_segments_are_contiguous_stretches():
+    noise = tf.range(20000, dtype=tf.float32)  # every sample value is its own index
+    seg = noise_segments(noise, 50, N, tf.constant([4, 2], tf.int64)).numpy()
+    assert seg.shape == (50, N)
+    np.testing.assert_array_equal(seg - seg[:, :1], np.broadcast_to(np.arange(N), seg.shape))
+    starts = seg[:, 0]
+    assert starts.min() >= 0 and starts.max() <= 20000 - N and len(np.unique(starts)) > 40
+
+
+def test_time_shift_moves_by_at_most_max_and_zero_fills(clips):
+    max_shift = int(0.1 * SR)  # 100 ms
+    rng = np.random.default_rng(1)
+    waves = rng.uniform(0.1, 1.0, size=(64, N)) * rng.choice([-1, 1], size=(64, N))
+    waves = waves.astype(np.float32)
+    out = time_shift(tf.constant(waves), max_shift, tf.constant([7, 7], tf.int64)).numpy()
+    shifts = []
+    for w, o in zip(waves, out):
+        zeros = np.flatnonzero(o == 0)  # the input has no zeros: every zero is fill
+        s = len(zeros)
+        assert s <= max_shift
+        if s and zeros[0] == 0:  # moved right: the start is filled
+            np.testing.assert_array_equal(zeros, np.arange(s))
+            np.testing.assert_array_equal(o[s:], w[: N - s])
+            shifts.append(s)
+        else:  # moved left (or not at all): the end is filled
+            np.testing.assert_array_equal(zeros, np.arange(N - s, N))
+            np.testing.assert_array_equal(o[: N - s], w[s:])
+            shifts.append(-s)
+    shifts = np.asarray(shifts)
+    assert shifts.min() < -max_shift // 2 and shifts.max() > max_shift // 2
+
+
+def test_time_shift_config_in_ms(clips):
+    out = run(np.ones((32, N), np.float32), None, [0, 1], time_shift_ms=10.0)
+    assert (np.sum(out == 0, axis=1) <= 160).all() and (out == 0).any()
+
+
+def test_silence_clips_volume_bound(white):
+    s = silence(tf.constant(white), 100, N, tf.constant([1, 1], tf.int64), 0.1).numpy()
+    assert s.shape == (100, N)
+    rms = np.sqrt(np.mean(s**2, axis=1))
+    assert rms.max() <= 0.105 and rms.max() > 0.08 and rms.min() < 0.02
+
+
+def test_noise_shorter_than_clip_is_an_error(clips):
+    with pytest.raises(ConfigError, match="shorter than a clip"):
+        run(clips, np.ones(N - 1, np.float32), [0, 0])
+
+
+@pytest.mark.parametrize(
+    "field,value", [("noise_prob", 1.5), ("noise_volume", -0.1), ("silence_volume", 2.0),
+                    ("time_shift_ms", -1.0)]
+)
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"augment\.{field}={value}"):
+        AugmentConfig(**{field: value})
+
+
+def test_config_round_trip():
+    c = AugmentConfig(enabled=False, noise_volume=0.05)
+    assert AugmentConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['volume'\]"):
+        AugmentConfig.from_dict({"volume": 0.1})
+
+
+def test_load_noise_joins_and_resamples(tmp_path):
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "a.wav", rng.uniform(-0.5, 0.5, 16000).astype(np.float32), 16000)
+    sf.write(tmp_path / "b.wav", rng.uniform(-0.5, 0.5, 4000).astype(np.float32), 8000)
+    y = load_noise([tmp_path / "a.wav", tmp_path / "b.wav"], sr=SR)
+    assert y.dtype == np.float32 and y.shape == (16000 + 8000,)
+    assert load_noise([]).shape == (0,)
