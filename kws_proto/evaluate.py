@@ -106,13 +106,15 @@ def grid(ways, shots, n_query: int = 15, episodes: int = 1000) -> list[EvalSetti
     return [EvalSetting(int(w), int(k), n_query, episodes) for w in ways for k in shots]
 
 
-def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0):
-    """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes)."""
+def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0, unknown=()):
+    """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes).
+
+    With ``unknown`` words, every episode gets the extra pooled class ``_unknown_`` (open set)."""
     from kws_proto.episodes import EpisodeSampler, fixed_episodes
 
     sampler = EpisodeSampler(
         data.manifest, classes, setting.n_way, setting.k_shot, setting.n_query, seed=seed,
-        speaker_disjoint=data.speaker_disjoint,
+        speaker_disjoint=data.speaker_disjoint, unknown_classes=tuple(unknown),
     )
     return fixed_episodes(sampler, setting.episodes)
 
@@ -134,6 +136,7 @@ def evaluate_run(
     seed: int = 0,
     speaker_disjoint: bool = False,
     progress: bool = True,
+    unknown=(),
 ) -> list[dict]:
     """Score a trained run on fixed test episodes for every grid setting.
 
@@ -149,6 +152,9 @@ def evaluate_run(
     seed : int
         Draws the episodes; two runs scored with the same seed, data and classes see identical
         episodes.
+    unknown : sequence of str
+        Open set: words pooled into an extra ``_unknown_`` class of every episode; the rows then
+        also hold ``auroc`` and ``detection_at_5pct_far`` (:mod:`kws_proto.openset`).
 
     Returns
     -------
@@ -163,12 +169,17 @@ def evaluate_run(
     classes = tuple(classes) if classes else data.splits.test
     rows = []
     for s in settings:
-        episodes = eval_episodes(data, classes, s, seed)
-        scores = score_episodes(embedding_table(net, data.features, episodes), episodes,
-                                cfg.model.distance)
+        episodes = eval_episodes(data, classes, s, seed, unknown)
+        table = embedding_table(net, data.features, episodes)
+        scores = score_episodes(table, episodes, cfg.model.distance)
         summary = scores.summary
         rows.append({
             "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query, "episodes": s.episodes,
             "mean": summary.mean, "ci95": summary.ci95, "accuracies": scores.accuracies.tolist(),
         })
+        if unknown:
+            from kws_proto.openset import open_set_scores
+
+            o = open_set_scores(table, episodes, far=0.05)
+            rows[-1].update(auroc=o.auroc, detection_at_5pct_far=o.detection)
     return rows

@@ -49,6 +49,12 @@ def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
     again = evaluate_run(run.root, grid([2], [1], n_query=3, episodes=50), progress=False)
     assert again[0]["accuracies"] == rows[0]["accuracies"]  # fixed episodes, deterministic model
 
+    # open set: the validation words as the unknown pool add AUROC and detection rate
+    recorded = json.loads((run.root / "splits.json").read_text())
+    open_rows = evaluate_run(run.root, grid([2], [2], n_query=3, episodes=30), progress=False,
+                             unknown=recorded["validation"])
+    assert 0.0 <= open_rows[0]["auroc"] <= 1.0 and 0.0 <= open_rows[0]["detection_at_5pct_far"] <= 1.0
+
 
 def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
     from kws_proto.train import train

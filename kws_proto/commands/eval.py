@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
                    help="a prepared dataset folder to score on (default: the run's own dataset)")
     p.add_argument("--classes", default=None,
                    help="comma-separated keywords (default: the dataset's test split)")
+    p.add_argument("--unknown", default=None,
+                   help="open set: comma-separated words pooled into an extra '_unknown_' class; "
+                        "adds AUROC and detection rate at 5%% false acceptance")
     p.add_argument("--speaker-disjoint", action="store_true",
                    help="support and query of a class come from different speakers")
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
@@ -36,6 +39,7 @@ def run(args) -> int:
         args.run_dir, grid(args.way, args.shot, args.query, args.episodes), data_dir=args.data,
         classes=classes, seed=args.seed, speaker_disjoint=args.speaker_disjoint,
         progress=not args.json,
+        unknown=[c.strip() for c in args.unknown.split(",")] if args.unknown else (),
     )
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "accuracies"} for r in rows], indent=2))
@@ -43,5 +47,7 @@ def run(args) -> int:
     print(f"{'setting':>16}  accuracy % (95% CI)")
     for r in rows:
         name = f"{r['n_way']}-way {r['k_shot']}-shot"
-        print(f"{name:>16}  {100 * r['mean']:.2f} ± {100 * r['ci95']:.2f}  ({r['episodes']} episodes)")
+        extra = (f"  AUROC {r['auroc']:.3f}, detection at 5% FAR {100 * r['detection_at_5pct_far']:.1f}%"
+                 if "auroc" in r else "")
+        print(f"{name:>16}  {100 * r['mean']:.2f} ± {100 * r['ci95']:.2f}  ({r['episodes']} episodes){extra}")
     return 0
