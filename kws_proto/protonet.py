@@ -1,0 +1,225 @@
+"""The prototypical network: an encoder plus the prototype metric (Snell et al. 2017).
+
+The model owns only the metric. :func:`prototypes`, :func:`squared_distances` and
+:func:`cosine_logits` are pure functions that enrolment and matching reuse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from kws_proto.errors import ConfigError
+
+DISTANCES = ("euclidean", "cosine")
+
+
+def prototypes(support_embeddings: tf.Tensor) -> tf.Tensor:
+    """Class prototypes: the mean support embedding of each class.
+
+    Parameters
+    ----------
+    support_embeddings : tf.Tensor [shape=(n_way, k_shot, d)]
+
+    Returns
+    -------
+    prototypes : tf.Tensor [shape=(n_way, d)]
+    """
+    return tf.reduce_mean(support_embeddings, axis=1)
+
+
+def squared_distances(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Squared Euclidean distances ``||a_i - b_j||^2``, summed (not averaged) over ``d``.
+
+    Computed as ``|a|^2 + |b|^2 - 2 a.b`` (no ``[n, m, d]`` intermediate) after subtracting the
+    mean of ``b`` from both sets: distances are unchanged by a common shift, and centring stops
+    the cancellation the expansion suffers when embeddings are far from the origin. Rounding can
+    still leave tiny negatives, which are clipped at 0.
+
+    Parameters
+    ----------
+    a : tf.Tensor [shape=(n, d)]
+    b : tf.Tensor [shape=(m, d)]
+
+    Returns
+    -------
+    distances : tf.Tensor [shape=(n, m)]
+    """
+    centre = tf.reduce_mean(b, axis=0, keepdims=True)  # 1 x d
+    a = a - centre
+    b = b - centre
+    a2 = tf.reduce_sum(tf.square(a), axis=1, keepdims=True)  # n x 1
+    b2 = tf.reduce_sum(tf.square(b), axis=1)[tf.newaxis, :]  # 1 x m
+    ab = tf.matmul(a, b, transpose_b=True)  # n x m
+    return tf.maximum(a2 + b2 - 2.0 * ab, 0.0)
+
+
+def cosine_logits(a: tf.Tensor, b: tf.Tensor, scale: float | tf.Tensor = 10.0) -> tf.Tensor:
+    """Scaled cosine similarities ``scale * cos(a_i, b_j)``.
+
+    Cosine similarity lies in [-1, 1], too narrow a range for a softmax over a few classes; the
+    ``scale`` (an inverse temperature) widens it (Chen et al. 2019, "A closer look at few-shot
+    classification", arXiv 1904.04232; Oreshkin et al. 2018, TADAM, arXiv 1805.10123).
+
+    Parameters
+    ----------
+    a : tf.Tensor [shape=(n, d)]
+    b : tf.Tensor [shape=(m, d)]
+    scale : float or tf.Tensor [shape=()]
+
+    Returns
+    -------
+    logits : tf.Tensor [shape=(n, m)]
+    """
+    a = tf.math.l2_normalize(a, axis=1, epsilon=1e-12)
+    b = tf.math.l2_normalize(b, axis=1, epsilon=1e-12)
+    return scale * tf.matmul(a, b, transpose_b=True)
+
+
+def episode_labels(n_way: tf.Tensor, n_query: tf.Tensor) -> tf.Tensor:
+    """Labels of queries stored class-major: ``[0]*n_query + [1]*n_query + ...``.
+
+    Returns
+    -------
+    labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
+    """
+    return tf.repeat(tf.range(n_way, dtype=tf.int32), n_query)
+
+
+class PrototypicalNetwork(keras.Model):
+    """Prototypical network: scores queries by their distance to the mean support embedding.
+
+    Snell, Swersky & Zemel 2017, "Prototypical networks for few-shot learning"
+    (arXiv 1703.05175). Not compiled or fitted: a training step runs ``loss, acc =
+    model(support, query, training=True)`` under a ``tf.GradientTape``.
+
+    Support and query are embedded in ONE encoder pass over their concatenation, and every size
+    (way, shot, query) is read with ``tf.shape``, so one ``tf.function`` trace whose signature
+    leaves those dimensions ``None`` serves every episode.
+
+    BatchNorm in episodes: with ``training=True`` (training episodes) every BatchNormalization
+    normalizes with the statistics of this episode's batch (support and query together, the
+    same for both because they share one pass) and updates its moving averages. With
+    ``training=False`` (validation, test, enrolment and detection) BN uses those moving
+    averages, so an embedding does not depend on the other clips it is batched with and
+    enrolling one clip or five is well defined. Pass ``training`` explicitly; ``None`` means
+    ``False`` outside ``fit``.
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        Maps ``x [shape=(batch, *input)]`` to ``[shape=(batch, d)]``.
+    distance : {"euclidean", "cosine"}
+        ``"euclidean"``: logits = -squared Euclidean distance (summed over ``d``).
+        ``"cosine"``: logits = ``scale * cos`` (:func:`cosine_logits`).
+    cosine_scale : float
+        Initial (or fixed) ``scale`` of the cosine logits.
+    learn_scale : bool
+        With ``"cosine"``, learn ``log(scale)`` as a trainable scalar (kept positive by the
+        exponential); otherwise ``scale`` stays fixed at ``cosine_scale``.
+    """
+
+    def __init__(self, encoder: keras.Model, distance: str = "euclidean",
+                 cosine_scale: float = 10.0, learn_scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if distance not in DISTANCES:
+            raise ConfigError(f"distance={distance!r} is not one of {', '.join(map(repr, DISTANCES))}")
+        if not (isinstance(cosine_scale, (int, float)) and cosine_scale > 0):
+            raise ConfigError(f"cosine_scale={cosine_scale!r} must be a positive number")
+        self.encoder = encoder
+        self.distance = distance
+        self.log_scale = None
+        if distance == "cosine":
+            self.log_scale = self.add_weight(
+                name="log_scale",
+                shape=(),
+                initializer=keras.initializers.Constant(math.log(cosine_scale)),
+                trainable=bool(learn_scale),
+            )
+
+    def embed(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Embeddings of a batch of clips, ``training=False`` by default (enrolment).
+
+        Parameters
+        ----------
+        x : tf.Tensor [shape=(batch, *input)]
+
+        Returns
+        -------
+        embeddings : tf.Tensor [shape=(batch, d)]
+        """
+        return self.encoder(x, training=training)
+
+    def scores(self, query_embeddings: tf.Tensor, protos: tf.Tensor) -> tf.Tensor:
+        """Logits of queries against prototypes under the model's distance.
+
+        Parameters
+        ----------
+        query_embeddings : tf.Tensor [shape=(n, d)]
+        protos : tf.Tensor [shape=(m, d)]
+
+        Returns
+        -------
+        logits : tf.Tensor [shape=(n, m)]
+            ``-squared_distances`` or scaled cosine; larger is closer.
+        """
+        if self.distance == "cosine":
+            return cosine_logits(query_embeddings, protos, tf.exp(self.log_scale))
+        return -squared_distances(query_embeddings, protos)
+
+    def logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
+        """Logits of every query against every class prototype, and the queries' labels.
+
+        Parameters
+        ----------
+        support : tf.Tensor [shape=(n_way, k_shot, *input)]
+        query : tf.Tensor [shape=(n_way, n_query, *input)]
+            Query ``query[c, i]`` belongs to class ``c``.
+        training : bool
+            Passed to the encoder (BatchNorm batch statistics when True).
+
+        Returns
+        -------
+        logits : tf.Tensor [shape=(n_way * n_query, n_way)]
+        labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
+        """
+        support = tf.convert_to_tensor(support)
+        query = tf.convert_to_tensor(query)
+        n_way = tf.shape(support)[0]
+        k_shot = tf.shape(support)[1]
+        n_query = tf.shape(query)[1]
+        flat = tf.concat([[-1], tf.shape(support)[2:]], axis=0)
+        x = tf.concat([tf.reshape(support, flat), tf.reshape(query, flat)], axis=0)
+        # x: (n_way * k_shot + n_way * n_query) x *input
+        emb = self.encoder(x, training=training)  # (n_way * (k_shot + n_query)) x d
+        n_support = n_way * k_shot
+        d = tf.shape(emb)[-1]
+        protos = prototypes(tf.reshape(emb[:n_support], [n_way, k_shot, d]))  # n_way x d
+        logits = self.scores(emb[n_support:], protos)  # (n_way * n_query) x n_way
+        return logits, episode_labels(n_way, n_query)
+
+    def call(self, support: tf.Tensor, query: tf.Tensor, training=None):
+        """Episode loss and accuracy.
+
+        Parameters
+        ----------
+        support : tf.Tensor [shape=(n_way, k_shot, *input)]
+        query : tf.Tensor [shape=(n_way, n_query, *input)]
+        training : bool
+
+        Returns
+        -------
+        loss : tf.Tensor [shape=()]
+            Mean softmax cross-entropy of the queries over the ``n_way`` classes.
+        accuracy : tf.Tensor [shape=()]
+            Fraction of queries whose nearest prototype is their own class.
+        """
+        logits, labels = self.logits(support, query, training=training)
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        )
+        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, labels), tf.float32))
+        return loss, accuracy
