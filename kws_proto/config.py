@@ -69,7 +69,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class EpisodeConfig:
-    """Training and validation episode shapes (N-way K-shot Q-query)."""
+    """Training and validation episode shapes (N-way K-shot Q-query).
+
+    ``unknown`` adds to every training episode the reference protocol's extra class of held-out
+    words (the dataset split's ``unknown`` pool); ``silence`` adds a class of background noise.
+    Validation episodes are always closed-set.
+    """
 
     n_way: int = 5
     k_shot: int = 5
@@ -78,9 +83,12 @@ class EpisodeConfig:
     val_shot: int = 5
     val_query: int = 15
     val_episodes: int = 200
+    unknown: bool = False
+    silence: bool = False
 
     def __post_init__(self) -> None:
-        _positive(self, "episodes", *(f.name for f in dataclasses.fields(self)))
+        _positive(self, "episodes", *(f.name for f in dataclasses.fields(self)
+                                      if f.name not in ("unknown", "silence")))
         if self.n_way < 2 or self.val_way < 2:
             raise ConfigError("episodes.n_way and episodes.val_way must be at least 2")
 

@@ -91,11 +91,17 @@ class ExperimentData:
     augment: AugmentConfig
     speaker_disjoint: bool = False
 
-    def sampler(self, split: str, n_way: int, k_shot: int, n_query: int, seed: int) -> EpisodeSampler:
-        """Episodes over the classes of ``split`` ("train", "validation", "test")."""
+    def sampler(self, split: str, n_way: int, k_shot: int, n_query: int, seed: int,
+                unknown: bool = False, silence: bool = False) -> EpisodeSampler:
+        """Episodes over the classes of ``split`` ("train", "validation", "test"), optionally
+        with the open-set extras: the split's ``unknown`` pool as one class, and silence."""
+        if unknown and not self.splits.unknown:
+            raise DatasetError(f"{self.manifest.root}: episodes.unknown needs an 'unknown' pool in "
+                               "splits.json (e.g. `kws-prep split --protocol parnami`)")
         return EpisodeSampler(
             self.manifest, self.splits.classes(split), n_way, k_shot, n_query, seed=seed,
             speaker_disjoint=self.speaker_disjoint,
+            unknown_classes=self.splits.unknown if unknown else (), silence=silence,
         )
 
     def fixed_episodes(self, split: str, n_way: int, k_shot: int, n_query: int, n: int, seed: int):

@@ -98,7 +98,8 @@ def train(
     data = prepare_data(cfg, progress=progress)
     data.write_splits(run.splits_path)
     ep = cfg.episodes
-    sampler = data.sampler("train", ep.n_way, ep.k_shot, ep.n_query, seed=cfg.train.seed)
+    sampler = data.sampler("train", ep.n_way, ep.k_shot, ep.n_query, seed=cfg.train.seed,
+                           unknown=ep.unknown, silence=ep.silence)
     val_episodes = data.fixed_episodes(
         "validation", ep.val_way, ep.val_shot, ep.val_query, ep.val_episodes,
         seed=cfg.train.seed + 1,

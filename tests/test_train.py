@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kws_proto.config import dump_config
-from kws_proto.errors import CheckpointError
+from kws_proto.errors import CheckpointError, DatasetError
 from kws_proto.runs import RunDir
 
 from conftest import REPO
@@ -111,3 +111,28 @@ def test_mirrored_training_on_two_logical_cpus(smoke_config, tmp_path):
     result = RunDir(tmp_path / "run").read_result()
     assert result["replicas"] == 2
     assert result["steps"] == 6 and result["episodes"] == 12
+
+
+def test_training_with_open_set_extras(smoke_config, synth_dataset, tmp_path):
+    """Training episodes with an 'unknown' pool class and a 'silence' class run end to end."""
+    import shutil
+
+    from kws_proto.dataset import load_splits, write_splits
+    from kws_proto.train import train
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_dataset, root, ignore=shutil.ignore_patterns(".cache"))
+    s = load_splits(root)
+    write_splits(root, dataclasses.replace(s, train=s.train[3:], unknown=s.train[:3]))
+    cfg = dataclasses.replace(
+        _with_train(smoke_config, episodes=4, val_every=4),
+        data=dataclasses.replace(smoke_config.data, dataset=str(root)),
+        episodes=dataclasses.replace(smoke_config.episodes, unknown=True, silence=True),
+    )
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result["steps"] == 4 and 0.0 <= result["best_val_acc"] <= 1.0
+
+    closed = dataclasses.replace(cfg, episodes=dataclasses.replace(cfg.episodes, silence=False))
+    write_splits(root, s)  # no unknown pool any more
+    with pytest.raises(DatasetError, match="unknown"):
+        train(closed, tmp_path / "run2", progress=False)
