@@ -176,7 +176,7 @@ def cmvn(features: np.ndarray) -> np.ndarray:
     return (X - X.mean(axis=-2, keepdims=True)) / sd
 
 
-def dtw_distance(a, b, metric: str = "cosine", band: int | None = None,
+def dtw_distance(a, b, metric: str = "euclidean", band: int | None = None,
                  norm: str = "path") -> float:
     """DTW distance between two feature sequences (see the module docstring).
 
@@ -220,7 +220,7 @@ def dtw_distance(a, b, metric: str = "cosine", band: int | None = None,
                       norm == "path"))
 
 
-def pair_distances(features, a, b, metric: str = "cosine", band: int | None = None,
+def pair_distances(features, a, b, metric: str = "euclidean", band: int | None = None,
                    norm: str = "path", progress: bool = False) -> np.ndarray:
     """DTW distances between clips ``a[p]`` and ``b[p]`` of ``features``, in parallel.
 
@@ -260,7 +260,7 @@ def pair_distances(features, a, b, metric: str = "cosine", band: int | None = No
     return out
 
 
-def episode_distances(features, episode, metric: str = "cosine", band: int | None = None,
+def episode_distances(features, episode, metric: str = "euclidean", band: int | None = None,
                       norm: str = "path") -> np.ndarray:
     """Every query-to-support DTW distance of one episode.
 
@@ -276,7 +276,7 @@ def episode_distances(features, episode, metric: str = "cosine", band: int | Non
     return d.reshape(len(q), *episode.support.shape)  # [queries, n_way, k_shot]
 
 
-def dtw_scores(features, episodes, metric: str = "cosine", rule: str = "nearest",
+def dtw_scores(features, episodes, metric: str = "euclidean", rule: str = "nearest",
                band: int | None = None, norm: str = "path",
                progress: bool = False) -> EpisodeScores:
     """Accuracy of the DTW baseline on every episode.
