@@ -13,7 +13,7 @@ from kws_proto.errors import ConfigError
 from kws_proto.protonet import PrototypicalNetwork
 
 SMALL = (20, 8)  # frames x n_mfcc of the fast tests
-TINY = {"stem_filters": 3, "filters": (4, 5, 6), "dilations": (1, 2, 4), "kernel": 3}
+TINY = {"stem_filters": 3, "stem_stride": 1, "filters": (4, 5, 6), "dilations": (1, 2, 4), "kernel": 3}
 BLOCK_CLASSES = {"basic": BasicBlock, "preact": PreActBlock, "bottleneck": BottleneckBlock}
 
 
@@ -91,7 +91,7 @@ def test_defaults_are_the_builders_and_yaml_lists_are_accepted():
         ("protores", {**TINY, "layout": "image", "head": "avgpool"}, 24 * 40 * 6),
         ("protores", {**TINY, "layout": "temporal", "head": "global"}, 6),
         ("protores", {**TINY, "layout": "image", "head": "global"}, 6),
-        ("protores", {**TINY, "stem_stride": 2}, 12 * 6),  # (51 - 3) // 2 + 1 = 25 -> 12
+        ("protores", {**TINY, "stem_stride": 2}, 12 * 6),  # (51 - 3) // 2 + 1 = 25 -> 12 (the default)
     ],
 )
 def test_output_dim_at_51_by_40(name, params, dim):
