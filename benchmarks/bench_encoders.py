@@ -19,25 +19,30 @@ N_WAY, K_SHOT, N_QUERY = 5, 5, 15
 INPUT_SHAPE = (51, 40)
 TARGET_SECONDS = 0.4  # each timed measurement lasts about this long
 
-# ProtoRes as published (temporal layout); every other protores row changes the words shown.
+# ProtoRes as published (temporal layout); the other protores rows change the words shown,
+# either from the published encoder or from the package defaults.
 PUBLISHED = {"stem_filters": 16, "stem_stride": 1, "filters": (24, 32, 48), "dilations": (1, 2, 4),
              "kernel": 9, "layout": "temporal", "head": "avgpool", "block": "basic"}
-VARIANTS = [  # (label, encoder name, params)
-    ("conv4 (64 filters)", "conv4", {"filters": 64}),
-    ("protores (package defaults)", "protores", {}),
-    ("protores published, image layout", "protores", {**PUBLISHED, "layout": "image"}),
-    ("protores published (temporal)", "protores", PUBLISHED),
-    ("protores global head", "protores", {**PUBLISHED, "head": "global"}),
-    ("protores kernel 7, global (~TD-ResNet7)", "protores",
-     {**PUBLISHED, "kernel": 7, "head": "global"}),
-    ("protores preact", "protores", {**PUBLISHED, "block": "preact"}),
-    ("protores bottleneck", "protores", {**PUBLISHED, "block": "bottleneck"}),
-    ("protores bottleneck, global head", "protores",
-     {**PUBLISHED, "block": "bottleneck", "head": "global"}),
-    ("protores stem stride 2", "protores", {**PUBLISHED, "stem_stride": 2}),
-    ("protores wide (32; 48, 64, 96)", "protores",
-     {**PUBLISHED, "stem_filters": 32, "filters": (48, 64, 96)}),
-]
+
+
+def _variants() -> list[tuple[str, str, dict]]:
+    """(label, encoder name, params) of every timed encoder."""
+    from kws_proto.encoders import encoder_defaults
+
+    default = encoder_defaults("protores")
+    return [
+        ("conv4 (64 filters)", "conv4", {"filters": 64}),
+        ("protores (package defaults)", "protores", default),
+        ("published, image layout", "protores", {**PUBLISHED, "layout": "image"}),
+        ("published (temporal)", "protores", PUBLISHED),
+        ("published + global head", "protores", {**PUBLISHED, "head": "global"}),
+        ("published + stem stride 2", "protores", {**PUBLISHED, "stem_stride": 2}),
+        ("defaults, kernel 9", "protores", {**default, "kernel": 9}),
+        ("defaults, preact blocks", "protores", {**default, "block": "preact"}),
+        ("defaults, bottleneck blocks", "protores", {**default, "block": "bottleneck"}),
+        ("defaults, wide (32; 48, 64, 96)", "protores",
+         {**default, "stem_filters": 32, "filters": (48, 64, 96)}),
+    ]
 
 
 def _train_step(name: str, params: dict):
@@ -128,7 +133,8 @@ def main(rounds: int = 5) -> dict[str, tuple[float, float]]:
     query = tf.constant(rng.standard_normal((N_WAY, N_QUERY, *INPUT_SHAPE), dtype=np.float32))
 
     steps, info = {}, {}
-    for label, name, params in VARIANTS:
+    variants = _variants()
+    for label, name, params in variants:
         step, dim, n_params = _train_step(name, params)
         step(support, query)  # trace
         steps[label] = lambda step=step: step(support, query)[0]
@@ -136,11 +142,12 @@ def main(rounds: int = 5) -> dict[str, tuple[float, float]]:
     times = _interleaved(steps, rounds)
     conv_times = _interleaved(_orientation_steps(), rounds)
 
-    base_wall, base_cpu = times[VARIANTS[0][0]]
+    base_wall, base_cpu = times[variants[0][0]]
     print(f"   {N_WAY}-way {K_SHOT}-shot {N_QUERY}-query training step (forward, backward, Adam) "
           f"on {N_WAY * (K_SHOT + N_QUERY)} clips of {INPUT_SHAPE[0]}x{INPUT_SHAPE[1]}; "
           f"median of {rounds} interleaved rounds; {os.cpu_count()} CPU cores; wall time and "
           f"process CPU time (less sensitive to other load) per episode")
+    print(f"   protores defaults: {variants[1][2]}")
     print(f"   {'encoder':<40} {'dim':>6} {'params':>7} {'wall ms':>8} {'vs conv4':>8} "
           f"{'CPU ms':>8} {'vs conv4':>8}")
     for label, (wall, cpu) in times.items():
