@@ -16,42 +16,37 @@ DTW here
     the Euclidean distance (``"euclidean"``).  Compiled with numba (at first use, not cached on
     disk: the installed package may be read-only); pairs run in parallel with ``prange``.
 
-Measured on real speech: FSDD, all 3,000 clips of the 10 spoken digits (6 speakers), the default
-front end without its per-clip normalisation (``FeatureConfig(normalize="none")``: 1 s, a
-shorter word centred between zeros; 51 x 40 MFCC with c0), 1,000 fixed episodes over the 10
-digits, 15 queries per class, seed 0; accuracy in % (mean ± 95% CI) and in brackets the paired
-difference to the first row on the same episodes.  Command:
-``python -m benchmarks.bench_dtw --accuracy DIR`` on the prepared FSDD folder (2 CPU cores)::
+Measured on real speech, 1,000 fixed episodes per cell (seed 0), 5-way, 15 queries per class,
+accuracy in % (95% CIs 0.3-0.8): FSDD (all 3,000 clips of the 10 digits, 6 speakers, 50 takes
+each; clips are shorter than 1 s and centred between zeros), the same with speaker-disjoint
+support and query, and Picovoice (the 2,279 readable clips of 6 wake words by >50 speakers, the
+loudest second).  Front end: the defaults (51 x 40 MFCC with c0) with per-clip CMS (mean
+subtraction, ``normalize="mean"``, the learned encoders' default), none (``"none"``), or CMVN
+(:func:`cmvn`).  Command: ``python -m benchmarks.bench_dtw --accuracy DIR [--speaker-disjoint]``
+on each prepared folder, 2 CPU cores::
 
-    frame cost, features, rule, normalisation   5-way 5-shot           5-way 1-shot
-    cosine, MFCC, nearest, path (default)       74.47 ± 0.45           48.62 ± 0.55
-    cosine, MFCC, nearest, symmetric            74.35 ± 0.46 (-0.12)   47.76 ± 0.56 (-0.86)
-    cosine, MFCC, mean, path                    68.78 ± 0.56 (-5.69)   (= nearest)
-    cosine, MFCC, nearest, path, band 10        74.12 ± 0.45 (-0.35)   48.47 ± 0.55 (-0.15)
-    cosine, MFCC without c0, nearest, path      31.65 ± 0.36 (-42.8)   25.22 ± 0.32 (-23.4)
-    cosine, CMS MFCC, nearest, path             64.98 ± 0.50 (-9.49)   42.41 ± 0.55 (-6.21)
-    cosine, CMVN MFCC, nearest, path            56.97 ± 0.44 (-17.5)   35.50 ± 0.44 (-13.1)
-    euclidean, MFCC, nearest, path              51.55 ± 0.44 (-22.9)   31.11 ± 0.43 (-17.5)
-    euclidean, CMVN MFCC, nearest, path         59.79 ± 0.42 (-14.7)   36.61 ± 0.44 (-12.0)
-    euclidean, CMVN MFCC, nearest, symmetric    53.48 ± 0.46 (-21.0)   32.76 ± 0.43 (-15.9)
-    euclidean, CMVN MFCC, mean, symmetric       45.71 ± 0.58 (-28.8)
-    default, speaker-disjoint episodes          45.31 ± 0.76           39.78 ± 0.62
-    euclidean CMVN symmetric, speaker-disjoint  23.74 ± 0.50           23.25 ± 0.39
+    features, frame cost, rule, normalisation    FSDD        FSDD disjoint  Picovoice
+                                                5-shot 1-shot 5-shot 1-shot 5-shot 1-shot
+    CMS, euclidean, nearest, path (default)      69.9  46.8   49.4  39.3    89.6  70.6
+    CMS, euclidean, nearest, symmetric           67.9  45.5   47.6  38.2    88.7  68.1
+    CMS, euclidean, mean, path                   62.5         49.9          86.9
+    CMS, euclidean, nearest, path, band 10       69.7  46.7   49.4  39.3    90.0  68.7
+    CMS, cosine, nearest, path                   65.0  42.4   46.8  35.3    90.5  70.1
+    none, cosine, nearest, path                  74.5  48.6   45.3  39.8    77.9  51.6
+    none, cosine, mean, path                     68.8         53.5          63.6
+    none, euclidean, nearest, path               51.6  31.1   24.1  21.5    80.2  59.4
+    CMVN, euclidean, nearest, path               59.8  36.6   28.8  26.3    62.9  43.5
+    CMVN, euclidean, nearest, symmetric          53.5  32.8   23.7  23.3    43.7  30.7
 
-(CMS: per-clip mean subtraction, ``normalize="mean"``, the learned encoders' default; CMVN:
-:func:`cmvn`.  Speaker-disjoint rows: add ``--speaker-disjoint``.  95% CIs of
-the small paired differences: symmetric -0.12 ± 0.16 and -0.86 ± 0.23, band -0.35 ± 0.08 and
--0.15 ± 0.09, mean -5.69 ± 0.55.)  So the defaults are the strongest setting found: cosine frame
-cost on the un-normalised MFCC, the nearest support clip, path-length normalisation, no band.
-c0 must stay: the zeros that pad a short word are frames of c0 alone, and without c0 they point
-nowhere.  A band of 10 frames costs 0.2-0.4 points and saves about half the time.
-
-Speed: each distinct (query, support) pair of all the episodes is computed once (DTW is
-symmetric, so ``(a, b)`` and ``(b, a)`` are one pair).  1,000 5-way 5-shot episodes on FSDD hold
-1,875,000 pairs, 1,508,962 distinct -- fewer than the 4,498,500 of the full matrix among the
-3,000 clips, and never more than it, so the distinct pairs are what is computed: about 20 us per
-pair on one core, 1.9x faster on two (``python -m benchmarks.run bench_dtw``), i.e. under a
-minute for the 1,000 episodes.
+No setting wins everywhere, so the defaults are the setting that is strongest over all six
+columns (mean 60.9, against 58.4 for CMS + cosine and 56.3 for un-normalised MFCC + cosine):
+Euclidean frame cost on CMS MFCC -- the features the learned encoders get -- with the nearest
+support clip and path-length normalisation.  Un-normalised MFCC + cosine wins only where a
+query's own speaker has takes among the supports (FSDD not disjoint: +4.6 and +1.8 points,
+paired), and loses 11.7 and 19.0 points on Picovoice; the mean distance to a class wins only in
+that setting's speaker-disjoint column (+4.2).  The symmetric form loses 0.8-2.5 points
+everywhere (paired CIs <= 0.26); a band of 10 frames changes -1.9..+0.4 points and halves the
+time.  Euclidean on CMVN MFCC, the weak classic, is 10-46 points behind.
 """
 
 from __future__ import annotations
