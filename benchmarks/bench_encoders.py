@@ -2,8 +2,9 @@
 
 One step = forward + backward + Adam update of :class:`PrototypicalNetwork` on a 5-way 5-shot
 15-query episode: 100 clips of 51 x 40 MFCC (1 s, 40 ms window, 20 ms hop, 40 MFCC), inside one
-``tf.function``. Variants are timed in interleaved rounds so machine load hits all alike; the
-printed figure is the median over rounds. Run: ``python -m benchmarks.run bench_encoders``.
+``tf.function``. Variants are timed in interleaved rounds, each in a fresh random order, so
+machine load hits all alike; the printed figures are medians over rounds.
+Run: ``python -m benchmarks.run bench_encoders``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def _variants() -> list[tuple[str, str, dict]]:
         ("protores (package defaults)", "protores", default),
         ("published, image layout", "protores", {**PUBLISHED, "layout": "image"}),
         ("published (temporal)", "protores", PUBLISHED),
-        ("published + global head", "protores", {**PUBLISHED, "head": "global"}),
         ("published + stem stride 2", "protores", {**PUBLISHED, "stem_stride": 2}),
+        ("defaults, avgpool head", "protores", {**default, "head": "avgpool"}),
         ("defaults, kernel 9", "protores", {**default, "kernel": 9}),
+        ("defaults, last block 64", "protores", {**default, "filters": (24, 32, 64)}),
         ("defaults, preact blocks", "protores", {**default, "block": "preact"}),
         ("defaults, bottleneck blocks", "protores", {**default, "block": "bottleneck"}),
         ("defaults, wide (32; 48, 64, 96)", "protores",
@@ -107,17 +109,19 @@ def _seconds(fn, n: int) -> tuple[float, float]:
 
 
 def _interleaved(fns: dict, rounds: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds per call of each ``fns[label]()``, in interleaved rounds."""
+    """Median (wall, CPU) seconds per call of each ``fns[label]()``, in interleaved rounds
+    (each round in a fresh random order)."""
     reps = {label: max(1, int(TARGET_SECONDS / max(_seconds(fn, 1)[0], 1e-4)))
             for label, fn in fns.items()}
     samples: dict[str, list[tuple[float, float]]] = {label: [] for label in fns}
+    order = np.random.default_rng(0)
     for _ in range(rounds):
-        for label, fn in fns.items():
-            samples[label].append(_seconds(fn, reps[label]))
+        for label in order.permutation(list(fns)):  # no variant always runs right after conv4
+            samples[label].append(_seconds(fns[label], reps[label]))
     return {label: tuple(np.median(np.asarray(s), axis=0)) for label, s in samples.items()}
 
 
-def main(rounds: int = 5) -> dict[str, tuple[float, float]]:
+def main(rounds: int = 7) -> dict[str, tuple[float, float]]:
     """Print the per-episode training time of each variant and its speed-up over conv4.
 
     Returns

@@ -56,13 +56,29 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Encoder name from :data:`kws_proto.encoders.ENCODERS`, its parameters, and the metric."""
+    """Encoder name from :data:`kws_proto.encoders.ENCODERS`, its parameters, and the metric.
+
+    ``params`` is completed with the encoder's defaults at construction, so a run's
+    ``config.yaml`` records every parameter it was built with and a later change of a default
+    never silently changes what an old config means (``compare`` retrains instead of reusing).
+    Unknown parameter names are a :class:`ConfigError`.
+    """
 
     encoder: str = "protores"
     params: dict = field(default_factory=dict)
     distance: str = "euclidean"
 
     def __post_init__(self) -> None:
+        from kws_proto.encoders import encoder_defaults  # no TensorFlow import
+
+        defaults = encoder_defaults(self.encoder)
+        unknown = sorted(set(self.params) - set(defaults))
+        if unknown:
+            raise ConfigError(f"model.params: unknown parameter(s) {', '.join(unknown)} for "
+                              f"encoder {self.encoder!r}; accepted: {', '.join(defaults)}")
+        full = {**defaults, **self.params}
+        object.__setattr__(self, "params", {k: list(v) if isinstance(v, tuple) else v
+                                            for k, v in full.items()})
         if self.distance not in ("euclidean", "cosine"):
             raise ConfigError(f"model.distance={self.distance!r} must be 'euclidean' or 'cosine'")
 

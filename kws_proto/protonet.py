@@ -125,7 +125,9 @@ class PrototypicalNetwork(keras.Model):
                  cosine_scale: float = 10.0, learn_scale: bool = True, **kwargs):
         super().__init__(**kwargs)
         if distance not in DISTANCES:
-            raise ConfigError(f"distance={distance!r} is not one of {', '.join(map(repr, DISTANCES))}")
+            raise ConfigError(
+                f"distance={distance!r} is not one of {', '.join(map(repr, DISTANCES))}"
+            )
         if not (isinstance(cosine_scale, (int, float)) and cosine_scale > 0):
             raise ConfigError(f"cosine_scale={cosine_scale!r} must be a positive number")
         self.encoder = encoder

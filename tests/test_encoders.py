@@ -13,7 +13,9 @@ from kws_proto.errors import ConfigError
 from kws_proto.protonet import PrototypicalNetwork
 
 SMALL = (20, 8)  # frames x n_mfcc of the fast tests
-TINY = {"stem_filters": 3, "stem_stride": 1, "filters": (4, 5, 6), "dilations": (1, 2, 4), "kernel": 3}
+# tiny widths; layout, head and block pinned so that the tests do not follow the defaults
+TINY = {"stem_filters": 3, "stem_stride": 1, "filters": (4, 5, 6), "dilations": (1, 2, 4),
+        "kernel": 3, "layout": "temporal", "head": "avgpool", "block": "basic"}
 BLOCK_CLASSES = {"basic": BasicBlock, "preact": PreActBlock, "bottleneck": BottleneckBlock}
 
 
@@ -62,7 +64,8 @@ def test_unknown_params_are_named():
         ("protores", (51, 40), {"dilations": (1, 2)}, "same length"),
         ("protores", (51, 40), {"kernel": 0}, "kernel=0"),
         ("protores", (51, 40), {"stem_stride": True}, "stem_stride=True"),
-        ("protores", (3, 40), {}, r"input_shape=\(3, 40\) is too short"),
+        ("protores", (2, 40), {"head": "global"}, r"input_shape=\(2, 40\) is too short"),
+        ("protores", (4, 40), {"head": "avgpool", "stem_stride": 2}, "at least 5 frames"),
         ("protores", (0, 40), {}, "frames"),
     ],
 )
@@ -91,7 +94,7 @@ def test_defaults_are_the_builders_and_yaml_lists_are_accepted():
         ("protores", {**TINY, "layout": "image", "head": "avgpool"}, 24 * 40 * 6),
         ("protores", {**TINY, "layout": "temporal", "head": "global"}, 6),
         ("protores", {**TINY, "layout": "image", "head": "global"}, 6),
-        ("protores", {**TINY, "stem_stride": 2}, 12 * 6),  # (51 - 3) // 2 + 1 = 25 -> 12 (the default)
+        ("protores", {**TINY, "stem_stride": 2}, 12 * 6),  # (51 - 3) // 2 + 1 = 25 -> 12
     ],
 )
 def test_output_dim_at_51_by_40(name, params, dim):
@@ -119,7 +122,8 @@ def test_conv4_is_sequential_and_protores_functional():
 def test_every_block_and_layout_trains_one_step(block, layout):
     keras.utils.set_random_seed(1)
     head = "global" if block == "preact" else "avgpool"
-    enc = build_encoder("protores", SMALL, **TINY, layout=layout, head=head, block=block)
+    params = {**TINY, "layout": layout, "head": head, "block": block}
+    enc = build_encoder("protores", SMALL, **params)
     assert all(isinstance(b, BLOCK_CLASSES[block]) for b in _blocks(enc))
     _train_one_step(enc)
 
@@ -150,7 +154,7 @@ def _train_one_step(enc):
 def test_first_main_path_conv_receives_gradient(block):
     """The published block's second conv read the block input, orphaning conv1: not here."""
     keras.utils.set_random_seed(2)
-    enc = build_encoder("protores", SMALL, **TINY, block=block)
+    enc = build_encoder("protores", SMALL, **{**TINY, "block": block})
     model = PrototypicalNetwork(enc)
     support, query = _episode(np.random.default_rng(3))
     first_convs = [b.conv1.kernel for b in _blocks(enc)]
@@ -165,7 +169,7 @@ def test_first_main_path_conv_receives_gradient(block):
 def test_image_layout_kernels_run_along_time_only():
     """Changing one MFCC coefficient moves only that coefficient's column of the embedding."""
     keras.utils.set_random_seed(4)
-    enc = build_encoder("protores", SMALL, **TINY, layout="image", head="avgpool")
+    enc = build_encoder("protores", SMALL, **{**TINY, "layout": "image"})
     x = np.random.default_rng(5).standard_normal((2, *SMALL)).astype(np.float32)
     x2 = x.copy()
     x2[:, :, 3] += 1.0
@@ -208,7 +212,7 @@ def test_block_arguments_are_validated_and_kept(cls):
 @pytest.mark.parametrize("block", ["basic", "preact", "bottleneck"])
 def test_blocks_serialize_and_reload(block, tmp_path):
     keras.utils.set_random_seed(6)
-    enc = build_encoder("protores", SMALL, **TINY, block=block)
+    enc = build_encoder("protores", SMALL, **{**TINY, "block": block})
     path = tmp_path / f"{block}.keras"
     enc.save(path)
     loaded = keras.models.load_model(path)

@@ -24,7 +24,9 @@ def positive_ints(name: str, value: object) -> tuple[int, ...]:
     try:
         return tuple(positive_int(name, v) for v in value)
     except ConfigError:
-        raise ConfigError(f"{name}={value!r} must be a non-empty list of positive integers") from None
+        raise ConfigError(
+            f"{name}={value!r} must be a non-empty list of positive integers"
+        ) from None
 
 
 def choice(name: str, value: object, allowed: Sequence[str]) -> str:

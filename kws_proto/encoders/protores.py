@@ -6,7 +6,7 @@ from kws_proto.encoders.params import choice, input_shape_2d, positive_int, posi
 from kws_proto.errors import ConfigError
 
 LAYOUTS = ("temporal", "image")
-HEADS = ("avgpool", "global")
+HEADS = ("global", "avgpool")
 BLOCK_TYPES = ("basic", "preact", "bottleneck")
 STEM_KERNEL = 3
 
@@ -17,50 +17,67 @@ def build_protores(
     stem_stride: int = 2,
     filters: tuple[int, ...] = (24, 32, 48),
     dilations: tuple[int, ...] = (1, 2, 4),
-    kernel: int = 9,
+    kernel: int = 7,
     layout: str = "temporal",
-    head: str = "avgpool",
-    block: str = "preact",
+    head: str = "global",
+    block: str = "basic",
 ):
-    """ProtoRes: stem Conv2D (3,1) 'valid', dilated residual blocks, average-pooling head.
+    """ProtoRes: a stem Conv2D of 3 frames, dilated residual blocks along time, a pooling head.
 
     The residual encoder of the TensorFlow 2 prototypical KWS design (REFERENCE.md section 1),
     with the published block's wiring bug fixed (see :mod:`kws_proto.encoders.blocks`). The
     temporal layout is the TC-ResNet idea (Choi et al. 2019, "Temporal convolution for
-    real-time keyword spotting on mobile devices", arXiv 1904.03814); TD-ResNet7 of Parnami &
-    Lee 2020 (arXiv 2007.14463) is this encoder with (7,1) kernels and ``head="global"``.
+    real-time keyword spotting on mobile devices", arXiv 1904.03814). The defaults are TD-ResNet7
+    of Parnami & Lee 2020 ("Few-shot keyword spotting with prototypical networks", arXiv
+    2007.14463: temporal layout, blocks of 24/32/48 filters dilated 1/2/4, kernels of 7, global
+    average pooling) with a stem of stride 2. The published ProtoRes is ``stem_stride=1,
+    kernel=9, head="avgpool"``.
 
-    Defaults, chosen from ``python -m benchmarks.run bench_encoders`` (5-way 5-shot 15-query
-    training step, 100 clips of 51x40, 2-core CPU; numbers in that benchmark's output):
+    How the defaults were chosen. Speed: ``python -m benchmarks.run bench_encoders`` (5-way
+    5-shot 15-query training step, 100 clips of 51 x 40, 2-core CPU shared with other jobs):
+    per training episode the defaults ran 10.0x, 11.0x and 12.9x faster than conv4 in three runs
+    (e.g. 18.4 against 202.8 ms wall; 11.7-14.7x in CPU time), the published ProtoRes
+    5.7-7.3x.
+    Accuracy: trained on the built-in synthetic corpus (3,000 5-way 5-shot episodes, seed 0),
+    tested on unseen real speech, 5-way 1-shot / 5-shot, 1,000 episodes
+    (``kws-proto eval --data data/fsdd --speaker-disjoint`` and ``--data data/picovoice``; the
+    ablation of experiments/README.md):
 
-    - ``layout="temporal"``: MFCC coefficients become channels, so every conv runs over a
-      ``[time, 1]`` strip; the image layout runs the same kernels at each of the 40 coefficient
-      positions and ends in a 46,080-dim embedding, and is many times slower than conv4 (see
-      the benchmark), so it is kept only for comparison.
-    - ``head="avgpool"`` (as published): ``(2,1)`` average pooling keeps the coarse time order
-      of the word, 24 x 48 = 1,152 dims at 51 frames. ``"global"`` averages over all time into
-      48 dims: shift-invariant but order-blind, and a prototype distance over 48 dims has little
-      room to separate words; it costs the same time.
-    - published widths (16; 24, 32, 48) and kernel 9: a basic-block training step already costs
-      a small fraction of conv4's; wider variants are one config word away.
-    - ``stem_stride=2`` (published: 1): the stem halves the time resolution (51 frames -> 25),
-      so every block does half the work: 12.6x faster than conv4 per training episode against
-      7.8x at stride 1 (``bench_encoders``), and trained on the built-in corpus it scored
-      higher on real speech (FSDD 5-way 1/5-shot 44.3 / 60.8 against 39.6 / 56.8; Picovoice
-      71.5 / 86.0 against 70.9 / 88.0; experiments/README.md).  ``stem_stride=1`` is the
-      published encoder.
-    - ``block="preact"`` (published: the post-activation ``"basic"`` block): with stride 2,
-      trained on the built-in corpus, the full pre-activation block scored FSDD 47.3 / 63.1 and
-      Picovoice 78.0 / 89.0 against 44.3 / 60.8 and 71.5 / 86.0 for the basic block, and
-      trained faster (experiments/README.md); the bottleneck block scored lower (39.5 / 53.8,
-      60.4 / 81.5).
+    - ``layout="temporal"``: the image layout runs the same kernels at each of the 40
+      coefficient positions, ends in a 46,080-dim embedding and trains several times *slower*
+      than conv4; the temporal layout, coefficients as channels, is what makes ProtoRes cheap.
+      Time lies on the width axis (``[1, time, coeff]``): the same arithmetic as ``[time, 1,
+      coeff]``, and TensorFlow's oneDNN convolutions ran it 1.03x (idle machine) to 2x (loaded)
+      faster, never slower (the benchmark's last lines).
+    - ``stem_stride=2``: the blocks run on 25 frames instead of 49 (their receptive field still
+      spans the clip) and a training step is ~1.5x cheaper; accuracy rose (basic block,
+      avgpool head: FSDD 39.6 / 56.8 -> 44.3 / 60.8, Picovoice 70.9 / 88.0 -> 71.5 / 86.0).
+    - ``head="global"``: time-averaged 48-dim embeddings, blind to where the word sits in the
+      clip. With stride 2 it beat the published ``(2,1)`` average pooling (576 dims):
+      FSDD 48.2 / 63.3 against 44.3 / 60.8, Picovoice 73.9 / 86.9 against 71.5 / 86.0.
+    - ``kernel=7`` (TD-ResNet7's): FSDD 50.0 / 65.9 and 52.2 / 67.1 (training seeds 0 and 1),
+      Picovoice 77.5 / 89.1 and 76.2 / 88.4, against 48.2 / 63.3 and 73.9 / 86.9 with
+      kernel 9, and a step ~1.2x cheaper. conv4 on the same protocol (1,500 episodes):
+      FSDD 48.5 / 65.1, Picovoice 62.1 / 83.2.
+    - ``block="basic"``: with the global head, full pre-activation blocks scored FSDD
+      47.3 / 62.0, Picovoice 72.7 / 83.3 (kernel 7) and 50.0 / 64.3, 74.1 / 85.3 (kernel 9).
+      Pre-activation did better with the avgpool head (kernel 9: 47.3 / 63.1, 78.0 / 89.0;
+      kernel 7: 41.4 / 56.3, 76.5 / 87.8), still short of the defaults on FSDD; the
+      bottleneck block scored lower (global, kernel 7: 46.6 / 61.1, 72.6 / 85.8; avgpool,
+      kernel 9: 39.5 / 53.8, 60.4 / 81.5).
+    - widths 16; 24, 32, 48 (published): a last block of 64 (64-dim embedding) scored no better
+      (48.4 / 64.7, 75.9 / 88.0 with kernel 9) at ~1.25x the cost.
 
     Parameters
     ----------
     input_shape : tuple of int
-        ``(frames, n_mfcc)``; ``frames`` must be at least 3 (4 with ``head="avgpool"``).
+        ``(frames, n_mfcc)``; ``frames`` must be at least 3 (``3 + stem_stride`` with
+        ``head="avgpool"``).
     stem_filters : int
-        Channels of the stem convolution (kernel ``(3,1)``, 'valid': time shrinks by 2).
+        Channels of the stem convolution (3 frames, 'valid').
+    stem_stride : int
+        Time stride of the stem: ``T' = (frames - 3) // stem_stride + 1`` frames reach the
+        blocks (1 as published).
     filters : tuple of int
         Output channels of each residual block.
     dilations : tuple of int
@@ -68,9 +85,9 @@ def build_protores(
     kernel : int
         Kernel length along time of the blocks' temporal convolutions.
     layout : {"temporal", "image"}
-        ``[time, 1, coeff]`` (coefficients as channels) or ``[time, coeff, 1]``.
-    head : {"avgpool", "global"}
-        ``AveragePooling2D((2,1))`` + Flatten, or ``GlobalAveragePooling2D``.
+        ``[1, time, coeff]`` (coefficients as channels) or ``[time, coeff, 1]`` (a picture).
+    head : {"global", "avgpool"}
+        ``GlobalAveragePooling2D``, or average pooling of 2 frames + Flatten (as published).
     block : {"basic", "preact", "bottleneck"}
         The residual block (:mod:`kws_proto.encoders.blocks`); ``"preact"`` adds the final
         BN -> ReLU that a pre-activation network needs before its head.
@@ -79,8 +96,8 @@ def build_protores(
     -------
     encoder : keras.Model
         Functional model mapping ``x [shape=(batch, frames, n_mfcc)]`` to ``[shape=(batch,
-        dim)]``; ``dim`` = ``(frames - 2) // 2 * width * filters[-1]`` for ``"avgpool"`` (width
-        1 temporal, ``n_mfcc`` image), ``filters[-1]`` for ``"global"``.
+        dim)]``; ``dim = filters[-1]`` for ``"global"`` and ``T' // 2 * width * filters[-1]``
+        for ``"avgpool"`` (``width`` 1 temporal, ``n_mfcc`` image).
     """
     frames, n_mfcc = input_shape_2d(input_shape)
     stem_filters = positive_int("stem_filters", stem_filters)
