@@ -14,6 +14,7 @@ from kws_proto.augment import (
     load_noise,
     noise_segments,
     silence,
+    speed_perturb,
     time_shift,
 )
 from kws_proto.errors import ConfigError
@@ -139,7 +140,7 @@ def test_noise_shorter_than_clip_is_an_error(clips):
 
 @pytest.mark.parametrize(
     "field,value", [("noise_prob", 1.5), ("noise_volume", -0.1), ("silence_volume", 2.0),
-                    ("time_shift_ms", -1.0)]
+                    ("time_shift_ms", -1.0), ("speed", 0.5)]
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"augment\.{field}={value}"):
@@ -160,3 +161,43 @@ def test_load_noise_joins_and_resamples(tmp_path):
     y = load_noise([tmp_path / "a.wav", tmp_path / "b.wav"], sr=SR)
     assert y.dtype == np.float32 and y.shape == (16000 + 8000,)
     assert load_noise([]).shape == (0,)
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spec) * SR / len(x))
+
+
+def test_speed_perturbation_scales_pitch_within_bound_about_the_centre():
+    """A 1 kHz tone comes out at 1 kHz x rate, rates spread over 1 +- 0.2; the centre sample stays."""
+    t = np.arange(N) / SR
+    tone = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
+    waves = np.repeat(tone[None], 32, axis=0)
+    out = speed_perturb(tf.constant(waves), 0.2, tf.constant([3, 4], tf.int64)).numpy()
+    mid = N // 4, 3 * N // 4  # inside the clip for every rate (no zero fill there)
+    peaks = np.array([_peak_hz(row[mid[0]:mid[1]]) for row in out])
+    resolution = SR / (mid[1] - mid[0])
+    assert np.all(peaks >= 800 - resolution) and np.all(peaks <= 1200 + resolution)
+    assert peaks.max() - peaks.min() > 200  # really different rates, not one
+    centre = (N - 1) / 2  # N even: the centre lies between two samples
+    np.testing.assert_allclose(out[:, N // 2 - 1] + out[:, N // 2],
+                               2 * np.interp(centre, np.arange(N), tone), atol=0.1)
+    fast = peaks > 1000 + resolution  # faster rows read past the clip's ends: zero there
+    assert fast.any() and np.all(out[fast, :5] == 0) and np.all(out[fast, -5:] == 0)
+
+
+def test_speed_zero_is_identity_and_speed_is_seeded(clips, white):
+    np.testing.assert_array_equal(run(clips, white, [1, 2]), run(clips, white, [1, 2], speed=0.0))
+    a = run(clips, None, [1, 2], speed=0.1, time_shift_ms=0)
+    np.testing.assert_array_equal(a, run(clips, None, [1, 2], speed=0.1, time_shift_ms=0))
+    assert not np.allclose(a, clips)
+    assert not np.allclose(a, run(clips, None, [5, 6], speed=0.1, time_shift_ms=0))
+
+
+def test_speed_perturbation_compiles_under_xla(clips, white):
+    cfg = AugmentConfig(speed=0.15)
+    eager = augment(tf.constant(clips), tf.constant(white), tf.constant([7, 8], tf.int64), cfg, SR)
+    xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white),
+                                    tf.constant([7, 8], tf.int64))
+    # XLA fuses the interpolation's multiply-adds: positions differ in the last float32 bits
+    np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
