@@ -37,8 +37,10 @@ class DataConfig:
     """Which prepared dataset folder to train on, and how to build it when it is missing.
 
     ``source="synth"`` builds the built-in eSpeak NG corpus into ``dataset`` on first use
-    (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``); ``"prepared"`` requires
-    a folder made beforehand by ``kws-prep``.
+    (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``; the words are a seeded
+    pick from ``synth_words_file`` — one word per line — or, when that is empty, from the
+    default vocabulary of :mod:`data_prep.words`); ``"prepared"`` requires a folder made
+    beforehand by ``kws-prep``.
     """
 
     dataset: str = "data/synth"
@@ -46,6 +48,7 @@ class DataConfig:
     synth_words: int = 200
     synth_speakers: int = 50
     synth_seed: int = 0
+    synth_words_file: str = ""
     speaker_disjoint: bool = False
 
     def __post_init__(self) -> None:
@@ -215,7 +218,8 @@ def _coerce(tp, value, key: str):
 def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     """Read an experiment YAML (plus optional nested ``overrides``) into an ExperimentConfig.
 
-    A relative ``data.dataset`` is made absolute against the current directory.
+    A relative ``data.dataset`` (and ``data.synth_words_file``) is made absolute against the
+    current directory.
     """
     path = Path(path)
     if not path.is_file():
@@ -233,7 +237,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
 
 def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:
     ds = str(Path(cfg.data.dataset).expanduser().resolve())
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=ds))
+    words = cfg.data.synth_words_file
+    words = str(Path(words).expanduser().resolve()) if words else ""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=ds,
+                                                             synth_words_file=words))
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -43,7 +43,11 @@ def ensure_dataset(data: DataConfig, progress: bool = True) -> Path:
 
 
 def _synth_config(data: DataConfig, cls):
-    return cls(n_words=data.synth_words, n_speakers=data.synth_speakers, seed=data.synth_seed)
+    from data_prep.words import load_words_file
+
+    words = tuple(load_words_file(data.synth_words_file)) if data.synth_words_file else None
+    return cls(n_words=data.synth_words, n_speakers=data.synth_speakers, seed=data.synth_seed,
+               words=words)
 
 
 def _check_synth_settings(root: Path, data: DataConfig) -> None:
@@ -56,6 +60,11 @@ def _check_synth_settings(root: Path, data: DataConfig) -> None:
     made = {"words": len(info["words"]), "speakers": len(info["speakers"]), "seed": info["seed"]}
     want = {"words": data.synth_words, "speakers": data.synth_speakers, "seed": data.synth_seed}
     differ = {k: (made[k], v) for k, v in want.items() if made[k] != v}
+    if not differ:
+        from data_prep.synth import SynthConfig
+
+        if sorted(info["words"]) != _synth_config(data, SynthConfig).vocabulary():
+            differ = {"words": "another vocabulary (data.synth_words_file)"}
     if differ:
         raise DatasetError(
             f"{root}: built with other synth settings {differ} (found, wanted); "
