@@ -51,11 +51,15 @@ class AugmentConfig:
     time_shift_ms: float = 100.0
     silence_volume: float = 0.1
     speed: float = 0.0
+    reverb_prob: float = 0.0
+    reverb_rt60: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0.1 <= self.reverb_rt60 <= 1.0:
+            raise ConfigError(f"augment.reverb_rt60={self.reverb_rt60!r} must be in [0.1, 1]")
         if not 0.0 <= self.speed < 0.5:
             raise ConfigError(f"augment.speed={self.speed!r} must be in [0, 0.5)")
-        for name in ("noise_prob", "noise_volume", "silence_volume"):
+        for name in ("noise_prob", "noise_volume", "silence_volume", "reverb_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"augment.{name}={v!r} must be in [0, 1]")
@@ -203,11 +207,62 @@ def speed_perturb(waves: tf.Tensor, max_change: float, seed: tf.Tensor) -> tf.Te
     return tf.where(inside, a + frac * (b - a), tf.zeros_like(a))
 
 
+RT60_MIN = 0.1
+
+
+def reverberate(waves: tf.Tensor, max_rt60: float, prob: float, seed: tf.Tensor,
+                sr: int = 16000) -> tf.Tensor:
+    """Convolve each row, with probability ``prob``, with its own synthetic room response.
+
+    The response is ``h[0] = 1`` (the direct path) followed by white noise under an envelope
+    ``exp(-6.9 t / RT60)`` (60 dB down after RT60), ``RT60 ~ U(0.1 s, max_rt60)``, the noise
+    scaled so that the reverberant tail carries as much energy as the direct path (a
+    direct-to-reverberant ratio of 0 dB). The response is ``max_rt60`` long; the reverberant
+    clip is cut to the input length and rescaled to the input's RMS, so that the level stays
+    the augmentation's other draws' business.  Convolution by FFT.
+
+    Parameters
+    ----------
+    waves : tf.Tensor [shape=(batch, n)]
+    max_rt60 : float in [0.1, 1]
+    prob : float in [0, 1]
+    seed : tf.Tensor [shape=(2,)]
+    sr : int
+
+    Returns
+    -------
+    reverberant : tf.Tensor [shape=(batch, n)]
+    """
+    import tensorflow as tf
+
+    if prob == 0:
+        return waves
+    n = int(waves.shape[1]) if waves.shape[1] is not None else None
+    if n is None:
+        raise ConfigError("reverberate needs clips of a static length")
+    batch = tf.shape(waves)[0]
+    s_rt, s_tail, s_apply = tf.unstack(seeds(seed, 3))
+    length = int(round(max_rt60 * sr))
+    rt60 = uniform([batch], s_rt, RT60_MIN, max_rt60)  # [batch]
+    t = tf.range(1, length, dtype=tf.float32)[None, :] / sr  # [1, length - 1]
+    tail = uniform([batch, length - 1], s_tail, -1.0, 1.0) * tf.exp(-6.9 * t / rt60[:, None])
+    tail /= tf.sqrt(tf.reduce_sum(tf.square(tail), axis=1, keepdims=True))  # unit energy: 0 dB DRR
+    rir = tf.concat([tf.ones([batch, 1]), tail], axis=1)  # [batch, length]
+    fft_len = 1 << (n + length - 1).bit_length()
+    wet = tf.signal.irfft(tf.signal.rfft(waves, [fft_len]) * tf.signal.rfft(rir, [fft_len]),
+                          [fft_len])[:, :n]  # [batch, n]
+    rms = lambda x: tf.sqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True))  # noqa: E731
+    wet *= rms(waves) / tf.maximum(rms(wet), 1e-8)
+    apply = uniform([batch], s_apply, 0.0, 1.0) < prob
+    return tf.where(apply[:, None], wet, waves)
+
+
 def augment(
     waves: tf.Tensor, noise: tf.Tensor | None, seed: tf.Tensor, config: AugmentConfig,
     sr: int = 16000,
 ) -> tf.Tensor:
-    """Speed perturbation, time shift, then background noise at a random volume, clipped to [-1, 1].
+    """Speed perturbation, reverberation, time shift, then background noise at a random volume,
+    clipped to [-1, 1].
 
     Applies ``config`` whatever ``config.enabled`` says (that flag is the pipeline's choice).
 
@@ -232,6 +287,9 @@ def augment(
     if config.speed:
         s_speed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 5, alg=ALG)
         waves = speed_perturb(waves, config.speed, s_speed)
+    if config.reverb_prob:
+        s_reverb = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 6, alg=ALG)
+        waves = reverberate(waves, config.reverb_rt60, config.reverb_prob, s_reverb, sr)
     out = time_shift(waves, int(round(config.time_shift_ms * sr / 1000)), s_shift)
     no_noise = noise is None or int(noise.shape[0]) == 0
     if no_noise or config.noise_volume == 0 or config.noise_prob == 0:

@@ -13,6 +13,7 @@ from kws_proto.augment import (
     augment_function,
     load_noise,
     noise_segments,
+    reverberate,
     silence,
     speed_perturb,
     time_shift,
@@ -140,7 +141,8 @@ def test_noise_shorter_than_clip_is_an_error(clips):
 
 @pytest.mark.parametrize(
     "field,value", [("noise_prob", 1.5), ("noise_volume", -0.1), ("silence_volume", 2.0),
-                    ("time_shift_ms", -1.0), ("speed", 0.5)]
+                    ("time_shift_ms", -1.0), ("speed", 0.5),
+                    ("reverb_prob", 1.5), ("reverb_rt60", 0.05)]
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"augment\.{field}={value}"):
@@ -200,4 +202,34 @@ def test_speed_perturbation_compiles_under_xla(clips, white):
     xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white),
                                     tf.constant([7, 8], tf.int64))
     # XLA fuses the interpolation's multiply-adds: positions differ in the last float32 bits
+    np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
+
+
+def test_reverberation_spreads_an_impulse_into_a_decaying_tail():
+    """An impulse comes out as the room response: direct path first, energy decaying with RT60."""
+    waves = np.zeros((16, N), np.float32)
+    waves[:, 100] = 1.0
+    out = reverberate(tf.constant(waves), 0.2, 1.0, tf.constant([1, 2], tf.int64), SR).numpy()
+    assert np.all(out[:, :100] == pytest.approx(0, abs=1e-5))  # causal
+    rms_in = np.sqrt(np.mean(waves**2, axis=1))
+    np.testing.assert_allclose(np.sqrt(np.mean(out**2, axis=1)), rms_in, rtol=1e-3)  # level kept
+    early = np.sum(out[:, 101:101 + 800] ** 2, axis=1)  # first 50 ms of tail
+    late = np.sum(out[:, 101 + 1600:101 + 2400] ** 2, axis=1)  # 100-150 ms
+    assert np.all(late < early)  # the tail decays
+    assert np.all(np.abs(out[:, 100]) > np.abs(out[:, 101:]).max(axis=1) * 0.5)  # direct path kept
+
+
+def test_reverb_probability_and_identity_when_off(clips):
+    seed = tf.constant([3, 3], tf.int64)
+    half = reverberate(tf.constant(clips), 0.3, 0.5, seed, SR).numpy()
+    changed = ~np.all(np.isclose(half, clips, atol=1e-6), axis=1)
+    assert 0.2 < changed.mean() < 0.8
+    np.testing.assert_array_equal(reverberate(tf.constant(clips), 0.3, 0.0, seed, SR).numpy(), clips)
+
+
+def test_reverb_compiles_under_xla(clips, white):
+    cfg = AugmentConfig(reverb_prob=1.0, reverb_rt60=0.3)
+    seed = tf.constant([7, 9], tf.int64)
+    eager = augment(tf.constant(clips), tf.constant(white), seed, cfg, SR)
+    xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white), seed)
     np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
