@@ -54,3 +54,83 @@ def smoke_config(synth_dataset):
 
     return load_config(REPO / "experiments" / "configs" / "smoke.yaml",
                        overrides={"data": {"dataset": str(synth_dataset), **TINY_SYNTH}})
+
+
+@pytest.fixture(scope="session")
+def trained_run(request, tmp_path_factory) -> Path:
+    """A trained run directory for the keyword tools (enrol, classify, detect, export).
+
+    ``$KWS_TEST_MODEL`` (a run directory) when set; else the shipped pretrained encoder
+    (``kws_proto/models/default``) when present; else ``smoke.yaml`` trained here on the tiny
+    built-in corpus (~15 s).  :func:`trained_run_kind` tells which.
+    """
+    kind = _trained_run_kind()
+    if kind == "env":
+        return Path(os.environ["KWS_TEST_MODEL"])
+    if kind == "default":
+        from kws_proto.pretrained import model_dir
+
+        return model_dir()
+    from kws_proto.config import load_config
+    from kws_proto.train import train
+
+    synth = request.getfixturevalue("synth_dataset")
+    cfg = load_config(REPO / "experiments" / "configs" / "smoke.yaml",
+                      overrides={"data": {"dataset": str(synth), **TINY_SYNTH}})
+    run_dir = tmp_path_factory.mktemp("trained") / "smoke"
+    train(cfg, run_dir, progress=False)
+    return run_dir
+
+
+def _trained_run_kind() -> str:
+    if os.environ.get("KWS_TEST_MODEL"):
+        return "env"
+    from kws_proto.pretrained import MODELS_DIR
+
+    shipped = MODELS_DIR / "default"
+    return "default" if (shipped / "best.weights.h5").is_file() else "smoke"
+
+
+@pytest.fixture(scope="session")
+def trained_run_kind() -> str:
+    """``"env"``, ``"default"`` or ``"smoke"``: where :func:`trained_run` comes from."""
+    return _trained_run_kind()
+
+
+@pytest.fixture(scope="session")
+def keyword_clips(request) -> dict:
+    """Clips of three keywords and of a fourth, unenrolled one, for the keyword tools' tests.
+
+    Real speech when ``../shared/data/picovoice`` is there (computer, jarvis, snowboy; unknown
+    "view glass"; 25 clips each, sorted by name, the unknown 40), else the tiny built-in corpus's
+    validation and test words, which its smoke encoder never trained on (10 clips each).
+
+    Returns
+    -------
+    dict
+        ``source`` ("picovoice" or "builtin"), ``keywords`` ``{name: [Path]}``, ``unknown``
+        ``[Path]``.
+    """
+    pico = SHARED_DATA / "picovoice"
+    if pico.is_dir():
+        def first(word, n):
+            return sorted((pico / word).glob("*.flac"))[:n]
+
+        return {"source": "picovoice", "unknown": first("view glass", 40),
+                "keywords": {w: first(w, 25) for w in ("computer", "jarvis", "snowboy")}}
+    from kws_proto.dataset import load_manifest, load_splits
+
+    root = request.getfixturevalue("synth_dataset")
+    manifest, splits = load_manifest(root), load_splits(root)
+    words = list(splits.validation) + list(splits.test)  # 4 words unseen in training
+    by_word = {w: sorted(root / c.path for c in manifest.clips if c.keyword == w) for w in words}
+    return {"source": "builtin", "unknown": by_word[words[-1]],
+            "keywords": {w: by_word[w] for w in words[:3]}}
+
+
+@pytest.fixture(scope="session")
+def keyword_spotter(trained_run):
+    """A :class:`~kws_proto.spotter.KeywordSpotter` of :func:`trained_run`, loaded once."""
+    from kws_proto.spotter import KeywordSpotter
+
+    return KeywordSpotter.from_model(trained_run)

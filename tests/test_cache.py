@@ -48,6 +48,10 @@ def dataset(tmp_path) -> Path:
     return root
 
 
+# Rows recomputed in another batch: the batched matmuls may round differently (thread count,
+# blocking), so they agree to float32 rounding rather than bit for bit.
+RECOMPUTED = {"rtol": 1e-5, "atol": 1e-4}
+
 def _stat(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_ino, st.st_mtime_ns
@@ -105,7 +109,7 @@ def test_changed_manifest_rebuilds(dataset):
     shorter = feature_cache(load_manifest(dataset), CONFIG, progress=False)
     assert array_path.stat().st_ino != inode
     assert shorter.shape[0] == len(manifest) - 1
-    np.testing.assert_array_equal(shorter, full[1:])
+    np.testing.assert_allclose(shorter, full[1:], **RECOMPUTED)
 
 
 def test_same_sized_manifest_pointing_elsewhere_rebuilds(dataset):
@@ -122,7 +126,7 @@ def test_same_sized_manifest_pointing_elsewhere_rebuilds(dataset):
     assert len(changed) == len(manifest)
     feats = feature_cache(changed, CONFIG, progress=False)
     row = [c.path for c in changed.clips].index(renamed.path)
-    np.testing.assert_array_equal(feats[row], full[rows.index(last.path)])
+    np.testing.assert_allclose(feats[row], full[rows.index(last.path)], **RECOMPUTED)
 
 
 def test_missing_file_fails_naming_it_and_leaves_no_usable_cache(dataset):
@@ -144,7 +148,7 @@ def test_missing_file_fails_naming_it_and_leaves_no_usable_cache(dataset):
     feats = feature_cache(mended, CONFIG, progress=False)
     rows = [c.path for c in mended.clips]
     copy, original = rows.index("tone/late.wav"), rows.index(victim.relative_to(dataset).as_posix())
-    np.testing.assert_array_equal(feats[copy], feats[original])  # same audio, same features
+    np.testing.assert_allclose(feats[copy], feats[original], **RECOMPUTED)  # same audio, same features
 
 
 def test_corrupt_file_fails_naming_it(dataset):

@@ -1,0 +1,171 @@
+"""KeywordSpotter and the enroll / bank / classify commands on a trained encoder and real audio."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kws_proto.bank import load_bank, metric_space, save_bank
+from kws_proto.cli import main
+from kws_proto.errors import AudioError, BankError, ConfigError
+from kws_proto.spotter import (KeywordSpotter, calibrate_threshold, decide, keyword_distances,
+                               weights_fingerprint)
+
+N_SUPPORT = 5
+
+
+@pytest.fixture(scope="module")
+def enrolled(keyword_spotter, keyword_clips):
+    """A bank of three keywords, five support clips each, and the held-back clips."""
+    bank = keyword_spotter.new_bank()
+    held = {}
+    for name, paths in keyword_clips["keywords"].items():
+        keyword_spotter.enroll(bank, name, paths[:N_SUPPORT])
+        held[name] = paths[N_SUPPORT:]
+    return bank, held
+
+
+def test_enrolled_keywords_classify_above_chance_and_unknown_words_are_rejected(
+        keyword_spotter, enrolled, keyword_clips, trained_run_kind, record_property):
+    bank, held = enrolled
+    files = [p for paths in held.values() for p in paths]
+    truth = [name for name, paths in held.items() for _ in paths]
+    results = keyword_spotter.classify(bank, files)
+    nearest = np.mean([r.nearest == t for r, t in zip(results, truth)])
+    accepted = np.mean([r.keyword == t for r, t in zip(results, truth)])
+    rejected = np.mean([r.keyword == "unknown"
+                        for r in keyword_spotter.classify(bank, keyword_clips["unknown"])])
+    record_property("spotting", {"source": keyword_clips["source"], "encoder": trained_run_kind,
+                                 "nearest": nearest, "accepted_correct": accepted,
+                                 "unknown_rejected": rejected})
+    print(f"\n{keyword_clips['source']} / {trained_run_kind} encoder: nearest-keyword accuracy "
+          f"{nearest:.2f}, accepted as the right keyword {accepted:.2f} (chance 0.33), "
+          f"unenrolled word rejected {rejected:.2f}")
+    assert nearest >= (0.5 if trained_run_kind == "smoke" else 0.8)  # 3 keywords: chance is 1/3
+    if trained_run_kind == "smoke":
+        pytest.skip("rejecting unenrolled words needs a real encoder (the shipped default or "
+                    "KWS_TEST_MODEL); the 40-episode smoke encoder trained on a tiny synthetic "
+                    f"corpus rejects {rejected:.2f}")
+    assert rejected > 0.5
+
+
+def test_classify_rule_nearest_within_threshold():
+    d = np.array([[1.0, 2.0, 3.0],   # nearest within: 0
+                  [5.0, 2.0, 9.0],   # 0 out of its threshold, 1 within: 1
+                  [9.0, 9.0, 9.0]])  # none within: unknown
+    np.testing.assert_array_equal(decide(d, np.array([4.0, 3.0, 1.0])), [0, 1, -1])
+
+
+def test_threshold_rule_from_support_and_negatives():
+    rng = np.random.default_rng(0)
+    support = rng.normal(size=(5, 16))
+    t, info = calibrate_threshold(support)
+    loo = [np.sum((support[i] - np.delete(support, i, 0).mean(0)) ** 2) for i in range(5)]
+    assert t == pytest.approx(1.5 * np.mean(loo), rel=1e-5)
+    assert "negatives" not in info
+    near = support.mean(0) + 0.1 * rng.normal(size=(40, 16))  # negatives close to the prototype
+    t2, info2 = calibrate_threshold(support, near)
+    assert t2 < t and info2["negatives"] == 40 and info2["negatives_accepted"] <= 0.1
+    with pytest.raises(ConfigError, match="at least 2"):
+        calibrate_threshold(support[:1])
+
+
+def test_embeddings_do_not_depend_on_the_batch(keyword_spotter, keyword_clips):
+    paths = keyword_clips["keywords"]["computer" if keyword_clips["source"] == "picovoice"
+                                      else list(keyword_clips["keywords"])[0]][:4]
+    together = keyword_spotter.embed_files(paths)
+    alone = np.concatenate([keyword_spotter.embed_files([p]) for p in paths])
+    np.testing.assert_allclose(together, alone, atol=1e-5 * np.abs(together).max())
+    assert together.shape == (4, keyword_spotter.embedding_dim)
+
+
+def test_a_bank_of_another_encoder_is_refused(keyword_spotter, enrolled, trained_run, tmp_path):
+    other_dir = tmp_path / "other"
+    shutil.copytree(trained_run, other_dir, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    net = keyword_spotter.network
+    weights = net.encoder.get_weights()
+    try:
+        net.encoder.set_weights([w + 0.01 if i == 0 else w for i, w in enumerate(weights)])
+        net.encoder.save_weights(other_dir / "best.weights.h5")
+    finally:
+        net.encoder.set_weights(weights)
+    other = KeywordSpotter.from_model(other_dir)
+    assert other.fingerprint != keyword_spotter.fingerprint
+    assert weights_fingerprint(net.encoder) == keyword_spotter.fingerprint  # restored
+    bank, held = enrolled
+    with pytest.raises(BankError, match=f"bank fingerprint {bank.encoder.fingerprint[:16]}.*"
+                                        f"this encoder {other.fingerprint[:16]}"):
+        other.classify(bank, list(held.values())[0][:1])
+    path = save_bank(bank, tmp_path / "b.npz")
+    assert main(["classify", str(path), str(list(held.values())[0][0]), "--model",
+                 str(other_dir)]) == 2
+    orphan = other.new_bank()  # its encoder then disappears
+    shutil.rmtree(other_dir)
+    with pytest.raises(BankError, match="encoder cannot be loaded .*other.*--model"):
+        KeywordSpotter.for_bank(orphan)
+
+
+def test_enrol_errors_name_the_problem(keyword_spotter, keyword_clips, tmp_path):
+    bank = keyword_spotter.new_bank()
+    clips = list(keyword_clips["keywords"].values())[0]
+    with pytest.raises(ConfigError, match="at least 2"):
+        keyword_spotter.enroll(bank, "one", clips[:1])
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00junk")
+    with pytest.raises(AudioError, match="broken.wav"):
+        keyword_spotter.enroll(bank, "bad", [clips[0], broken])
+    (tmp_path / "no_audio").mkdir()
+    with pytest.raises(AudioError, match="no_audio: folder holds no"):
+        keyword_spotter.enroll(bank, "bad", [clips[0], tmp_path / "no_audio"])
+    kw = keyword_spotter.enroll(bank, "given", clips[:1], threshold=3.0)
+    assert kw.threshold == 3.0 and len(bank) == 1
+
+
+def test_cli_enroll_list_classify_remove(trained_run, keyword_clips, tmp_path, capsys):
+    bank = tmp_path / "my.bank.npz"
+    (a, pa), (b, pb) = list(keyword_clips["keywords"].items())[:2]
+    assert main(["enroll", str(trained_run), "--bank", str(bank), "--keyword", a,
+                 *map(str, pa[:N_SUPPORT])]) == 0
+    # the second keyword: encoder taken from the bank itself, clips from a list
+    assert main(["enroll", "--bank", str(bank), "--keyword", b, *map(str, pb[:N_SUPPORT]),
+                 "--negatives", str(keyword_clips["unknown"][0]),
+                 "--negatives", str(keyword_clips["unknown"][1])]) == 0
+    assert main(["enroll", "--bank", str(bank), "--keyword", a, str(pa[0]), str(pa[1])]) == 2
+    assert "already in the bank" in capsys.readouterr().err
+    assert main(["enroll", "--model", str(trained_run), "--bank", str(bank), "--keyword", a,
+                 "--replace", *map(str, pa[1:N_SUPPORT + 1])]) == 0
+    assert load_bank(bank).names == [a, b] and load_bank(bank)[a].clips[0] == pa[1].name
+    assert load_bank(bank)[b].calibration["negatives"] == 2
+
+    capsys.readouterr()
+    assert main(["bank", str(bank)]) == 0
+    listing = capsys.readouterr().out
+    assert f"'{a}': {N_SUPPORT} clips" in listing and pb[0].name in listing
+
+    queries = [str(pa[-1]), str(pb[-1])]
+    assert main(["classify", str(bank), *queries, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == queries
+    for r in rows:
+        assert {"path", "keyword", "distance", "runner_up", "runner_up_distance"} <= set(r)
+        assert r["keyword"] in (a, b, "unknown") and r["runner_up"] in (a, b)
+        assert r["keyword"] != r["runner_up"] and r["distance"] >= 0
+
+    assert main(["enroll", "--bank", str(bank), "--remove", a]) == 0
+    assert load_bank(bank).names == [b]
+    bank.write_bytes(bank.read_bytes()[:-40])
+    assert main(["classify", str(bank), queries[0]]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+def test_distances_match_the_prototype_definition(keyword_spotter, enrolled, keyword_clips):
+    bank, held = enrolled
+    paths = list(held.values())[0][:3]
+    emb = keyword_spotter.embed_files(paths)
+    d = keyword_distances(bank, emb)
+    e = metric_space(emb, bank.encoder.distance)
+    expected = ((e[:, None, :] - bank.prototypes[None]) ** 2).sum(-1)  # [n, n_kw]
+    np.testing.assert_allclose(d, expected, rtol=1e-4, atol=1e-4 * expected.max())
