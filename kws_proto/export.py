@@ -8,7 +8,8 @@ is that same module, and the TFLite file its twin with the spectrum taken as a D
 - SavedModel: ``OUT/`` with the signature ``serving_default(audio [None, num_samples] float32)
   -> {"embedding": [None, d] float32}`` and the method ``embed``;
 - TFLite: one ``.tflite`` file with the same signature, TFLite built-in ops only; its spectrum
-  is a DFT by matrix products (:func:`mfcc_batch_dft`: TFLite's FFT needs a power-of-two length).
+  is a DFT by matrix products (``mfcc_batch(..., spectrum="dft")``: TFLite's FFT needs a
+  power-of-two length).
 
 Beside each goes its metadata (``OUT/kws_export.json``, ``OUT.tflite.json``): the FeatureConfig,
 the encoder's weight fingerprint and the embedding size, so a bank can be matched to it.  Parity with the Python path
@@ -29,61 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from kws_proto.errors import CheckpointError, ConfigError
-from kws_proto.features import VAR_FLOOR, FeatureConfig, mfcc_batch
+from kws_proto.features import SPECTRA, FeatureConfig, mfcc_batch
 
 FORMATS = ("savedmodel", "tflite")
 METADATA = "kws_export.json"
 #: Max abs difference of exported embeddings from the Python path, relative to max |embedding|.
 PARITY_TOLERANCE = 1e-3
 BATCH_SIZE = 64  # windows per call: one trace, bounded memory
-
-
-def mfcc_batch_dft(Y, config: FeatureConfig):
-    """:func:`kws_proto.features.mfcc_batch` with the power spectrum as two matrix products.
-
-    TFLite's only FFT kernel (RFFT2D) needs a power-of-two length and the front end's
-    ``n_fft=640`` is not one, so the exported TFLite graph takes the spectrum as a real DFT:
-    ``re = frames @ (window * cos)``, ``im = frames @ (window * sin)`` (``[win, n_fft//2 + 1]``
-    each, the window folded in); every other step is :func:`mfcc_batch`'s, on the same
-    constants.  The parity test holds it to the Python path.
-
-    Parameters
-    ----------
-    Y : tf.Tensor [shape=(batch, config.num_samples), dtype=float32]
-
-    Returns
-    -------
-    features : tf.Tensor [shape=(batch, config.num_frames, config.n_mfcc), dtype=float32]
-    """
-    from kws_proto.features import _constants
-
-    if config.top_db is None:
-        raise ConfigError("FeatureConfig.top_db=None needs a float64 spectrum, which the TFLite "
-                          "export does not provide; export as savedmodel")
-    window, mel_fb, dct = _constants(config)
-    n, T, win, hop = config.num_samples, config.num_frames, config.win_length, config.hop_length
-    k = np.arange(config.n_fft // 2 + 1)[None, :]  # [1, bins]
-    phase = 2.0 * np.pi * np.arange(win)[:, None] * k / config.n_fft  # [win, bins]
-    cos = (window[:, None] * np.cos(phase)).astype(np.float32)  # [win, bins]
-    sin = (window[:, None] * np.sin(phase)).astype(np.float32)
-    Y = tf.ensure_shape(tf.cast(Y, tf.float32), [None, n])
-    half = config.n_fft // 2
-    Y = tf.pad(Y, [[0, 0], [half, half]], mode=config.pad_mode.upper())  # [B, n + 2*half]
-    left = (config.n_fft - win) // 2
-    Y = Y[:, left : left + (T - 1) * hop + win]
-    frames = tf.reshape(tf.signal.frame(Y, win, hop), [-1, win])  # [B*T, win]
-    power = tf.square(tf.matmul(frames, cos)) + tf.square(tf.matmul(frames, sin))  # [B*T, bins]
-    mel = tf.matmul(power, mel_fb)  # [B*T, n_mels]
-    db = tf.math.log(tf.maximum(mel, config.amin)) * np.float32(10.0 / np.log(10.0))
-    db = tf.reshape(db, [-1, T, config.n_mels])  # [B, T, n_mels]
-    db = tf.maximum(db, tf.reduce_max(db, axis=[1, 2], keepdims=True) - config.top_db)
-    cep = tf.reshape(tf.matmul(tf.reshape(db, [-1, config.n_mels]), dct), [-1, T, config.n_mfcc])
-    if config.normalize != "none":  # per clip and coefficient, over frames
-        cep = cep - tf.reduce_mean(cep, axis=1, keepdims=True)
-        if config.normalize == "meanvar":
-            std = tf.sqrt(tf.reduce_mean(tf.square(cep), axis=1, keepdims=True))  # [B, 1, n_mfcc]
-            cep = cep / tf.maximum(std, VAR_FLOOR)
-    return cep
 
 
 class EmbeddingGraph(tf.Module):
@@ -96,25 +49,25 @@ class EmbeddingGraph(tf.Module):
         (BatchNorm on its moving averages), so each embedding depends on its clip alone.
     features : FeatureConfig
         The run's front end.
-    spectrum : {"rfft", "dft"}
-        ``"rfft"``: the front end is :func:`kws_proto.features.mfcc_batch` (Python path and
-        SavedModel); ``"dft"``: :func:`mfcc_batch_dft` (the TFLite export).
+    spectrum : {"fft", "dft"}
+        How :func:`kws_proto.features.mfcc_batch` takes the power spectrum: ``"fft"`` for the
+        Python path and the SavedModel, ``"dft"`` (matrix products) for the TFLite export.
     """
 
-    def __init__(self, encoder, features: FeatureConfig, spectrum: str = "rfft"):
+    def __init__(self, encoder, features: FeatureConfig, spectrum: str = "fft"):
         super().__init__(name="kws_embedding")
-        if spectrum not in ("rfft", "dft"):
-            raise ConfigError(f"spectrum={spectrum!r} must be 'rfft' or 'dft'")
+        if spectrum not in SPECTRA:
+            raise ConfigError(f"spectrum={spectrum!r} must be one of {SPECTRA}")
         self.encoder = encoder
         self._features = features
-        self._mfcc = mfcc_batch if spectrum == "rfft" else mfcc_batch_dft
+        self._spectrum = spectrum
         spec = tf.TensorSpec([None, features.num_samples], tf.float32, name="audio")
         self.embed = tf.function(self._embed, input_signature=[spec], autograph=False)
         self.serve = tf.function(lambda audio: {"embedding": self._embed(audio)},
                                  input_signature=[spec], autograph=False)
 
     def _embed(self, audio):
-        x = self._mfcc(audio, self._features)  # [B, num_frames, n_mfcc]
+        x = mfcc_batch(audio, self._features, spectrum=self._spectrum)  # [B, num_frames, n_mfcc]
         return self.encoder(x, training=False)  # [B, d]
 
     def __call__(self, audio: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -166,6 +119,9 @@ def export_savedmodel(spotter, out: str | os.PathLike, force: bool = False) -> P
 def export_tflite(spotter, out: str | os.PathLike, force: bool = False) -> Path:
     """Write ``spotter``'s embedding graph as a TFLite file ``out`` plus ``out.json`` metadata."""
     out = Path(out)
+    if spotter.features.top_db is None:
+        raise ConfigError("FeatureConfig.top_db=None needs a float64 spectrum, which the TFLite "
+                          "export does not provide; export as savedmodel")
     _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     graph = EmbeddingGraph(spotter.network.encoder, spotter.features, spectrum="dft")

@@ -6,12 +6,16 @@ eagerly, inside a ``tf.function`` with an unknown batch size, and inside an expo
 takes raw audio.  Both return ``[frames, n_mfcc]`` per clip (time first).  They agree to within
 1e-3 (max abs) on every clip of real speech, noise and tones inside ``[fmin, fmax]``
 (``tests/test_features.py``); ``benchmarks/bench_mfcc.py`` measures the speed ratio.
+:func:`mfcc_batch` takes the power spectrum with ``tf.signal.rfft`` (``spectrum="fft"``) or, for
+graphs whose runtime has no FFT of the front end's length (TFLite's needs a power of two, and
+``n_fft=640``), as matrix products with a real DFT matrix (``spectrum="dft"``).
 
-Precision: the TF path takes its FFT in float32, whose rounding noise sits about 140 dB below a
-frame's peak.  With the default ``top_db=80`` floor that noise stays out of the output, unless a
-clip has no energy at all inside the mel range (e.g. a pure tone above ``fmax`` in digital
-silence), where the two paths can differ by a few 1e-3.  With ``top_db=None`` bands down to
-``amin`` reach the output, so the FFT is taken in float64 (about 1.7x slower).
+Precision: the TF path takes its spectrum (FFT or DFT) in float32, whose rounding noise sits
+about 140 dB below a frame's peak.  With the default ``top_db=80`` floor that noise stays out of
+the output, unless a clip has no energy at all inside the mel range (e.g. a pure tone above
+``fmax`` in digital silence), where the two paths can differ by a few 1e-3.  With
+``top_db=None`` bands down to ``amin`` reach the output, so the spectrum is taken in float64
+(the FFT about 1.7x slower).
 
 librosa and TensorFlow are imported inside the functions that need them, so importing this
 module (e.g. for :class:`FeatureConfig` in a command's ``--help``) stays fast.
@@ -36,6 +40,8 @@ PAD_MODES = ("constant", "reflect")
 #: Bumped whenever the numbers a config produces change; feature caches record it.
 FRONTEND_VERSION = 1
 NORMALIZE = ("none", "mean", "meanvar")
+#: How :func:`mfcc_batch` takes the power spectrum: ``tf.signal.rfft``, or a DFT-matrix product.
+SPECTRA = ("fft", "dft")
 VAR_FLOOR = 1.0  # "meanvar" divides by at least 1 (cepstral units are dB): flat coefficients stay flat
 
 _INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_mfcc")
@@ -229,6 +235,21 @@ def _constants(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarra
             np.ascontiguousarray(dct.T, dtype=np.float32))
 
 
+@functools.lru_cache(maxsize=16)
+def _dft_matrices(config: FeatureConfig, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """``cos, sin [win_length, n_fft // 2 + 1]`` of ``dtype``: the real DFT with the window in.
+
+    ``frames @ cos`` and ``frames @ sin`` are the real and (negated) imaginary parts of the
+    ``rfft`` of the windowed frames zero-padded to ``n_fft`` (the window is at the start of the
+    FFT frame, as in :func:`mfcc_batch`).
+    """
+    window = _constants(config)[0].astype(np.float64)  # [win] the float32 window, as rfft gets it
+    k = np.arange(config.n_fft // 2 + 1)[None, :]  # [1, bins]
+    phase = 2.0 * np.pi * np.arange(config.win_length)[:, None] * k / config.n_fft  # [win, bins]
+    return ((window[:, None] * np.cos(phase)).astype(dtype),
+            (window[:, None] * np.sin(phase)).astype(dtype))
+
+
 def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """MFCC of one clip with librosa: the reference definition of the features.
 
@@ -272,21 +293,28 @@ def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     return np.ascontiguousarray(cep, dtype=np.float32)
 
 
-def mfcc_batch(Y, config: FeatureConfig = FeatureConfig()):
+def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"):
     """MFCC of a batch of clips with TensorFlow ops; agrees with :func:`mfcc` clip by clip.
 
     Graph-safe: no Python callbacks, only the batch dimension may be unknown.  The signal is
     padded by ``n_fft // 2`` on each side (librosa's ``center=True``), cut into frames of the
     window length (a window centred in ``n_fft`` has the same power spectrum as one at the
-    start, so the FFT zero-pads at the end), Hann-windowed, ``rfft``-ed, squared, multiplied by
-    librosa's mel filterbank, log-scaled in dB with the per-clip ``top_db`` floor, and
-    multiplied by the orthonormal DCT-II matrix.
+    start, so the FFT zero-pads at the end), Hann-windowed, transformed to a power spectrum,
+    multiplied by librosa's mel filterbank, log-scaled in dB with the per-clip ``top_db``
+    floor, and multiplied by the orthonormal DCT-II matrix.
 
     Parameters
     ----------
     Y : tf.Tensor or np.ndarray [shape=(batch, config.num_samples)]
         Clips; any float dtype (cast to float32).
     config : FeatureConfig
+    spectrum : {"fft", "dft"}
+        How the power spectrum is taken: ``"fft"`` with ``tf.signal.rfft`` (the fast path);
+        ``"dft"`` as ``(frames @ cos)**2 + (frames @ sin)**2`` with the real DFT matrices
+        ``[win_length, n_fft // 2 + 1]`` (window folded in), MatMul ops only, for runtimes
+        without an FFT of length ``n_fft`` (TFLite's needs a power of two).  Both agree with
+        :func:`mfcc` to the same tolerance; under TensorFlow on CPU ``"dft"`` is far slower
+        (about 20x in a graph, 64 clips of the default config), so it is for export only.
 
     Returns
     -------
@@ -296,10 +324,13 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig()):
     ------
     ConfigError
         ``Y`` is not two-dimensional or its static length is not ``config.num_samples``
-        (a length known only at run time fails in ``tf.ensure_shape``).
+        (a length known only at run time fails in ``tf.ensure_shape``), or ``spectrum`` is not
+        one of :data:`SPECTRA`.
     """
     import tensorflow as tf
 
+    if spectrum not in SPECTRA:
+        raise ConfigError(f"mfcc_batch: spectrum={spectrum!r} must be one of {SPECTRA}")
     window, mel_fb, dct = _constants(config)
     if not isinstance(Y, (tf.Tensor, tf.Variable)):
         Y = np.asarray(Y, dtype=np.float32)
@@ -315,13 +346,20 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig()):
     Y = tf.pad(Y, [[0, 0], [half, half]], mode=config.pad_mode.upper())  # [B, n + 2*half]
     left = (config.n_fft - win) // 2  # where librosa puts the window inside n_fft
     Y = Y[:, left : left + (T - 1) * hop + win]  # [B, (T-1)*hop + win]
-    frames = tf.signal.frame(Y, win, hop) * window  # [B, T, win]
-    if config.top_db is None:  # no floor: float32 FFT rounding would reach the output
-        frames = tf.cast(frames, tf.float64)
-    spec = tf.signal.rfft(frames, fft_length=[config.n_fft])  # [B, T, n_fft//2 + 1]
-    power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
-    power = tf.cast(power, tf.float32)
-    mel = tf.matmul(tf.reshape(power, [-1, mel_fb.shape[0]]), mel_fb)  # [B*T, n_mels]
+    frames = tf.signal.frame(Y, win, hop)  # [B, T, win]
+    # no floor: float32 spectrum rounding would reach the output, so take it in float64
+    dtype = tf.float32 if config.top_db is not None else tf.float64
+    if spectrum == "fft":
+        frames = tf.cast(frames * window, dtype)  # [B, T, win]
+        spec = tf.signal.rfft(frames, fft_length=[config.n_fft])  # [B, T, n_fft//2 + 1]
+        power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
+        power = tf.reshape(power, [-1, mel_fb.shape[0]])  # [B*T, n_fft//2 + 1]
+    else:
+        cos, sin = _dft_matrices(config, dtype.name)  # [win, n_fft//2 + 1] each
+        frames = tf.cast(tf.reshape(frames, [-1, win]), dtype)  # [B*T, win]
+        power = tf.math.square(tf.matmul(frames, cos)) + tf.math.square(tf.matmul(frames, sin))
+    power = tf.cast(power, tf.float32)  # [B*T, n_fft//2 + 1]
+    mel = tf.matmul(power, mel_fb)  # [B*T, n_mels]
     db = tf.math.log(tf.maximum(mel, config.amin)) * np.float32(10.0 / math.log(10.0))
     db = tf.reshape(db, [-1, T, config.n_mels])  # [B, T, n_mels]
     if config.top_db is not None:

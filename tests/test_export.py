@@ -4,13 +4,15 @@ package's Python path does, and a bank made with one classifies as with the othe
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from kws_proto.cli import main
 from kws_proto.errors import ConfigError
-from kws_proto.export import PARITY_TOLERANCE, export_model, load_exported
+from kws_proto.export import PARITY_TOLERANCE, EmbeddingGraph, export_model, load_exported
+from kws_proto.features import FeatureConfig
 from kws_proto.spotter import calibrate_threshold, classifications, keyword_distances
 
 
@@ -83,3 +85,13 @@ def test_export_refuses_to_overwrite_and_unknown_formats(keyword_spotter, export
     export_model(keyword_spotter, exported["tflite"], "tflite", force=True)
     meta = json.loads(exported["tflite"].with_name("embedder.tflite.json").read_text())
     assert meta["input"] == [None, keyword_spotter.features.num_samples]
+
+
+def test_tflite_needs_a_top_db_floor_and_spectrum_is_checked(tmp_path):
+    # without the floor the spectrum is float64, which TFLite's built-in ops do not take
+    no_floor = SimpleNamespace(features=FeatureConfig(top_db=None))
+    with pytest.raises(ConfigError, match="top_db=None"):
+        export_model(no_floor, tmp_path / "x.tflite", "tflite")
+    assert not (tmp_path / "x.tflite").exists()
+    with pytest.raises(ConfigError, match="spectrum='rfft'"):
+        EmbeddingGraph(encoder=None, features=FeatureConfig(), spectrum="rfft")

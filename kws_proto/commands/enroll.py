@@ -32,26 +32,6 @@ def add_arguments(p) -> None:
                    help="set the rejection threshold (squared distance) by hand")
     p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
     p.add_argument("--remove", metavar="KEYWORD", help="remove KEYWORD from the bank and exit")
-    _parse_intermixed(p)
-
-
-def _parse_intermixed(p) -> None:
-    """Let options sit between the positionals (``RUN_DIR --bank B --keyword K FILE...``).
-
-    Plain argparse gives a ``nargs`` positional only one stretch of arguments; the parent parser
-    calls this subparser's ``parse_known_args``, so it is pointed at argparse's intermixed
-    parsing (which itself calls the plain method, restored meanwhile).
-    """
-    plain = p.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        p.parse_known_args = plain
-        try:
-            return p.parse_known_intermixed_args(args, namespace)
-        finally:
-            p.parse_known_args = parse_known_args
-
-    p.parse_known_args = parse_known_args
 
 
 def _split_model(args):
