@@ -27,10 +27,15 @@ def save_weights(model, path: str | os.PathLike) -> None:
 
 
 def load_run_network(run_dir: str | os.PathLike):
-    """``(config, network)`` of a finished (or checkpointed) run, with its best encoder weights."""
+    """``(config, network)`` of a finished (or checkpointed) run, with its best encoder weights.
+
+    ``run_dir`` may also be ``"default"``: the pretrained encoder shipped with the package
+    (:mod:`kws_proto.pretrained`).
+    """
+    from kws_proto.pretrained import resolve_model
     from kws_proto.runs import RunDir
 
-    run = RunDir(Path(run_dir))
+    run = RunDir(resolve_model(run_dir))
     cfg = run.read_config()
     if not run.best_weights.is_file():
         raise CheckpointError(f"{run.root}: no {run.best_weights.name}; has training validated once?")

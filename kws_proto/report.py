@@ -16,7 +16,7 @@ from kws_proto.dataset import atomic_write_text
 from kws_proto.stats import mean_ci, paired_difference
 
 COLUMNS = ("model", "encoder", "n_way", "k_shot", "n_query", "episodes", "accuracy", "ci95",
-           "diff_vs_conv4", "diff_ci95", "parameters", "embedding_dim", "train_minutes",
+           "diff_vs_conv4", "diff_ci95", "diff_vs_dtw", "diff_vs_dtw_ci95", "parameters", "embedding_dim", "train_minutes",
            "ms_per_train_episode", "ms_per_clip")
 
 
@@ -31,10 +31,12 @@ def machine() -> str:
 
 
 def result_rows(models, settings) -> list[dict]:
-    """One row per (model, setting), with the paired difference to the Sequential encoder."""
+    """One row per (model, setting), with the paired differences to the Sequential encoder and
+    to the MFCC + DTW baseline on the same episodes (NaN where there is no such reference)."""
     from kws_proto.compare import REFERENCE_ENCODER
 
     ref = next((m for m in models if m.encoder == REFERENCE_ENCODER), None)
+    dtw = next((m for m in models if m.encoder == "dtw"), None)
     rows = []
     for m in models:
         for s in settings:
@@ -42,12 +44,16 @@ def result_rows(models, settings) -> list[dict]:
             summary = mean_ci(acc)
             diff = (paired_difference(acc, ref.accuracies[(s.n_way, s.k_shot)])
                     if ref is not None and m is not ref else None)
+            vs_dtw = (paired_difference(acc, dtw.accuracies[(s.n_way, s.k_shot)])
+                      if dtw is not None and m is not dtw else None)
             rows.append({
                 "model": m.name, "encoder": m.encoder, "n_way": s.n_way, "k_shot": s.k_shot,
                 "n_query": s.n_query, "episodes": len(acc),
                 "accuracy": summary.mean, "ci95": summary.ci95,
                 "diff_vs_conv4": diff.mean if diff else float("nan"),
                 "diff_ci95": diff.ci95 if diff else float("nan"),
+                "diff_vs_dtw": vs_dtw.mean if vs_dtw else float("nan"),
+                "diff_vs_dtw_ci95": vs_dtw.ci95 if vs_dtw else float("nan"),
                 "parameters": m.info["parameters"], "embedding_dim": m.info["embedding_dim"],
                 "train_minutes": m.info["train_minutes"],
                 "ms_per_train_episode": m.info["ms_per_episode"], "ms_per_clip": m.info["ms_per_clip"],
@@ -65,14 +71,16 @@ def _num(x, fmt: str) -> str:
 
 def markdown_table(rows) -> str:
     head = ("| model | encoder | setting | accuracy % (95% CI) | Δ vs conv4 (paired, 95% CI) | "
-            "params | emb. dim | train min | ms / train episode | ms / clip |")
-    lines = [head, "|" + "---|" * 10]
+            "Δ vs DTW (paired) | params | emb. dim | train min | ms / train episode | ms / clip |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
-        diff = ("–" if math.isnan(r["diff_vs_conv4"])
-                else f"{_pct(r['diff_vs_conv4'], True)} ± {_pct(r['diff_ci95'])}")
+        diff, vs_dtw = (
+            "–" if math.isnan(r[key]) else f"{_pct(r[key], True)} ± {_pct(r[ci])}"
+            for key, ci in (("diff_vs_conv4", "diff_ci95"), ("diff_vs_dtw", "diff_vs_dtw_ci95"))
+        )
         lines.append(
             f"| {r['model']} | {r['encoder']} | {r['n_way']}-way {r['k_shot']}-shot | "
-            f"{_pct(r['accuracy'])} ± {_pct(r['ci95'])} | {diff} | {r['parameters']:,} | "
+            f"{_pct(r['accuracy'])} ± {_pct(r['ci95'])} | {diff} | {vs_dtw} | {r['parameters']:,} | "
             f"{r['embedding_dim'] or '–'} | {_num(r['train_minutes'], '.1f')} | "
             f"{_num(r['ms_per_train_episode'], '.1f')} | {_num(r['ms_per_clip'], '.2f')} |"
         )

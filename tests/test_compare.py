@@ -45,10 +45,15 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
         assert 0.0 <= float(r["accuracy"]) <= 1.0 and int(r["episodes"]) == 30
         # the Sequential encoder is the reference of the paired differences
         assert math.isnan(float(r["diff_vs_conv4"])) == (r["model"] == "seq")
+        assert math.isnan(float(r["diff_vs_dtw"])) == (r["model"] == "mfcc-dtw")
     by_name = {m.name: m for m in models}
     diff = float(next(r for r in rows if r["model"] == "res" and r["k_shot"] == "1")["diff_vs_conv4"])
     assert diff == pytest.approx(
         (by_name["res"].accuracies[(2, 1)] - by_name["seq"].accuracies[(2, 1)]).mean()
+    )
+    vs_dtw = float(next(r for r in rows if r["model"] == "seq" and r["k_shot"] == "2")["diff_vs_dtw"])
+    assert vs_dtw == pytest.approx(
+        (by_name["seq"].accuracies[(2, 2)] - by_name["mfcc-dtw"].accuracies[(2, 2)]).mean()
     )
     md = (out / "results.md").read_text()
     assert "command:" in md and "seed 0" in md and "machine:" in md and "| res | protores |" in md

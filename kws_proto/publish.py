@@ -1,0 +1,188 @@
+"""``make pretrained``: train the pretrained-encoder recipe and ship it inside the package.
+
+``python -m kws_proto.publish [CONFIG] [--runs DIR] [--out DIR]`` (default
+``experiments/configs/pretrained.yaml``):
+
+1. trains the config into ``runs/pretrained/<name>`` (resumable: a rerun continues from the last
+   checkpoint, a finished run is reused);
+2. scores it cross-corpus on the real speech of ``../shared/data`` when present (FSDD digits
+   with speaker-disjoint support and query; the Picovoice keywords) and on its own test split,
+   1,000 fixed 5-way episodes per shot;
+3. writes ``kws_proto/models/default/``: ``config.yaml`` (paths relative to the repository),
+   ``best.weights.h5``, ``splits.json`` and ``record.json`` — command, seed, data, machine,
+   time, git commit, training minutes, the scores, the SHA-256 of the weights and the
+   embedding fingerprint (embeddings of a fixed probe batch) that the tests check.
+
+Every file is written aside and renamed into place, the folder last, so an interrupted publish
+never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.pretrained import MODELS_DIR, weights_sha256
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "experiments" / "configs" / "pretrained.yaml"
+SHARED = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: Cross-corpus test sets: name -> (source folder, classes, speaker-disjoint).
+CROSS = {
+    "fsdd": ("fsdd", [str(d) for d in range(10)], True),
+    "picovoice": ("picovoice", ["alexa", "computer", "jarvis", "smart mirror", "snowboy",
+                                "view glass"], False),
+}
+PROBE_SEED = 1234
+PROBE_CLIPS = 4
+
+
+def probe_batch(shape: tuple[int, int]) -> np.ndarray:
+    """The fixed input of the embedding fingerprint.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(4, frames, n_mfcc), dtype=float32]
+        Standard-normal values from a fixed seed (like CMN-normalised MFCC in scale).
+    """
+    rng = np.random.default_rng(PROBE_SEED)
+    return rng.standard_normal((PROBE_CLIPS, *shape)).astype(np.float32)
+
+
+def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
+    """``net``'s embeddings of :func:`probe_batch` (``training=False``), as nested lists."""
+    return net.embed(probe_batch(shape), training=False).numpy().astype(float).round(6).tolist()
+
+
+def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
+    """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and the own test split."""
+    from kws_proto.demo import _prepared
+    from kws_proto.evaluate import evaluate_run, grid
+
+    settings = grid([5], [1, 5], 15, episodes)
+    out = {}
+    for name, (sub, classes, disjoint) in CROSS.items():
+        if not (SHARED / sub).is_dir():
+            print(f"(not scoring {name}: {SHARED / sub} is absent)")
+            continue
+        rows = evaluate_run(run_dir, settings, data_dir=_prepared(SHARED / sub, Path("data") / name),
+                            classes=classes, speaker_disjoint=disjoint)
+        out[name] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)] for r in rows}
+    rows = evaluate_run(run_dir, settings)
+    out["own_test_split"] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)]
+                             for r in rows}
+    return out
+
+
+def _relative(path: str) -> str:
+    """``path`` relative to the repository when inside it (the shipped config names no machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
+    """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
+    from kws_proto.config import dump_config
+    from kws_proto.model_io import load_run_network
+    from kws_proto.runs import RunDir
+
+    run = RunDir(run_dir)
+    cfg, net = load_run_network(run_dir)
+    dataset = _relative(cfg.data.dataset)
+    words = _relative(cfg.data.synth_words_file) if cfg.data.synth_words_file else ""
+    shipped = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset,
+                                                                synth_words_file=words))
+    result = run.read_result() if run.is_finished() else {}
+    record = {
+        "command": command,
+        "config": shipped.to_dict(),
+        "seed": cfg.train.seed,
+        "data": {"train": f"built-in synthetic corpus ({cfg.data.synth_words} words x "
+                          f"{cfg.data.synth_speakers} voices, synth_seed {cfg.data.synth_seed}, "
+                          f"vocabulary {words or 'data_prep/words.py'})"
+                          if cfg.data.source == "synth" else dataset,
+                 "real_speech_used_for_training": "none"},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "tensorflow": _version("tensorflow"), "keras": _version("keras")},
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "training": result,
+        "scores": scores,
+        "weights_sha256": weights_sha256(run.best_weights),
+        "fingerprint": {"probe_seed": PROBE_SEED, "probe_clips": PROBE_CLIPS, "atol": 1e-4,
+                        "embeddings": embedding_fingerprint(net, cfg.features.shape)},
+    }
+    tmp = out.with_name(f".tmp{os.getpid()}.{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copyfile(run.best_weights, tmp / "best.weights.h5")
+    if run.splits_path.is_file():
+        shutil.copyfile(run.splits_path, tmp / "splits.json")
+    (tmp / "config.yaml").write_text(dump_config(shipped))
+    (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+    old = out.with_name(f".old{os.getpid()}.{out.name}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    p = argparse.ArgumentParser(prog="python -m kws_proto.publish", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--runs", type=Path, default=Path("runs/pretrained"))
+    p.add_argument("--out", type=Path, default=MODELS_DIR / "default")
+    p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
+    args = p.parse_args(argv)
+
+    from kws_proto.compare import ensure_trained
+    from kws_proto.config import load_config
+
+    t0 = time.perf_counter()
+    cfg = load_config(args.config)
+    run = ensure_trained(cfg, args.runs)
+    scores = cross_corpus_scores(run.root, args.episodes)
+    command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG else \
+        f"python -m kws_proto.publish {args.config}"
+    out = publish(run.root, args.out, command, scores)
+    print(json.dumps(scores, indent=2))
+    print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
