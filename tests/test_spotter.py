@@ -64,7 +64,7 @@ def test_threshold_rule_from_support_and_negatives():
     support = rng.normal(size=(5, 16))
     t, info = calibrate_threshold(support)
     loo = [np.sum((support[i] - np.delete(support, i, 0).mean(0)) ** 2) for i in range(5)]
-    assert t == pytest.approx(1.5 * np.mean(loo), rel=1e-5)
+    assert t == pytest.approx(1.25 * np.mean(loo), rel=1e-5)  # the documented rule
     assert "negatives" not in info
     near = support.mean(0) + 0.1 * rng.normal(size=(40, 16))  # negatives close to the prototype
     t2, info2 = calibrate_threshold(support, near)

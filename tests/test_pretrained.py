@@ -1,0 +1,99 @@
+"""The pretrained encoder shipped in kws_proto/models/default, and the publish step that makes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from kws_proto.errors import CheckpointError
+from kws_proto.model_io import build_network, load_run_network
+from kws_proto.pretrained import model_dir, read_record, resolve_model, weights_sha256
+from kws_proto.publish import embedding_fingerprint, probe_batch, publish
+
+
+def test_shipped_model_is_small_and_recorded():
+    path = model_dir()
+    size = (path / "best.weights.h5").stat().st_size
+    assert size <= 2 * 1024 * 1024, f"shipped weights are {size} bytes"
+    record = read_record()
+    for key in ("command", "data", "machine", "created", "git_commit", "scores"):
+        assert record[key], key
+    assert isinstance(record["seed"], int)
+    assert record["weights_sha256"] == weights_sha256(path / "best.weights.h5")
+
+
+def test_shipped_weights_reproduce_their_embedding_fingerprint():
+    record = read_record()
+    cfg, net = load_run_network("default")
+    got = np.asarray(embedding_fingerprint(net, cfg.features.shape))
+    want = np.asarray(record["fingerprint"]["embeddings"])
+    assert got.shape == want.shape == (record["fingerprint"]["probe_clips"], net.encoder.output_shape[-1])
+    np.testing.assert_allclose(got, want, atol=record["fingerprint"]["atol"])
+    # and the fingerprint is sensitive: a freshly initialised encoder of the same shape differs
+    keras.utils.set_random_seed(0)
+    fresh = build_network(cfg).embed(probe_batch(cfg.features.shape), training=False).numpy()
+    assert np.abs(fresh - want).max() > 100 * record["fingerprint"]["atol"]
+
+
+def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match="no shipped model 'nope'.*make pretrained"):
+        model_dir("nope")
+    monkeypatch.chdir(tmp_path)  # a folder named "default" in the working directory wins
+    (tmp_path / "default").mkdir()
+    assert resolve_model("default") == tmp_path.joinpath("default").relative_to(tmp_path)
+    assert resolve_model("runs/x").as_posix() == "runs/x"
+
+
+def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
+    from kws_proto.train import train
+
+    run = tmp_path / "run"
+    train(smoke_config, run, progress=False)
+    out = tmp_path / "models" / "mine"
+    out.parent.mkdir()
+    publish(run, out, "test", {"own_test_split": {"5w5s": [0.5, 0.1]}})
+    publish(run, out, "test again", {})  # replacing an existing model
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]  # no temporary folders left
+    record = json.loads((out / "record.json").read_text())
+    assert record["command"] == "test again"
+    cfg, net = load_run_network(out)
+    np.testing.assert_allclose(embedding_fingerprint(net, cfg.features.shape),
+                               record["fingerprint"]["embeddings"], atol=1e-4)
+
+
+def test_eval_default_from_the_command_line(synth_dataset):
+    out = subprocess.run(
+        [sys.executable, "-m", "kws_proto.cli", "eval", "default", "--data", str(synth_dataset),
+         "--way", "2", "--shot", "1", "--query", "3", "--episodes", "20", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    rows = json.loads(out.stdout)
+    assert [(r["n_way"], r["k_shot"], r["episodes"]) for r in rows] == [(2, 1, 20)]
+    assert 0.0 <= rows[0]["mean"] <= 1.0
+
+
+@pytest.mark.shared
+def test_pretrained_beats_random_init_on_fsdd(fsdd_dir, tmp_path):
+    """5-way 5-shot, speaker-disjoint, on digits (never trained on): a wide margin over chance
+    features of a randomly initialised encoder of the same shape."""
+    from data_prep.folder import index_folder
+    from kws_proto.evaluate import EvalSetting, eval_episodes, evaluate_episodes
+    from kws_proto.data import open_data
+
+    index_folder(fsdd_dir, tmp_path / "fsdd")
+    cfg, trained = load_run_network("default")
+    data = open_data(tmp_path / "fsdd", cfg.features, None, speaker_disjoint=True, progress=False)
+    episodes = eval_episodes(data, [str(d) for d in range(10)], EvalSetting(5, 5, 15, 200), seed=0)
+    keras.utils.set_random_seed(0)
+    random_init = build_network(cfg)
+    acc_trained = evaluate_episodes(trained, data, episodes).mean
+    acc_random = evaluate_episodes(random_init, data, episodes).mean
+    print(f"FSDD 5-way 5-shot: pretrained {acc_trained:.3f}, random init {acc_random:.3f}")
+    assert acc_trained > acc_random + 0.15
+    assert acc_trained > 0.5
+
