@@ -97,3 +97,21 @@ def test_pretrained_beats_random_init_on_fsdd(fsdd_dir, tmp_path):
     assert acc_trained > acc_random + 0.15
     assert acc_trained > 0.5
 
+
+
+def test_enroll_and_classify_with_model_default(keyword_clips, tmp_path, capsys):
+    """`--model default` enrols with the shipped encoder; the bank remembers it for classify."""
+    from kws_proto.bank import load_bank
+    from kws_proto.cli import main
+
+    bank = tmp_path / "default.bank.npz"
+    (a, pa), (b, pb) = list(keyword_clips["keywords"].items())[:2]
+    for name, paths in ((a, pa), (b, pb)):
+        assert main(["enroll", "--model", "default", "--bank", str(bank), "--keyword", name,
+                     *map(str, paths[:5])]) == 0
+    assert load_bank(bank).encoder.spec == "default"
+    capsys.readouterr()
+    assert main(["classify", str(bank), str(pa[-1]), str(pb[-1]), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == [str(pa[-1]), str(pb[-1])]
+    assert [r["nearest"] for r in rows] == [a, b]  # held-back clips of the two keywords
