@@ -72,14 +72,12 @@ class ModelConfig:
     distance: str = "euclidean"
 
     def __post_init__(self) -> None:
-        from kws_proto.encoders import encoder_defaults  # no TensorFlow import
+        from kws_proto.encoders import complete_params  # no TensorFlow import
 
-        defaults = encoder_defaults(self.encoder)
-        unknown = sorted(set(self.params) - set(defaults))
-        if unknown:
-            raise ConfigError(f"model.params: unknown parameter(s) {', '.join(unknown)} for "
-                              f"encoder {self.encoder!r}; accepted: {', '.join(defaults)}")
-        full = {**defaults, **self.params}
+        try:
+            full = complete_params(self.encoder, self.params)
+        except ConfigError as e:
+            raise ConfigError(f"model: {e}") from None
         object.__setattr__(self, "params", {k: list(v) if isinstance(v, tuple) else v
                                             for k, v in full.items()})
         if self.distance not in ("euclidean", "cosine"):

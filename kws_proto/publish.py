@@ -37,13 +37,6 @@ from kws_proto.pretrained import MODELS_DIR, weights_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "experiments" / "configs" / "pretrained.yaml"
-SHARED = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
-#: Cross-corpus test sets: name -> (source folder, classes, speaker-disjoint).
-CROSS = {
-    "fsdd": ("fsdd", [str(d) for d in range(10)], True),
-    "picovoice": ("picovoice", ["alexa", "computer", "jarvis", "smart mirror", "snowboy",
-                                "view glass"], False),
-}
 PROBE_SEED = 1234
 PROBE_CLIPS = 4
 
@@ -67,12 +60,12 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
 
 def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
     """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and the own test split."""
-    from kws_proto.demo import _prepared
+    from kws_proto.demo import REAL, SHARED, _prepared  # the demo's real-speech test sets
     from kws_proto.evaluate import evaluate_run, grid
 
     settings = grid([5], [1, 5], 15, episodes)
     out = {}
-    for name, (sub, classes, disjoint) in CROSS.items():
+    for name, (sub, classes, disjoint, _grid) in REAL.items():
         if not (SHARED / sub).is_dir():
             print(f"(not scoring {name}: {SHARED / sub} is absent)")
             continue

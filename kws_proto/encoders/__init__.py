@@ -16,7 +16,7 @@ from kws_proto.encoders.params import input_shape_2d
 from kws_proto.encoders.protores import build_protores
 from kws_proto.errors import ConfigError
 
-__all__ = ["ENCODERS", "build_encoder", "encoder_defaults", "encoder_names"]
+__all__ = ["ENCODERS", "build_encoder", "complete_params", "encoder_defaults", "encoder_names"]
 
 ENCODERS: dict[str, Callable] = {"conv4": build_conv4, "protores": build_protores}
 
@@ -78,7 +78,17 @@ def build_encoder(name: str, input_shape: tuple[int, int], **params):
         Unknown ``name`` (the message lists the known ones), unknown parameter names (named,
         with the accepted ones), or an invalid value (named).
     """
-    builder = _builder(name)
+    return _builder(name)(input_shape_2d(input_shape), **complete_params(name, params))
+
+
+def complete_params(name: str, params: dict) -> dict:
+    """``params`` of encoder ``name`` completed with :func:`encoder_defaults`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``name`` or unknown parameter names (named, with the accepted ones).
+    """
     defaults = encoder_defaults(name)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -86,4 +96,4 @@ def build_encoder(name: str, input_shape: tuple[int, int], **params):
             f"unknown parameter(s) {', '.join(unknown)} for encoder {name!r}; "
             f"accepted: {', '.join(defaults)}"
         )
-    return builder(input_shape_2d(input_shape), **{**defaults, **params})
+    return {**defaults, **params}
