@@ -43,6 +43,22 @@ class AugmentConfig:
         (the published protocol).
     silence_volume : float in [0, 1]
         The "silence" class is background noise at a volume drawn from U(0, silence_volume).
+    reverb_prob, reverb_rt60 : float
+        Probability that a clip is convolved with a synthetic room impulse response, and the
+        largest reverberation time (s) drawn for it (:func:`reverberate`).
+    lowpass_prob : float in [0, 1]
+        Probability that a clip (speech and noise, as a recording device would) loses every
+        frequency above a cutoff drawn from U(lowpass_hz, sample_rate / 2) (:func:`lowpass`):
+        band-limited recordings, such as 8 kHz telephone-band speech, have nothing there.
+    lowpass_hz : float > 0
+        The lowest cutoff drawn.
+    freq_masks, freq_mask_bands : int >= 0
+        Spectrogram masking (SpecAugment, Park et al. 2019, arXiv 1904.08779) on the features:
+        ``freq_masks`` bands of mel channels per clip, each ``U{0..freq_mask_bands}`` wide, are
+        set to their mean over the clip (:func:`spec_mask`); 0 disables it.
+    time_masks, time_mask_frames : int >= 0
+        The same along time: ``time_masks`` runs of ``U{0..time_mask_frames}`` frames per clip
+        take the clip's mean features.
     """
 
     enabled: bool = True
@@ -53,13 +69,32 @@ class AugmentConfig:
     speed: float = 0.0
     reverb_prob: float = 0.0
     reverb_rt60: float = 0.5
+    lowpass_prob: float = 0.0
+    lowpass_hz: float = 3000.0
+    freq_masks: int = 0
+    freq_mask_bands: int = 8
+    time_masks: int = 0
+    time_mask_frames: int = 10
+
+    @property
+    def masks(self) -> bool:
+        """Whether :func:`spec_mask` changes anything."""
+        return bool(self.freq_masks and self.freq_mask_bands
+                    or self.time_masks and self.time_mask_frames)
 
     def __post_init__(self) -> None:
+        for name in ("freq_masks", "freq_mask_bands", "time_masks", "time_mask_frames"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ConfigError(f"augment.{name}={v!r} must be an integer >= 0")
         if not 0.1 <= self.reverb_rt60 <= 1.0:
             raise ConfigError(f"augment.reverb_rt60={self.reverb_rt60!r} must be in [0.1, 1]")
         if not 0.0 <= self.speed < 0.5:
             raise ConfigError(f"augment.speed={self.speed!r} must be in [0, 0.5)")
-        for name in ("noise_prob", "noise_volume", "silence_volume", "reverb_prob"):
+        if not self.lowpass_hz > 0.0:
+            raise ConfigError(f"augment.lowpass_hz={self.lowpass_hz!r} must be > 0")
+        for name in ("noise_prob", "noise_volume", "silence_volume", "reverb_prob",
+                     "lowpass_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"augment.{name}={v!r} must be in [0, 1]")
@@ -207,6 +242,39 @@ def speed_perturb(waves: tf.Tensor, max_change: float, seed: tf.Tensor) -> tf.Te
     return tf.where(inside, a + frac * (b - a), tf.zeros_like(a))
 
 
+def lowpass(waves: tf.Tensor, min_hz: float, prob: float, seed: tf.Tensor,
+            sr: int = 16000) -> tf.Tensor:
+    """Remove, with probability ``prob`` per row, every frequency above a random cutoff.
+
+    The cutoff is drawn from U(``min_hz``, ``sr / 2``); rows keep the DFT bins at or below it
+    (an ideal brick-wall filter over the whole clip, by FFT), the others come back unchanged.
+
+    Parameters
+    ----------
+    waves : tf.Tensor [shape=(batch, n)]
+    min_hz : float > 0
+    prob : float in [0, 1]
+    seed : tf.Tensor [shape=(2,)]
+    sr : int
+
+    Returns
+    -------
+    filtered : tf.Tensor [shape=(batch, n)]
+    """
+    import tensorflow as tf
+
+    if prob == 0:
+        return waves
+    s_cut, s_apply = tf.unstack(seeds(seed, 2))
+    batch, n = tf.shape(waves)[0], waves.shape[1]
+    cutoff = uniform([batch], s_cut, min(min_hz, sr / 2), sr / 2)  # [batch] Hz
+    freqs = tf.range(n // 2 + 1, dtype=tf.float32) * (sr / n)  # [bins] Hz of each rfft bin
+    keep = tf.cast(freqs[None, :] <= cutoff[:, None], tf.complex64)  # [batch, bins]
+    filtered = tf.signal.irfft(tf.signal.rfft(waves) * keep, fft_length=[n])
+    apply = uniform([batch], s_apply, 0.0, 1.0) < prob
+    return tf.where(apply[:, None], filtered, waves)
+
+
 RT60_MIN = 0.1
 
 
@@ -261,8 +329,8 @@ def augment(
     waves: tf.Tensor, noise: tf.Tensor | None, seed: tf.Tensor, config: AugmentConfig,
     sr: int = 16000,
 ) -> tf.Tensor:
-    """Speed perturbation, reverberation, time shift, then background noise at a random volume,
-    clipped to [-1, 1].
+    """Speed perturbation, reverberation, time shift, background noise at a random volume, then
+    the low-pass of a band-limited recording, clipped to [-1, 1].
 
     Applies ``config`` whatever ``config.enabled`` says (that flag is the pipeline's choice).
 
@@ -291,9 +359,14 @@ def augment(
         s_reverb = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 6, alg=ALG)
         waves = reverberate(waves, config.reverb_rt60, config.reverb_prob, s_reverb, sr)
     out = time_shift(waves, int(round(config.time_shift_ms * sr / 1000)), s_shift)
+    s_lowpass = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 8, alg=ALG)
+
+    def band_limit(x):
+        return lowpass(x, config.lowpass_hz, config.lowpass_prob, s_lowpass, sr)
+
     no_noise = noise is None or int(noise.shape[0]) == 0
     if no_noise or config.noise_volume == 0 or config.noise_prob == 0:
-        return out
+        return band_limit(out)
     batch, n = tf.shape(out)[0], out.shape[1]
     if n is None:
         n = tf.shape(out)[1]
@@ -302,7 +375,63 @@ def augment(
     volume = uniform([batch], s_volume, 0.0, config.noise_volume)
     volume *= tf.cast(uniform([batch], s_apply, 0.0, 1.0) < config.noise_prob, tf.float32)
     mixed = out + volume[:, None] * noise_segments(noise, batch, n, s_noise)
-    return tf.clip_by_value(mixed, -1.0, 1.0)
+    return tf.clip_by_value(band_limit(mixed), -1.0, 1.0)
+
+
+def _band_mask(batch: tf.Tensor, size: int, n_bands: int, max_width: int,
+               seed: tf.Tensor) -> tf.Tensor:
+    """``[batch, size]`` bool: True inside any of ``n_bands`` random bands of each row, each
+    ``U{0..max_width}`` wide (clipped to ``size``) and placed uniformly where it fits."""
+    import tensorflow as tf
+
+    s_width, s_start = tf.unstack(seeds(seed, 2))
+    width = uniform([batch, n_bands], s_width, 0, min(max_width, size) + 1, tf.int32)
+    room = tf.cast(size - width + 1, tf.float32)  # [batch, n_bands] start positions that fit
+    start = tf.cast(tf.floor(uniform([batch, n_bands], s_start, 0.0, 1.0) * room), tf.int32)
+    pos = tf.range(size)[None, None, :]  # [1, 1, size]
+    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])
+    return tf.reduce_any(inside, axis=1)
+
+
+def spec_mask(feats: tf.Tensor, dct: np.ndarray, config: AugmentConfig,
+              seed: tf.Tensor) -> tf.Tensor:
+    """Frequency and time masking of cepstral features (SpecAugment without time warping).
+
+    Frequency masks act on mel channels, where SpecAugment defines them: the features are
+    projected back onto the mel channels through the (orthonormal) DCT, the masked channels
+    are replaced by their mean over the clip, and the change is projected forward again.  With
+    cepstral mean subtraction the mean is zero, so this is SpecAugment's mean fill.  Time
+    masks replace whole frames by the clip's mean feature vector.
+
+    Parameters
+    ----------
+    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
+    dct : np.ndarray [shape=(n_mels, n_mfcc)]
+        The DCT of the front end (orthonormal columns), mel channels to cepstra.
+    config : AugmentConfig
+        ``freq_masks``, ``freq_mask_bands``, ``time_masks``, ``time_mask_frames``.
+    seed : tf.Tensor [shape=(2,), integer]
+
+    Returns
+    -------
+    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
+    """
+    import tensorflow as tf
+
+    s_freq, s_time = tf.unstack(seeds(seed, 2))
+    batch, frames = tf.shape(feats)[0], int(feats.shape[1])
+    dct = tf.constant(dct, tf.float32)  # [n_mels, n_mfcc]
+    if config.freq_masks and config.freq_mask_bands:
+        mel = tf.einsum("btc,mc->btm", feats, dct)  # [batch, frames, n_mels]
+        masked = _band_mask(batch, int(dct.shape[0]), config.freq_masks,
+                            config.freq_mask_bands, s_freq)  # [batch, n_mels]
+        change = tf.where(masked[:, None, :], tf.reduce_mean(mel, axis=1, keepdims=True) - mel,
+                          0.0)
+        feats = feats + tf.einsum("btm,mc->btc", change, dct)
+    if config.time_masks and config.time_mask_frames:
+        masked = _band_mask(batch, frames, config.time_masks, config.time_mask_frames, s_time)
+        feats = tf.where(masked[:, :, None], tf.reduce_mean(feats, axis=1, keepdims=True), feats)
+    return feats
 
 
 def silence(

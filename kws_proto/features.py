@@ -235,6 +235,12 @@ def _constants(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarra
             np.ascontiguousarray(dct.T, dtype=np.float32))
 
 
+def dct_matrix(config: FeatureConfig) -> np.ndarray:
+    """The front end's DCT-II, mel channels to cepstra: ``[n_mels, n_mfcc]`` float32 with
+    orthonormal columns (``cepstra = log_mel @ dct``; ``cepstra @ dct.T`` projects back)."""
+    return _constants(config)[2]
+
+
 @functools.lru_cache(maxsize=16)
 def _dft_matrices(config: FeatureConfig, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """``cos, sin [win_length, n_fft // 2 + 1]`` of ``dtype``: the real DFT with the window in.

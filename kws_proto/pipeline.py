@@ -26,11 +26,11 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.augment import AugmentConfig, augment_function, seeds, silence
+from kws_proto.augment import ALG, AugmentConfig, augment_function, seeds, silence, spec_mask
 from kws_proto.cache import to_float32
 from kws_proto.episodes import SILENCE, Episode, EpisodeSampler
 from kws_proto.errors import ConfigError, DatasetError
-from kws_proto.features import FeatureConfig, mfcc_batch
+from kws_proto.features import FeatureConfig, dct_matrix, mfcc_batch
 
 
 class EpisodePipeline:
@@ -197,6 +197,7 @@ class EpisodePipeline:
         augment = augment_function(aug, fc.sample_rate) if aug.enabled else None
         seed = tf.constant(self.seed, tf.int64)
         frames, n_mfcc = fc.shape
+        dct = dct_matrix(fc)  # [n_mels, n_mfcc], for spectrogram masks on mel channels
 
         def fill_silence(x, is_silence, s_sil, to_features):
             where = tf.where(is_silence)  # [n_silence, 1]
@@ -214,6 +215,9 @@ class EpisodePipeline:
                 feats = data
                 if has_silence:
                     feats = fill_silence(feats, is_silence, s_sil, lambda w: mfcc_batch(w, fc))
+            if aug.enabled and aug.masks:
+                s_mask = tf.random.experimental.stateless_fold_in(s_aug, 7, alg=ALG)
+                feats = spec_mask(feats, dct, aug, s_mask)
             n_way, k, q = tf.unstack(sizes)
             feats = tf.reshape(feats, [n_way, k + q, frames, n_mfcc])  # rows were class-major
             return feats[:, :k], feats[:, k:]

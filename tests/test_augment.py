@@ -12,13 +12,16 @@ from kws_proto.augment import (
     augment,
     augment_function,
     load_noise,
+    lowpass,
     noise_segments,
     reverberate,
     silence,
+    spec_mask,
     speed_perturb,
     time_shift,
 )
 from kws_proto.errors import ConfigError
+from kws_proto.features import FeatureConfig, dct_matrix
 
 SR = 16000
 N = 4000  # 0.25 s clips keep the tests fast; the shift bound is in samples anyway
@@ -142,7 +145,9 @@ def test_noise_shorter_than_clip_is_an_error(clips):
 @pytest.mark.parametrize(
     "field,value", [("noise_prob", 1.5), ("noise_volume", -0.1), ("silence_volume", 2.0),
                     ("time_shift_ms", -1.0), ("speed", 0.5),
-                    ("reverb_prob", 1.5), ("reverb_rt60", 0.05)]
+                    ("reverb_prob", 1.5), ("reverb_rt60", 0.05), ("freq_masks", -1),
+                    ("time_mask_frames", 2.5), ("time_masks", True), ("lowpass_prob", -0.5),
+                    ("lowpass_hz", 0.0)]
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"augment\.{field}={value}"):
@@ -233,3 +238,82 @@ def test_reverb_compiles_under_xla(clips, white):
     eager = augment(tf.constant(clips), tf.constant(white), seed, cfg, SR)
     xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white), seed)
     np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
+
+
+def test_lowpass_removes_everything_above_a_cutoff_within_range():
+    """White noise through the filter: per row, spectral energy stops at one cutoff in
+    [min_hz, sr/2], below which the spectrum is untouched (scipy's FFT as the referee)."""
+    import scipy.fft
+
+    x = np.random.default_rng(0).standard_normal((16, SR)).astype(np.float32) * 0.1
+    y = lowpass(tf.constant(x), 3000.0, 1.0, tf.constant([1, 2], tf.int64), SR).numpy()
+    X, Y = np.abs(scipy.fft.rfft(x)), np.abs(scipy.fft.rfft(y))
+    hz = np.arange(X.shape[1]) * SR / x.shape[1]
+    cutoffs = []
+    for row in range(len(x)):
+        kept = np.nonzero(Y[row] > 1e-3 * X[row].mean())[0]
+        top = kept.max()
+        cutoffs.append(hz[top])
+        assert 3000.0 <= hz[top] <= SR / 2
+        np.testing.assert_allclose(Y[row, : top + 1], X[row, : top + 1], rtol=1e-3, atol=1e-2)
+    assert np.std(cutoffs) > 300  # drawn per row
+    half = lowpass(tf.constant(x), 3000.0, 0.5, tf.constant([1, 2], tf.int64), SR).numpy()
+    changed = ~np.all(np.isclose(half, x, atol=1e-6), axis=1)
+    assert 0 < changed.sum() < len(x)
+
+
+def test_lowpass_in_augment_compiles_under_xla_and_off_is_identity(clips, white):
+    cfg = AugmentConfig(lowpass_prob=1.0)
+    seed = tf.constant([7, 9], tf.int64)
+    eager = augment(tf.constant(clips), tf.constant(white), seed, cfg, SR)
+    xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white), seed)
+    np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
+    off = lowpass(tf.constant(clips), 3000.0, 0.0, seed, SR).numpy()
+    np.testing.assert_array_equal(off, clips)
+
+
+def _centred(seed: int, frames: int = 51, n: int = 40) -> tf.Tensor:
+    x = tf.random.stateless_normal([6, frames, n], [seed, 0])
+    return x - tf.reduce_mean(x, axis=1, keepdims=True)  # as after cepstral mean subtraction
+
+
+def test_frequency_masks_blank_whole_mel_channels_and_keep_the_rest():
+    fc = FeatureConfig()
+    dct = dct_matrix(fc)  # [n_mels, n_mfcc]
+    x = _centred(0)
+    config = AugmentConfig(freq_masks=2, freq_mask_bands=8)
+    y = spec_mask(x, dct, config, tf.constant([5, 6], tf.int64)).numpy()
+    mel_x = np.einsum("btc,mc->btm", x.numpy(), dct)
+    mel_y = np.einsum("btc,mc->btm", y, dct)
+    blank = np.all(np.abs(mel_y) < 1e-5, axis=1)  # [batch, n_mels]: channels at their mean (0)
+    for b in range(len(y)):
+        # at most 2 bands of at most 8 channels; every other channel exactly as before
+        assert blank[b].sum() <= 16
+        np.testing.assert_allclose(mel_y[b][:, ~blank[b]], mel_x[b][:, ~blank[b]], atol=1e-4)
+        runs = np.diff(np.concatenate([[0], blank[b].astype(int), [0]]))
+        assert (runs == 1).sum() <= 2  # contiguous bands
+    assert blank.any(axis=1).sum() >= 4  # most of 6 clips got a non-empty mask
+    assert not np.all(blank[0] == blank[1]) or not np.all(blank[1] == blank[2])  # per clip
+
+
+def test_time_masks_set_frames_to_the_clip_mean_and_are_seeded():
+    dct = dct_matrix(FeatureConfig())
+    x = _centred(1) + 3.0  # clip mean 3 in every coefficient
+    config = AugmentConfig(time_masks=2, time_mask_frames=10)
+    seed = tf.constant([1, 2], tf.int64)
+    y = spec_mask(x, dct, config, seed).numpy()
+    at_mean = np.all(np.abs(y - 3.0) < 1e-5, axis=2)  # [batch, frames]
+    changed = np.any(y != x.numpy(), axis=2)
+    np.testing.assert_array_equal(changed, at_mean)  # only masked frames change
+    assert (at_mean.sum(axis=1) <= 20).all() and at_mean.sum() > 0
+    np.testing.assert_array_equal(spec_mask(x, dct, config, seed), y)
+    assert np.any(spec_mask(x, dct, config, tf.constant([1, 3], tf.int64)).numpy() != y)
+
+
+def test_no_masks_is_identity():
+    dct = dct_matrix(FeatureConfig())
+    x = _centred(2)
+    assert not AugmentConfig().masks and AugmentConfig(time_masks=1).masks
+    off = AugmentConfig(freq_masks=3, freq_mask_bands=0, time_masks=0)
+    assert not off.masks
+    np.testing.assert_array_equal(spec_mask(x, dct, off, tf.constant([0, 0], tf.int64)), x)

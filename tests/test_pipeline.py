@@ -109,6 +109,22 @@ def test_augmentation_is_redrawn_per_episode_and_seed(data):
     assert np.abs(a[0] - d[0]).mean() > 0.5
 
 
+def test_spectrogram_masks_reach_training_episodes(data):
+    """Time masks in the config show up as frames at the clip mean (0 after mean subtraction)."""
+    e = sampler(data).sample(0)
+    masked = NO_CHANGE.__class__(**(NO_CHANGE.to_dict() | {"time_masks": 2,
+                                                          "time_mask_frames": 10}))
+    (s0, q0), = take(pipeline(data, NO_CHANGE).dataset([e]), 1)
+    (s1, q1), = take(pipeline(data, masked).dataset([e]), 1)
+    flat = lambda x: x.reshape(-1, *FC.shape)  # noqa: E731
+    clips = flat(np.concatenate([s1, q1], axis=1))  # [clips, frames, n_mfcc]
+    plain = flat(np.concatenate([s0, q0], axis=1))
+    blank = np.all(np.abs(clips - plain.mean(axis=1, keepdims=True)) < 1e-3, axis=2)
+    assert blank.any(axis=1).mean() > 0.5  # most clips lost some frames
+    keep = ~blank
+    np.testing.assert_allclose(clips[keep], plain[keep], atol=1e-5)
+
+
 def test_same_seed_same_tensors_across_builds_and_resume(data):
     runs = [take(pipeline(data, AugmentConfig()).dataset(sampler(data, seed=2)), 4)
             for _ in range(2)]
