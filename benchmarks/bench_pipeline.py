@@ -6,18 +6,22 @@ cache, and (augmented) shift + mix background noise into every waveform and comp
 in the ``tf.data`` graph, prefetched so that this overlaps the step.  The step is ProtoRes
 (temporal, the default) on 5-way 5-shot 15-query episodes.  The data are 420 clips of FSDD
 (real speech, ../shared/data/fsdd) when present, else 400 synthetic tones, and 30 s of synthetic
-noise.  Each round times the bare step, every fed variant (a fresh iterator, its first 3
-episodes not timed) and the bare step again, alternating the order between rounds; the printed
-figures are medians over rounds, and "CPU ms" is the process CPU time per episode (all threads),
-which shows how much work the feed adds even when it overlaps.  A consumer that sleeps 50 ms
-per episode (no CPU) shows how much of the feed prefetching hides when a core is free; on a
-2-core machine shared with other work, the fed step's overhead is the feed's CPU time finding
-no idle core.
+noise.  Each pipeline gets one iterator, made once and kept for every round (the augmented
+one feeds three variants).  Each round times the bare step, every fed variant (3 episodes
+first, off the clock) and the bare step again, alternating the order between rounds; every
+measurement starts from an idle process (the prefetch buffers refilled, see ``_settle``), so no
+variant's feed work runs in another's time.  The printed figures are medians over rounds, and
+"CPU ms" is the process CPU time per episode (all threads) up to the moment the process is idle
+again, which shows how much work the feed adds even when it overlaps.  A consumer that sleeps
+50 ms per episode (no CPU) shows how much of the feed prefetching hides when a core is free;
+on a 2-core machine, the fed step's overhead is the feed's CPU time finding no idle core.  The
+bare step is also timed as ``bench_encoders`` builds it (a check that both agree).
 Run: ``python -m benchmarks.run bench_pipeline``.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -31,6 +35,8 @@ N_WAY, K_SHOT, N_QUERY = 5, 5, 15
 STEPS = 20  # timed steps per variant and round
 WARMUP = 3
 SLEEP = 0.05  # the idle consumer's "step"
+DRAIN = 10  # episodes the feed-alone variants take off the clock (> the prefetch buffers)
+IDLE_WINDOW, IDLE_CPU = 0.05, 0.1  # idle = under 10% of a core over 50 ms
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fsdd"
 
@@ -89,61 +95,95 @@ def _train_step(input_shape):
     return step
 
 
-def _clock(fn) -> tuple[float, float]:
-    """(wall, process CPU) seconds per episode of ``fn()``, which runs STEPS episodes."""
+def _settle(timeout: float = 5.0) -> None:
+    """Wait until the process is idle: every prefetch buffer refilled, no feed work running.
+
+    A variant's last episodes leave its pipeline refilling the buffers they emptied; without
+    this that work would run (and be charged) inside the next variant's timing.
+    """
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        c0 = time.process_time()
+        time.sleep(IDLE_WINDOW)
+        if time.process_time() - c0 < IDLE_CPU * IDLE_WINDOW:
+            return
+
+
+def _clock(variant) -> tuple[float, float]:
+    """(wall, process CPU) seconds per episode of a ``(warm, run)`` pair; ``run()`` runs STEPS
+    episodes.
+
+    ``warm()`` runs first, off the clock; the clock starts on an idle process, and its CPU time
+    runs until the process is idle again, so that it includes the refill of the prefetch
+    buffers that the episodes emptied.  ``run()`` may return ``(wall seconds of STEPS
+    episodes, episodes consumed)`` when it times only part of what it consumes.
+    """
+    warm, run = variant
+    warm()
+    _settle()
     w0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return (time.perf_counter() - w0) / STEPS, (time.process_time() - c0) / STEPS
+    out = run()
+    wall, n = (time.perf_counter() - w0, STEPS) if out is None else out
+    _settle()
+    return wall / STEPS, (time.process_time() - c0) / n
 
 
-def _fed(step, dataset):
-    """STEPS steps fed from a fresh iterator of ``dataset`` (WARMUP steps before the clock)."""
-    it = iter(dataset)
-    for _ in range(WARMUP):
-        float(step(*next(it)))
+def _fed(step, it):
+    """STEPS steps fed from the iterator ``it`` (after WARMUP steps off the clock)."""
+    def warm():
+        for _ in range(WARMUP):
+            float(step(*next(it)))
 
     def run():
         for _ in range(STEPS):
             loss = step(*next(it))
         float(loss)
 
-    return run
+    return warm, run
 
 
 def _bare(step, ready):
+    """STEPS steps on the episodes ``ready`` (tensors in memory), in turn."""
+    def warm():
+        for i in range(WARMUP):
+            float(step(*ready[i % len(ready)]))
+
     def run():
         for i in range(STEPS):
             loss = step(*ready[i % len(ready)])
         float(loss)
 
-    return run
+    return warm, run
 
 
-def _sleep_fed(dataset):
-    """A consumer that uses no CPU: SLEEP seconds per episode, fed from ``dataset``."""
-    it = iter(dataset)
-    for _ in range(WARMUP):
-        next(it)
+def _sleep_fed(it):
+    """A consumer that uses no CPU: SLEEP seconds per episode, fed from ``it``."""
+    def warm():
+        for _ in range(WARMUP):
+            next(it)
 
     def run():
         for _ in range(STEPS):
             next(it)
             time.sleep(SLEEP)
 
-    return run
+    return warm, run
 
 
-def _feed_only(dataset):
-    it = iter(dataset)
-    for _ in range(WARMUP):
-        next(it)
-
+def _feed_only(it):
+    """The feed alone, as fast as it goes.  The clock starts with full prefetch buffers, so the
+    first DRAIN episodes are taken off the clock: it sees the feed's throughput, not its
+    buffers (the CPU time is that of all DRAIN + STEPS episodes, see :func:`_clock`)."""
     def run():
+        for _ in range(DRAIN):
+            next(it)
+        w0 = time.perf_counter()
         for _ in range(STEPS):
             s, q = next(it)
         float(q[0, 0, 0, 0])
+        return time.perf_counter() - w0, DRAIN + STEPS
 
-    return run
+    return (lambda: None), run
 
 
 def main(rounds: int = 8) -> dict[str, float]:
@@ -151,7 +191,9 @@ def main(rounds: int = 8) -> dict[str, float]:
 
     The overhead of a fed variant is its time over the mean of the two bare measurements that
     frame it in the same round (rounds alternate the order of the variants), median over
-    rounds; machine load shared with other processes is thus compared side by side.
+    rounds; machine load shared with other processes is thus compared side by side.  Every
+    pipeline has one iterator, made once and used in all rounds, and every measurement starts
+    from an idle process (:func:`_settle`).
 
     Returns
     -------
@@ -160,15 +202,19 @@ def main(rounds: int = 8) -> dict[str, float]:
     """
     import tensorflow as tf
 
+    from benchmarks.bench_encoders import INPUT_SHAPE
+    from benchmarks.bench_encoders import _train_step as encoders_step
     from kws_proto.augment import AugmentConfig, load_noise
     from kws_proto.cache import feature_cache, waveform_cache
     from kws_proto.dataset import noise_files
+    from kws_proto.encoders import encoder_defaults
     from kws_proto.episodes import EpisodeSampler
     from kws_proto.features import FeatureConfig
     from kws_proto.pipeline import EpisodePipeline
 
     tf.keras.utils.set_random_seed(0)
     fc = FeatureConfig()
+    assert tuple(fc.shape) == tuple(INPUT_SHAPE), (fc.shape, INPUT_SHAPE)
     with tempfile.TemporaryDirectory() as tmp:
         manifest, source = _make_dataset(Path(tmp))
         features = feature_cache(manifest, fc, progress=False)
@@ -179,20 +225,30 @@ def main(rounds: int = 8) -> dict[str, float]:
                                     seed=0).dataset(sampler)
         plain = EpisodePipeline(fc, features=features, seed=0).dataset(sampler)
         ready = [tuple(tf.identity(t) for t in e) for e in augmented.take(8)]
+        gc.collect()  # the iterator of take(8) is done; nothing else runs in the background
         step = _train_step(fc.shape)
         step(*ready[0])  # trace
+        # bench_encoders' step (its own trace for static shapes): the same figure, checked
+        enc_step = encoders_step("protores", encoder_defaults("protores"))[0]
+        enc_ready = [(s, q) for s, q in ready]
+        enc_step(*enc_ready[0])
+        # one iterator per pipeline, kept for every round (the augmented one serves three
+        # variants): no stale iterators, no pipeline start-up inside the rounds
+        its = {"augmented": iter(augmented), "plain": iter(plain)}
 
-        fed = {
-            "step fed, augmented (waveform cache)": lambda: _fed(step, augmented),
-            "step fed, plain (feature cache)": lambda: _fed(step, plain),
-            "sleep 50 ms fed, augmented": lambda: _sleep_fed(augmented),
-            "feed alone, augmented": lambda: _feed_only(augmented),
-            "feed alone, plain": lambda: _feed_only(plain),
-        }
         bare_key = "bare step (ready tensors)"
+        fed = {
+            "step fed, augmented (waveform cache)": lambda: _fed(step, its["augmented"]),
+            "step fed, plain (feature cache)": lambda: _fed(step, its["plain"]),
+            "sleep 50 ms fed, augmented": lambda: _sleep_fed(its["augmented"]),
+            "feed alone, augmented": lambda: _feed_only(its["augmented"]),
+            "feed alone, plain": lambda: _feed_only(its["plain"]),
+            "bench_encoders' step (same tensors)": lambda: _bare(
+                lambda s, q: enc_step(s, q)[0], enc_ready),
+        }
         wall = {k: [] for k in [bare_key, *fed]}
         cpu = {k: [] for k in wall}
-        ratio = {k: [] for k in fed if k.startswith("step")}
+        ratio = {k: [] for k in fed if k.startswith(("step", "bench_enc"))}
         for r in range(rounds):
             order = list(fed) if r % 2 == 0 else list(fed)[::-1]
             b0 = _clock(_bare(step, ready))
@@ -203,6 +259,8 @@ def main(rounds: int = 8) -> dict[str, float]:
                 cpu[k].append(c)
             for k in ratio:
                 ratio[k].append(got[k][0] / ((b0[0] + b1[0]) / 2))
+        del its, fed
+        gc.collect()
     times = {k: float(np.median(v)) for k, v in wall.items()}
     times.update({f"{k} overhead": float(np.median(v)) for k, v in ratio.items()})
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -216,7 +274,8 @@ def main(rounds: int = 8) -> dict[str, float]:
             over = f"{100 * (times[k] / SLEEP - 1):+8.1f}%"
         print(f"   {k:<38} {1e3 * times[k]:>8.1f} {1e3 * np.median(cpu[k]):>7.1f} {over:>9}")
     print("   target: fed step within +15% of the bare step (overhead = fed / bare of its round);")
-    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms)")
+    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms);")
+    print("   bench_encoders' step is the bare step as that benchmark builds it (should be ~0%)")
     return times
 
 

@@ -14,9 +14,11 @@ Silence rows (:data:`kws_proto.episodes.SILENCE`) become background noise at a v
 U(0, ``augment.silence_volume``) on either path.  Every random draw of episode ``i`` is keyed by
 ``(seed, i)``, so the tensors depend only on the seed and the episode, not on the order or
 number of passes.  ``prefetch`` lets the next episode be prepared while the model trains on
-the current one; the feed's ops run single-threaded on ``tf.data``'s threads so that they do
-not queue in the training step's intra-op pool.  ``benchmarks/bench_pipeline.py`` measures
-what feeding costs per episode against the bare step.
+the current one; the feed's graph ops run single-threaded on ``tf.data``'s threads, except the
+FFT and the XLA-compiled augmentation, which use the training step's intra-op pool.
+``benchmarks/bench_pipeline.py`` measures what feeding costs per episode against the bare
+step: on two cores the augmented feed's ~20 ms of CPU per 100-clip episode (MFCC ~14-16,
+augmentation ~4-5) cannot hide behind a step that already keeps both cores busy.
 """
 
 from __future__ import annotations
@@ -161,8 +163,10 @@ class EpisodePipeline:
         ds = ds.map(self._tensors(has_silence), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
         options = tf.data.Options()
-        # The feed's ops run on tf.data's own threads, one core each, and leave the shared
-        # intra-op pool to the training step that they overlap.
+        # The feed's graph ops run on tf.data's own threads, one core each.  Not all of it:
+        # the FFT (DUCC) and the XLA-compiled augmentation split their work over the device's
+        # intra-op pool regardless of this option (perf: about a quarter of the feed's CPU
+        # time ran on those threads), so that part shares the training step's pool.
         options.threading.max_intra_op_parallelism = 1
         return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
