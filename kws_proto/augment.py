@@ -140,6 +140,14 @@ def seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n, alg=ALG)
 
 
+def fold(seed: tf.Tensor, k: int) -> tf.Tensor:
+    """Seed ``[2]`` of the optional draw numbered ``k``, derived from ``seed``: adding a draw
+    with a new number leaves every other draw of the same seed as it was."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), k, alg=ALG)
+
+
 def uniform(shape, seed: tf.Tensor, minval, maxval, dtype=None) -> tf.Tensor:
     """Stateless uniform draws in ``[minval, maxval)`` that XLA reproduces bit for bit.
 
@@ -353,13 +361,13 @@ def augment(
 
     s_shift, s_noise, s_volume, s_apply = tf.unstack(seeds(seed, 4))
     if config.speed:
-        s_speed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 5, alg=ALG)
+        s_speed = fold(seed, 5)
         waves = speed_perturb(waves, config.speed, s_speed)
     if config.reverb_prob:
-        s_reverb = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 6, alg=ALG)
+        s_reverb = fold(seed, 6)
         waves = reverberate(waves, config.reverb_rt60, config.reverb_prob, s_reverb, sr)
     out = time_shift(waves, int(round(config.time_shift_ms * sr / 1000)), s_shift)
-    s_lowpass = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 8, alg=ALG)
+    s_lowpass = fold(seed, 8)
 
     def band_limit(x):
         return lowpass(x, config.lowpass_hz, config.lowpass_prob, s_lowpass, sr)

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.augment import ALG, AugmentConfig, augment_function, seeds, silence, spec_mask
+from kws_proto.augment import AugmentConfig, augment_function, fold, seeds, silence, spec_mask
 from kws_proto.cache import to_float32
 from kws_proto.episodes import SILENCE, Episode, EpisodeSampler
 from kws_proto.errors import ConfigError, DatasetError
@@ -220,7 +220,7 @@ class EpisodePipeline:
                 if has_silence:
                     feats = fill_silence(feats, is_silence, s_sil, lambda w: mfcc_batch(w, fc))
             if aug.enabled and aug.masks:
-                s_mask = tf.random.experimental.stateless_fold_in(s_aug, 7, alg=ALG)
+                s_mask = fold(s_aug, 7)
                 feats = spec_mask(feats, dct, aug, s_mask)
             n_way, k, q = tf.unstack(sizes)
             feats = tf.reshape(feats, [n_way, k + q, frames, n_mfcc])  # rows were class-major
