@@ -118,7 +118,10 @@ class TrainConfig:
     ``val_every`` episodes on the fixed validation episodes; the best weights by validation
     accuracy are kept, and training stops after ``patience`` validations without improvement
     (0 disables early stopping).  ``seed`` fixes the episodes, the initialisation and the
-    augmentation.
+    augmentation.  ``ema`` > 0 keeps an exponential moving average of the trainable weights
+    (decay ``ema``, warmed up as ``min(ema, (1 + t) / (10 + t))`` at step ``t``); validation,
+    the best weights and everything downstream then use the averaged weights, while the
+    optimizer keeps stepping the raw ones.  0 (the default) validates the raw weights.
     """
 
     episodes: int = 3000
@@ -128,11 +131,14 @@ class TrainConfig:
     val_every: int = 250
     patience: int = 6
     seed: int = 0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")
         if self.patience < 0:
             raise ConfigError(f"train.patience={self.patience} must be >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"train.ema={self.ema!r} must be in [0, 1) (0 = no weight averaging)")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ One optimizer step per N-way K-shot episode (per replica under ``--strategy mirr
 BatchNorm uses the statistics of the episode's own batch (support and query together) while
 training, and its moving averages (``training=False``) for validation, evaluation and enrolment.
 Validation runs every ``train.val_every`` episodes on fixed episodes drawn once from the seed;
-the best weights by validation accuracy go to ``best.weights.h5``; a checkpoint of model,
+the best weights by validation accuracy go to ``best.weights.h5`` (with ``train.ema`` > 0 it is
+the moving average of the weights that is validated and kept); a checkpoint of model,
 optimizer, step and early-stopping state is written at every validation, so ``--resume`` after
 Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is the step itself
 (episode ``i`` is drawn from ``(seed, i)``), so a resumed run sees the episodes it would have seen.
@@ -18,6 +19,7 @@ Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -116,8 +118,11 @@ def train(
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_acc = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_acc")
         bad_vals = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_validations")
+        # the moving average of the trainable weights (train.ema > 0), validated and kept
+        averages = [tf.Variable(tf.convert_to_tensor(v), trainable=False, name="ema")
+                    for v in net.trainable_variables] if cfg.train.ema else []
     ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step, best_acc=best_acc,
-                               bad_validations=bad_vals)
+                               bad_validations=bad_vals, averages=averages)
     manager = tf.train.CheckpointManager(ckpt, str(run.checkpoints), max_to_keep=2)
     if resume and manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -145,6 +150,11 @@ def train(
             acc = dist.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
         loss_meter.update_state(loss)
         acc_meter.update_state(acc)
+        if averages:  # after the update, as tf.train.ExponentialMovingAverage(num_updates=step)
+            t = tf.cast(step, tf.float32)
+            decay = tf.minimum(cfg.train.ema, (1.0 + t) / (10.0 + t))
+            for a, v in zip(averages, net.trainable_variables):
+                a.assign(decay * a + (1.0 - decay) * v)
 
     total = cfg.train.episodes
     start = int(step.numpy())
@@ -169,18 +179,20 @@ def train(
             if s % cfg.train.val_every and s != total:
                 continue
             t_train += time.perf_counter() - t0
-            val = evaluate_episodes(net, data, val_episodes, distance=cfg.model.distance)
+            with _swapped(averages, net.trainable_variables):  # validate and keep the average
+                val = evaluate_episodes(net, data, val_episodes, distance=cfg.model.distance)
+                improved = val.mean > float(best_acc.numpy())
+                if improved:
+                    save_weights(net.encoder, run.best_weights)
             record = {
                 "step": s, "episodes": s * replicas,
                 "train_loss": float(loss_meter.result()), "train_acc": float(acc_meter.result()),
                 "val_acc": val.mean, "val_ci95": val.ci95,
                 "lr": float(schedule(s)), "seconds": round(t_train, 2),
             }
-            improved = val.mean > float(best_acc.numpy())
             if improved:
                 best_acc.assign(val.mean)
                 bad_vals.assign(0)
-                save_weights(net.encoder, run.best_weights)
             else:
                 bad_vals.assign_add(1)
             record["best_val_acc"] = float(best_acc.numpy())
@@ -217,6 +229,28 @@ def train(
     run.append_log({"final": result})
     run.write_result(result)
     return result
+
+
+@contextlib.contextmanager
+def _swapped(averages: list, variables: list):
+    """Inside the block ``variables`` hold ``averages`` and vice versa; swapped back on exit.
+
+    With no averages (``train.ema`` = 0) nothing happens.  Under a distribution strategy this
+    runs in cross-replica context, where an assignment writes every replica's copy.
+    """
+    import tensorflow as tf
+
+    def swap():
+        for a, v in zip(averages, variables):
+            raw = tf.identity(v)
+            v.assign(a)
+            a.assign(raw)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
 
 
 def _seconds_before(run: RunDir, start: int) -> float:

@@ -39,6 +39,7 @@ def test_round_trip_through_yaml(tmp_path):
         ("modle: {encoder: conv4}", "modle"),
         ("train: {episodes: ten}", "train.episodes"),
         ("train: {lr: -1}", "train.lr"),
+        ("train: {ema: 1.0}", "train.ema"),
         ("episodes: {n_way: 1}", "n_way"),
         ("features: {n_mfcc: 0}", "n_mfcc"),
         ("data: {source: web}", "data.source"),

@@ -97,9 +97,37 @@ def test_resume_after_sigkill_continues_steps_and_log(smoke_config, tmp_path):
     assert run.read_result()["steps"] == short.train.episodes
 
 
+def test_weight_averaging_validates_and_keeps_the_average(smoke_config, tmp_path):
+    """train.ema: one step keeps 0.1 x initial + 0.9 x stepped weights (decay warmed up to 1/10);
+    the checkpoint's model holds the raw stepped weights, its averages the kept ones."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kws_proto.model_io import build_network
+    from kws_proto.train import train
+
+    cfg = _with_train(smoke_config, episodes=1, val_every=1, ema=0.99)
+    train(cfg, tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    tf.keras.utils.set_random_seed(cfg.train.seed)  # as train() does before building
+    initial = build_network(cfg)
+    raw, kept = build_network(cfg), build_network(cfg)
+    averages = [tf.Variable(tf.zeros_like(v)) for v in raw.trainable_variables]
+    tf.train.Checkpoint(model=raw, averages=averages).restore(
+        tf.train.latest_checkpoint(run.checkpoints)).expect_partial()
+    kept.encoder.load_weights(run.best_weights)
+    triples = list(zip(initial.trainable_variables, raw.trainable_variables, kept.trainable_variables))
+    assert triples and all(np.any(r.numpy() != i.numpy()) for i, r, _ in triples)  # the step moved
+    for (i, r, k), a in zip(triples, averages):
+        np.testing.assert_allclose(k.numpy(), 0.1 * i.numpy() + 0.9 * r.numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(a.numpy(), k.numpy())
+    # the swap after validation was undone: the checkpoint's model holds the raw weights
+    assert any(np.abs(r.numpy() - k.numpy()).max() > 1e-5 for _, r, k in triples)
+
+
 @pytest.mark.slow
 def test_mirrored_training_on_two_logical_cpus(smoke_config, tmp_path):
-    cfg = _with_train(smoke_config, episodes=6, val_every=3)
+    cfg = _with_train(smoke_config, episodes=6, val_every=3, ema=0.9)  # averages across replicas
     path = tmp_path / "cfg.yaml"
     path.write_text(dump_config(cfg))
     done = subprocess.run(
