@@ -121,7 +121,8 @@ class TrainConfig:
     augmentation.  ``ema`` > 0 keeps an exponential moving average of the trainable weights
     (decay ``ema``, warmed up as ``min(ema, (1 + t) / (10 + t))`` at step ``t``); validation,
     the best weights and everything downstream then use the averaged weights, while the
-    optimizer keeps stepping the raw ones.  0 (the default) validates the raw weights.
+    optimizer keeps stepping the raw ones (BatchNorm's moving statistics are not averaged
+    again).  0 (the default) validates the raw weights.
     """
 
     episodes: int = 3000
