@@ -15,7 +15,7 @@ variant's feed work runs in another's time.  The printed figures are medians ove
 again, which shows how much work the feed adds even when it overlaps.  A consumer that sleeps
 50 ms per episode (no CPU) shows how much of the feed prefetching hides when a core is free;
 on a 2-core machine, the fed step's overhead is the feed's CPU time finding no idle core.  The
-bare step is also timed as ``bench_encoders`` builds it (a check that both agree).
+step is ``bench_encoders``' (the same figure as that benchmark's ProtoRes row).
 Run: ``python -m benchmarks.run bench_pipeline``.
 """
 
@@ -71,28 +71,6 @@ def _make_dataset(root: Path):
     sf.write(root / NOISE_DIR / "noise.wav", np.clip(brown, -1, 1).astype(np.float32), 16000)
     write_manifest(root, clips)
     return load_manifest(root), source
-
-
-def _train_step(input_shape):
-    import keras
-    import tensorflow as tf
-
-    from kws_proto.encoders import build_encoder
-    from kws_proto.protonet import PrototypicalNetwork
-
-    net = PrototypicalNetwork(build_encoder("protores", input_shape))
-    optimizer = keras.optimizers.Adam(1e-3)
-    spec = tf.TensorSpec([None, None, *input_shape], tf.float32)
-
-    @tf.function(input_signature=[spec, spec])
-    def step(support, query):
-        with tf.GradientTape() as tape:
-            loss, acc = net(support, query, training=True)
-        grads = tape.gradient(loss, net.trainable_variables)
-        optimizer.apply_gradients(zip(grads, net.trainable_variables))
-        return loss
-
-    return step
 
 
 def _settle(timeout: float = 5.0) -> None:
@@ -202,8 +180,7 @@ def main(rounds: int = 8) -> dict[str, float]:
     """
     import tensorflow as tf
 
-    from benchmarks.bench_encoders import INPUT_SHAPE
-    from benchmarks.bench_encoders import _train_step as encoders_step
+    from benchmarks.bench_encoders import INPUT_SHAPE, _train_step
     from kws_proto.augment import AugmentConfig, load_noise
     from kws_proto.cache import feature_cache, waveform_cache
     from kws_proto.dataset import noise_files
@@ -226,12 +203,12 @@ def main(rounds: int = 8) -> dict[str, float]:
         plain = EpisodePipeline(fc, features=features, seed=0).dataset(sampler)
         ready = [tuple(tf.identity(t) for t in e) for e in augmented.take(8)]
         gc.collect()  # the iterator of take(8) is done; nothing else runs in the background
-        step = _train_step(fc.shape)
-        step(*ready[0])  # trace
-        # bench_encoders' step (its own trace for static shapes): the same figure, checked
-        enc_step = encoders_step("protores", encoder_defaults("protores"))[0]
-        enc_ready = [(s, q) for s, q in ready]
-        enc_step(*enc_ready[0])
+        train_step = _train_step("protores", encoder_defaults("protores"))[0]
+
+        def step(support, query):
+            return train_step(support, query)[0]  # the loss
+
+        step(*ready[0])  # trace (every episode has the same shapes)
         # one iterator per pipeline, kept for every round (the augmented one serves three
         # variants): no stale iterators, no pipeline start-up inside the rounds
         its = {"augmented": iter(augmented), "plain": iter(plain)}
@@ -243,12 +220,10 @@ def main(rounds: int = 8) -> dict[str, float]:
             "sleep 50 ms fed, augmented": lambda: _sleep_fed(its["augmented"]),
             "feed alone, augmented": lambda: _feed_only(its["augmented"]),
             "feed alone, plain": lambda: _feed_only(its["plain"]),
-            "bench_encoders' step (same tensors)": lambda: _bare(
-                lambda s, q: enc_step(s, q)[0], enc_ready),
         }
         wall = {k: [] for k in [bare_key, *fed]}
         cpu = {k: [] for k in wall}
-        ratio = {k: [] for k in fed if k.startswith(("step", "bench_enc"))}
+        ratio = {k: [] for k in fed if k.startswith("step")}
         for r in range(rounds):
             order = list(fed) if r % 2 == 0 else list(fed)[::-1]
             b0 = _clock(_bare(step, ready))
@@ -274,8 +249,7 @@ def main(rounds: int = 8) -> dict[str, float]:
             over = f"{100 * (times[k] / SLEEP - 1):+8.1f}%"
         print(f"   {k:<38} {1e3 * times[k]:>8.1f} {1e3 * np.median(cpu[k]):>7.1f} {over:>9}")
     print("   target: fed step within +15% of the bare step (overhead = fed / bare of its round);")
-    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms);")
-    print("   bench_encoders' step is the bare step as that benchmark builds it (should be ~0%)")
+    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms)")
     return times
 
 
