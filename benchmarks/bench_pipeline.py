@@ -1,28 +1,36 @@
 """Feeding overhead: a training step fed by the episode pipeline against the bare step.
 
 The bare step trains on episodes already in memory as tensors.  The fed step does everything a
-training run does per episode: sample the indices, gather the clips from the memory-mapped
-cache, and (augmented) shift + mix background noise into every waveform and compute the MFCC
-in the ``tf.data`` graph, prefetched so that this overlaps the step.  The step is ProtoRes
-(temporal, the default) on 5-way 5-shot 15-query episodes.  The data are 420 clips of FSDD
-(real speech, ../shared/data/fsdd) when present, else 400 synthetic tones, and 30 s of synthetic
-noise.  Each pipeline gets one iterator, made once and kept for every round (the augmented
-one feeds three variants).  Each round times the bare step, every fed variant (3 episodes
-first, off the clock) and the bare step again, alternating the order between rounds; every
-measurement starts from an idle process (the prefetch buffers refilled, see ``_settle``), so no
-variant's feed work runs in another's time.  The printed figures are medians over rounds, and
-"CPU ms" is the process CPU time per episode (all threads) up to the moment the process is idle
-again, which shows how much work the feed adds even when it overlaps.  A consumer that sleeps
-50 ms per episode (no CPU) shows how much of the feed prefetching hides when a core is free;
-on a 2-core machine, the fed step's overhead is the feed's CPU time finding no idle core.  The
-step is ``bench_encoders``' (the same figure as that benchmark's ProtoRes row).
+training run does per episode: sample the indices, gather the clips from the cache, and
+(augmented) shift + mix background noise into every waveform and compute the MFCC in the
+``tf.data`` graph, prefetched so that this overlaps the step.  The step is ProtoRes (temporal,
+the package defaults; ``bench_encoders``' step) on 5-way 5-shot 15-query episodes.  The data
+are 420 clips of FSDD (real speech, ../shared/data/fsdd) when present, else 400 synthetic
+tones, and 30 s of synthetic noise.
+
+Both thread layouts of ``train.feed_cores`` are measured, each in its own process (TensorFlow
+fixes its thread pools per process): 0, TensorFlow's default pools, every core for the step;
+1, one core kept free of the step for the feed (:func:`kws_proto.train.set_feed_cores`).
+
+Timing: this machine's host runs in slow bursts that multiply the CPU time of every op (the
+same step has measured 20 ms and 980 ms within a minute), so a median measures the host.  Each
+variant is timed in short windows of WINDOW episodes, the variants' windows interleaved round
+after round, and the figure is the fastest window: what the code costs when the host lets it
+run (``timeit``'s rule).  Every window starts on an idle process (see ``_settle``); a fed
+window then starts a fresh iterator of its pipeline and trains LEAD episodes off the clock, so
+that it times the feed's steady state with empty prefetch buffers (a kept iterator's buffers,
+which autotuning grows to tens of episodes, would fill while idle and serve the window), and
+closes it afterwards, so no variant's feed work runs in another's time.  "CPU ms" is the process CPU time per episode (all threads) of the
+fastest-CPU window.
 Run: ``python -m benchmarks.run bench_pipeline``.
 """
 
 from __future__ import annotations
 
-import gc
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,11 +40,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 N_WAY, K_SHOT, N_QUERY = 5, 5, 15
-STEPS = 20  # timed steps per variant and round
-WARMUP = 3
-SLEEP = 0.05  # the idle consumer's "step"
-DRAIN = 10  # episodes the feed-alone variants take off the clock (> the prefetch buffers)
+WINDOW = 5  # timed episodes per window
+LEAD = 5  # episodes a fed window runs off the clock, on a fresh iterator
+ROUNDS = 20
 IDLE_WINDOW, IDLE_CPU = 0.05, 0.1  # idle = under 10% of a core over 50 ms
+FEED_CORES = {0: "train.feed_cores 0 (every core for the step)",
+              1: "train.feed_cores 1 (one core kept for the feed)"}
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fsdd"
 
@@ -76,8 +85,8 @@ def _make_dataset(root: Path):
 def _settle(timeout: float = 5.0) -> None:
     """Wait until the process is idle: every prefetch buffer refilled, no feed work running.
 
-    A variant's last episodes leave its pipeline refilling the buffers they emptied; without
-    this that work would run (and be charged) inside the next variant's timing.
+    A fed window leaves its pipeline refilling the buffers it emptied; without this that work
+    would run (and be charged) inside the next window.
     """
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -87,97 +96,46 @@ def _settle(timeout: float = 5.0) -> None:
             return
 
 
-def _clock(variant) -> tuple[float, float]:
-    """(wall, process CPU) seconds per episode of a ``(warm, run)`` pair; ``run()`` runs STEPS
-    episodes.
+def _window(source, step) -> tuple[float, float]:
+    """(wall, process CPU) seconds per episode over WINDOW episodes.
 
-    ``warm()`` runs first, off the clock; the clock starts on an idle process, and its CPU time
-    runs until the process is idle again, so that it includes the refill of the prefetch
-    buffers that the episodes emptied.  ``run()`` may return ``(wall seconds of STEPS
-    episodes, episodes consumed)`` when it times only part of what it consumes.
+    ``source`` is a list of ready episodes (taken in turn) or a ``tf.data.Dataset``, of which a
+    fresh iterator runs LEAD episodes off the clock first and is closed after the window.
+    ``step`` None: the feed alone (episodes fetched, nothing trained on them).
     """
-    warm, run = variant
-    warm()
     _settle()
+    if isinstance(source, list):
+        episodes = iter(source * (1 + WINDOW // len(source)))
+    else:
+        episodes = iter(source)
+        for _ in range(LEAD):
+            episode = next(episodes)
+            if step is not None:
+                step(*episode)
     w0, c0 = time.perf_counter(), time.process_time()
-    out = run()
-    wall, n = (time.perf_counter() - w0, STEPS) if out is None else out
-    _settle()
-    return wall / STEPS, (time.process_time() - c0) / n
+    for _ in range(WINDOW):
+        episode = next(episodes)
+        out = step(*episode) if step is not None else episode[1][0, 0, 0, 0]
+    float(out)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    del episodes  # a dataset iterator stops its threads here
+    return wall / WINDOW, cpu / WINDOW
 
 
-def _fed(step, it):
-    """STEPS steps fed from the iterator ``it`` (after WARMUP steps off the clock)."""
-    def warm():
-        for _ in range(WARMUP):
-            float(step(*next(it)))
-
-    def run():
-        for _ in range(STEPS):
-            loss = step(*next(it))
-        float(loss)
-
-    return warm, run
-
-
-def _bare(step, ready):
-    """STEPS steps on the episodes ``ready`` (tensors in memory), in turn."""
-    def warm():
-        for i in range(WARMUP):
-            float(step(*ready[i % len(ready)]))
-
-    def run():
-        for i in range(STEPS):
-            loss = step(*ready[i % len(ready)])
-        float(loss)
-
-    return warm, run
-
-
-def _sleep_fed(it):
-    """A consumer that uses no CPU: SLEEP seconds per episode, fed from ``it``."""
-    def warm():
-        for _ in range(WARMUP):
-            next(it)
-
-    def run():
-        for _ in range(STEPS):
-            next(it)
-            time.sleep(SLEEP)
-
-    return warm, run
-
-
-def _feed_only(it):
-    """The feed alone, as fast as it goes.  The clock starts with full prefetch buffers, so the
-    first DRAIN episodes are taken off the clock: it sees the feed's throughput, not its
-    buffers (the CPU time is that of all DRAIN + STEPS episodes, see :func:`_clock`)."""
-    def run():
-        for _ in range(DRAIN):
-            next(it)
-        w0 = time.perf_counter()
-        for _ in range(STEPS):
-            s, q = next(it)
-        float(q[0, 0, 0, 0])
-        return time.perf_counter() - w0, DRAIN + STEPS
-
-    return (lambda: None), run
-
-
-def main(rounds: int = 8) -> dict[str, float]:
-    """Print ms per episode (wall and process CPU) of every variant and the feeding overhead.
-
-    The overhead of a fed variant is its time over the mean of the two bare measurements that
-    frame it in the same round (rounds alternate the order of the variants), median over
-    rounds; machine load shared with other processes is thus compared side by side.  Every
-    pipeline has one iterator, made once and used in all rounds, and every measurement starts
-    from an idle process (:func:`_settle`).
+def measure(feed_cores: int, rounds: int = ROUNDS) -> dict:
+    """Every variant's windows under ``train.feed_cores = feed_cores``; call before TensorFlow
+    runs an op in this process.
 
     Returns
     -------
-    times : dict
-        ``{variant: median wall seconds per episode}``, plus ``{variant + " overhead": ratio}``.
+    dict
+        ``{"source", "clips", "intra_op", "inter_op", "variants": {name: {"wall": [s per
+        episode, one per window], "cpu": [...]}}}``.
     """
+    from kws_proto.train import set_feed_cores
+
+    if not set_feed_cores(feed_cores):
+        raise RuntimeError("TensorFlow already runs in this process: measure in a fresh one")
     import tensorflow as tf
 
     from benchmarks.bench_encoders import INPUT_SHAPE, _train_step
@@ -202,56 +160,80 @@ def main(rounds: int = 8) -> dict[str, float]:
                                     seed=0).dataset(sampler)
         plain = EpisodePipeline(fc, features=features, seed=0).dataset(sampler)
         ready = [tuple(tf.identity(t) for t in e) for e in augmented.take(8)]
-        gc.collect()  # the iterator of take(8) is done; nothing else runs in the background
         train_step = _train_step("protores", encoder_defaults("protores"))[0]
 
         def step(support, query):
             return train_step(support, query)[0]  # the loss
 
         step(*ready[0])  # trace (every episode has the same shapes)
-        # one iterator per pipeline, kept for every round (the augmented one serves three
-        # variants): no stale iterators, no pipeline start-up inside the rounds
-        its = {"augmented": iter(augmented), "plain": iter(plain)}
-
-        bare_key = "bare step (ready tensors)"
-        fed = {
-            "step fed, augmented (waveform cache)": lambda: _fed(step, its["augmented"]),
-            "step fed, plain (feature cache)": lambda: _fed(step, its["plain"]),
-            "sleep 50 ms fed, augmented": lambda: _sleep_fed(its["augmented"]),
-            "feed alone, augmented": lambda: _feed_only(its["augmented"]),
-            "feed alone, plain": lambda: _feed_only(its["plain"]),
+        variants = {
+            "bare step (ready tensors)": lambda: _window(ready, step),
+            "step fed, augmented (waveform cache)": lambda: _window(augmented, step),
+            "step fed, plain (feature cache)": lambda: _window(plain, step),
+            "feed alone, augmented": lambda: _window(augmented, None),
         }
-        wall = {k: [] for k in [bare_key, *fed]}
-        cpu = {k: [] for k in wall}
-        ratio = {k: [] for k in fed if k.startswith("step")}
+        for v in variants.values():  # warm every path once
+            v()
+        out = {k: {"wall": [], "cpu": []} for k in variants}
         for r in range(rounds):
-            order = list(fed) if r % 2 == 0 else list(fed)[::-1]
-            b0 = _clock(_bare(step, ready))
-            got = {k: _clock(fed[k]()) for k in order}
-            b1 = _clock(_bare(step, ready))
-            for k, (w, c) in [(bare_key, b0), (bare_key, b1), *got.items()]:
-                wall[k].append(w)
-                cpu[k].append(c)
-            for k in ratio:
-                ratio[k].append(got[k][0] / ((b0[0] + b1[0]) / 2))
-        del its, fed
-        gc.collect()
-    times = {k: float(np.median(v)) for k, v in wall.items()}
-    times.update({f"{k} overhead": float(np.median(v)) for k, v in ratio.items()})
+            for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+                wall, cpu = variants[k]()
+                out[k]["wall"].append(wall)
+                out[k]["cpu"].append(cpu)
+    threading = tf.config.threading
+    return {"source": source, "clips": len(manifest), "variants": out,
+            "intra_op": threading.get_intra_op_parallelism_threads(),
+            "inter_op": threading.get_inter_op_parallelism_threads()}
+
+
+def main(rounds: int = ROUNDS) -> dict[str, float]:
+    """Measure both ``train.feed_cores`` layouts, each in a child process; print the tables.
+
+    The overhead of a fed variant is its fastest window over the bare step's fastest window
+    in the same process.
+
+    Returns
+    -------
+    times : dict
+        ``{"<feed_cores>: <variant>": fastest wall seconds per episode}``, plus
+        ``{"<feed_cores>: <variant> overhead": ratio}`` for the fed steps.
+    """
+    times: dict[str, float] = {}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"   {N_WAY}-way {K_SHOT}-shot {N_QUERY}-query, ProtoRes temporal, {source}, "
-          f"{len(manifest)} clips; {os.cpu_count()} CPU cores, load average {load:.1f}; "
-          f"medians of {rounds} rounds of {STEPS} episodes")
-    print(f"   {'variant':<38} {'wall ms':>8} {'CPU ms':>7} {'overhead':>9}")
-    for k in wall:
-        over = f"{100 * (times[k + ' overhead'] - 1):+8.1f}%" if k in ratio else ""
-        if k.startswith("sleep"):
-            over = f"{100 * (times[k] / SLEEP - 1):+8.1f}%"
-        print(f"   {k:<38} {1e3 * times[k]:>8.1f} {1e3 * np.median(cpu[k]):>7.1f} {over:>9}")
-    print("   target: fed step within +15% of the bare step (overhead = fed / bare of its round);")
-    print("   the idle consumer shows what prefetching hides when a core is free (vs 50 ms)")
+    for n, label in FEED_CORES.items():
+        cmd = [sys.executable, "-m", "benchmarks.bench_pipeline", "--child", str(n), str(rounds)]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        v = got["variants"]
+        bare = min(v["bare step (ready tensors)"]["wall"])
+        print(f"   {label}: {got['intra_op']} intra-op / {got['inter_op']} inter-op threads "
+              f"(0 = one per core)")
+        print(f"   {N_WAY}-way {K_SHOT}-shot {N_QUERY}-query, ProtoRes temporal, {got['source']}, "
+              f"{got['clips']} clips; {os.cpu_count()} CPU cores, load average {load:.1f}; "
+              f"{rounds} rounds of {WINDOW}-episode windows")
+        print(f"   {'variant':<38} {'wall ms':>8} {'(median)':>9} {'CPU ms':>7} {'overhead':>9}")
+        for k, m in v.items():
+            fastest = min(m["wall"])
+            times[f"{n}: {k}"] = fastest
+            over = ""
+            if k.startswith("step fed"):
+                times[f"{n}: {k} overhead"] = fastest / bare
+                over = f"{100 * (fastest / bare - 1):+8.1f}%"
+            print(f"   {k:<38} {1e3 * fastest:>8.1f} {1e3 * np.median(m['wall']):>9.1f} "
+                  f"{1e3 * min(m['cpu']):>7.1f} {over:>9}")
+    aug = "step fed, augmented (waveform cache)"
+    print(f"   augmented training episode: {1e3 * times[f'1: {aug}']:.1f} ms with a core kept for "
+          f"the feed vs {1e3 * times[f'0: {aug}']:.1f} ms with every core for the step "
+          f"({times[f'0: {aug}'] / times[f'1: {aug}']:.2f}x)")
+    print("   target: fed step within +15% of the bare step of the same thread layout (fastest "
+          "windows;\n   the median column shows the host's slow bursts)")
     return times
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:  # one thread layout, in a fresh process: JSON on stdout
+        print(json.dumps(measure(int(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        main()

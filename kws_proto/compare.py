@@ -38,10 +38,16 @@ class ModelScores:
 
 
 def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True) -> RunDir:
-    """Train ``cfg`` into ``runs_root/<name>`` unless a finished run of the same config is there."""
-    from kws_proto.train import train
+    """Train ``cfg`` into ``runs_root/<name>`` unless a finished run of the same config is there.
+
+    Training runs in this process, or in a fresh ``kws-proto train`` process when the config
+    asks for thread pools other than those TensorFlow already runs with here
+    (``train.feed_cores``; pools are fixed per process).
+    """
+    from kws_proto.train import set_feed_cores, train
 
     run = RunDir(runs_root / cfg.name)
+    resume = False
     if run.config_path.is_file():
         stored = run.read_config()
         if stored != cfg:
@@ -52,10 +58,35 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
         if run.is_finished():
             print(f"reusing finished run {run.root}")
             return run
-        train(cfg, run.root, resume=run.checkpoints.is_dir(), progress=progress)
-        return run
-    train(cfg, run.root, progress=progress)
+        resume = run.checkpoints.is_dir()
+    if set_feed_cores(cfg.train.feed_cores):
+        train(cfg, run.root, resume=resume, progress=progress)
+    else:
+        _train_in_subprocess(cfg, run, resume, progress)
     return run
+
+
+def _train_in_subprocess(cfg: ExperimentConfig, run: RunDir, resume: bool, progress: bool) -> None:
+    """``kws-proto train`` of ``cfg`` into ``run`` in a child process (its own thread pools)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from kws_proto.config import dump_config
+
+    run.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=run.root.parent) as tmp:
+        path = Path(tmp) / f"{cfg.name}.yaml"
+        path.write_text(dump_config(cfg), encoding="utf-8")
+        cmd = [sys.executable, "-m", "kws_proto.cli", "train", str(path), "--run-dir", str(run.root)]
+        cmd += ["--resume"] * resume + ["--quiet"] * (not progress)
+        print(f"training {cfg.name} in a fresh process (train.feed_cores={cfg.train.feed_cores} "
+              "needs its own thread pools)", flush=True)
+        done = subprocess.run(cmd)
+    if done.returncode != 0:
+        raise CheckpointError(f"training {cfg.name} into {run.root} failed (exit code "
+                              f"{done.returncode}); `kws-proto train` of its config.yaml with "
+                              f"--run-dir {run.root} --resume continues it")
 
 
 def ms_per_clip(net, features: np.ndarray, n: int = 100, repeats: int = 5) -> float:

@@ -122,7 +122,13 @@ class TrainConfig:
     (decay ``ema``, warmed up as ``min(ema, (1 + t) / (10 + t))`` at step ``t``); validation,
     the best weights and everything downstream then use the averaged weights, while the
     optimizer keeps stepping the raw ones (BatchNorm's moving statistics are not averaged
-    again).  0 (the default) validates the raw weights.
+    again).  0 (the default) validates the raw weights.  ``feed_cores`` > 0 keeps that many CPU
+    cores free of the training step for the episode feed (per-episode augmentation and MFCC run
+    in ``tf.data``): the step gets ``cores - feed_cores`` intra-op threads (at least 1) and one
+    inter-op thread (:func:`kws_proto.train.set_feed_cores`); 0 (the default) leaves TensorFlow
+    its default pools, every core for the step.  On 2 cores an augmented ProtoRes episode then
+    trains faster, because the feed no longer competes for the step's cores; conv4, whose step
+    dwarfs the feed, is faster with every core (``benchmarks/bench_pipeline.py``).
     """
 
     episodes: int = 3000
@@ -133,11 +139,15 @@ class TrainConfig:
     patience: int = 6
     seed: int = 0
     ema: float = 0.0
+    feed_cores: int = 0
 
     def __post_init__(self) -> None:
         _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")
         if self.patience < 0:
             raise ConfigError(f"train.patience={self.patience} must be >= 0")
+        if self.feed_cores < 0:
+            raise ConfigError(f"train.feed_cores={self.feed_cores} must be >= 0 (0 = TensorFlow's "
+                              "default thread pools)")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema={self.ema!r} must be in [0, 1) (0 = no weight averaging)")
 

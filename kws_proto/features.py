@@ -352,16 +352,16 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"
     Y = tf.pad(Y, [[0, 0], [half, half]], mode=config.pad_mode.upper())  # [B, n + 2*half]
     left = (config.n_fft - win) // 2  # where librosa puts the window inside n_fft
     Y = Y[:, left : left + (T - 1) * hop + win]  # [B, (T-1)*hop + win]
-    frames = tf.signal.frame(Y, win, hop)  # [B, T, win]
     # no floor: float32 spectrum rounding would reach the output, so take it in float64
     dtype = tf.float32 if config.top_db is not None else tf.float64
     if spectrum == "fft":
-        frames = tf.cast(frames * window, dtype)  # [B, T, win]
+        frames = tf.cast(_windowed_frames(Y, window, T, hop), dtype)  # [B, T, win]
         spec = tf.signal.rfft(frames, fft_length=[config.n_fft])  # [B, T, n_fft//2 + 1]
         power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
         power = tf.reshape(power, [-1, mel_fb.shape[0]])  # [B*T, n_fft//2 + 1]
     else:
         cos, sin = _dft_matrices(config, dtype.name)  # [win, n_fft//2 + 1] each
+        frames = tf.signal.frame(Y, win, hop)  # [B, T, win]
         frames = tf.cast(tf.reshape(frames, [-1, win]), dtype)  # [B*T, win]
         power = tf.math.square(tf.matmul(frames, cos)) + tf.math.square(tf.matmul(frames, sin))
     power = tf.cast(power, tf.float32)  # [B*T, n_fft//2 + 1]
@@ -379,6 +379,26 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"
             std = tf.sqrt(tf.reduce_mean(tf.square(cep), axis=1, keepdims=True))  # [B, 1, n_mfcc]
             cep = cep / tf.maximum(std, VAR_FLOOR)
     return cep
+
+
+def _windowed_frames(Y, window: np.ndarray, T: int, hop: int):
+    """``[B, (T-1)*hop + win] -> [B, T, win]``: frame ``t`` is ``Y[:, t*hop : t*hop + win] * window``.
+
+    When the window is a whole number ``m`` of hops (the default: 640 = 2 x 320), the signal is
+    reshaped into hop-long pieces ``[B, T-1+m, hop]`` and frame ``t`` is pieces ``t .. t+m-1``
+    side by side, each times its part of the window: one copy, where ``tf.signal.frame`` gathers
+    and the window multiply copies again (about 3 of the front end's 13 ms CPU per 100 clips,
+    single-threaded).  Other windows go through ``tf.signal.frame``.
+    """
+    import tensorflow as tf
+
+    win = int(window.shape[0])
+    if win % hop:
+        return tf.signal.frame(Y, win, hop) * window
+    m = win // hop
+    pieces = tf.reshape(Y, [-1, T - 1 + m, hop])  # [B, T-1+m, hop]
+    return tf.concat([pieces[:, j : j + T] * window[j * hop : (j + 1) * hop] for j in range(m)],
+                     axis=-1)
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 from kws_proto.config import ExperimentConfig
@@ -59,6 +60,40 @@ def make_strategy(name: str, logical_cpus: int = 0):
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
 
 
+def set_feed_cores(n: int) -> bool:
+    """Keep ``n`` CPU cores free of the training step's thread pools, for the episode feed.
+
+    ``n`` > 0: TensorFlow's intra-op pool gets ``cores - n`` threads (at least 1) and its
+    inter-op pool one, so the step's ops use the other cores while the ``tf.data`` feed
+    (per-episode augmentation and MFCC, ``kws_proto.pipeline``) runs on its own threads beside
+    it.  ``n`` = 0: TensorFlow's default pools (every core).  The pools are fixed when
+    TensorFlow runs its first op, so this must come before any.
+
+    Returns
+    -------
+    applied : bool
+        Whether the process now runs with the pools ``n`` asks for (set now, or already so);
+        False when TensorFlow already runs with others.
+    """
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if n:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        want = (max(1, (cores or 1) - n), 1)
+    else:
+        want = (0, 0)  # TensorFlow's defaults
+    if (threading.get_intra_op_parallelism_threads(),
+            threading.get_inter_op_parallelism_threads()) == want:
+        return True
+    try:
+        threading.set_intra_op_parallelism_threads(want[0])
+        threading.set_inter_op_parallelism_threads(want[1])
+    except RuntimeError:  # TensorFlow is initialised: its pools can no longer change
+        return False
+    return True
+
+
 def train(
     cfg: ExperimentConfig,
     run_dir: str | os.PathLike,
@@ -89,7 +124,12 @@ def train(
     from kws_proto.evaluate import evaluate_episodes
     from kws_proto.model_io import build_network, save_weights
 
-    dist = make_strategy(strategy, logical_cpus)  # first: devices are fixed once TF runs an op
+    # first: thread pools and devices are fixed once TensorFlow runs an op
+    if not set_feed_cores(cfg.train.feed_cores):
+        warnings.warn(f"train.feed_cores={cfg.train.feed_cores} is not applied: TensorFlow already "
+                      "runs with other thread pools in this process (train in a fresh one, e.g. "
+                      "with `kws-proto train`, to apply it)", stacklevel=2)
+    dist = make_strategy(strategy, logical_cpus)
     run = RunDir(Path(run_dir))
     _check_run_dir(run, cfg, resume)
     if not resume and run.log_path.exists():
@@ -225,6 +265,9 @@ def train(
         "ms_per_episode": round(1000 * t_train / max(1, int(step.numpy()) * replicas), 2),
         "parameters": int(sum(np.prod(v.shape) for v in net.encoder.weights)),
         "embedding_dim": int(net.encoder.output_shape[-1]),
+        # the pools the step ran with (0 = TensorFlow's default, one thread per core)
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
     }
     run.append_log({"final": result})
     run.write_result(result)

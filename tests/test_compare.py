@@ -5,19 +5,21 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 
 import pytest
 
 from kws_proto.config import dump_config
 from kws_proto.evaluate import EvalSetting
 from kws_proto.report import COLUMNS
+from kws_proto.runs import RunDir
 
 
-def _tiny(cfg, name, encoder, params):
+def _tiny(cfg, name, encoder, params, **train):
     return dataclasses.replace(
         cfg, name=name,
         model=dataclasses.replace(cfg.model, encoder=encoder, params=params),
-        train=dataclasses.replace(cfg.train, episodes=10, val_every=10),
+        train=dataclasses.replace(cfg.train, episodes=10, val_every=10, **train),
     )
 
 
@@ -26,8 +28,11 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
     from kws_proto.compare import compare
 
     paths = []
+    # "res" keeps a core for its feed: its pools differ from this process's, so compare trains
+    # it in a fresh process
     for cfg in (_tiny(smoke_config, "seq", "conv4", {"filters": 4}),
-                _tiny(smoke_config, "res", "protores", {"stem_filters": 4, "filters": [4, 6, 8]})):
+                _tiny(smoke_config, "res", "protores", {"stem_filters": 4, "filters": [4, 6, 8]},
+                      feed_cores=1)):
         paths.append(tmp_path / f"{cfg.name}.yaml")
         paths[-1].write_text(dump_config(cfg))
     settings = [EvalSetting(2, 1, 3, 30), EvalSetting(2, 2, 3, 30)]
@@ -46,6 +51,10 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
         # the Sequential encoder is the reference of the paired differences
         assert math.isnan(float(r["diff_vs_conv4"])) == (r["model"] == "seq")
         assert math.isnan(float(r["diff_vs_dtw"])) == (r["model"] == "mfcc-dtw")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = {m: RunDir(tmp_path / "runs" / m).read_result()["threads"] for m in ("seq", "res")}
+    assert threads == {"seq": {"intra_op": 0, "inter_op": 0},
+                       "res": {"intra_op": max(1, cores - 1), "inter_op": 1}}
     by_name = {m.name: m for m in models}
     diff = float(next(r for r in rows if r["model"] == "res" and r["k_shot"] == "1")["diff_vs_conv4"])
     assert diff == pytest.approx(

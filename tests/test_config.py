@@ -40,6 +40,7 @@ def test_round_trip_through_yaml(tmp_path):
         ("train: {episodes: ten}", "train.episodes"),
         ("train: {lr: -1}", "train.lr"),
         ("train: {ema: 1.0}", "train.ema"),
+        ("train: {feed_cores: -1}", "train.feed_cores"),
         ("episodes: {n_way: 1}", "n_way"),
         ("features: {n_mfcc: 0}", "n_mfcc"),
         ("data: {source: web}", "data.source"),

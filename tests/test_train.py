@@ -125,6 +125,24 @@ def test_weight_averaging_validates_and_keeps_the_average(smoke_config, tmp_path
     assert any(np.abs(r.numpy() - k.numpy()).max() > 1e-5 for _, r, k in triples)
 
 
+def test_feed_cores_that_cannot_apply_warn_naming_the_key(smoke_config, tmp_path):
+    """TensorFlow fixes its thread pools at its first op: in this process (where it runs)
+    ``train.feed_cores`` cannot apply, so training warns and records the pools it really had.
+    (Applied in a fresh process: tests/test_compare.py.)"""
+    import tensorflow as tf
+
+    from kws_proto.train import train
+
+    float(tf.constant(1.0) + 1.0)  # TensorFlow runs
+    pools = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    assert pools == {"intra_op": 0, "inter_op": 0}  # pytest's process has the defaults
+    cfg = _with_train(smoke_config, episodes=1, val_every=1, feed_cores=1)
+    with pytest.warns(UserWarning, match=r"train\.feed_cores=1 is not applied"):
+        result = train(cfg, tmp_path / "run", progress=False)
+    assert result["threads"] == pools
+
+
 @pytest.mark.slow
 def test_mirrored_training_on_two_logical_cpus(smoke_config, tmp_path):
     cfg = _with_train(smoke_config, episodes=6, val_every=3, ema=0.9)  # averages across replicas
