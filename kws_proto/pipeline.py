@@ -19,8 +19,9 @@ FFT and the XLA-compiled augmentation, which use the training step's intra-op po
 ``benchmarks/bench_pipeline.py`` measures what feeding costs per episode against the bare
 step.  The augmented feed costs ~17-23 ms of CPU per 100-clip episode (MFCC ~10, augmentation
 ~4-5), about what a ProtoRes step costs, so it can only overlap the step on a core the step
-leaves free: on 2 cores with ``train.feed_cores: 1`` the fed step measured within +10% of the
-bare step (and faster than with every core for the step, where the feed adds +40-75%).
+leaves free: on 2 cores with ``train.feed_cores: 1`` the fed step measured +10% and +14% over
+the bare step in two runs (and no slower than with every core for the step, where the feed
+adds +45-76%).
 """
 
 from __future__ import annotations
