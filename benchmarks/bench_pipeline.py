@@ -83,10 +83,10 @@ def _make_dataset(root: Path):
 
 
 def _settle(timeout: float = 5.0) -> None:
-    """Wait until the process is idle: every prefetch buffer refilled, no feed work running.
+    """Wait until the process is idle: no feed work running.
 
-    A fed window leaves its pipeline refilling the buffers it emptied; without this that work
-    would run (and be charged) inside the next window.
+    A fed window's closed iterator may still finish the episodes it had in flight; without
+    this that work would run (and be charged) inside the next window.
     """
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -132,7 +132,7 @@ def measure(feed_cores: int, rounds: int = ROUNDS) -> dict:
         ``{"source", "clips", "intra_op", "inter_op", "variants": {name: {"wall": [s per
         episode, one per window], "cpu": [...]}}}``.
     """
-    from kws_proto.train import set_feed_cores
+    from kws_proto.train import set_feed_cores, thread_pools
 
     if not set_feed_cores(feed_cores):
         raise RuntimeError("TensorFlow already runs in this process: measure in a fresh one")
@@ -180,10 +180,7 @@ def measure(feed_cores: int, rounds: int = ROUNDS) -> dict:
                 wall, cpu = variants[k]()
                 out[k]["wall"].append(wall)
                 out[k]["cpu"].append(cpu)
-    threading = tf.config.threading
-    return {"source": source, "clips": len(manifest), "variants": out,
-            "intra_op": threading.get_intra_op_parallelism_threads(),
-            "inter_op": threading.get_inter_op_parallelism_threads()}
+    return {"source": source, "clips": len(manifest), "variants": out, **thread_pools()}
 
 
 def main(rounds: int = ROUNDS) -> dict[str, float]:

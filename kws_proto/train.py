@@ -60,6 +60,15 @@ def make_strategy(name: str, logical_cpus: int = 0):
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
 
 
+def thread_pools() -> dict:
+    """``{"intra_op": n, "inter_op": m}``: TensorFlow's thread pools in this process (0 = its
+    default, one thread per core)."""
+    import tensorflow as tf
+
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
 def set_feed_cores(n: int) -> bool:
     """Keep ``n`` CPU cores free of the training step's thread pools, for the episode feed.
 
@@ -77,18 +86,16 @@ def set_feed_cores(n: int) -> bool:
     """
     import tensorflow as tf
 
-    threading = tf.config.threading
     if n:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        want = (max(1, (cores or 1) - n), 1)
+        want = {"intra_op": max(1, (cores or 1) - n), "inter_op": 1}
     else:
-        want = (0, 0)  # TensorFlow's defaults
-    if (threading.get_intra_op_parallelism_threads(),
-            threading.get_inter_op_parallelism_threads()) == want:
+        want = {"intra_op": 0, "inter_op": 0}  # TensorFlow's defaults
+    if thread_pools() == want:
         return True
     try:
-        threading.set_intra_op_parallelism_threads(want[0])
-        threading.set_inter_op_parallelism_threads(want[1])
+        tf.config.threading.set_intra_op_parallelism_threads(want["intra_op"])
+        tf.config.threading.set_inter_op_parallelism_threads(want["inter_op"])
     except RuntimeError:  # TensorFlow is initialised: its pools can no longer change
         return False
     return True
@@ -265,9 +272,7 @@ def train(
         "ms_per_episode": round(1000 * t_train / max(1, int(step.numpy()) * replicas), 2),
         "parameters": int(sum(np.prod(v.shape) for v in net.encoder.weights)),
         "embedding_dim": int(net.encoder.output_shape[-1]),
-        # the pools the step ran with (0 = TensorFlow's default, one thread per core)
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "threads": thread_pools(),  # the pools the step ran with
     }
     run.append_log({"final": result})
     run.write_result(result)
