@@ -80,19 +80,34 @@ def fix_length(y: np.ndarray, n: int, crop: str = "center", sr: int = 16000) -> 
     if crop not in CROPS:
         raise ConfigError(f"crop={crop!r} must be one of {CROPS}")
     y = np.asarray(y, dtype=np.float32)
-    m = y.shape[0]
-    if m == n:
+    if y.shape[0] == n:
         return y
-    if m < n:
-        left = 0 if crop == "start" else (n - m) // 2
-        return np.pad(y, (left, n - m - left))
+    return window_at(y, crop_start(y, n, crop, sr), n)
+
+
+def crop_start(y: np.ndarray, n: int, crop: str = "center", sr: int = 16000) -> int:
+    """Where :func:`fix_length` starts its ``n`` samples in ``y [m]``: an index into ``y``, negative
+    when a shorter clip is centred (``-left``, the zeros before it)."""
+    if crop not in CROPS:
+        raise ConfigError(f"crop={crop!r} must be one of {CROPS}")
+    m = y.shape[0]
+    if m <= n:
+        return 0 if crop == "start" else -((n - m) // 2)
     if crop == "start":
-        start = 0
-    elif crop == "center":
-        start = (m - n) // 2
-    else:
-        start = loudest_start(y, n, hop=max(1, sr // 100))
-    return y[start : start + n]
+        return 0
+    if crop == "center":
+        return (m - n) // 2
+    return loudest_start(y, n, hop=max(1, sr // 100))
+
+
+def window_at(y: np.ndarray, start: int, n: int) -> np.ndarray:
+    """``y[start:start + n]`` as float32, zeros where the span leaves ``y`` (``start`` may be
+    negative or beyond the end): ``[n]``."""
+    out = np.zeros(n, dtype=np.float32)
+    a, b = max(0, start), min(y.shape[0], start + n)
+    if b > a:
+        out[a - start:b - start] = y[a:b]
+    return out
 
 
 def loudest_start(y: np.ndarray, n: int, hop: int = 160) -> int:

@@ -101,7 +101,8 @@ class Keyword:
     prototype : np.ndarray [shape=(d,), dtype=float32]
         Mean of ``support`` in :func:`metric_space`.
     support : np.ndarray [shape=(k, d), dtype=float32]
-        Embeddings of the support clips, as the encoder gave them.
+        Embeddings of the support clips (enrolment: each the mean of its views in
+        :func:`metric_space`, :func:`kws_proto.spotter.clip_embeddings`).
     clips : tuple of str [len k]
         Names of the support clips.
     threshold : float

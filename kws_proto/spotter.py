@@ -17,10 +17,16 @@ clip's embedding to keyword ``k``'s prototype, in :func:`kws_proto.bank.metric_s
 keyword ``k`` when ``k`` is the nearest keyword among those within their own threshold
 (``d_k <= t_k``); "unknown" when no keyword is.
 
+**Enrolment views.**  A sliding window rarely starts where the front end would crop a clip, so
+each support clip is embedded as a sliding window would see it: cut at its crop and at
+``ENROL_SHIFTS_MS`` (-100 and +100 ms, one detection hop either side) from it, the recording's own
+samples where it has them, zeros beyond.  The clip's support embedding is the mean of its views
+(in :func:`kws_proto.bank.metric_space`); the prototype the mean of the clips'.
+
 **Threshold rule** (:func:`calibrate_threshold`), per keyword, from its own ``k >= 2`` support
-embeddings: the leave-one-out distances ``l_i = d(s_i, mean of the other k - 1)`` are distances of
-genuine clips to a prototype that has not seen them; ``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x
-the typical distance of a genuine clip).  With negative clips (``--negatives``), their distances
+clips: the leave-one-out distances ``l_i`` = mean over clip ``i``'s views of ``d(view, prototype
+of the other k - 1 clips)`` are distances of genuine clips to a prototype that has not seen them;
+``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x the typical distance of a genuine clip).  With negative clips (``--negatives``), their distances
 ``n_j`` to the full prototype cap it: ``t = min(1.25 * mean_i l_i, NEGATIVE_QUANTILE-quantile of
 n_j)``, so at most that share (5%) of the given negatives is accepted.  ``--threshold`` sets it
 by hand.  Measured on Picovoice (30 draws of 3 keywords x 5 clips, 20 held-back clips each, 40
@@ -42,11 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio import load_audio
+from kws_proto.audio import crop_start, load_audio, read_audio, window_at
 from kws_proto.bank import EncoderInfo, Keyword, KeywordBank, metric_space
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 
 SUPPORT_MARGIN = 1.25
+ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
 NEGATIVE_QUANTILE = 0.05
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 UNKNOWN = "unknown"
@@ -93,13 +100,26 @@ def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(masked.min(axis=1)), labels, -1)
 
 
+def clip_embeddings(views: np.ndarray, distance: str = "euclidean") -> np.ndarray:
+    """Each support clip's embedding, the mean of its views in :func:`metric_space`: ``[k, d]``
+    float32 for ``views [k, S, d]`` (or ``[k, d]``, one view each)."""
+    v = np.asarray(views, dtype=np.float32)
+    v = v[:, None, :] if v.ndim == 2 else v
+    if v.ndim != 3:
+        raise ConfigError(f"support of shape {v.shape}: expected [clips, views, dim] or "
+                          "[clips, dim]")
+    k, n_views, d = v.shape
+    return metric_space(v.reshape(k * n_views, d), distance).reshape(k, n_views, d).mean(axis=1)
+
+
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
                         distance: str = "euclidean") -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
     Parameters
     ----------
-    support : np.ndarray [shape=(k, d)], k >= 2
+    support : np.ndarray [shape=(k, S, d) or (k, d)], k >= 2
+        Embeddings of each support clip's ``S`` views (one view when 2-D).
     negatives : np.ndarray [shape=(m, d)] or None
         Embeddings of clips that are not the keyword.
     distance : {"euclidean", "cosine"}
@@ -113,20 +133,24 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     """
     from kws_proto.protonet import squared_distances
 
-    s = metric_space(support, distance).astype(np.float64)  # [k, d]
-    k = len(s)
+    v = np.asarray(support, dtype=np.float32)
+    v = v[:, None, :] if v.ndim == 2 else v
+    k = len(v)
     if k < 2:
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
-    loo_protos = (s.sum(axis=0, keepdims=True) - s) / (k - 1)  # [k, d]: prototype without clip i
-    loo = np.sum((s - loo_protos) ** 2, axis=1)  # [k]
+    clips = metric_space(clip_embeddings(v, distance), distance).astype(np.float64)  # [k, d]
+    views = metric_space(v.reshape(-1, v.shape[-1]), distance).reshape(v.shape)  # [k, S, d]
+    loo_protos = (clips.sum(axis=0, keepdims=True) - clips) / (k - 1)  # [k, d]: without clip i
+    loo = np.mean(np.sum((views.astype(np.float64) - loo_protos[:, None, :]) ** 2, axis=2),
+                  axis=1)  # [k]
     support_limit = SUPPORT_MARGIN * float(loo.mean())
     info = {"rule": f"{SUPPORT_MARGIN:g} x mean leave-one-out distance",
-            "loo": [round(float(v), 6) for v in loo], "support_limit": support_limit}
+            "loo": [round(float(x), 6) for x in loo], "support_limit": support_limit}
     threshold = support_limit
     if negatives is not None and len(negatives):
         n = metric_space(negatives, distance)
-        proto = s.mean(axis=0, keepdims=True).astype(np.float32)  # [1, d]
+        proto = clips.mean(axis=0, keepdims=True).astype(np.float32)  # [1, d]
         nd = squared_distances(n, proto).numpy()[:, 0].astype(np.float64)  # [m]
         negative_limit = float(np.quantile(nd, NEGATIVE_QUANTILE))
         threshold = min(support_limit, negative_limit)
@@ -275,10 +299,30 @@ class KeywordSpotter:
         """Embeddings of audio files: ``[n, d]``."""
         return self.embed(self.load_clips(paths))
 
+    def load_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
+        """Each file cut at its crop moved by each of ``shifts_ms``: ``[n, S, num_samples]``
+        (the view at 0 ms is :meth:`load_clips`'s clip; zeros where a view leaves the file)."""
+        f = self.features
+        n = f.num_samples
+        out = np.empty((len(paths), len(shifts_ms), n), dtype=np.float32)
+        for i, p in enumerate(paths):
+            y = read_audio(p, f.sample_rate)
+            start = crop_start(y, n, f.crop, f.sample_rate)
+            for j, ms in enumerate(shifts_ms):
+                out[i, j] = window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
+        return out
+
+    def embed_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
+        """Embeddings of :meth:`load_views`: ``[n, S, d]``."""
+        views = self.load_views(paths, shifts_ms)
+        e = self.embed(views.reshape(-1, views.shape[-1]))
+        return np.asarray(e).reshape(len(views), len(shifts_ms), -1)
+
     # -- the three jobs ---------------------------------------------------------------------
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None) -> Keyword:
-        """Embed ``files`` (and ``negatives``), calibrate, add keyword ``name`` to ``bank``."""
+        """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
+        calibrate, add keyword ``name`` to ``bank``."""
         self.check_bank(bank)
         files = audio_files(files)
         if threshold is None and len(files) < 2:
@@ -286,13 +330,15 @@ class KeywordSpotter:
                               "threshold needs at least 2 (or give --threshold)")
         if not files:
             raise ConfigError(f"keyword {name!r}: no support clips given")
-        support = self.embed_files(files)  # [k, d]
+        views = self.embed_views(files)  # [k, S, d]
         neg = self.embed_files(audio_files(negatives)) if negatives else None
         if threshold is None:
-            threshold, info = calibrate_threshold(support, neg, self.distance)
+            threshold, info = calibrate_threshold(views, neg, self.distance)
         else:
             info = {"rule": "given by hand"}
-        kw = bank.make_keyword(name, support, [f.name for f in files], threshold, info)
+        info["views_ms"] = list(ENROL_SHIFTS_MS)
+        kw = bank.make_keyword(name, clip_embeddings(views, self.distance),
+                               [f.name for f in files], threshold, info)
         bank.add(kw, replace=replace)
         return kw
 

@@ -189,3 +189,25 @@ def test_fix_length_keeps_exact_length_clips():
     y = np.arange(100, dtype=np.float32)
     for crop in ("center", "loudest", "start"):
         np.testing.assert_array_equal(fix_length(y, 100, crop=crop), y)
+
+
+def test_crop_start_and_window_at_reproduce_every_crop(late_burst, tmp_path):
+    from kws_proto.audio import crop_start, window_at
+
+    _, y, _ = late_burst
+    short = tone(440, 16000, 0.5)
+    for signal in (y, short, y[:16000]):
+        for crop in ("center", "loudest", "start"):
+            start = crop_start(signal, 16000, crop)
+            np.testing.assert_array_equal(window_at(signal, start, 16000),
+                                          fix_length(signal, 16000, crop=crop))
+    assert crop_start(short, 16000, "center") == -4000  # centred: 4,000 zeros before it
+    v = window_at(short, -12000, 16000)  # leaves the clip on the left: zeros, then its start
+    assert not v[:12000].any()
+    np.testing.assert_array_equal(v[12000:], short[:4000])
+    v = window_at(short, 6000, 16000)  # and on the right
+    np.testing.assert_array_equal(v[:2000], short[6000:])
+    assert not v[2000:].any()
+    assert not window_at(short, 9000, 16000).any()  # wholly outside
+    with pytest.raises(ConfigError, match="crop='middle'"):
+        crop_start(y, 16000, "middle")

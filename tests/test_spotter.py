@@ -11,8 +11,8 @@ import pytest
 from kws_proto.bank import load_bank, metric_space, save_bank
 from kws_proto.cli import main
 from kws_proto.errors import AudioError, BankError, ConfigError
-from kws_proto.spotter import (KeywordSpotter, calibrate_threshold, decide, keyword_distances,
-                               weights_fingerprint)
+from kws_proto.spotter import (ENROL_SHIFTS_MS, KeywordSpotter, calibrate_threshold, decide,
+                               keyword_distances, weights_fingerprint)
 
 N_SUPPORT = 5
 
@@ -71,6 +71,44 @@ def test_threshold_rule_from_support_and_negatives():
     assert t2 < t and info2["negatives"] == 40 and info2["negatives_accepted"] <= 0.1
     with pytest.raises(ConfigError, match="at least 2"):
         calibrate_threshold(support[:1])
+
+
+def test_threshold_rule_over_views():
+    rng = np.random.default_rng(1)
+    views = rng.normal(size=(4, 3, 8))  # 4 clips x 3 views
+    t, info = calibrate_threshold(views)
+    clips = views.mean(axis=1)
+    loo = [np.mean([np.sum((views[i, v] - np.delete(clips, i, 0).mean(0)) ** 2) for v in range(3)])
+           for i in range(4)]
+    assert t == pytest.approx(1.25 * np.mean(loo), rel=1e-5)
+    assert info["loo"] == pytest.approx(loo, rel=1e-5)
+    flat = views[:, 0]
+    assert calibrate_threshold(flat)[0] == pytest.approx(calibrate_threshold(flat[:, None])[0])
+    # cosine: views and clips on the unit sphere, as the bank's prototypes are
+    unit = views / np.linalg.norm(views, axis=-1, keepdims=True)
+    c = unit.mean(axis=1)
+    c /= np.linalg.norm(c, axis=-1, keepdims=True)
+    loo = [np.mean([np.sum((unit[i, v] - np.delete(c, i, 0).mean(0)) ** 2) for v in range(3)])
+           for i in range(4)]
+    assert calibrate_threshold(views, distance="cosine")[0] == pytest.approx(1.25 * np.mean(loo),
+                                                                             rel=1e-5)
+
+
+def test_enrolment_embeds_each_clip_at_the_shifts_a_window_sees(keyword_spotter, keyword_clips):
+    paths = list(keyword_clips["keywords"].values())[0][:3]
+    views = keyword_spotter.load_views(paths)  # [3, 3, n]
+    hop = int(round(100.0 * keyword_spotter.features.sample_rate / 1000))
+    assert ENROL_SHIFTS_MS == (-100.0, 0.0, 100.0)
+    np.testing.assert_array_equal(views[:, 1], keyword_spotter.load_clips(paths))
+    np.testing.assert_array_equal(views[:, 0, hop:], views[:, 1, :-hop])  # 100 ms earlier
+    np.testing.assert_array_equal(views[:, 2, :-hop], views[:, 1, hop:])  # 100 ms later
+    bank = keyword_spotter.new_bank()
+    kw = keyword_spotter.enroll(bank, "kw", paths)
+    e = keyword_spotter.embed(views.reshape(9, -1)).reshape(3, 3, -1)
+    expected = metric_space(e.reshape(9, -1), bank.encoder.distance).reshape(3, 3, -1).mean(1)
+    np.testing.assert_allclose(kw.support, expected, atol=1e-5 * np.abs(expected).max())
+    assert kw.calibration["views_ms"] == [-100.0, 0.0, 100.0] and len(kw.calibration["loo"]) == 3
+    assert kw.support.shape == (3, keyword_spotter.embedding_dim) and len(kw.clips) == 3
 
 
 def test_embeddings_do_not_depend_on_the_batch(keyword_spotter, keyword_clips):
