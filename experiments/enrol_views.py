@@ -57,7 +57,6 @@ def main(argv: list[str]) -> int:
     from kws_proto.bank import metric_space
     from kws_proto.spotter import (KeywordSpotter, calibrate_threshold, clip_embeddings,
                                    decide, keyword_distances)
-    import kws_proto.spotter as spotter_module
 
     if not PICO.is_dir():
         print(f"{PICO} is absent: set KWS_SHARED_DATA to ../shared/data", file=sys.stderr)
@@ -72,12 +71,11 @@ def main(argv: list[str]) -> int:
         order = {w: rng.permutation(PER_WORD) for w in WORDS}
         unknown = np.concatenate([emb[w][order[w][:UNKNOWN]] for w in WORDS if w not in keywords])
         for margin in (1.25, 1.5):
-            spotter_module.SUPPORT_MARGIN = margin
             for rule, views in RULES.items():
                 bank = spotter.new_bank()
                 for w in keywords:
                     v = emb[w][order[w][:K]][:, [col[s] for s in views]]  # [K, S, d]
-                    t, info = calibrate_threshold(v, distance=spotter.distance)
+                    t, info = calibrate_threshold(v, distance=spotter.distance, margin=margin)
                     bank.add(bank.make_keyword(w, clip_embeddings(v, spotter.distance),
                                                [str(i) for i in range(K)], t, info))
                 for query, shifts in QUERIES.items():
@@ -90,7 +88,8 @@ def main(argv: list[str]) -> int:
                     scores.setdefault((margin, rule, query), []).append((accepted, rejected))
     print(f"{spotter.model_dir}: {DRAWS} draws, 3 keywords x {K} clips, {HELD} held back each, "
           f"{UNKNOWN} of each other word unknown")
-    print(f"{'margin':>6}  {'enrolment':<32}{'queries':<10}{'accepted':>9}{'rejected':>9}{'mean':>7}")
+    print(f"{'margin':>6}  {'enrolment':<32}{'queries':<10}{'accepted':>9}{'rejected':>9}"
+          f"{'mean':>7}")
     for (margin, rule, query), v in scores.items():
         a, r = 100 * np.mean(v, axis=0)
         print(f"{margin:>6g}  {rule:<32}{query:<10}{a:>9.1f}{r:>9.1f}{(a + r) / 2:>7.1f}")

@@ -26,17 +26,23 @@ samples where it has them, zeros beyond.  The clip's support embedding is the me
 **Threshold rule** (:func:`calibrate_threshold`), per keyword, from its own ``k >= 2`` support
 clips: the leave-one-out distances ``l_i`` = mean over clip ``i``'s views of ``d(view, prototype
 of the other k - 1 clips)`` are distances of genuine clips to a prototype that has not seen them;
-``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x the typical distance of a genuine clip).  With negative clips (``--negatives``), their distances
-``n_j`` to the full prototype cap it: ``t = min(1.25 * mean_i l_i, NEGATIVE_QUANTILE-quantile of
-n_j)``, so at most that share (5%) of the given negatives is accepted.  ``--threshold`` sets it
-by hand.  Measured on Picovoice (30 draws of 3 keywords x 5 clips, 20 held-back clips each, 40
-clips of each of the other 3 words as unknown; accepted = held-back clips labelled with their
-own keyword, rejected = unknown clips labelled "unknown"):
+``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x the typical distance of a genuine clip).  With
+negative clips (``--negatives``), their distances ``n_j`` to the full prototype cap it:
+``t = min(1.25 * mean_i l_i, NEGATIVE_QUANTILE-quantile of n_j)``, so at most that share (5%) of
+the given negatives is accepted.  ``--threshold`` sets it by hand.
 
-- the shipped pretrained encoder (``default``): 1.25 x mean 78% accepted / 90% rejected (the
-  best mean of the two, 84%); 1.5 x mean 86% / 79%; 1 x mean 61% / 96%; 0.75 x max 70% / 88%;
-  1 x max 85% / 67%;
-- the demo's ProtoRes: 1.5 x mean 81% / 73%; 1 x max 83% / 64%; 1 x mean 60% / 92%.
+Measured on Picovoice (30 draws of 3 keywords x 5 clips, 20 held-back clips each, 40 clips of each
+of the other 3 words as unknown; accepted = held-back clips labelled with their own keyword,
+rejected = unknown clips labelled "unknown"):
+
+- the views, ``python experiments/enrol_views.py`` (the shipped encoder, clips from the first 80
+  of each word): 1.25 x mean with views 76.1% accepted / 87.9% rejected, one view 74.6% / 88.1%;
+  queries cut 100 ms off their crop 74.3% / 88.7% against 71.6% / 88.9%; 1.5 x mean with views
+  83.8% / 74.5% (``experiments/README.md``, "Enrolment views");
+- the margin, one view per clip (before the views, other draws): the shipped encoder 1.25 x mean
+  78% / 90% (the best mean of the two, 84%); 1.5 x mean 86% / 79%; 1 x mean 61% / 96%; 0.75 x
+  max 70% / 88%; 1 x max 85% / 67%; the demo's ProtoRes 1.5 x mean 81% / 73%; 1 x max 83% / 64%;
+  1 x mean 60% / 92%.
 """
 
 from __future__ import annotations
@@ -113,7 +119,8 @@ def clip_embeddings(views: np.ndarray, distance: str = "euclidean") -> np.ndarra
 
 
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
-                        distance: str = "euclidean") -> tuple[float, dict]:
+                        distance: str = "euclidean",
+                        margin: float = SUPPORT_MARGIN) -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
     Parameters
@@ -123,6 +130,8 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     negatives : np.ndarray [shape=(m, d)] or None
         Embeddings of clips that are not the keyword.
     distance : {"euclidean", "cosine"}
+    margin : float > 0
+        The multiple of the mean leave-one-out distance (``SUPPORT_MARGIN``).
 
     Returns
     -------
@@ -144,8 +153,8 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     loo_protos = (clips.sum(axis=0, keepdims=True) - clips) / (k - 1)  # [k, d]: without clip i
     loo = np.mean(np.sum((views.astype(np.float64) - loo_protos[:, None, :]) ** 2, axis=2),
                   axis=1)  # [k]
-    support_limit = SUPPORT_MARGIN * float(loo.mean())
-    info = {"rule": f"{SUPPORT_MARGIN:g} x mean leave-one-out distance",
+    support_limit = margin * float(loo.mean())
+    info = {"rule": f"{margin:g} x mean leave-one-out distance",
             "loo": [round(float(x), 6) for x in loo], "support_limit": support_limit}
     threshold = support_limit
     if negatives is not None and len(negatives):

@@ -2,10 +2,11 @@
 
 The encoder is the first argument (a run directory, or `default` for the shipped one), --model,
 or, for an existing bank, the bank's own; the remaining arguments are clips or folders of them.
-The clips are embedded through the run's own front end; the bank stores the keyword's prototype,
-support embeddings, clip names and a rejection threshold calibrated from the clips (and
---negatives): 1.5 x the mean leave-one-out distance of the clips, capped by the 5% quantile of
-the negatives' distances.  A bank keeps the encoder it was started with: adding with another
+The clips are embedded through the run's own front end, each at its crop and 100 ms either side
+(the offsets a sliding window sees); the bank stores the keyword's prototype, support embeddings,
+clip names and a rejection threshold calibrated from the clips (and --negatives): 1.25 x the mean
+leave-one-out distance of the clips, capped by the 5% quantile of the negatives' distances
+(kws_proto/spotter.py).  A bank keeps the encoder it was started with: adding with another
 encoder is refused.  --replace re-enrols a keyword, --remove deletes one.
 """
 
