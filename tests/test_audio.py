@@ -191,7 +191,7 @@ def test_fix_length_keeps_exact_length_clips():
         np.testing.assert_array_equal(fix_length(y, 100, crop=crop), y)
 
 
-def test_crop_start_and_window_at_reproduce_every_crop(late_burst, tmp_path):
+def test_crop_start_and_window_at_reproduce_every_crop(late_burst):
     from kws_proto.audio import crop_start, window_at
 
     _, y, _ = late_burst
