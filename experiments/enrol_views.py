@@ -97,7 +97,6 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
 
 
 def main(argv: list[str]) -> int:
-    from kws_proto.bank import metric_space
     from kws_proto.spotter import (KeywordSpotter, calibrate_threshold, clip_embeddings,
                                    decide, keyword_distances)
 
