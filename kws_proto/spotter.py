@@ -107,16 +107,21 @@ def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(masked.min(axis=1)), labels, -1)
 
 
-def clip_embeddings(views: np.ndarray, distance: str = "euclidean") -> np.ndarray:
-    """Each support clip's embedding, the mean of its views in :func:`metric_space`: ``[k, d]``
-    float32 for ``views [k, S, d]`` (or ``[k, d]``, one view each)."""
-    v = np.asarray(views, dtype=np.float32)
+def _metric_views(support: np.ndarray, distance: str) -> np.ndarray:
+    """Support ``[k, S, d]`` (or ``[k, d]``, one view each) in :func:`metric_space`: ``[k, S, d]``."""
+    v = np.asarray(support, dtype=np.float32)
     v = v[:, None, :] if v.ndim == 2 else v
     if v.ndim != 3:
         raise ConfigError(f"support of shape {v.shape}: expected [clips, views, dim] or "
                           "[clips, dim]")
     k, n_views, d = v.shape
-    return metric_space(v.reshape(k * n_views, d), distance).reshape(k, n_views, d).mean(axis=1)
+    return metric_space(v.reshape(k * n_views, d), distance).reshape(k, n_views, d)
+
+
+def clip_embeddings(views: np.ndarray, distance: str = "euclidean") -> np.ndarray:
+    """Each support clip's embedding, the mean of its views in :func:`metric_space`: ``[k, d]``
+    float32 for ``views [k, S, d]`` (or ``[k, d]``, one view each)."""
+    return _metric_views(views, distance).mean(axis=1)
 
 
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
@@ -143,17 +148,14 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     """
     from kws_proto.protonet import squared_distances
 
-    v = np.asarray(support, dtype=np.float32)
-    v = v[:, None, :] if v.ndim == 2 else v
-    k = len(v)
+    views = _metric_views(support, distance).astype(np.float64)  # [k, S, d]
+    k = len(views)
     if k < 2:
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
-    clips = metric_space(clip_embeddings(v, distance), distance).astype(np.float64)  # [k, d]
-    views = metric_space(v.reshape(-1, v.shape[-1]), distance).reshape(v.shape)  # [k, S, d]
+    clips = metric_space(views.mean(axis=1), distance).astype(np.float64)  # [k, d], as in the bank
     loo_protos = (clips.sum(axis=0, keepdims=True) - clips) / (k - 1)  # [k, d]: without clip i
-    loo = np.mean(np.sum((views.astype(np.float64) - loo_protos[:, None, :]) ** 2, axis=2),
-                  axis=1)  # [k]
+    loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
     support_limit = margin * float(loo.mean())
     info = {"rule": f"{margin:g} x mean leave-one-out distance",
             "loo": [round(float(x), 6) for x in loo], "support_limit": support_limit}
