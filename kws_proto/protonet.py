@@ -11,6 +11,7 @@ import math
 import keras
 import tensorflow as tf
 
+from kws_proto.encoders.ensemble import GROUPS_ATTR
 from kws_proto.errors import ConfigError
 
 DISTANCES = ("euclidean", "cosine")
@@ -132,6 +133,10 @@ class PrototypicalNetwork(keras.Model):
             raise ConfigError(f"cosine_scale={cosine_scale!r} must be a positive number")
         self.encoder = encoder
         self.distance = distance
+        self.groups = int(getattr(encoder, GROUPS_ATTR, 1))
+        if self.groups > 1 and distance != "euclidean":
+            raise ConfigError(f"distance={distance!r}: an ensemble encoder sums its members' "
+                              "squared Euclidean distances; use distance='euclidean'")
         self.log_scale = None
         if distance == "cosine":
             self.log_scale = self.add_weight(
@@ -171,8 +176,12 @@ class PrototypicalNetwork(keras.Model):
             return cosine_logits(query_embeddings, protos, tf.exp(self.log_scale))
         return -squared_distances(query_embeddings, protos)
 
-    def logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
-        """Logits of every query against every class prototype, and the queries' labels.
+    def member_logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
+        """Logits of every query against every class prototype, per ensemble member.
+
+        A plain encoder is one member. An ensemble encoder (its model has
+        ``embedding_groups = G``, :mod:`kws_proto.encoders.ensemble`) embeds into ``G`` equal
+        blocks; each block gets its own prototypes and logits.
 
         Parameters
         ----------
@@ -184,7 +193,7 @@ class PrototypicalNetwork(keras.Model):
 
         Returns
         -------
-        logits : tf.Tensor [shape=(n_way * n_query, n_way)]
+        logits : list of G tf.Tensor [shape=(n_way * n_query, n_way)]
         labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
         """
         support = tf.convert_to_tensor(support)
@@ -197,10 +206,31 @@ class PrototypicalNetwork(keras.Model):
         # x: (n_way * k_shot + n_way * n_query) x *input
         emb = self.encoder(x, training=training)  # (n_way * (k_shot + n_query)) x d
         n_support = n_way * k_shot
-        d = tf.shape(emb)[-1]
-        protos = prototypes(tf.reshape(emb[:n_support], [n_way, k_shot, d]))  # n_way x d
-        logits = self.scores(emb[n_support:], protos)  # (n_way * n_query) x n_way
-        return logits, episode_labels(n_way, n_query)
+        out = []
+        for part in tf.split(emb, self.groups, axis=-1) if self.groups > 1 else [emb]:
+            d = tf.shape(part)[-1]
+            protos = prototypes(tf.reshape(part[:n_support], [n_way, k_shot, d]))  # n_way x d
+            out.append(self.scores(part[n_support:], protos))  # (n_way * n_query) x n_way
+        return out, episode_labels(n_way, n_query)
+
+    def logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
+        """Logits of every query against every class prototype, and the queries' labels.
+
+        For an ensemble, the members' logits summed: with the squared Euclidean distance that is
+        exactly the logit of the concatenated embedding, so evaluation on embeddings agrees.
+
+        Parameters
+        ----------
+        support : tf.Tensor [shape=(n_way, k_shot, *input)]
+        query : tf.Tensor [shape=(n_way, n_query, *input)]
+
+        Returns
+        -------
+        logits : tf.Tensor [shape=(n_way * n_query, n_way)]
+        labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
+        """
+        parts, labels = self.member_logits(support, query, training=training)
+        return tf.add_n(parts), labels
 
     def call(self, support: tf.Tensor, query: tf.Tensor, training=None):
         """Episode loss and accuracy.
@@ -214,14 +244,17 @@ class PrototypicalNetwork(keras.Model):
         Returns
         -------
         loss : tf.Tensor [shape=()]
-            Mean softmax cross-entropy of the queries over the ``n_way`` classes.
+            Mean softmax cross-entropy of the queries over the ``n_way`` classes (for an
+            ensemble, the mean over members of each member's own loss).
         accuracy : tf.Tensor [shape=()]
             Fraction of queries whose nearest prototype is their own class.
         """
-        logits, labels = self.logits(support, query, training=training)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        )
+        parts, labels = self.member_logits(support, query, training=training)
+        loss = tf.add_n([  # each member learns from its own prototypes: independent members
+            tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=p))
+            for p in parts
+        ]) / len(parts)
+        logits = tf.add_n(parts)
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, labels), tf.float32))
         return loss, accuracy

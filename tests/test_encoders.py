@@ -30,13 +30,13 @@ def _blocks(encoder):
 
 
 def test_registry_holds_both_encoders_with_cited_sources():
-    assert set(ENCODERS) == {"conv4", "protores"}
+    assert set(ENCODERS) == {"conv4", "ensemble", "protores"}
     for name, builder in ENCODERS.items():
         assert "arXiv" in (builder.__doc__ or ""), f"{name} builder cites no source"
 
 
 def test_unknown_encoder_lists_known_names():
-    with pytest.raises(ConfigError, match="'resnet50'.*conv4, protores"):
+    with pytest.raises(ConfigError, match="'resnet50'.*conv4, ensemble, protores"):
         build_encoder("resnet50", (51, 40))
     with pytest.raises(ConfigError, match="resnet50"):
         encoder_defaults("resnet50")

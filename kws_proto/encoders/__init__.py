@@ -12,13 +12,15 @@ import inspect
 from collections.abc import Callable
 
 from kws_proto.encoders.conv4 import build_conv4
+from kws_proto.encoders.ensemble import build_ensemble
 from kws_proto.encoders.params import input_shape_2d
 from kws_proto.encoders.protores import build_protores
 from kws_proto.errors import ConfigError
 
 __all__ = ["ENCODERS", "build_encoder", "complete_params", "encoder_defaults", "encoder_names"]
 
-ENCODERS: dict[str, Callable] = {"conv4": build_conv4, "protores": build_protores}
+ENCODERS: dict[str, Callable] = {"conv4": build_conv4, "ensemble": build_ensemble,
+                                 "protores": build_protores}
 
 
 def encoder_names() -> list[str]:
@@ -60,7 +62,7 @@ def build_encoder(name: str, input_shape: tuple[int, int], **params):
     Parameters
     ----------
     name : str
-        ``"conv4"`` or ``"protores"`` (see :data:`ENCODERS`).
+        ``"conv4"``, ``"protores"`` or ``"ensemble"`` (see :data:`ENCODERS`).
     input_shape : tuple of int
         ``(frames, n_mfcc)`` of one clip, e.g. ``(51, 40)``.
     **params
@@ -96,4 +98,14 @@ def complete_params(name: str, params: dict) -> dict:
             f"unknown parameter(s) {', '.join(unknown)} for encoder {name!r}; "
             f"accepted: {', '.join(defaults)}"
         )
-    return {**defaults, **params}
+    full = {**defaults, **params}
+    if name == "ensemble":  # record the members' every parameter too
+        if full["member"] == "ensemble" or full["member"] not in ENCODERS:
+            raise ConfigError(f"member={full['member']!r} must be one of "
+                              f"{', '.join(n for n in encoder_names() if n != 'ensemble')}")
+        mp = full["member_params"] or {}
+        if not isinstance(mp, dict):
+            raise ConfigError(f"member_params={mp!r} must be a mapping")
+        full["member_params"] = {k: list(v) if isinstance(v, tuple) else v  # YAML-friendly
+                                 for k, v in complete_params(full["member"], mp).items()}
+    return full
