@@ -65,7 +65,7 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
 
     sr = spotter.features.sample_rate
     rng = np.random.default_rng(1)
-    rules = {"one view (0 ms)": (0.0,), "views -100/0/+100 ms (default)": (-100.0, 0.0, 100.0)}
+    rules = {r: RULES[r] for r in ("one view (0 ms)", "views -100/0/+100 ms (default)")}
     totals = {r: np.zeros(3, dtype=int) for r in rules}
     for _ in range(draws):
         keywords = list(rng.choice(WORDS, 3, replace=False))

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 
 from kws_proto.encoders.conv4 import build_conv4
-from kws_proto.encoders.ensemble import build_ensemble
+from kws_proto.encoders.ensemble import build_ensemble, check_member
 from kws_proto.encoders.params import input_shape_2d
 from kws_proto.encoders.protores import build_protores
 from kws_proto.errors import ConfigError
@@ -100,12 +100,8 @@ def complete_params(name: str, params: dict) -> dict:
         )
     full = {**defaults, **params}
     if name == "ensemble":  # record the members' every parameter too
-        if full["member"] == "ensemble" or full["member"] not in ENCODERS:
-            raise ConfigError(f"member={full['member']!r} must be one of "
-                              f"{', '.join(n for n in encoder_names() if n != 'ensemble')}")
-        mp = full["member_params"] or {}
-        if not isinstance(mp, dict):
-            raise ConfigError(f"member_params={mp!r} must be a mapping")
+        check_member(full["member"], full["member_params"])
         full["member_params"] = {k: list(v) if isinstance(v, tuple) else v  # YAML-friendly
-                                 for k, v in complete_params(full["member"], mp).items()}
+                                 for k, v in complete_params(full["member"],
+                                                             full["member_params"] or {}).items()}
     return full

@@ -10,6 +10,18 @@ from kws_proto.errors import ConfigError
 GROUPS_ATTR = "embedding_groups"
 
 
+def check_member(member: object, member_params: object) -> None:
+    """A :class:`ConfigError` naming ``member`` unless it is a registered plain encoder, or
+    naming ``member_params`` unless it is a mapping (or None)."""
+    from kws_proto.encoders import ENCODERS
+
+    if member == "ensemble" or member not in ENCODERS:
+        plain = ", ".join(sorted(n for n in ENCODERS if n != "ensemble"))
+        raise ConfigError(f"member={member!r} must be one of {plain}")
+    if member_params is not None and not isinstance(member_params, dict):
+        raise ConfigError(f"member_params={member_params!r} must be a mapping")
+
+
 def build_ensemble(
     input_shape: tuple[int, int],
     member: str = "protores",
@@ -54,10 +66,7 @@ def build_ensemble(
 
     frames, n_mfcc = input_shape_2d(input_shape)
     members = positive_int("members", members)
-    if member == "ensemble":
-        raise ConfigError("member='ensemble': an ensemble's members must be a plain encoder")
-    if member_params is not None and not isinstance(member_params, dict):
-        raise ConfigError(f"member_params={member_params!r} must be a mapping")
+    check_member(member, member_params)
 
     import keras
     from keras import layers
