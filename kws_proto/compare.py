@@ -66,6 +66,25 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
     return run
 
 
+def retire_stale_run(cfg: ExperimentConfig, runs_root: Path) -> Path | None:
+    """Move ``runs_root/<name>`` aside when it holds a run of a config other than ``cfg``.
+
+    For the demo, whose configs change with the package: after an update, ``make demo`` trains
+    the new config instead of stopping at the old run. The old run is renamed, never deleted,
+    to ``<name>.old-1`` (``-2``, ... if taken); returns that path, or ``None`` when there was
+    nothing to move (no run, or a run of the same config).
+    """
+    run = RunDir(Path(runs_root) / cfg.name)
+    if not run.config_path.is_file() or run.read_config() == cfg:
+        return None
+    n = 1
+    while (aside := run.root.with_name(f"{run.root.name}.old-{n}")).exists():
+        n += 1
+    run.root.rename(aside)
+    print(f"{run.root} held a run of an older {cfg.name!r} config: moved to {aside}", flush=True)
+    return aside
+
+
 def _train_in_subprocess(cfg: ExperimentConfig, run: RunDir, resume: bool, progress: bool) -> None:
     """``kws-proto train`` of ``cfg`` into ``run`` in a child process (its own thread pools)."""
     import subprocess

@@ -2,7 +2,8 @@
 
 1. synthesises the built-in corpus at demo size into ``data/synth-demo`` (once);
 2. trains ``experiments/configs/demo/conv4.yaml`` and ``.../protores.yaml`` into
-   ``runs/demo/conv4`` and ``runs/demo/protores`` (finished runs are reused);
+   ``runs/demo/conv4`` and ``runs/demo/protores`` (finished runs are reused; a run of an
+   older config of the same name is moved aside to ``runs/demo/<name>.old-N``);
 3. scores both and the MFCC + DTW baseline on the same fixed test episodes of the corpus's test
    words and writes ``runs/demo/compare/``;
 4. when the real speech of ``../shared/data`` is present, prepares it (``data/fsdd``,
@@ -29,10 +30,13 @@ REAL = {  # name: (source folder, classes, speaker-disjoint, grid)
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kws_proto.commands.compare import parse_grid
-    from kws_proto.compare import compare
+    from kws_proto.compare import compare, retire_stale_run
+    from kws_proto.config import load_config
 
     t0 = time.perf_counter()
     runs = Path("runs/demo")
+    for path in CONFIGS:  # a run of an older demo config is moved aside, not reused or fatal
+        retire_stale_run(load_config(path), runs)
     episodes = int(os.environ.get("KWS_DEMO_EPISODES", 1000))
     print("== built-in corpus: unseen test words ==", flush=True)
     compare(CONFIGS, runs / "compare", runs_root=runs, settings=parse_grid("5x1,5x5,10x5", 15, episodes),

@@ -75,3 +75,29 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
     compare(paths[:1], tmp_path / "again", runs_root=tmp_path / "runs", settings=settings[:1],
             dtw=False, progress=False)
     assert (tmp_path / "runs" / "seq" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_a_run_of_another_config_stops_compare_and_the_demo_moves_it_aside(smoke_config, tmp_path):
+    from kws_proto.compare import ensure_trained, retire_stale_run
+    from kws_proto.errors import CheckpointError
+
+    old = _tiny(smoke_config, "res", "protores", {"stem_filters": 4, "filters": [4, 6, 8]})
+    new = dataclasses.replace(old, train=dataclasses.replace(old.train, episodes=20))
+    runs = tmp_path / "runs"
+    RunDir(runs / "res").write_config(old)
+    (runs / "res" / "best.weights.h5").write_bytes(b"old weights")
+
+    with pytest.raises(CheckpointError, match="another config named 'res'"):
+        ensure_trained(new, runs, progress=False)
+    assert retire_stale_run(old, runs) is None  # same config: left where it is
+    assert (runs / "res" / "best.weights.h5").is_file()
+
+    aside = retire_stale_run(new, runs)
+    assert aside == runs / "res.old-1" and not (runs / "res").exists()
+    assert RunDir(aside).read_config() == old  # moved whole, nothing deleted
+    assert (aside / "best.weights.h5").read_bytes() == b"old weights"
+    assert retire_stale_run(new, runs) is None  # nothing left to move
+
+    RunDir(runs / "res").write_config(old)  # a second stale run does not overwrite the first
+    assert retire_stale_run(new, runs) == runs / "res.old-2"
+    assert RunDir(aside).read_config() == old
