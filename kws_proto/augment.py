@@ -13,6 +13,7 @@ functions, so configs can import :class:`AugmentConfig` cheaply.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Sequence
@@ -59,6 +60,11 @@ class AugmentConfig:
     time_masks, time_mask_frames : int >= 0
         The same along time: ``time_masks`` runs of ``U{0..time_mask_frames}`` frames per clip
         take the clip's mean features.
+    freq_warp : float in [0, 0.3]
+        Vocal tract length perturbation (VTLP, Jaitly & Hinton 2013) on the features: each
+        clip's mel spectrum is read at its band centres scaled by a factor drawn from
+        U(1 - freq_warp, 1 + freq_warp), which moves formants as a longer or shorter vocal tract
+        would, at the same pitch and tempo (:func:`freq_warp`); 0 disables it.
     """
 
     enabled: bool = True
@@ -75,6 +81,7 @@ class AugmentConfig:
     freq_mask_bands: int = 8
     time_masks: int = 0
     time_mask_frames: int = 10
+    freq_warp: float = 0.0
 
     @property
     def masks(self) -> bool:
@@ -98,6 +105,8 @@ class AugmentConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"augment.{name}={v!r} must be in [0, 1]")
+        if not 0.0 <= self.freq_warp <= 0.3:
+            raise ConfigError(f"augment.freq_warp={self.freq_warp!r} must be in [0, 0.3]")
         if not self.time_shift_ms >= 0.0:
             raise ConfigError(f"augment.time_shift_ms={self.time_shift_ms!r} must be >= 0")
 
@@ -440,6 +449,66 @@ def spec_mask(feats: tf.Tensor, dct: np.ndarray, config: AugmentConfig,
         masked = _band_mask(batch, frames, config.time_masks, config.time_mask_frames, s_time)
         feats = tf.where(masked[:, :, None], tf.reduce_mean(feats, axis=1, keepdims=True), feats)
     return feats
+
+
+def _slaney_mel(hz):
+    """librosa's default (Slaney) mel scale in TensorFlow: linear to 1 kHz, logarithmic above."""
+    import tensorflow as tf
+
+    linear = hz / (200.0 / 3.0)
+    log = 15.0 + tf.math.log(tf.maximum(hz, 1e-3) / 1000.0) / (math.log(6.4) / 27.0)
+    return tf.where(hz < 1000.0, linear, log)
+
+
+def freq_warp(feats: tf.Tensor, dct: np.ndarray, fmin: float, fmax: float,
+              alpha: tf.Tensor) -> tf.Tensor:
+    """Warp the frequency axis of cepstral features (vocal tract length perturbation).
+
+    The features are projected back onto the mel channels through the (orthonormal) DCT; warped
+    channel ``c`` of clip ``b`` takes the (linearly interpolated) value the clip had at
+    ``alpha[b]`` times channel ``c``'s centre frequency, the edge channels' values beyond the
+    filterbank's range; the result is projected forward again.  ``alpha > 1`` moves formants
+    down (a longer vocal tract), ``alpha < 1`` up; ``alpha = 1`` changes nothing.  The warp is
+    linear in the features, so it commutes with cepstral mean subtraction.
+
+    Parameters
+    ----------
+    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
+    dct : np.ndarray [shape=(n_mels, n_mfcc)]
+        The DCT of the front end (orthonormal columns), mel channels to cepstra.
+    fmin, fmax : float
+        The front end's mel filterbank range in Hz (Slaney mel scale, as librosa's default).
+    alpha : tf.Tensor [shape=(batch,), dtype=float32]
+
+    Returns
+    -------
+    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
+    """
+    import librosa
+    import tensorflow as tf
+
+    n_mels = int(dct.shape[0])
+    lo, hi = (float(librosa.hz_to_mel(f)) for f in (fmin, fmax))
+    step = (hi - lo) / (n_mels + 1)  # band centres are n_mels of n_mels + 2 even mel steps
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]  # [n_mels] Hz
+    source = tf.constant(centres, tf.float32)[None, :] * alpha[:, None]  # [batch, n_mels] Hz
+    pos = tf.clip_by_value((_slaney_mel(source) - lo) / step - 1.0, 0.0, n_mels - 1.0)
+    i0 = tf.minimum(tf.cast(tf.floor(pos), tf.int32), n_mels - 2)  # [batch, n_mels]
+    w = (pos - tf.cast(i0, tf.float32))[:, None, :]  # [batch, 1, n_mels]
+    dct = tf.constant(dct, tf.float32)
+    mel = tf.einsum("btc,mc->btm", feats, dct)  # [batch, frames, n_mels]
+    warped = ((1.0 - w) * tf.gather(mel, i0, axis=2, batch_dims=1)
+              + w * tf.gather(mel, i0 + 1, axis=2, batch_dims=1))
+    return tf.einsum("btm,mc->btc", warped, dct)
+
+
+def random_freq_warp(feats: tf.Tensor, dct: np.ndarray, fmin: float, fmax: float,
+                     max_warp: float, seed: tf.Tensor) -> tf.Tensor:
+    """:func:`freq_warp` by a factor drawn per clip from ``U(1 - max_warp, 1 + max_warp)``."""
+    import tensorflow as tf
+
+    alpha = uniform([tf.shape(feats)[0]], seed, 1.0 - max_warp, 1.0 + max_warp)
+    return freq_warp(feats, dct, fmin, fmax, alpha)
 
 
 def silence(

@@ -31,7 +31,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.augment import AugmentConfig, augment_function, fold, seeds, silence, spec_mask
+from kws_proto.augment import (AugmentConfig, augment_function, fold, random_freq_warp, seeds,
+                               silence, spec_mask)
 from kws_proto.cache import to_float32
 from kws_proto.episodes import SILENCE, Episode, EpisodeSampler
 from kws_proto.errors import ConfigError, DatasetError
@@ -204,7 +205,7 @@ class EpisodePipeline:
         augment = augment_function(aug, fc.sample_rate) if aug.enabled else None
         seed = tf.constant(self.seed, tf.int64)
         frames, n_mfcc = fc.shape
-        dct = dct_matrix(fc)  # [n_mels, n_mfcc], for spectrogram masks on mel channels
+        dct = dct_matrix(fc)  # [n_mels, n_mfcc], for masks and warps on mel channels
 
         def fill_silence(x, is_silence, s_sil, to_features):
             where = tf.where(is_silence)  # [n_silence, 1]
@@ -222,6 +223,9 @@ class EpisodePipeline:
                 feats = data
                 if has_silence:
                     feats = fill_silence(feats, is_silence, s_sil, lambda w: mfcc_batch(w, fc))
+            if aug.enabled and aug.freq_warp:
+                feats = random_freq_warp(feats, dct, fc.fmin, fc.fmax, aug.freq_warp,
+                                         fold(s_aug, 8))
             if aug.enabled and aug.masks:
                 s_mask = fold(s_aug, 7)
                 feats = spec_mask(feats, dct, aug, s_mask)

@@ -11,9 +11,11 @@ from kws_proto.augment import (
     AugmentConfig,
     augment,
     augment_function,
+    freq_warp,
     load_noise,
     lowpass,
     noise_segments,
+    random_freq_warp,
     reverberate,
     silence,
     spec_mask,
@@ -317,3 +319,52 @@ def test_no_masks_is_identity():
     off = AugmentConfig(freq_masks=3, freq_mask_bands=0, time_masks=0)
     assert not off.masks
     np.testing.assert_array_equal(spec_mask(x, dct, off, tf.constant([0, 0], tf.int64)), x)
+
+
+def test_slaney_mel_in_tensorflow_is_librosas():
+    import librosa
+
+    from kws_proto.augment import _slaney_mel
+
+    hz = np.array([20.0, 300.0, 999.0, 1000.0, 1001.0, 2500.0, 7000.0, 7900.0], np.float32)
+    np.testing.assert_allclose(_slaney_mel(tf.constant(hz)).numpy(), librosa.hz_to_mel(hz),
+                               rtol=1e-5)
+
+
+def _tone_mel(f0: float, fc: FeatureConfig) -> np.ndarray:
+    """Mean log-mel channel profile (CMN-free) of a 1 s tone at ``f0`` Hz: [n_mels]."""
+    from kws_proto.features import mfcc
+
+    t = np.arange(fc.num_samples) / fc.sample_rate
+    cep = mfcc((0.5 * np.sin(2 * np.pi * f0 * t)).astype(np.float32),
+               FeatureConfig(**(fc.to_dict() | {"normalize": "none"})))  # [frames, n_mfcc]
+    return cep.mean(axis=0) @ dct_matrix(fc).T
+
+
+@pytest.mark.parametrize("f0, alpha", [(2000.0, 1.25), (1600.0, 0.8), (700.0, 1.1)])
+def test_freq_warp_moves_a_tone_where_the_warped_tone_would_be(f0, alpha):
+    """Warping by alpha reads each band at alpha x its centre: a tone at f0 must come out
+    where a tone at f0 / alpha is (both through librosa's front end)."""
+    fc = FeatureConfig()
+    dct = dct_matrix(fc)
+    profile = _tone_mel(f0, fc)
+    cep = tf.constant(np.tile(profile @ dct, (1, 3, 1)).astype(np.float32))  # [1, 3, n_mfcc]
+    warped = freq_warp(cep, dct, fc.fmin, fc.fmax, tf.constant([alpha])).numpy()[0, 0] @ dct.T
+    assert np.argmax(profile) != np.argmax(_tone_mel(f0 / alpha, fc))  # the warp must move it
+    assert abs(int(np.argmax(warped)) - int(np.argmax(_tone_mel(f0 / alpha, fc)))) <= 1
+
+
+def test_freq_warp_by_one_is_identity_and_random_warps_are_seeded_per_clip():
+    fc = FeatureConfig()
+    dct = dct_matrix(fc)
+    x = _centred(3)
+    np.testing.assert_allclose(freq_warp(x, dct, fc.fmin, fc.fmax, tf.ones([6])), x, atol=1e-4)
+    seed = tf.constant([4, 2], tf.int64)
+    y = random_freq_warp(x, dct, fc.fmin, fc.fmax, 0.1, seed).numpy()
+    np.testing.assert_array_equal(random_freq_warp(x, dct, fc.fmin, fc.fmax, 0.1, seed), y)
+    assert np.any(random_freq_warp(x, dct, fc.fmin, fc.fmax, 0.1, tf.constant([4, 3])) != y)
+    change = np.abs(y - x.numpy()).mean(axis=(1, 2))  # [6]: every clip warped, by its own factor
+    assert (change > 1e-3).all() and len(np.unique(np.round(change, 5))) == 6
+    np.testing.assert_allclose(random_freq_warp(x, dct, fc.fmin, fc.fmax, 0.0, seed), x, atol=1e-4)
+    with pytest.raises(ConfigError, match="freq_warp=0.5"):
+        AugmentConfig(freq_warp=0.5)
