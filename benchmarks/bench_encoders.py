@@ -44,6 +44,7 @@ def _variants() -> list[tuple[str, str, dict]]:
         ("defaults, bottleneck blocks", "protores", {**default, "block": "bottleneck"}),
         ("defaults, wide (32; 48, 64, 96)", "protores",
          {**default, "stem_filters": 32, "filters": (48, 64, 96)}),
+        ("ensemble of 2 defaults", "ensemble", {"member": "protores", "members": 2}),
         ("ensemble of 3 defaults", "ensemble", {"member": "protores", "members": 3}),
     ]
 
