@@ -12,12 +12,14 @@ from kws_proto.errors import ConfigError
 from conftest import REPO
 
 
-def test_every_shipped_config_loads():
-    paths = sorted((REPO / "experiments" / "configs").glob("*.yaml"))
-    assert paths, "experiments/configs/ holds no configs"
+def test_every_shipped_config_loads_and_is_named_after_its_file():
+    """Including demo/ and levers/: a run directory is named after its config, so a config
+    named otherwise would write over (or be refused by) another config's run."""
+    paths = sorted((REPO / "experiments" / "configs").rglob("*.yaml"))
+    assert {"smoke", "conv4", "pretrained"} <= {p.stem for p in paths}
+    assert any(p.parent.name == "demo" for p in paths) and any(p.parent.name == "levers" for p in paths)
     for p in paths:
-        cfg = load_config(p)
-        assert cfg.name == p.stem or cfg.name
+        assert load_config(p).name == p.stem, p
 
 
 def test_round_trip_through_yaml(tmp_path):
