@@ -45,8 +45,8 @@ rejected = unknown clips labelled "unknown"):
   alarms against 280 and 30 (``experiments/README.md``, "Enrolment views");
 - the margin, one view per clip (before the views, other draws): that single ProtoRes 1.25 x mean
   78% / 90% (the best mean of the two, 84%); 1.5 x mean 86% / 79%; 1 x mean 61% / 96%; 0.75 x
-  max 70% / 88%; 1 x max 85% / 67%; the demo's ProtoRes 1.5 x mean 81% / 73%; 1 x max 83% / 64%;
-  1 x mean 60% / 92%.
+  max 70% / 88%; 1 x max 85% / 67%; the demo's single ProtoRes of then 1.5 x mean 81% / 73%;
+  1 x max 83% / 64%; 1 x mean 60% / 92%.
 """
 
 from __future__ import annotations
