@@ -17,7 +17,7 @@ def test_every_shipped_config_loads_and_is_named_after_its_file():
     named otherwise would write over (or be refused by) another config's run."""
     paths = sorted((REPO / "experiments" / "configs").rglob("*.yaml"))
     assert {"smoke", "conv4", "pretrained"} <= {p.stem for p in paths}
-    assert any(p.parent.name == "demo" for p in paths) and any(p.parent.name == "levers" for p in paths)
+    assert {"demo", "levers"} <= {p.parent.name for p in paths}
     for p in paths:
         assert load_config(p).name == p.stem, p
 
