@@ -1,0 +1,74 @@
+"""experiments/test_time_norm.py: its transforms of embeddings, on tables built by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws_proto.episodes import Episode
+from kws_proto.evaluate import score_episodes
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "test_time_norm.py"
+
+
+@pytest.fixture(scope="module")
+def ttn():
+    spec = importlib.util.spec_from_file_location("test_time_norm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_episodes(rng, n_clips=60, n=25, n_way=5, k_shot=2, n_query=3):
+    """Episodes over rows of a table of ``n_clips`` rows (classes are just row groups)."""
+    out = []
+    for i in range(n):
+        rows = rng.permutation(n_clips)[: n_way * (k_shot + n_query)].reshape(n_way, k_shot + n_query)
+        out.append(Episode(i, tuple(f"c{c}" for c in range(n_way)), rows[:, :k_shot], rows[:, k_shot:]))
+    return out
+
+
+def test_unit_blocks_scales_each_member_to_length_one(ttn):
+    x = np.array([[3.0, 4.0, 0.0, 2.0], [1.0, 0.0, 5.0, 12.0]])
+    y = ttn.unit_blocks(x, groups=2)
+    np.testing.assert_allclose(y, [[0.6, 0.8, 0.0, 1.0], [1.0, 0.0, 5 / 13, 12 / 13]])
+
+
+def test_raw_matches_the_package_scorer(ttn):
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(60, 8)).astype(np.float32)
+    episodes = random_episodes(rng)
+    ours = ttn.accuracies(table, episodes, "raw", groups=1, train_mean=np.zeros(8))
+    np.testing.assert_allclose(ours, score_episodes(table, episodes).accuracies, atol=1e-12)
+    assert 0.0 < ours.mean() < 1.0  # random embeddings: neither all right nor all wrong
+
+
+def test_l2_ignores_each_members_scale_and_raw_does_not(ttn):
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(60, 6))
+    episodes = random_episodes(rng)
+    scaled = table * np.repeat(rng.uniform(0.1, 10.0, size=(60, 2)), 3, axis=1)  # per row and member
+    zero = np.zeros(6)
+    np.testing.assert_array_equal(ttn.accuracies(table, episodes, "l2", 2, zero),
+                                  ttn.accuracies(scaled, episodes, "l2", 2, zero))
+    assert not np.array_equal(ttn.accuracies(table, episodes, "raw", 2, zero),
+                              ttn.accuracies(scaled, episodes, "raw", 2, zero))
+
+
+def test_centring_on_the_episode_removes_any_shared_offset(ttn):
+    rng = np.random.default_rng(2)
+    table = rng.normal(size=(60, 6))
+    episodes = random_episodes(rng)
+    offset = rng.normal(size=6) * 3.0
+    zero = np.zeros(6)
+    for t in ("support+l2", "episode+l2"):  # centred on the episode's own clips
+        np.testing.assert_allclose(ttn.accuracies(table + offset, episodes, t, 2, zero),
+                                   ttn.accuracies(table, episodes, t, 2, zero))
+    # the training mean is subtracted before unit length, and without it the offset matters
+    np.testing.assert_allclose(ttn.accuracies(table + offset, episodes, "train+l2", 2, offset),
+                               ttn.accuracies(table, episodes, "l2", 2, zero))
+    assert not np.array_equal(ttn.accuracies(table + offset, episodes, "l2", 2, zero),
+                              ttn.accuracies(table, episodes, "l2", 2, zero))
