@@ -23,6 +23,8 @@ unit-length scaling.
     python experiments/test_time_norm.py RUN_DIR [RUN_DIR ...]
 
 ``data/fsdd`` and ``data/picovoice`` as prepared in experiments/README.md (``kws-prep folder``).
+``train+l2`` reads the run's own training corpus (its ``data.dataset``), which is synthesised on
+first use when missing (the shipped encoder's 870 x 50 words take a while).
 """
 
 from __future__ import annotations
