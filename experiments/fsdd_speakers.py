@@ -9,25 +9,27 @@ that carries to another speaker. Then the 10 x 10 digit confusion over all cross
 
     python experiments/fsdd_speakers.py RUN_DIR      (e.g. kws_proto/models/default)
 
-``data/fsdd`` as prepared in experiments/README.md (``kws-prep folder``).
+Reads ``data/fsdd``, prepared from ``../shared/data/fsdd`` (or ``$KWS_SHARED_DATA``) when missing.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(run_dir: str, folder: str = "data/fsdd") -> None:
+def main(run_dir: str) -> None:
+    from kws_proto.demo import SHARED, _prepared
     from kws_proto.evaluate import embed_rows, open_eval_data
     from kws_proto.model_io import load_run_network
 
     cfg, net = load_run_network(run_dir)
-    data = open_eval_data(cfg, folder, progress=False)
+    data = open_eval_data(cfg, _prepared(SHARED / "fsdd", Path("data") / "fsdd"), progress=False)
     words = np.asarray([c.keyword for c in data.manifest.clips])
     speakers = data.manifest.speakers()
     emb = embed_rows(net, data.features, np.arange(len(words))).astype(np.float64)  # [n_clips, dim]

@@ -9,24 +9,25 @@ Prints each run alone, then every combination named by ``--combo`` (run indices,
 
     python experiments/posthoc_ensemble.py RUN_DIR [RUN_DIR ...] [--combo 0,1 --combo 0,1,2]
 
-``data/fsdd`` and ``data/picovoice`` as prepared in experiments/README.md (``kws-prep folder``).
+The test sets are the demo's (``kws_proto.demo.REAL``), read from ``data/fsdd`` and
+``data/picovoice``, which are prepared from ``../shared/data`` (or ``$KWS_SHARED_DATA``) when
+missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CELLS = {"FSDD": ("data/fsdd", [str(i) for i in range(10)], True),
-         "Picovoice": ("data/picovoice",
-                       ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass"], False)}
 
 
 def main(run_dirs: list[str], combos: list[tuple[int, ...]]) -> None:
+    from kws_proto.demo import REAL, SHARED, _prepared
     from kws_proto.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
     from kws_proto.model_io import load_run_network
 
@@ -36,7 +37,8 @@ def main(run_dirs: list[str], combos: list[tuple[int, ...]]) -> None:
     episodes, tables = {}, {}  # cell -> episodes; (run, cell) -> [n_clips, dim] table
     for run in run_dirs:
         cfg, net = load_run_network(run)
-        for name, (folder, classes, disjoint) in CELLS.items():
+        for name, (sub, classes, disjoint, _grid) in REAL.items():
+            folder = _prepared(SHARED / sub, Path("data") / name)
             data = open_eval_data(cfg, folder, speaker_disjoint=disjoint, progress=False)
             for shots in (1, 5):
                 cell = (name, shots)

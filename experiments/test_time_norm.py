@@ -22,7 +22,9 @@ unit-length scaling.
 
     python experiments/test_time_norm.py RUN_DIR [RUN_DIR ...]
 
-``data/fsdd`` and ``data/picovoice`` as prepared in experiments/README.md (``kws-prep folder``).
+The test sets are the demo's (``kws_proto.demo.REAL``), read from ``data/fsdd`` and
+``data/picovoice``, which are prepared from ``../shared/data`` (or ``$KWS_SHARED_DATA``) when
+missing.
 ``train+l2`` reads the run's own training corpus (its ``data.dataset``), which is synthesised on
 first use when missing (the shipped encoder's 870 x 50 words take a while).
 """
@@ -31,14 +33,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CELLS = {"FSDD": ("data/fsdd", [str(i) for i in range(10)], True),
-         "Picovoice": ("data/picovoice",
-                       ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass"], False)}
 TRANSFORMS = ("raw", "l2", "train+l2", "support+l2", "episode+l2")
 TRAIN_CLIPS = 3000
 
@@ -70,6 +70,7 @@ def accuracies(table: np.ndarray, episodes, transform: str, groups: int,
 
 
 def main(run_dirs: list[str]) -> None:
+    from kws_proto.demo import REAL, SHARED, _prepared
     from kws_proto.encoders.ensemble import GROUPS_ATTR
     from kws_proto.evaluate import EvalSetting, embed_rows, embedding_table, eval_episodes, open_eval_data
     from kws_proto.model_io import load_run_network
@@ -85,7 +86,8 @@ def main(run_dirs: list[str]) -> None:
         train_rows = np.concatenate([rows[k] for k in own.splits.train])
         pick = np.random.default_rng(0).choice(train_rows, min(TRAIN_CLIPS, len(train_rows)), replace=False)
         train_mean = embed_rows(net, own.features, pick).astype(np.float64).mean(0)
-        for name, (folder, classes, disjoint) in CELLS.items():
+        for name, (sub, classes, disjoint, _grid) in REAL.items():
+            folder = _prepared(SHARED / sub, Path("data") / name)
             data = open_eval_data(cfg, folder, speaker_disjoint=disjoint, progress=False)
             for shots in (1, 5):
                 episodes = eval_episodes(data, classes, EvalSetting(5, shots, 15, 1000), seed=0)
