@@ -6,7 +6,8 @@ seed 0 as ``kws-proto eval``) with the nearest-prototype rule after each of thes
 the embeddings (for an ensemble encoder, per member's block, as the members' distances are
 summed):
 
-- ``raw``: none (what ``kws-proto eval`` scores; the others are printed as accuracy and, in
+- ``raw``: none (what ``kws-proto eval`` scores for a run without a head - a run's own
+  ``head`` is left off here; the others are printed as accuracy and, in
   brackets, the paired difference from ``raw`` over the same episodes, 95% CI);
 - ``l2``: each block scaled to unit length (cosine distance);
 - ``train+l2``: minus the mean embedding of 3,000 clips of the run's own training words, then
@@ -79,7 +80,7 @@ def main(run_dirs: list[str]) -> None:
     print("| run | test data | shots | " + " | ".join(TRANSFORMS) + " |")
     print("|---|---|---|" + "---|" * len(TRANSFORMS))
     for run in run_dirs:
-        cfg, net = load_run_network(run)
+        cfg, net = load_run_network(run, head=False)  # the encoder as trained
         groups = int(getattr(net.encoder, GROUPS_ATTR, 1))
         own = open_eval_data(cfg, progress=False)
         rows = own.manifest.indices_by_keyword()

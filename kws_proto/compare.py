@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.config import ExperimentConfig, load_config
+from kws_proto.config import ExperimentConfig, load_config, same_training
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
 from kws_proto.runs import RunDir
@@ -50,15 +50,15 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
     resume = False
     if run.config_path.is_file():
         stored = run.read_config()
-        if stored != cfg:
+        if not same_training(stored, cfg):
             raise CheckpointError(
                 f"{run.root} holds a run of another config named {cfg.name!r}; "
                 "rename the config or move the old run away"
             )
-        if run.is_finished():
+        if run.is_finished() and stored == cfg:
             print(f"reusing finished run {run.root}")
             return run
-        resume = run.checkpoints.is_dir()
+        resume = run.checkpoints.is_dir() or run.is_finished()  # finished: only the head changed
     if set_feed_cores(cfg.train.feed_cores):
         train(cfg, run.root, resume=resume, progress=progress)
     else:

@@ -10,6 +10,7 @@ are a :class:`ConfigError` naming the key path, so a typo never silently falls b
     model: {encoder: protores, params: {layout: temporal}}
     episodes: {n_way: 5, k_shot: 5, n_query: 5}
     train: {episodes: 3000, lr: 0.001, seed: 0}
+    head: {kind: cl2n}
 
 Relative dataset paths are resolved against the current directory at load time and recorded
 absolute in the run's ``config.yaml``.  Variations are ``dataclasses.replace`` of a loaded config.
@@ -30,6 +31,7 @@ from kws_proto.errors import ConfigError
 from kws_proto.features import FeatureConfig
 
 SOURCES = ("prepared", "synth")
+HEADS = ("none", "cl2n")
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class HeadConfig:
+    """What is done to the trained encoder's embeddings before they are compared
+    (:mod:`kws_proto.head`): nothing (``"none"``), or ``"cl2n"``: subtract the mean embedding
+    of ``clips`` clips of the run's training words, then scale each ensemble member's block to
+    unit length (SimpleShot's CL2N).  The head is fitted once after training, from the best
+    weights, and plays no part in training itself, so changing it on a finished run refits the
+    head without retraining (:func:`same_training`).
+    """
+
+    kind: str = "none"
+    clips: int = 3000
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEADS:
+            raise ConfigError(f"head.kind={self.kind!r} must be one of {', '.join(map(repr, HEADS))}")
+        _positive(self, "head", "clips")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: every section above plus a name."""
 
@@ -164,6 +185,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(self)
@@ -171,6 +193,11 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "ExperimentConfig":
         return _from_dict(cls, d or {}, "")
+
+
+def same_training(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    """Whether ``a`` and ``b`` train the same encoder: equal in everything but the head."""
+    return dataclasses.replace(a, head=b.head) == b
 
 
 def _positive(obj, section: str, *names: str) -> None:

@@ -9,12 +9,14 @@ from kws_proto.config import ExperimentConfig
 from kws_proto.errors import CheckpointError
 
 
-def build_network(cfg: ExperimentConfig):
-    """The (untrained) :class:`PrototypicalNetwork` a config describes, built and ready to call."""
+def build_network(cfg: ExperimentConfig, encoder=None):
+    """The (untrained) :class:`PrototypicalNetwork` a config describes, built and ready to call
+    (around ``encoder`` instead, when given)."""
     from kws_proto.encoders import build_encoder
     from kws_proto.protonet import PrototypicalNetwork
 
-    encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
+    if encoder is None:
+        encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
     return PrototypicalNetwork(encoder, distance=cfg.model.distance)
 
 
@@ -26,12 +28,16 @@ def save_weights(model, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def load_run_network(run_dir: str | os.PathLike):
+def load_run_network(run_dir: str | os.PathLike, head: bool = True):
     """``(config, network)`` of a finished (or checkpointed) run, with its best encoder weights.
 
     ``run_dir`` may also be ``"default"``: the pretrained encoder shipped with the package
-    (:mod:`kws_proto.pretrained`).
+    (:mod:`kws_proto.pretrained`).  When the run's config asks for an embedding head
+    (``head.kind`` other than ``none``) and ``head`` is True, the network's encoder is the
+    encoder followed by the head fitted into ``RUN/head.npz`` (:mod:`kws_proto.head`);
+    ``head=False`` gives the bare encoder, as trained.
     """
+    from kws_proto.head import read_head, with_head
     from kws_proto.pretrained import resolve_model
     from kws_proto.runs import RunDir
 
@@ -44,4 +50,7 @@ def load_run_network(run_dir: str | os.PathLike):
         net.encoder.load_weights(run.best_weights)
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{run.best_weights}: does not match the run's encoder ({e})") from e
+    if head and cfg.head.kind != "none":
+        centre, _ = read_head(run.head_path)
+        net = build_network(cfg, with_head(net.encoder, centre))
     return cfg, net

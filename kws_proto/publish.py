@@ -4,12 +4,14 @@
 ``experiments/configs/pretrained.yaml``):
 
 1. trains the config into ``runs/pretrained/<name>`` (resumable: a rerun continues from the last
-   checkpoint, a finished run is reused);
+   checkpoint, a finished run is reused; one that differs only in its ``head`` gets the head
+   refitted, not retrained);
 2. scores it cross-corpus on the real speech of ``../shared/data`` when present (FSDD digits
    with speaker-disjoint support and query; the Picovoice keywords) and on its own test split,
    1,000 fixed 5-way episodes per shot;
 3. writes ``kws_proto/models/default/``: ``config.yaml`` (paths relative to the repository),
-   ``best.weights.h5``, ``splits.json`` and ``record.json`` — command, seed, data, machine,
+   ``best.weights.h5``, ``head.npz`` (the embedding head, when the config has one),
+   ``splits.json`` and ``record.json`` — command, seed, data, machine,
    time, git commit, training minutes, the scores, the SHA-256 of the weights and the
    embedding fingerprint (embeddings of a fixed probe batch) that the tests check.
 
@@ -106,6 +108,7 @@ def _git_commit() -> str:
 def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
     from kws_proto.config import dump_config
+    from kws_proto.head import read_head
     from kws_proto.model_io import load_run_network
     from kws_proto.runs import RunDir
 
@@ -132,6 +135,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
         "git_commit": _git_commit(),
         "training": result,
         "scores": scores,
+        "head": read_head(run.head_path)[1] if cfg.head.kind != "none" else {"kind": "none"},
         "weights_sha256": weights_sha256(run.best_weights),
         "fingerprint": {"probe_seed": PROBE_SEED, "probe_clips": PROBE_CLIPS, "atol": 1e-4,
                         "embeddings": embedding_fingerprint(net, cfg.features.shape)},
@@ -142,6 +146,8 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     shutil.copyfile(run.best_weights, tmp / "best.weights.h5")
     if run.splits_path.is_file():
         shutil.copyfile(run.splits_path, tmp / "splits.json")
+    if cfg.head.kind != "none":
+        shutil.copyfile(run.head_path, tmp / run.head_path.name)
     (tmp / "config.yaml").write_text(dump_config(shipped))
     (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
     old = out.with_name(f".old{os.getpid()}.{out.name}")

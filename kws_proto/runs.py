@@ -8,6 +8,8 @@ Layout::
     RUN/best.weights.h5     encoder weights with the best validation accuracy so far
     RUN/log.jsonl           one JSON object per validation (and the final summary)
     RUN/tb/                 TensorBoard scalars
+    RUN/head.npz            the embedding head fitted after training (``head.kind`` not
+                            ``none``; :mod:`kws_proto.head`)
     RUN/result.json         written last, when training has finished: the run is complete
 """
 
@@ -40,6 +42,10 @@ class RunDir:
     @property
     def best_weights(self) -> Path:
         return self.root / "best.weights.h5"
+
+    @property
+    def head_path(self) -> Path:
+        return self.root / "head.npz"
 
     @property
     def log_path(self) -> Path:

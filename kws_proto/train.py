@@ -27,7 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
-from kws_proto.config import ExperimentConfig
+from kws_proto.config import ExperimentConfig, same_training
 from kws_proto.errors import CheckpointError
 from kws_proto.runs import RunDir
 
@@ -117,7 +117,9 @@ def train(
     run_dir : path
         Created if missing.  A directory that already holds checkpoints needs ``resume=True``.
     resume : bool
-        Continue from the latest checkpoint; the stored config must equal ``cfg``.
+        Continue from the latest checkpoint; the stored config must train the same encoder
+        (:func:`~kws_proto.config.same_training`: only ``head`` may differ).  On a finished
+        run nothing is trained: the config is rewritten and the head refitted.
     strategy : {"default", "mirrored"}
         "mirrored" runs one episode per local device and all-reduces the gradients.
     logical_cpus : int
@@ -129,6 +131,7 @@ def train(
 
     from kws_proto.data import prepare_data
     from kws_proto.evaluate import evaluate_episodes
+    from kws_proto.head import fit_head
     from kws_proto.model_io import build_network, save_weights
 
     # first: thread pools and devices are fixed once TensorFlow runs an op
@@ -139,6 +142,10 @@ def train(
     dist = make_strategy(strategy, logical_cpus)
     run = RunDir(Path(run_dir))
     _check_run_dir(run, cfg, resume)
+    if resume and run.is_finished():  # a new head for a trained encoder
+        run.write_config(cfg)
+        fit_head(run.root, progress=progress)
+        return run.read_result()
     if not resume and run.log_path.exists():
         run.log_path.unlink()  # a fresh run's log starts empty
     run.write_config(cfg)
@@ -274,6 +281,7 @@ def train(
         "embedding_dim": int(net.encoder.output_shape[-1]),
         "threads": thread_pools(),  # the pools the step ran with
     }
+    fit_head(run.root, data)  # from the best weights; before result.json marks the run finished
     run.append_log({"final": result})
     run.write_result(result)
     return result
@@ -313,7 +321,7 @@ def _check_run_dir(run: RunDir, cfg: ExperimentConfig, resume: bool) -> None:
         if not run.config_path.is_file():
             raise CheckpointError(f"{run.root}: nothing to resume (no config.yaml)")
         stored = run.read_config()
-        if stored != cfg:
+        if not same_training(stored, cfg):
             diff = _diff(stored.to_dict(), cfg.to_dict())
             raise CheckpointError(f"{run.root}: config differs from the stored run: {diff}")
     elif has_ckpt or run.result_path.is_file():
