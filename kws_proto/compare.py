@@ -72,10 +72,11 @@ def retire_stale_run(cfg: ExperimentConfig, runs_root: Path) -> Path | None:
     For the demo, whose configs change with the package: after an update, ``make demo`` trains
     the new config instead of stopping at the old run. The old run is renamed, never deleted,
     to ``<name>.old-1`` (``-2``, ... if taken); returns that path, or ``None`` when there was
-    nothing to move (no run, or a run of the same config).
+    nothing to move (no run, or a run that trains the same encoder: a config differing only in its
+    ``head`` keeps the run, and :func:`ensure_trained` refits the head).
     """
     run = RunDir(Path(runs_root) / cfg.name)
-    if not run.config_path.is_file() or run.read_config() == cfg:
+    if not run.config_path.is_file() or same_training(run.read_config(), cfg):
         return None
     n = 1
     while (aside := run.root.with_name(f"{run.root.name}.old-{n}")).exists():

@@ -79,6 +79,7 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
 
 def test_a_run_of_another_config_stops_compare_and_the_demo_moves_it_aside(smoke_config, tmp_path):
     from kws_proto.compare import ensure_trained, retire_stale_run
+    from kws_proto.config import HeadConfig
     from kws_proto.errors import CheckpointError
 
     old = _tiny(smoke_config, "res", "protores", {"stem_filters": 4, "filters": [4, 6, 8]})
@@ -90,7 +91,8 @@ def test_a_run_of_another_config_stops_compare_and_the_demo_moves_it_aside(smoke
     with pytest.raises(CheckpointError, match="another config named 'res'"):
         ensure_trained(new, runs, progress=False)
     assert retire_stale_run(old, runs) is None  # same config: left where it is
-    assert (runs / "res" / "best.weights.h5").is_file()
+    assert retire_stale_run(dataclasses.replace(old, head=HeadConfig(kind="cl2n")), runs) is None
+    assert (runs / "res" / "best.weights.h5").is_file()  # a new head is refitted, not retrained
 
     aside = retire_stale_run(new, runs)
     assert aside == runs / "res.old-1" and not (runs / "res").exists()
