@@ -162,7 +162,9 @@ class HeadConfig:
     of ``clips`` clips of the run's training words, then scale each ensemble member's block to
     unit length (SimpleShot's CL2N).  The head is fitted once after training, from the best
     weights, and plays no part in training itself, so changing it on a finished run refits the
-    head without retraining (:func:`same_training`).
+    head without retraining (:func:`same_training`).  ``none`` is the default because a run
+    directory written before heads existed has no ``head`` section, and must keep meaning what
+    it meant.
     """
 
     kind: str = "none"
