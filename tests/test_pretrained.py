@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -25,6 +26,8 @@ def test_shipped_model_is_small_and_recorded():
         assert record[key], key
     assert isinstance(record["seed"], int)
     assert record["weights_sha256"] == weights_sha256(path / "best.weights.h5")
+    head = load_run_network("default")[0].head.kind  # the head it ships is the one recorded
+    assert record["head"]["kind"] == head and (path / "head.npz").is_file() == (head != "none")
 
 
 def test_shipped_weights_reproduce_their_embedding_fingerprint():
@@ -52,8 +55,11 @@ def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
 def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
     from kws_proto.train import train
 
+    from kws_proto.config import HeadConfig
+
     run = tmp_path / "run"
-    train(smoke_config, run, progress=False)
+    train(dataclasses.replace(smoke_config, head=HeadConfig(kind="cl2n", clips=50)), run,
+          progress=False)
     out = tmp_path / "models" / "mine"
     out.parent.mkdir()
     publish(run, out, "test", {"own_test_split": {"5w5s": [0.5, 0.1]}})
@@ -61,6 +67,9 @@ def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]  # no temporary folders left
     record = json.loads((out / "record.json").read_text())
     assert record["command"] == "test again"
+    # the tiny corpus: 16 training words x 10 voices
+    assert record["head"] == {"kind": "cl2n", "clips": 50, "of_train_clips": 160, "seed": 0}
+    assert (out / "head.npz").read_bytes() == (run / "head.npz").read_bytes()
     cfg, net = load_run_network(out)
     np.testing.assert_allclose(embedding_fingerprint(net, cfg.features.shape),
                                record["fingerprint"]["embeddings"], atol=1e-4)
