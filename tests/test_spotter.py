@@ -34,10 +34,10 @@ def test_enrolled_keywords_classify_above_chance_and_unknown_words_are_rejected(
     files = [p for paths in held.values() for p in paths]
     truth = [name for name, paths in held.items() for _ in paths]
     results = keyword_spotter.classify(bank, files)
-    nearest = np.mean([r.nearest == t for r, t in zip(results, truth)])
-    accepted = np.mean([r.keyword == t for r, t in zip(results, truth)])
-    rejected = np.mean([r.keyword == "unknown"
-                        for r in keyword_spotter.classify(bank, keyword_clips["unknown"])])
+    nearest = float(np.mean([r.nearest == t for r, t in zip(results, truth)]))
+    accepted = float(np.mean([r.keyword == t for r, t in zip(results, truth)]))
+    rejected = float(np.mean([r.keyword == "unknown"
+                              for r in keyword_spotter.classify(bank, keyword_clips["unknown"])]))
     record_property("spotting", {"source": keyword_clips["source"], "encoder": trained_run_kind,
                                  "nearest": nearest, "accepted_correct": accepted,
                                  "unknown_rejected": rejected})
