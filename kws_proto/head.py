@@ -30,6 +30,7 @@ import numpy as np
 
 from kws_proto.errors import CheckpointError, ConfigError
 
+
 def unit_blocks(x, groups: int):
     """``x [shape=(batch, groups * d)]`` with each ``d``-wide block scaled to unit length (TF)."""
     import tensorflow as tf
