@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from kws_proto.evaluate import score_episodes
 
+from conftest import load_experiment_script
 from test_test_time_norm import random_episodes
-
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "support_warps.py"
 
 
 @pytest.fixture(scope="module")
 def sw():
-    spec = importlib.util.spec_from_file_location("support_warps", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("support_warps")
 
 
 def test_one_table_for_both_sides_matches_the_package_scorer(sw):

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from kws_proto.episodes import Episode
 from kws_proto.evaluate import score_episodes
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "test_time_norm.py"
+from conftest import load_experiment_script
 
 
 @pytest.fixture(scope="module")
 def ttn():
-    spec = importlib.util.spec_from_file_location("test_time_norm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("test_time_norm")
 
 
 def random_episodes(rng, n_clips=60, n=25, n_way=5, k_shot=2, n_query=3):
