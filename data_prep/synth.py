@@ -1,12 +1,15 @@
 """The built-in corpus: English words spoken by eSpeak NG voices, in Speech Commands layout.
 
 Each speaker (accent × voice variant × speed × pitch, see :mod:`data_prep.speakers`) says each
-word once.  A clip is made by synthesising the word, resampling it to ``sr``, trimming leading and
-trailing silence, applying a mild random gain and placing it at a random offset inside a
-``duration``-second clip, written as ``WORD/SPEAKERHASH_nohash_0.wav`` (16-bit).  A word longer
-than ``duration`` at the speaker's speed is re-synthesised faster (up to twice, never beyond
-450 words/min); one that still does not fit is dropped, named and counted in ``report.json``.
-Everything random comes from ``seed``: clip (word ``i``, speaker ``j``) draws from
+word once; optionally so do ``flite_speakers`` CMU Flite voice settings (:mod:`data_prep.flite`,
+a system package), which are built from real speakers' recordings.  A clip is made by
+synthesising the word, resampling it to ``sr``, trimming leading and trailing silence, applying a
+mild random gain and placing it at a random offset inside a ``duration``-second clip, written
+as ``WORD/SPEAKERHASH_nohash_0.wav`` (16-bit).  A word longer than ``duration`` at the speaker's
+speed is re-synthesised faster (up to twice, never beyond 450 words/min for eSpeak NG or a
+duration stretch of 0.4 for Flite); one that still does not fit is dropped, named and counted in
+``report.json``.  Everything random comes from ``seed``: clip (word ``i``, speaker ``j``; Flite
+speakers are numbered after the eSpeak NG ones, which they therefore leave unchanged) draws from
 ``default_rng([seed, i, j])``, and each speaker is spoken by a fresh eSpeak NG process, so the
 corpus is the same byte for byte whatever the number of workers.
 """
@@ -26,6 +29,7 @@ import soxr
 from tqdm import tqdm
 
 from data_prep.espeak import RATE_MAX, Voice, get_synthesizer
+from data_prep.flite import STRETCH_MIN, FliteVoice, draw_flite_speakers, get_flite
 from data_prep.manifest_builder import BuildResult
 from data_prep.noise import write_noises
 from data_prep.sc_layout import write_split_lists
@@ -51,7 +55,9 @@ class SynthConfig:
     n_words : int or None
         Words used; ``None`` = all of ``words``.  A subset is a seeded pick.
     n_speakers : int
-        Speakers (voice settings); each says every word once.
+        eSpeak NG speakers (voice settings); each says every word once.
+    flite_speakers : int
+        Flite speakers besides them (0-65; needs the system's ``flite``).
     seed : int
         Fixes words, speakers, offsets, gains, noise and the class split.
     words : tuple of str or None
@@ -71,6 +77,7 @@ class SynthConfig:
     n_words: int | None = 200
     n_speakers: int = 50
     seed: int = 0
+    flite_speakers: int = 0
     words: tuple[str, ...] | None = None
     sr: int = 16000
     duration: float = 1.0
@@ -113,7 +120,19 @@ def trim_silence(y: np.ndarray, sr: int, margin: float = MARGIN_S) -> np.ndarray
     return y[max(0, loud[0] * hop - pad) : min(y.shape[0], (loud[-1] + 1) * hop + pad)]
 
 
-def _spoken(synth, word: str, voice: Voice, sr: int, max_len: int, seed: int) -> tuple[np.ndarray | str, Voice]:
+def _faster(voice: Voice | FliteVoice, ratio: float) -> Voice | FliteVoice | None:
+    """``voice`` sped up by ``ratio`` (> 1) and a little more, or ``None`` at its fastest."""
+    if isinstance(voice, FliteVoice):
+        if voice.stretch <= STRETCH_MIN:
+            return None
+        return replace(voice, stretch=max(STRETCH_MIN, round(voice.stretch / (ratio * 1.05), 3)))
+    if voice.rate >= RATE_MAX:
+        return None
+    return replace(voice, rate=min(RATE_MAX, int(np.ceil(voice.rate * ratio * 1.05))))
+
+
+def _spoken(synth, word: str, voice: Voice | FliteVoice, sr: int, max_len: int,
+            seed: int) -> tuple[np.ndarray | str, Voice | FliteVoice]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
     the reason it cannot be made, and the voice that spoke it."""
     for _ in range(3):
@@ -121,14 +140,14 @@ def _spoken(synth, word: str, voice: Voice, sr: int, max_len: int, seed: int) ->
         y = soxr.resample(pcm.astype(np.float32) / 32768.0, synth.sample_rate, sr, quality="HQ")
         y = trim_silence(y, sr)
         if y.shape[0] == 0:
-            return "dropped: eSpeak NG produced no sound", voice
+            return "dropped: the synthesiser produced no sound", voice
         if y.shape[0] <= max_len:
             return y, voice
-        if voice.rate >= RATE_MAX:
+        faster = _faster(voice, y.shape[0] / max_len)
+        if faster is None:
             break
-        faster = min(RATE_MAX, int(np.ceil(voice.rate * y.shape[0] / max_len * 1.05)))
-        voice = replace(voice, rate=faster)
-    return f"dropped: still longer than the clip at {voice.rate} words/min", voice
+        voice = faster
+    return f"dropped: still longer than the clip at its fastest ({voice})", voice
 
 
 def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
@@ -140,7 +159,7 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
     """
     cpu0 = time.process_time()
     out, words, j, voice, cfg = job
-    synth = get_synthesizer()
+    synth = get_flite() if isinstance(voice, FliteVoice) else get_synthesizer()
     n = int(round(cfg.sr * cfg.duration))
     sid = speaker_id(voice)
     results = []
@@ -157,8 +176,15 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
         clip[start : start + y.shape[0]] = y
         path = Path(out) / word / f"{sid}_nohash_0.wav"
         write_wav(path, clip, cfg.sr)
-        results.append((word, "sped up" if used.rate != voice.rate else "ok"))
+        results.append((word, "sped up" if used != voice else "ok"))
     return results, time.process_time() - cpu0
+
+
+def _describe(v: Voice | FliteVoice) -> dict:
+    """A speaker's setting as report.json records it."""
+    if isinstance(v, FliteVoice):
+        return {"engine": "flite", "voice": v.voice, "pitch": v.pitch, "stretch": v.stretch}
+    return {"accent": v.accent, "variant": v.variant, "rate": v.rate, "pitch": v.pitch}
 
 
 def fresh_process_pool(workers: int):
@@ -201,8 +227,10 @@ def build_synth(
     """
     t0 = time.perf_counter()
     words = cfg.vocabulary()
-    voices = draw_speakers(cfg.n_speakers, seed=cfg.seed)
+    voices = draw_speakers(cfg.n_speakers, seed=cfg.seed) + draw_flite_speakers(cfg.flite_speakers, cfg.seed)
     backend = get_synthesizer().backend  # fails early and clearly when eSpeak NG is missing
+    if cfg.flite_speakers:
+        backend += f" + {get_flite().backend}"  # likewise for Flite
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         unfinished = (out / INCOMPLETE).is_file()  # an interrupted build of ours: start again
@@ -236,8 +264,8 @@ def build_synth(
         "backend": backend,
         "seed": cfg.seed,
         "words": words,
-        "speakers": {speaker_id(v): {"accent": v.accent, "variant": v.variant, "rate": v.rate,
-                                     "pitch": v.pitch} for v in voices},
+        "speakers": {speaker_id(v): _describe(v) for v in voices},
+        "flite_speakers": cfg.flite_speakers,
         "clips_written": len(rels),
         "sped_up": sum(s == "sped up" for _, _, s in status),
         "dropped": dropped,

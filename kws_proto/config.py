@@ -41,8 +41,9 @@ class DataConfig:
     ``source="synth"`` builds the built-in eSpeak NG corpus into ``dataset`` on first use
     (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``; the words are a seeded
     pick from ``synth_words_file`` — one word per line — or, when that is empty, from the
-    default vocabulary of :mod:`data_prep.words`); ``"prepared"`` requires a folder made
-    beforehand by ``kws-prep``.
+    default vocabulary of :mod:`data_prep.words`; ``synth_flite_speakers`` Flite voice settings
+    say every word too, which needs the system's ``flite``, :mod:`data_prep.flite`);
+    ``"prepared"`` requires a folder made beforehand by ``kws-prep``.
     """
 
     dataset: str = "data/synth"
@@ -51,12 +52,15 @@ class DataConfig:
     synth_speakers: int = 50
     synth_seed: int = 0
     synth_words_file: str = ""
+    synth_flite_speakers: int = 0
     speaker_disjoint: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source={self.source!r} must be one of {SOURCES}")
         _positive(self, "data", "synth_words", "synth_speakers")
+        if self.synth_flite_speakers < 0:
+            raise ConfigError(f"data.synth_flite_speakers={self.synth_flite_speakers} must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,13 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _describe_training_data(data, words: str) -> str:
+    """The built-in corpus a run trained on, in words, for the record."""
+    flite = f" + {data.synth_flite_speakers} Flite voices" if data.synth_flite_speakers else ""
+    return (f"built-in synthetic corpus ({data.synth_words} words x {data.synth_speakers} eSpeak NG "
+            f"voices{flite}, synth_seed {data.synth_seed}, vocabulary {words or 'data_prep/words.py'})")
+
+
 def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
     from kws_proto.config import dump_config
@@ -123,10 +130,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
         "command": command,
         "config": shipped.to_dict(),
         "seed": cfg.train.seed,
-        "data": {"train": f"built-in synthetic corpus ({cfg.data.synth_words} words x "
-                          f"{cfg.data.synth_speakers} voices, synth_seed {cfg.data.synth_seed}, "
-                          f"vocabulary {words or 'data_prep/words.py'})"
-                          if cfg.data.source == "synth" else dataset,
+        "data": {"train": _describe_training_data(cfg.data, words) if cfg.data.source == "synth" else dataset,
                  "real_speech_used_for_training": "none"},
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "python": sys.version.split()[0],

@@ -1,5 +1,8 @@
 """Synthesise the built-in corpus with eSpeak NG (no download) in Speech Commands layout.
 
+With --flite-speakers N, N CMU Flite voice settings (the system's `flite`: voices kal16, awb, slt,
+rms at several pitches and speeds) say every word as well.
+
 Every speaker (accent x voice variant x speed x pitch, named by a hash of the setting) says every
 word once; clips are 16 kHz, 1 s, the word at a random offset.  OUT gets WORD/HASH_nohash_0.wav,
 validation_list.txt, testing_list.txt, _background_noise_/ (white, pink, brown, hum, babble),
@@ -19,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--words", type=int, default=200,
                    help="words used: a seeded pick from the word list (all of it when shorter)")
     p.add_argument("--speakers", type=int, default=50, help="speakers (voice settings); each says every word")
+    p.add_argument("--flite-speakers", type=int, default=0,
+                   help="CMU Flite voice settings (0-65) saying every word too; needs `apt-get install flite`")
     p.add_argument("--seed", type=int, default=0, help="fixes words, speakers, offsets, gains, noise and split")
     p.add_argument("--words-file", metavar="FILE", default=None,
                    help="word list to use instead of the built-in one (one word per line, # comments)")
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     words = tuple(load_words_file(args.words_file)) if args.words_file else DEFAULT_WORDS
     cfg = SynthConfig(n_words=min(args.words, len(words)), n_speakers=args.speakers, seed=args.seed,
-                      words=words, noise_seconds=args.noise_seconds, workers=args.workers)
+                      words=words, flite_speakers=args.flite_speakers, noise_seconds=args.noise_seconds, workers=args.workers)
     result = build_synth(args.out, cfg, progress=not args.quiet, overwrite=args.overwrite)
     info = result.report["synth"]
     n_words, n_speakers = len(info["words"]), len(info["speakers"])

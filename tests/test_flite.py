@@ -1,0 +1,84 @@
+"""Flite voices in the built-in corpus (data_prep.flite); the synthesis tests need the system's
+`flite` (Debian package flite) and skip, saying so, without it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_prep.flite import VOICE_PITCHES, FliteVoice, draw_flite_speakers, flite_settings, get_flite
+from data_prep.synth import SynthConfig, build_synth
+from kws_proto.config import DataConfig
+from kws_proto.data import ensure_dataset
+from kws_proto.dataset import load_manifest
+from kws_proto.errors import ConfigError, DatasetError, KwsError
+
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
+                                 reason="the `flite` executable is not installed (apt-get install flite)")
+
+
+def test_flite_speakers_are_distinct_seeded_and_spread_over_the_voices():
+    all_ = flite_settings()
+    assert len(set(all_)) == len(all_) == sum(len(p) for p in VOICE_PITCHES.values()) * 5
+    eight = draw_flite_speakers(8, seed=0)
+    assert len(set(eight)) == 8
+    assert Counter(v.voice for v in eight) == {v: 2 for v in VOICE_PITCHES}
+    assert draw_flite_speakers(8, seed=0) == eight != draw_flite_speakers(8, seed=1)
+    assert set(draw_flite_speakers(len(all_), seed=3)) == set(all_)
+    with pytest.raises(ConfigError, match="66"):
+        draw_flite_speakers(66, seed=0)
+    with pytest.raises(ConfigError, match="'nobody'"):
+        FliteVoice("nobody")
+
+
+def test_missing_flite_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(KwsError, match="apt-get install flite"):
+        get_flite()
+
+
+@needs_flite
+def test_flite_pitch_setting_moves_the_spoken_pitch():
+    flite = get_flite()
+    f0 = {}
+    for hz in (100, 200):
+        y = flite.synthesize("yesterday", FliteVoice("slt", hz, 1.0)).astype(np.float32) / 32768
+        track, voiced, _ = librosa.pyin(y, fmin=60, fmax=400, sr=flite.sample_rate)
+        f0[hz] = float(np.nanmedian(track[voiced]))
+    assert 1.6 < f0[200] / f0[100] < 2.4, f0
+
+
+@needs_flite
+def test_flite_speakers_join_the_corpus_and_leave_the_espeak_clips_unchanged(tmp_path):
+    cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
+    build_synth(tmp_path / "espeak", cfg, progress=False)
+    build_synth(tmp_path / "both", SynthConfig(**{**cfg.__dict__, "flite_speakers": 3}), progress=False)
+    plain, both = load_manifest(tmp_path / "espeak"), load_manifest(tmp_path / "both")
+    assert len(both) == len(plain) + 4 * 3
+    for c in plain.clips:
+        assert (tmp_path / "both" / c.path).read_bytes() == (tmp_path / "espeak" / c.path).read_bytes()
+    info = json.loads((tmp_path / "both" / "report.json").read_text())["synth"]
+    assert info["flite_speakers"] == 3 and "flite executable" in info["backend"]
+    flite_ids = {sid for sid, s in info["speakers"].items() if s.get("engine") == "flite"}
+    assert len(flite_ids) == 3
+    new = [c for c in both.clips if c.speaker in flite_ids]
+    assert len(new) == 12
+    for c in new:
+        y, _ = sf.read(tmp_path / "both" / c.path, dtype="float32")
+        assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
+
+
+@needs_flite
+def test_a_corpus_built_with_other_flite_speakers_is_refused(tmp_path):
+    data = DataConfig(dataset=str(tmp_path / "c"), synth_words=3, synth_speakers=2,
+                      synth_flite_speakers=2)
+    ensure_dataset(data, progress=False)
+    ensure_dataset(data, progress=False)  # same settings: reused
+    with pytest.raises(DatasetError, match="flite_speakers"):
+        ensure_dataset(DataConfig(dataset=data.dataset, synth_words=3, synth_speakers=2), progress=False)
