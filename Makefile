@@ -26,7 +26,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 ## make pretrained: rebuild the shipped pretrained encoder (kws_proto/models/default) from
-## experiments/configs/pretrained.yaml; resumable, ~1 h on 2 cores
+## experiments/configs/pretrained.yaml; needs the system's flite (apt-get install flite) for its
+## corpus; resumable, ~35 min on 2 cores (13 min synthesis, 16 min training, 2026-11-29)
 pretrained: $(STAMP)
 	$(PY) -m kws_proto.publish experiments/configs/pretrained.yaml
 

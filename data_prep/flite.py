@@ -129,5 +129,6 @@ def get_flite() -> FliteCli:
     exe = shutil.which("flite")
     if not exe:
         raise KwsError("Flite voices need the `flite` executable: install it with "
-                       "`apt-get install flite` (Debian/Ubuntu), or set flite_speakers to 0")
+                       "`apt-get install flite` (Debian/Ubuntu), or ask for no Flite speakers "
+                       "(kws-prep synth --flite-speakers 0; data.synth_flite_speakers: 0 in a config)")
     return FliteCli(exe)
