@@ -74,11 +74,13 @@ def test_flite_speakers_join_the_corpus_and_leave_the_espeak_clips_unchanged(tmp
         assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
 
 
-@needs_flite
 def test_a_corpus_built_with_other_flite_speakers_is_refused(tmp_path):
-    data = DataConfig(dataset=str(tmp_path / "c"), synth_words=3, synth_speakers=2,
-                      synth_flite_speakers=2)
+    """A config asking for Flite voices never silently reuses a corpus built without them."""
+    data = DataConfig(dataset=str(tmp_path / "c"), synth_words=3, synth_speakers=2)
     ensure_dataset(data, progress=False)
     ensure_dataset(data, progress=False)  # same settings: reused
     with pytest.raises(DatasetError, match="flite_speakers"):
-        ensure_dataset(DataConfig(dataset=data.dataset, synth_words=3, synth_speakers=2), progress=False)
+        ensure_dataset(DataConfig(dataset=data.dataset, synth_words=3, synth_speakers=2,
+                                  synth_flite_speakers=2), progress=False)
+    with pytest.raises(ConfigError, match="synth_flite_speakers"):
+        DataConfig(synth_flite_speakers=-1)
