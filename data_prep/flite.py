@@ -96,11 +96,14 @@ def draw_flite_speakers(n: int, seed: int) -> list[FliteVoice]:
 class FliteCli:
     """Flite through the ``flite`` executable (WAV written to a temporary file)."""
 
-    backend = "flite executable"
-
     def __init__(self, exe: str) -> None:
         self._exe = exe
         self.sample_rate = 16000
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+        version = next((line.split("version:", 1)[1].split("(")[0].strip()
+                        for line in out.splitlines() if "version:" in line), "version unknown")
+        #: What built the clips, for report.json (e.g. "flite executable (flite-2.2-current Sep 2018)").
+        self.backend = f"flite executable ({version})"
 
     def synthesize(self, text: str, voice: FliteVoice, seed: int | None = None) -> np.ndarray:
         """Speak ``text`` with ``voice``; int16 samples [shape=(n,)] at :attr:`sample_rate`.
