@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -134,8 +133,7 @@ def merge_datasets(out: str | os.PathLike, base: str | os.PathLike,
                     extra={**splits.extra, "merged_training_words": list(added)})
     write_manifest(out, clips)
     write_splits(out, merged)
-    counts = Counter(c.keyword for c in clips)
-    report["counts"] = {"clips": len(clips), "keywords": len(counts),
+    report["counts"] = {"clips": len(clips), "keywords": len(owner),
                         "train": len(merged.train), "validation": len(merged.validation),
                         "test": len(merged.test), "unknown": len(merged.unknown)}
     atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")

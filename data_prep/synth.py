@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -188,9 +188,7 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
 
 def _describe(v: Voice | FliteVoice) -> dict:
     """A speaker's setting as report.json records it."""
-    if isinstance(v, FliteVoice):
-        return {"engine": "flite", "voice": v.voice, "pitch": v.pitch, "stretch": v.stretch}
-    return {"accent": v.accent, "variant": v.variant, "rate": v.rate, "pitch": v.pitch}
+    return {"engine": "flite", **asdict(v)} if isinstance(v, FliteVoice) else asdict(v)
 
 
 def fresh_process_pool(workers: int):

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     words = tuple(load_words_file(args.words_file)) if args.words_file else DEFAULT_WORDS
     cfg = SynthConfig(n_words=min(args.words, len(words)), n_speakers=args.speakers, seed=args.seed,
-                      words=words, flite_speakers=args.flite_speakers, noise_seconds=args.noise_seconds, workers=args.workers)
+                      words=words, flite_speakers=args.flite_speakers,
+                      noise_seconds=args.noise_seconds, workers=args.workers)
     result = build_synth(args.out, cfg, progress=not args.quiet, overwrite=args.overwrite)
     info = result.report["synth"]
     n_words, n_speakers = len(info["words"]), len(info["speakers"])
