@@ -24,7 +24,7 @@ import io
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soundfile as sf
@@ -58,6 +58,8 @@ class Voice:
         Base pitch (50 is the voice's normal pitch).
     """
 
+    ENGINE = "espeak"
+
     accent: str
     variant: str
     rate: int = 175
@@ -73,6 +75,17 @@ class Voice:
     def name(self) -> str:
         """The eSpeak voice name, ``accent+variant``."""
         return f"{_VOICE_FILES.get(self.accent, self.accent)}+{self.variant}"
+
+    @property
+    def speaker_key(self) -> str:
+        """What the corpus hashes into the speaker's id."""
+        return f"{self.accent}|{self.variant}|{self.rate}|{self.pitch}"
+
+    def faster(self, ratio: float) -> "Voice | None":
+        """This setting sped up by ``ratio`` (> 1) and a little more, or ``None`` at its fastest."""
+        if self.rate >= RATE_MAX:
+            return None
+        return replace(self, rate=min(RATE_MAX, int(np.ceil(self.rate * ratio * 1.05))))
 
 
 class _Event(ctypes.Structure):

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soundfile as sf
@@ -52,6 +52,8 @@ class FliteVoice:
         Duration stretch (Flite's ``duration_stretch``), > 1 slower.
     """
 
+    ENGINE = "flite"
+
     voice: str
     pitch: int | None = None
     stretch: float = 1.0
@@ -67,6 +69,17 @@ class FliteVoice:
     @property
     def name(self) -> str:
         return f"flite:{self.voice}" + (f"@{self.pitch}Hz" if self.pitch else "") + f"x{self.stretch:g}"
+
+    @property
+    def speaker_key(self) -> str:
+        """What the corpus hashes into the speaker's id."""
+        return f"flite|{self.voice}|{self.pitch}|{self.stretch}"
+
+    def faster(self, ratio: float) -> "FliteVoice | None":
+        """This setting sped up by ``ratio`` (> 1) and a little more, or ``None`` at its fastest."""
+        if self.stretch <= STRETCH_MIN:
+            return None
+        return replace(self, stretch=max(STRETCH_MIN, round(self.stretch / (ratio * 1.05), 3)))
 
 
 def flite_settings() -> list[FliteVoice]:

@@ -13,7 +13,6 @@ import itertools
 import numpy as np
 
 from data_prep.espeak import Voice
-from data_prep.flite import FliteVoice
 from kws_proto.errors import ConfigError
 
 #: eSpeak NG English accents (language/dialect voices of the bundled data).
@@ -34,20 +33,17 @@ RATES = tuple(range(120, 231, 10))
 PITCHES = tuple(range(25, 76, 5))
 
 
-def speaker_id(voice: Voice | FliteVoice) -> str:
-    """First 8 hex digits of the SHA-1 of ``"accent|variant|rate|pitch"`` (a Flite voice:
-    ``"flite|voice|pitch|stretch"``).
+def speaker_id(voice) -> str:
+    """First 8 hex digits of the SHA-1 of the setting's ``speaker_key`` (eSpeak NG
+    ``"accent|variant|rate|pitch"``, Flite ``"flite|voice|pitch|stretch"``, Festival
+    ``"festival|voice|pitch|stretch"``).
 
     Examples
     --------
     >>> len(speaker_id(Voice("en-us", "m3", 175, 50)))
     8
     """
-    if isinstance(voice, FliteVoice):
-        key = f"flite|{voice.voice}|{voice.pitch}|{voice.stretch}"
-    else:
-        key = f"{voice.accent}|{voice.variant}|{voice.rate}|{voice.pitch}"
-    return hashlib.sha1(key.encode()).hexdigest()[:8]
+    return hashlib.sha1(voice.speaker_key.encode()).hexdigest()[:8]
 
 
 def draw_speakers(

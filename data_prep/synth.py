@@ -1,17 +1,23 @@
 """The built-in corpus: English words spoken by eSpeak NG voices, in Speech Commands layout.
 
 Each speaker (accent × voice variant × speed × pitch, see :mod:`data_prep.speakers`) says each
-word once; optionally so do ``flite_speakers`` CMU Flite voice settings (:mod:`data_prep.flite`,
-a system package), which are built from real speakers' recordings.  A clip is made by
+word once; optionally so do ``flite_speakers`` CMU Flite voice settings (:mod:`data_prep.flite`)
+and ``festival_speakers`` Festival voice settings (:mod:`data_prep.festival`), system packages
+whose voices are built from real speakers' recordings.  A clip is made by
 synthesising the word, resampling it to ``sr``, trimming leading and trailing silence, applying a
 mild random gain and placing it at a random offset inside a ``duration``-second clip, written
 as ``WORD/SPEAKERHASH_nohash_0.wav`` (16-bit).  A word longer than ``duration`` at the speaker's
 speed is re-synthesised faster (up to twice, never beyond 450 words/min for eSpeak NG or a
-duration stretch of 0.4 for Flite); one that still does not fit is dropped, named and counted in
+duration stretch of 0.4 for Flite and Festival); one that still does not fit is dropped, named and counted in
 ``report.json``.  Everything random comes from ``seed``: clip (word ``i``, speaker ``j``; Flite
 speakers are numbered after the eSpeak NG ones, which they therefore leave unchanged) draws from
 ``default_rng([seed, i, j])``, and each speaker is spoken by a fresh eSpeak NG process, so the
-corpus is the same byte for byte whatever the number of workers.
+corpus is the same byte for byte whatever the number of workers.  Festival speakers come after
+the Flite ones, so adding them changes no earlier clip either.
+
+A speaker's setting (``Voice``, ``FliteVoice``, ``FestivalVoice``) names its ``ENGINE``, the
+``speaker_key`` its id hashes, and how to say a word ``faster``; :data:`ENGINES` gives each
+engine's synthesiser.
 """
 
 from __future__ import annotations
@@ -21,15 +27,16 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soxr
 from tqdm import tqdm
 
-from data_prep.espeak import RATE_MAX, Voice, get_synthesizer
-from data_prep.flite import STRETCH_MIN, FliteVoice, draw_flite_speakers, get_flite
+from data_prep.espeak import get_synthesizer
+from data_prep.festival import check_voices, draw_festival_speakers, get_festival
+from data_prep.flite import draw_flite_speakers, get_flite
 from data_prep.manifest_builder import BuildResult
 from data_prep.noise import write_noises
 from data_prep.sc_layout import write_split_lists
@@ -41,6 +48,8 @@ from data_prep.words import DEFAULT_WORDS, check_words
 from kws_proto.dataset import MANIFEST, NOISE_DIR, write_splits
 from kws_proto.errors import ConfigError
 
+#: Each engine's synthesiser, by the ``ENGINE`` of a voice setting.
+ENGINES = {"espeak": get_synthesizer, "flite": get_flite, "festival": get_festival}
 SILENCE_DB = -35.0  # frames this far below the loudest are silence
 MARGIN_S = 0.02  # silence kept around a trimmed word
 INCOMPLETE = ".incomplete"  # present while a build runs; a rerun replaces such a folder
@@ -58,6 +67,11 @@ class SynthConfig:
         eSpeak NG speakers (voice settings); each says every word once.
     flite_speakers : int
         Flite speakers besides them (0-65; needs the system's ``flite``).
+    festival_speakers : int
+        Festival speakers besides those (needs the system's ``festival`` and the voices' packages).
+    festival_voices : tuple of str or None
+        The Festival voices they are drawn from, in turn; ``None`` = all of
+        :data:`data_prep.festival.VOICES`.
     seed : int
         Fixes words, speakers, offsets, gains, noise and the class split.
     words : tuple of str or None
@@ -78,6 +92,8 @@ class SynthConfig:
     n_speakers: int = 50
     seed: int = 0
     flite_speakers: int = 0
+    festival_speakers: int = 0
+    festival_voices: tuple[str, ...] | None = None
     words: tuple[str, ...] | None = None
     sr: int = 16000
     duration: float = 1.0
@@ -120,38 +136,30 @@ def trim_silence(y: np.ndarray, sr: int, margin: float = MARGIN_S) -> np.ndarray
     return y[max(0, loud[0] * hop - pad) : min(y.shape[0], (loud[-1] + 1) * hop + pad)]
 
 
-def _faster(voice: Voice | FliteVoice, ratio: float) -> Voice | FliteVoice | None:
-    """``voice`` sped up by ``ratio`` (> 1) and a little more, or ``None`` at its fastest."""
-    if isinstance(voice, FliteVoice):
-        if voice.stretch <= STRETCH_MIN:
-            return None
-        return replace(voice, stretch=max(STRETCH_MIN, round(voice.stretch / (ratio * 1.05), 3)))
-    if voice.rate >= RATE_MAX:
-        return None
-    return replace(voice, rate=min(RATE_MAX, int(np.ceil(voice.rate * ratio * 1.05))))
-
-
-def _spoken(synth, word: str, voice: Voice | FliteVoice, sr: int, max_len: int,
-            seed: int) -> tuple[np.ndarray | str, Voice | FliteVoice]:
+def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int,
+            pcm: np.ndarray | None = None) -> tuple[np.ndarray | str, object]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
-    the reason it cannot be made, and the voice that spoke it."""
+    the reason it cannot be made, and the voice setting that spoke it.  ``pcm``: the word as
+    ``voice`` already said it (int16 at ``synth.sample_rate``), when synthesised in a batch."""
     for _ in range(3):
-        pcm = synth.synthesize(word, voice, seed=seed)  # int16 at synth.sample_rate
+        if pcm is None:
+            pcm = synth.synthesize(word, voice, seed=seed)  # int16 at synth.sample_rate
         y = soxr.resample(pcm.astype(np.float32) / 32768.0, synth.sample_rate, sr, quality="HQ")
         y = trim_silence(y, sr)
         if y.shape[0] == 0:
             return "dropped: the synthesiser produced no sound", voice
         if y.shape[0] <= max_len:
             return y, voice
-        faster = _faster(voice, y.shape[0] / max_len)
+        faster = voice.faster(y.shape[0] / max_len)
         if faster is None:
             break
-        voice = faster
+        voice, pcm = faster, None
     return f"dropped: still longer than the clip at its fastest ({voice})", voice
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (Flite runs as a child process)."""
+    """CPU time of this process and its finished children (Flite and Festival run as child
+    processes)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
@@ -165,13 +173,15 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
     """
     cpu0 = _cpu_seconds()
     out, words, j, voice, cfg = job
-    synth = get_flite() if isinstance(voice, FliteVoice) else get_synthesizer()
+    synth = ENGINES[voice.ENGINE]()
     n = int(round(cfg.sr * cfg.duration))
     sid = speaker_id(voice)
+    # an engine that starts a process per call says all the words in one (Festival)
+    batch = synth.speak_all(words, voice) if hasattr(synth, "speak_all") else [None] * len(words)
     results = []
-    for i, word in enumerate(words):
+    for i, (word, pcm) in enumerate(zip(words, batch)):
         rng = np.random.default_rng([cfg.seed, i, j])
-        y, used = _spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)))
+        y, used = _spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)), pcm=pcm)
         if isinstance(y, str):
             results.append((word, y))
             continue
@@ -186,9 +196,10 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
     return results, _cpu_seconds() - cpu0
 
 
-def _describe(v: Voice | FliteVoice) -> dict:
-    """A speaker's setting as report.json records it."""
-    return {"engine": "flite", **asdict(v)} if isinstance(v, FliteVoice) else asdict(v)
+def _describe(v) -> dict:
+    """A speaker's setting as report.json records it (an eSpeak NG one without its engine, as
+    corpora built before the other engines record it)."""
+    return asdict(v) if v.ENGINE == "espeak" else {"engine": v.ENGINE, **asdict(v)}
 
 
 def fresh_process_pool(workers: int):
@@ -231,10 +242,13 @@ def build_synth(
     """
     t0 = time.perf_counter()
     words = cfg.vocabulary()
-    voices = draw_speakers(cfg.n_speakers, seed=cfg.seed) + draw_flite_speakers(cfg.flite_speakers, cfg.seed)
+    voices = (draw_speakers(cfg.n_speakers, seed=cfg.seed) + draw_flite_speakers(cfg.flite_speakers, cfg.seed)
+              + draw_festival_speakers(cfg.festival_speakers, cfg.seed, cfg.festival_voices))
     backend = get_synthesizer().backend  # fails early and clearly when eSpeak NG is missing
     if cfg.flite_speakers:
         backend += f" + {get_flite().backend}"  # likewise for Flite
+    if cfg.festival_speakers:  # and for Festival and the voices asked for
+        backend += f" + {get_festival(tuple({v.voice: 0 for v in voices if v.ENGINE == 'festival'})).backend}"
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         unfinished = (out / INCOMPLETE).is_file()  # an interrupted build of ours: start again
@@ -270,6 +284,8 @@ def build_synth(
         "words": words,
         "speakers": {speaker_id(v): _describe(v) for v in voices},
         "flite_speakers": cfg.flite_speakers,
+        "festival_speakers": cfg.festival_speakers,
+        "festival_voices": list(check_voices(cfg.festival_voices)) if cfg.festival_speakers else [],
         "clips_written": len(rels),
         "sped_up": sum(s == "sped up" for _, _, s in status),
         "dropped": dropped,

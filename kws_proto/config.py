@@ -42,7 +42,9 @@ class DataConfig:
     (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``; the words are a seeded
     pick from ``synth_words_file`` — one word per line — or, when that is empty, from the
     default vocabulary of :mod:`data_prep.words`; ``synth_flite_speakers`` Flite voice settings
-    say every word too, which needs the system's ``flite``, :mod:`data_prep.flite`);
+    say every word too, which needs the system's ``flite``, :mod:`data_prep.flite`; so do
+    ``synth_festival_speakers`` Festival settings of ``synth_festival_voices`` (empty: all),
+    which need the system's ``festival`` and voice packages, :mod:`data_prep.festival`);
     ``"prepared"`` requires a folder made beforehand by ``kws-prep``.
     """
 
@@ -53,14 +55,17 @@ class DataConfig:
     synth_seed: int = 0
     synth_words_file: str = ""
     synth_flite_speakers: int = 0
+    synth_festival_speakers: int = 0
+    synth_festival_voices: tuple[str, ...] = ()
     speaker_disjoint: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source={self.source!r} must be one of {SOURCES}")
         _positive(self, "data", "synth_words", "synth_speakers")
-        if self.synth_flite_speakers < 0:
-            raise ConfigError(f"data.synth_flite_speakers={self.synth_flite_speakers} must be >= 0")
+        for name in ("synth_flite_speakers", "synth_festival_speakers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"data.{name}={getattr(self, name)} must be >= 0")
 
 
 @dataclass(frozen=True)

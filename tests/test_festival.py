@@ -1,0 +1,120 @@
+"""Festival voices in the built-in corpus (data_prep.festival); the synthesis tests need the
+system's `festival` and the English voice ked_diphone (Debian packages festival, festvox-kdlpc16k)
+and skip, saying so, without them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_prep.festival import (ENGLISH, PITCH_FACTORS, STRETCHES, VOICES, FestivalVoice,
+                                draw_festival_speakers, festival_settings, get_festival)
+from data_prep.synth import SynthConfig, build_synth
+from kws_proto.config import DataConfig
+from kws_proto.data import ensure_dataset
+from kws_proto.dataset import load_manifest
+from kws_proto.errors import ConfigError, DatasetError, KwsError
+
+
+def _has_ked() -> bool:
+    if shutil.which("festival") is None:
+        return False
+    try:
+        get_festival(("ked_diphone",))
+    except KwsError:
+        return False
+    return True
+
+
+needs_festival = pytest.mark.skipif(
+    not _has_ked(), reason="Festival with its ked_diphone voice is not installed "
+                           "(apt-get install festival festvox-kdlpc16k)")
+
+
+def test_festival_settings_are_distinct_seeded_and_spread_over_the_voices():
+    all_ = festival_settings()
+    with_pitch = sum(info.pitch for info in VOICES.values())
+    assert len(set(all_)) == len(all_) == (with_pitch * len(PITCH_FACTORS) + len(VOICES) - with_pitch) * len(STRETCHES)
+    assert all(s.pitch == 1.0 for s in all_ if not VOICES[s.voice].pitch)
+    english = draw_festival_speakers(6, seed=0, voices=ENGLISH)
+    assert Counter(v.voice for v in english) == {v: 3 for v in ENGLISH}
+    assert draw_festival_speakers(6, seed=0, voices=ENGLISH) == english != draw_festival_speakers(6, 1, ENGLISH)
+    assert set(draw_festival_speakers(len(all_), seed=3)) == set(all_)
+    n_english = len(festival_settings(ENGLISH))
+    with pytest.raises(ConfigError, match=str(n_english)):
+        draw_festival_speakers(n_english + 1, seed=0, voices=ENGLISH)
+    with pytest.raises(ConfigError, match="'nobody'"):
+        draw_festival_speakers(1, seed=0, voices=("ked_diphone", "nobody"))
+    with pytest.raises(ConfigError, match="its own pitch"):
+        FestivalVoice("cmu_us_slt_arctic_hts", pitch=1.2)
+    slower = FestivalVoice("ked_diphone", 1.0, 1.25)
+    assert slower.faster(1.5).stretch < slower.stretch / 1.5
+    assert FestivalVoice("ked_diphone", 1.0, 0.4).faster(1.5) is None
+
+
+def test_missing_festival_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(KwsError, match="apt-get install festival festvox-kdlpc16k"):
+        get_festival(("ked_diphone",))
+
+
+@needs_festival
+def test_festival_pitch_and_stretch_move_the_spoken_pitch_and_length():
+    festival = get_festival(("ked_diphone",))
+    f0, length = {}, {}
+    for pitch, stretch in ((1.0, 1.0), (1.3, 1.0), (1.0, 1.25)):
+        y = festival.synthesize("yesterday", FestivalVoice("ked_diphone", pitch, stretch)).astype(np.float32) / 32768
+        track, voiced, _ = librosa.pyin(y, fmin=60, fmax=400, sr=festival.sample_rate)
+        f0[pitch, stretch] = float(np.nanmedian(track[voiced]))
+        length[pitch, stretch] = len(np.trim_zeros(np.round(y, 3)))
+    assert 1.15 < f0[1.3, 1.0] / f0[1.0, 1.0] < 1.45, f0
+    assert 1.1 < length[1.0, 1.25] / length[1.0, 1.0] < 1.4, length
+
+
+@needs_festival
+def test_one_festival_process_says_each_word_as_a_process_of_its_own_would():
+    festival, voice = get_festival(("ked_diphone",)), FestivalVoice("ked_diphone", 0.85, 0.9)
+    words = ["seven", "o'clock", "window"]
+    batch = festival.speak_all(words, voice)
+    assert len({a.tobytes() for a in batch}) == 3  # three different words, not one said thrice
+    for word, pcm in zip(words, batch):
+        np.testing.assert_array_equal(pcm, festival.synthesize(word, voice))
+
+
+@needs_festival
+def test_festival_speakers_join_the_corpus_and_leave_the_other_clips_unchanged(tmp_path):
+    cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
+    build_synth(tmp_path / "espeak", cfg, progress=False)
+    more = SynthConfig(**{**cfg.__dict__, "festival_speakers": 3, "festival_voices": ("ked_diphone",)})
+    build_synth(tmp_path / "both", more, progress=False)
+    plain, both = load_manifest(tmp_path / "espeak"), load_manifest(tmp_path / "both")
+    assert len(both) == len(plain) + 4 * 3
+    for c in plain.clips:
+        assert (tmp_path / "both" / c.path).read_bytes() == (tmp_path / "espeak" / c.path).read_bytes()
+    info = json.loads((tmp_path / "both" / "report.json").read_text())["synth"]
+    assert info["festival_speakers"] == 3 and info["festival_voices"] == ["ked_diphone"]
+    assert "festival executable" in info["backend"]
+    festival_ids = {sid for sid, s in info["speakers"].items() if s.get("engine") == "festival"}
+    assert len(festival_ids) == 3
+    new = [c for c in both.clips if c.speaker in festival_ids]
+    assert len(new) == 12
+    for c in new:
+        y, _ = sf.read(tmp_path / "both" / c.path, dtype="float32")
+        assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
+
+
+def test_a_corpus_built_with_other_festival_speakers_is_refused(tmp_path):
+    """A config asking for Festival voices never silently reuses a corpus built without them."""
+    data = DataConfig(dataset=str(tmp_path / "c"), synth_words=3, synth_speakers=2)
+    ensure_dataset(data, progress=False)
+    with pytest.raises(DatasetError, match="festival_speakers"):
+        ensure_dataset(DataConfig(dataset=data.dataset, synth_words=3, synth_speakers=2,
+                                  synth_festival_speakers=2), progress=False)
+    with pytest.raises(ConfigError, match="synth_festival_speakers"):
+        DataConfig(synth_festival_speakers=-1)
