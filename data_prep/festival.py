@@ -64,8 +64,10 @@ PITCH_FACTORS = (0.85, 1.0, 1.15, 1.3)
 #: Duration stretches (> 1 is slower) a speaker is drawn from.
 STRETCHES = (0.8, 0.9, 1.0, 1.1, 1.25)
 STRETCH_MIN = 0.4  # fastest a too-long word is re-synthesised at
+BATCH = 50  # words per Festival process
 
-# Festival Scheme run once per speaker: select the voice, append a hook that scales the pitch
+# Festival Scheme run once per speaker: select the voice, turn off the Czech voices' random choice
+# of intonation (else a word's audio depends on the words said before it), append a hook that scales the pitch
 # targets just before waveform synthesis (after the voice's own hooks), set the duration stretch,
 # then synthesise and save every word.  `Utterance` does not evaluate its arguments, hence `eval`.
 _SCRIPT = """
@@ -75,6 +77,7 @@ _SCRIPT = """
           (utt.relation.items utt 'Target))
   utt)
 (voice_{voice})
+(if (symbol-bound? 'czech-randomize) (set! czech-randomize nil))
 (set! kws_f0_factor {pitch})
 (set! after_analysis_hooks (append (kws_hooks after_analysis_hooks) (list kws_scale_f0)))
 (Parameter.set 'Duration_Stretch {stretch})
@@ -194,40 +197,63 @@ class FestivalCli:
                               text=True, check=False)
         return set(re.findall(r"[\w-]+", proc.stdout))
 
-    def speak_all(self, texts: list[str], voice: FestivalVoice) -> list[np.ndarray]:
-        """Speak each of ``texts`` with ``voice`` in one Festival process.
+    def _run(self, texts: list[str], voice: FestivalVoice) -> tuple[list[np.ndarray], str]:
+        """One Festival process saying ``texts``: the samples of the leading texts it wrote and,
+        when it stopped before the end, what it said."""
+        with tempfile.TemporaryDirectory(prefix="kws_festival_") as tmp:
+            files = [Path(tmp) / f"{i}.wav" for i in range(len(texts))]
+            script = Path(tmp) / "say.scm"
+            script.write_text(_SCRIPT.format(voice=voice.voice, pitch=voice.pitch, stretch=voice.stretch,
+                                             texts=_scheme_strings(texts),
+                                             files=_scheme_strings([str(f) for f in files])))
+            proc = subprocess.run([self._exe, "-b", str(script)], capture_output=True, text=True, check=False)
+            pcm = []
+            for f in files:  # a file exists only once Festival has saved it whole
+                if not f.is_file():
+                    break
+                y, self.sample_rate = sf.read(f, dtype="int16")
+                pcm.append(y if y.ndim == 1 else y[:, 0])
+        said = [line for line in (proc.stderr + proc.stdout).splitlines()
+                if line.strip() and "closing a file left open" not in line]  # (our script)
+        err = "" if len(pcm) == len(texts) else (" ".join(said)[-300:]
+                                                  or f"exit status {proc.returncode}, no audio written")
+        return pcm, err
+
+    def speak_all(self, texts: list[str], voice: FestivalVoice) -> list[np.ndarray | str]:
+        """Speak each of ``texts`` with ``voice``, :data:`BATCH` texts per Festival process.
+
+        Festival's non-English voices occasionally crash a long-running process (heap corruption
+        after some dozens of words); the text it stopped at gets a process of its own, and the
+        rest a new one.  A text that fails alone too is given up.
 
         Returns
         -------
-        pcm : list of np.ndarray [shape=(n_i,)], int16 at :attr:`sample_rate`, one per text.
-
-        Raises
-        ------
-        KwsError
-            Festival failed or wrote no audio for a text (the text and the setting are named).
+        pcm : list of (np.ndarray [shape=(n_i,)] or str), one per text: int16 samples at
+            :attr:`sample_rate`, or why Festival could not say the text.
         """
-        with tempfile.TemporaryDirectory(prefix="kws_festival_") as tmp:
-            files = [str(Path(tmp) / f"{i}.wav") for i in range(len(texts))]
-            script = Path(tmp) / "say.scm"
-            script.write_text(_SCRIPT.format(voice=voice.voice, pitch=voice.pitch, stretch=voice.stretch,
-                                             texts=_scheme_strings(texts), files=_scheme_strings(files)))
-            proc = subprocess.run([self._exe, "-b", str(script)], capture_output=True, text=True, check=False)
-            pcm = []
-            for text, f in zip(texts, files):
-                if proc.returncode != 0 or not Path(f).is_file():
-                    err = (proc.stderr.strip() or proc.stdout.strip())[-500:]
-                    raise KwsError(f"{self._exe} failed on {text!r} with {voice.name}: {err or 'no audio written'}")
-                y, sr = sf.read(f, dtype="int16")
-                pcm.append(y if y.ndim == 1 else y[:, 0])
-        self.sample_rate = sr if texts else self.sample_rate
-        return pcm
+        out: list[np.ndarray | str] = []
+        while len(out) < len(texts):
+            pcm, err = self._run(texts[len(out): len(out) + BATCH], voice)
+            out += pcm
+            if err and not pcm:  # stopped at its first text: that text alone
+                alone, err = self._run([texts[len(out)]], voice)
+                out += alone or [f"{self._exe} failed on {texts[len(out)]!r} with {voice.name}: {err}"]
+        return out
 
     def synthesize(self, text: str, voice: FestivalVoice, seed: int | None = None) -> np.ndarray:
         """Speak ``text`` with ``voice``; int16 samples [shape=(n,)] at :attr:`sample_rate`.
 
         ``seed`` is ignored (Festival has no randomness).
+
+        Raises
+        ------
+        KwsError
+            Festival could not say it (the text, the setting and Festival's message are named).
         """
-        return self.speak_all([text], voice)[0]
+        (pcm,) = self.speak_all([text], voice)
+        if isinstance(pcm, str):
+            raise KwsError(pcm)
+        return pcm
 
 
 def get_festival(voices: tuple[str, ...] | None = None) -> FestivalCli:

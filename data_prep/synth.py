@@ -46,7 +46,7 @@ from data_prep.speech_commands import index_speech_commands
 from data_prep.wav import write_wav
 from data_prep.words import DEFAULT_WORDS, check_words
 from kws_proto.dataset import MANIFEST, NOISE_DIR, write_splits
-from kws_proto.errors import ConfigError
+from kws_proto.errors import ConfigError, KwsError
 
 #: Each engine's synthesiser, by the ``ENGINE`` of a voice setting.
 ENGINES = {"espeak": get_synthesizer, "flite": get_flite, "festival": get_festival}
@@ -140,10 +140,15 @@ def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int,
             pcm: np.ndarray | None = None) -> tuple[np.ndarray | str, object]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
     the reason it cannot be made, and the voice setting that spoke it.  ``pcm``: the word as
-    ``voice`` already said it (int16 at ``synth.sample_rate``), when synthesised in a batch."""
+    ``voice`` already said it (int16 at ``synth.sample_rate``) or why it could not, when
+    synthesised in a batch."""
     for _ in range(3):
-        if pcm is None:
-            pcm = synth.synthesize(word, voice, seed=seed)  # int16 at synth.sample_rate
+        try:
+            pcm = synth.synthesize(word, voice, seed=seed) if pcm is None else pcm  # int16 at synth.sample_rate
+        except KwsError as err:  # the synthesiser failed on this word: drop it, keep the rest
+            pcm = str(err)
+        if isinstance(pcm, str):
+            return f"dropped: {pcm}", voice
         y = soxr.resample(pcm.astype(np.float32) / 32768.0, synth.sample_rate, sr, quality="HQ")
         y = trim_silence(y, sr)
         if y.shape[0] == 0:

@@ -1,6 +1,6 @@
 """Festival voices in the built-in corpus (data_prep.festival); the synthesis tests need the
-system's `festival` and the English voice ked_diphone (Debian packages festival, festvox-kdlpc16k)
-and skip, saying so, without them."""
+system's `festival` and the voice they use (Debian packages festival, festvox-kdlpc16k, ...) and
+skip, saying so, without them."""
 
 from __future__ import annotations
 
@@ -22,19 +22,22 @@ from kws_proto.dataset import load_manifest
 from kws_proto.errors import ConfigError, DatasetError, KwsError
 
 
-def _has_ked() -> bool:
+def _installed(*voices: str) -> bool:
     if shutil.which("festival") is None:
         return False
     try:
-        get_festival(("ked_diphone",))
+        get_festival(voices)
     except KwsError:
         return False
     return True
 
 
-needs_festival = pytest.mark.skipif(
-    not _has_ked(), reason="Festival with its ked_diphone voice is not installed "
-                           "(apt-get install festival festvox-kdlpc16k)")
+def needs_voice(voice: str):
+    return pytest.mark.skipif(not _installed(voice), reason=f"Festival with its {voice} voice is not installed "
+                              f"(apt-get install festival {VOICES[voice].package})")
+
+
+needs_festival = needs_voice("ked_diphone")
 
 
 def test_festival_settings_are_distinct_seeded_and_spread_over_the_voices():
@@ -77,14 +80,33 @@ def test_festival_pitch_and_stretch_move_the_spoken_pitch_and_length():
     assert 1.1 < length[1.0, 1.25] / length[1.0, 1.0] < 1.4, length
 
 
-@needs_festival
-def test_one_festival_process_says_each_word_as_a_process_of_its_own_would():
-    festival, voice = get_festival(("ked_diphone",)), FestivalVoice("ked_diphone", 0.85, 0.9)
-    words = ["seven", "o'clock", "window"]
+@pytest.mark.parametrize("voice", [pytest.param("ked_diphone", marks=needs_voice("ked_diphone")),
+                                   # its random intonation must be off, else a word depends on the one before
+                                   pytest.param("czech_dita", marks=needs_voice("czech_dita"))])
+def test_one_festival_process_says_each_word_as_a_process_of_its_own_would(voice):
+    festival, voice = get_festival((voice,)), FestivalVoice(voice, 0.85, 0.9)
+    words = ["seven", "o'clock", "window", "avalanche", "butterfly", "zipper"]
     batch = festival.speak_all(words, voice)
-    assert len({a.tobytes() for a in batch}) == 3  # three different words, not one said thrice
+    assert len({a.tobytes() for a in batch}) == len(words)  # different words, not one said again
     for word, pcm in zip(words, batch):
         np.testing.assert_array_equal(pcm, festival.synthesize(word, voice))
+
+
+@needs_voice("hy_fi_mv_diphone")
+def test_a_word_festival_cannot_say_is_dropped_named_and_counted(tmp_path):
+    """Festival's Finnish voices stop with an error on "buzz"; the words after it are still said."""
+    festival, voice = get_festival(("hy_fi_mv_diphone",)), FestivalVoice("hy_fi_mv_diphone")
+    said = festival.speak_all(["zoo", "buzz", "apple"], voice)
+    assert isinstance(said[0], np.ndarray) and isinstance(said[2], np.ndarray)
+    assert "'buzz'" in said[1] and "hy_fi_mv_diphone" in said[1]
+    with pytest.raises(KwsError, match="'buzz'"):
+        festival.synthesize("buzz", voice)
+    cfg = SynthConfig(n_words=None, n_speakers=1, words=("apple", "buzz", "zoo"), festival_speakers=1,
+                      festival_voices=("hy_fi_mv_diphone",), noise_seconds=1.0, workers=1)
+    build_synth(tmp_path / "c", cfg, progress=False)
+    info = json.loads((tmp_path / "c" / "report.json").read_text())["synth"]
+    assert [(d["word"], "buzz" in d["reason"]) for d in info["dropped"]] == [("buzz", True)]
+    assert info["clips_written"] == 3 + 2 == len(load_manifest(tmp_path / "c"))
 
 
 @needs_festival
