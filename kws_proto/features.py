@@ -42,6 +42,7 @@ FRONTEND_VERSION = 1
 NORMALIZE = ("none", "mean", "meanvar")
 #: How :func:`mfcc_batch` takes the power spectrum: ``tf.signal.rfft``, or a DFT-matrix product.
 SPECTRA = ("fft", "dft")
+DITHER_SEED = 0x0D17  # seeds the fixed dither signal (the same samples for every clip)
 VAR_FLOOR = 1.0  # "meanvar" divides by at least 1 (cepstral units are dB): flat coefficients stay flat
 
 _INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_mfcc")
@@ -95,6 +96,14 @@ class FeatureConfig:
         70.9 / 88.0; meanvar 32.5 / 44.5 and 59.9 / 80.8 (experiments/README.md).
     amin : float > 0
         Smallest mel power before the log (``10 * log10(max(amin, S))``).
+    dither_db : float > 0 or None
+        When set, a fixed white-noise signal (:func:`dither_signal`, the same samples for every
+        clip) is added at ``dither_db`` dB below the clip's peak sample before the spectrum.
+        Real recordings and the augmented training clips always have a noise floor; digital
+        silence — the zeros that pad a recording shorter than the clip, or the empty band above
+        a recording's own Nyquist frequency (FSDD is 8 kHz audio) — has none, and with
+        ``top_db=80`` sits at a floor no training clip reaches.  Relative to the peak, so it
+        does not depend on the recording level.  None (the default): no dither.
     """
 
     sample_rate: int = 16000
@@ -111,6 +120,7 @@ class FeatureConfig:
     top_db: float | None = 80.0
     amin: float = 1e-10
     normalize: str = "mean"
+    dither_db: float | None = None
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -119,7 +129,8 @@ class FeatureConfig:
             if not ok or float(v) != int(v):
                 raise ConfigError(f"FeatureConfig.{name}={v!r} must be an integer")
             object.__setattr__(self, name, int(v))
-        for name in _FLOAT_FIELDS + (("top_db",) if self.top_db is not None else ()):
+        optional = tuple(n for n in ("top_db", "dither_db") if getattr(self, n) is not None)
+        for name in _FLOAT_FIELDS + optional:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise ConfigError(f"FeatureConfig.{name}={v!r} must be a number")
@@ -138,6 +149,8 @@ class FeatureConfig:
                 raise bad(name, "must be positive")
         if self.top_db is not None and self.top_db <= 0:
             raise bad("top_db", "must be positive or None")
+        if self.dither_db is not None and self.dither_db <= 0:
+            raise bad("dither_db", "must be positive (dB below the clip's peak) or None")
         if self.hop_length < 1:
             raise bad("hop_ms", f"is less than one sample at sample_rate={self.sample_rate}")
         if self.win_length < 1:
@@ -256,11 +269,26 @@ def _dft_matrices(config: FeatureConfig, dtype: str) -> tuple[np.ndarray, np.nda
             (window[:, None] * np.sin(phase)).astype(dtype))
 
 
+@functools.lru_cache(maxsize=4)
+def dither_signal(n: int) -> np.ndarray:
+    """The fixed dither: ``n`` samples of unit-variance white noise from :data:`DITHER_SEED`
+    [shape=(n,), float32].  The same for every clip, so features stay deterministic."""
+    out = np.random.default_rng(DITHER_SEED).standard_normal(n).astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def dither_scale(config: FeatureConfig) -> float:
+    """Amplitude of the dither relative to the clip's peak sample (0 without dither)."""
+    return 0.0 if config.dither_db is None else 10.0 ** (-config.dither_db / 20.0)
+
+
 def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """MFCC of one clip with librosa: the reference definition of the features.
 
-    Power mel spectrogram (Hann window, centred frames, Slaney mel), ``power_to_db`` with
-    ``ref=1``, ``amin`` and ``top_db`` of the config, then DCT-II (orthonormal), first ``n_mfcc``.
+    Optional dither (``dither_db``), power mel spectrogram (Hann window, centred frames, Slaney
+    mel), ``power_to_db`` with ``ref=1``, ``amin`` and ``top_db`` of the config, then DCT-II
+    (orthonormal), first ``n_mfcc``.
 
     Parameters
     ----------
@@ -286,6 +314,8 @@ def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
             f"clip_seconds={config.clip_seconds} need ({config.num_samples},); "
             f"cut or pad it with kws_proto.audio.fix_length")
     _constants(config)  # validates the filterbank
+    if config.dither_db is not None:
+        y = y + np.float32(np.max(np.abs(y)) * dither_scale(config)) * dither_signal(config.num_samples)
     power = librosa.feature.melspectrogram(
         y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
         win_length=config.win_length, window="hann", center=True, pad_mode=config.pad_mode,
@@ -302,8 +332,8 @@ def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
 def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"):
     """MFCC of a batch of clips with TensorFlow ops; agrees with :func:`mfcc` clip by clip.
 
-    Graph-safe: no Python callbacks, only the batch dimension may be unknown.  The signal is
-    padded by ``n_fft // 2`` on each side (librosa's ``center=True``), cut into frames of the
+    Graph-safe: no Python callbacks, only the batch dimension may be unknown.  The signal gets
+    the optional dither, is padded by ``n_fft // 2`` on each side (librosa's ``center=True``), cut into frames of the
     window length (a window centred in ``n_fft`` has the same power spectrum as one at the
     start, so the FFT zero-pads at the end), Hann-windowed, transformed to a power spectrum,
     multiplied by librosa's mel filterbank, log-scaled in dB with the per-clip ``top_db``
@@ -347,6 +377,9 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"
             f"mfcc_batch: Y has shape {Y.shape}, but sample_rate={config.sample_rate} and "
             f"clip_seconds={config.clip_seconds} need (batch, {n})")
     Y = tf.ensure_shape(Y, [None, n])
+    if config.dither_db is not None:
+        peak = tf.reduce_max(tf.abs(Y), axis=1, keepdims=True)  # [B, 1]
+        Y = Y + peak * np.float32(dither_scale(config)) * dither_signal(n)[None, :]  # [B, n]
 
     half = config.n_fft // 2
     Y = tf.pad(Y, [[0, 0], [half, half]], mode=config.pad_mode.upper())  # [B, n + 2*half]

@@ -30,6 +30,7 @@ CONFIGS = {
     "hop_not_dividing_window": FeatureConfig(window_ms=25, hop_ms=10, n_fft=400, fmax=8000,
                                              n_mfcc=13, crop="center"),
     "no_top_db": FeatureConfig(top_db=None),
+    "dither_50db": FeatureConfig(dither_db=50.0),
     "8khz_half_second": FeatureConfig(sample_rate=8000, clip_seconds=0.5, n_fft=512, fmax=4000),
 }
 
@@ -190,6 +191,8 @@ def test_mfcc_batch_accepts_float64_numpy():
         ({"pad_mode": "reflect", "clip_seconds": 0.01}, "pad_mode='reflect'"),
         ({"top_db": 0.0}, "top_db=0.0"),
         ({"amin": 0.0}, "amin=0.0"),
+        ({"dither_db": -50.0}, "dither_db=-50.0"),
+        ({"dither_db": "50"}, "dither_db='50'"),
         ({"n_fft": True}, "n_fft=True"),
     ],
 )
@@ -227,7 +230,7 @@ def test_digest_is_stable_across_processes_and_tells_configs_apart():
     assert len(config.digest) == 12 and int(config.digest, 16) >= 0
     assert FeatureConfig(clip_seconds=1, fmin=20).digest == config.digest  # 1 == 1.0
     variants = [FeatureConfig(n_mfcc=13), FeatureConfig(crop="center"), FeatureConfig(top_db=None),
-                FeatureConfig(hop_ms=10.0), FeatureConfig(pad_mode="reflect")]
+                FeatureConfig(hop_ms=10.0), FeatureConfig(pad_mode="reflect"), FeatureConfig(dither_db=50)]
     digests = {config.digest} | {v.digest for v in variants}
     assert len(digests) == 1 + len(variants)
 
@@ -239,3 +242,30 @@ def test_derived_sizes():
     assert config.num_frames == 1 + 12000 // 80
     y = np.zeros(12000, np.float32)
     assert mfcc(y, config).shape == config.shape
+
+
+def test_dither_fills_digital_silence_relative_to_the_peak_and_leaves_a_noisy_clip_alone():
+    """The zeros padding a short word and the empty band of 8 kHz audio get a noise floor
+    `dither_db` below the clip's peak, whatever the level; a recording whose own noise lies well
+    above that floor hardly changes; features stay deterministic."""
+    import librosa
+
+    plain, dithered = FeatureConfig(normalize="none"), FeatureConfig(normalize="none", dither_db=50.0)
+    rng = np.random.default_rng(1)
+    word = np.zeros(16000, np.float32)  # a 0.3 s burst band-limited to 4 kHz, padded with zeros
+    word[5000:9800] = librosa.resample(rng.standard_normal(2400).astype(np.float32), orig_sr=8000, target_sr=16000)
+    for gain in (0.3, 0.003):  # -10 dB and -50 dB peak: the floor follows the level
+        y = gain * word / np.abs(word).max()
+        a, b = mfcc(y, plain), mfcc(y, dithered)
+        silent = slice(0, 10)  # frames of the leading zeros
+        assert a[silent, 0].max() < b[silent, 0].min() - 30  # c0 (energy) up from the 80 dB floor
+        np.testing.assert_array_equal(b, mfcc(y, dithered))  # fixed dither: deterministic
+        c0_gap = b[12:22, 0].mean() - b[silent, 0].mean()  # speech over dither, in c0 units
+        if gain == 0.3:
+            first_gap = c0_gap
+    assert abs(c0_gap - first_gap) < 1.0  # the same relative floor at -50 dB as at -10 dB
+    noisy = (0.3 * word / np.abs(word).max() + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+    clean = 0.3 * word / np.abs(word).max()
+    on_clean = np.abs(mfcc(clean, dithered) - mfcc(clean, plain)).mean()
+    on_noisy = np.abs(mfcc(noisy, dithered) - mfcc(noisy, plain)).mean()  # its noise: 20 dB above the dither
+    assert on_noisy < 0.1 * on_clean, (on_noisy, on_clean)
