@@ -103,7 +103,11 @@ class FeatureConfig:
         silence — the zeros that pad a recording shorter than the clip, or the empty band above
         a recording's own Nyquist frequency (FSDD is 8 kHz audio) — has none, and with
         ``top_db=80`` sits at a floor no training clip reaches.  Relative to the peak, so it
-        does not depend on the recording level.  None (the default): no dither.
+        does not depend on the recording level.  Augmented training clips are computed without
+        it (:mod:`kws_proto.pipeline`): their augmentation noise is their floor, and encoders
+        trained on dithered clips scored lower on real speech than the same encoders given the
+        dither only at test time (experiments/README.md, session 12).  Validation, evaluation,
+        enrolment, detection and the exports use it.  None (the default): no dither.
     """
 
     sample_rate: int = 16000

@@ -6,7 +6,8 @@ Two sources, chosen by the augmentation config:
   ``[n_clips, num_samples]``, then shifted and mixed with background noise
   (:func:`kws_proto.augment.augment`, XLA-compiled) and turned into MFCC by
   :func:`kws_proto.features.mfcc_batch`, all inside the ``tf.data`` graph, with a fresh draw for
-  every episode;
+  every episode; without the front end's dither (``FeatureConfig.dither_db``), as their
+  augmentation noise is their floor;
 - *plain*: rows of the un-augmented feature cache ``[n_clips, frames, n_mfcc]`` are gathered as
   they are (or, without a feature cache, MFCC of the raw waveforms).
 
@@ -26,6 +27,7 @@ adds +45-76%).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -203,6 +205,8 @@ class EpisodePipeline:
         """A ``tf.data`` map fn: gathered rows -> (support, query) features."""
         fc, aug, noise = self.feature_config, self.augment, self.noise
         augment = augment_function(aug, fc.sample_rate) if aug.enabled else None
+        # augmented clips carry their own noise floor: no dither (FeatureConfig.dither_db)
+        fc_wave = dataclasses.replace(fc, dither_db=None) if aug.enabled else fc
         seed = tf.constant(self.seed, tf.int64)
         frames, n_mfcc = fc.shape
         dct = dct_matrix(fc)  # [n_mels, n_mfcc], for masks and warps on mel channels
@@ -218,7 +222,7 @@ class EpisodePipeline:
                 waves = augment(data, noise, s_aug) if aug.enabled else data
                 if has_silence:
                     waves = fill_silence(waves, is_silence, s_sil, lambda w: w)
-                feats = mfcc_batch(waves, fc)
+                feats = mfcc_batch(waves, fc_wave)
             else:
                 feats = data
                 if has_silence:
