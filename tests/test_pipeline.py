@@ -195,3 +195,22 @@ def test_errors_are_named(data):
     other = EpisodeSampler(small, small.keywords[:2], 2, 1, 1)
     with pytest.raises(DatasetError, match="manifest has 40 rows but the cache 60"):
         pipeline(data).dataset(other)
+
+
+def test_dither_reaches_plain_clips_but_not_the_augmented_training_feed(data):
+    """The front end's dither (FeatureConfig.dither_db) is in the cache that validation and
+    evaluation read and in the plain path from waveforms; augmented clips are computed without it."""
+    from kws_proto.features import mfcc_batch
+
+    dithered = FeatureConfig(dither_db=30.0)  # loud enough to move these tone clips' features
+    smp = sampler(data, seed=2)
+    e = smp.sample(0)
+    waves = data["waveforms"][e.support.ravel()]
+    with_dither = mfcc_batch(waves, dithered).numpy()
+    without = mfcc_batch(waves, FC).numpy()
+    assert np.abs(with_dither - without).mean() > 0.5
+    kwargs = dict(features=None, waveforms=data["waveforms"], noise=data["noise"])
+    (plain, _), = take(EpisodePipeline(dithered, **kwargs).dataset(smp), 1)
+    (fed, _), = take(EpisodePipeline(dithered, augment=NO_CHANGE, **kwargs).dataset(smp), 1)
+    np.testing.assert_allclose(plain.reshape(with_dither.shape), with_dither, atol=1e-4)
+    np.testing.assert_allclose(fed.reshape(without.shape), without, atol=1e-4)
