@@ -8,10 +8,11 @@ synthesising the word, resampling it to ``sr``, trimming leading and trailing si
 mild random gain and placing it at a random offset inside a ``duration``-second clip, written
 as ``WORD/SPEAKERHASH_nohash_0.wav`` (16-bit).  A word longer than ``duration`` at the speaker's
 speed is re-synthesised faster (up to twice, never beyond 450 words/min for eSpeak NG or a
-duration stretch of 0.4 for Flite and Festival); one that still does not fit is dropped, named and counted in
-``report.json``.  Everything random comes from ``seed``: clip (word ``i``, speaker ``j``; Flite
-speakers are numbered after the eSpeak NG ones, which they therefore leave unchanged) draws from
-``default_rng([seed, i, j])``, and each speaker is spoken by a fresh eSpeak NG process, so the
+duration stretch of 0.4 for Flite and Festival); one that still does not fit, or that the
+synthesiser fails on, is dropped, named and counted in ``report.json``.  Everything random
+comes from ``seed``: clip (word ``i``, speaker ``j``; Flite speakers are numbered after the
+eSpeak NG ones, which they therefore leave unchanged) draws from ``default_rng([seed, i, j])``,
+and each speaker is spoken by a fresh eSpeak NG process, so the
 corpus is the same byte for byte whatever the number of workers.  Festival speakers come after
 the Flite ones, so adding them changes no earlier clip either.
 
@@ -137,7 +138,7 @@ def trim_silence(y: np.ndarray, sr: int, margin: float = MARGIN_S) -> np.ndarray
 
 
 def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int,
-            pcm: np.ndarray | None = None) -> tuple[np.ndarray | str, object]:
+            pcm: np.ndarray | str | None = None) -> tuple[np.ndarray | str, object]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
     the reason it cannot be made, and the voice setting that spoke it.  ``pcm``: the word as
     ``voice`` already said it (int16 at ``synth.sample_rate``) or why it could not, when
