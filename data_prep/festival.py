@@ -24,12 +24,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from data_prep.flite import STRETCH_MIN, STRETCHES, faster_stretch  # the same speeds as Flite's
 from kws_proto.errors import ConfigError, KwsError
 
 
@@ -61,9 +62,6 @@ VOICES: dict[str, FestivalVoiceInfo] = {
 ENGLISH = ("ked_diphone", "cmu_us_slt_arctic_hts")
 #: Factors on the voice's own intonation targets a speaker is drawn from.
 PITCH_FACTORS = (0.85, 1.0, 1.15, 1.3)
-#: Duration stretches (> 1 is slower) a speaker is drawn from.
-STRETCHES = (0.8, 0.9, 1.0, 1.1, 1.25)
-STRETCH_MIN = 0.4  # fastest a too-long word is re-synthesised at
 BATCH = 50  # words per Festival process
 
 # Festival Scheme run once per speaker: select the voice, turn off the Czech voices' random choice
@@ -127,9 +125,7 @@ class FestivalVoice:
 
     def faster(self, ratio: float) -> "FestivalVoice | None":
         """This setting sped up by ``ratio`` (> 1) and a little more, or ``None`` at its fastest."""
-        if self.stretch <= STRETCH_MIN:
-            return None
-        return replace(self, stretch=max(STRETCH_MIN, round(self.stretch / (ratio * 1.05), 3)))
+        return faster_stretch(self, ratio)
 
 
 def festival_settings(voices: tuple[str, ...] | None = None) -> list[FestivalVoice]:

@@ -13,6 +13,37 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def check_engine_joins_corpus(tmp_path: Path, engine: str, **extra) -> dict:
+    """Build a 4-word, 2-voice eSpeak NG corpus, then the same with ``extra`` SynthConfig fields
+    adding 3 speakers of ``engine``; assert the earlier clips stay byte for byte, the 12 new clips
+    are 1 s at a sane level, and return the second corpus's report.json "synth" section."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from data_prep.synth import SynthConfig, build_synth
+    from kws_proto.dataset import load_manifest
+
+    cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
+    build_synth(tmp_path / "espeak", cfg, progress=False)
+    build_synth(tmp_path / "both", SynthConfig(**{**cfg.__dict__, **extra}), progress=False)
+    plain, both = load_manifest(tmp_path / "espeak"), load_manifest(tmp_path / "both")
+    assert len(both) == len(plain) + 4 * 3
+    for c in plain.clips:
+        assert (tmp_path / "both" / c.path).read_bytes() == (tmp_path / "espeak" / c.path).read_bytes()
+    info = json.loads((tmp_path / "both" / "report.json").read_text())["synth"]
+    assert f"{engine} executable" in info["backend"]
+    ids = {sid for sid, s in info["speakers"].items() if s.get("engine") == engine}
+    assert len(ids) == 3
+    new = [c for c in both.clips if c.speaker in ids]
+    assert len(new) == 12
+    for c in new:
+        y, _ = sf.read(tmp_path / "both" / c.path, dtype="float32")
+        assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
+    return info
+
+
 def load_experiment_script(name: str):
     """``experiments/NAME.py`` imported as a module (the scripts are not a package)."""
     import importlib.util

@@ -11,11 +11,11 @@ from collections import Counter
 import librosa
 import numpy as np
 import pytest
-import soundfile as sf
 
 from data_prep.festival import (ENGLISH, PITCH_FACTORS, STRETCHES, VOICES, FestivalVoice,
                                 draw_festival_speakers, festival_settings, get_festival)
 from data_prep.synth import SynthConfig, build_synth
+from conftest import check_engine_joins_corpus
 from kws_proto.config import DataConfig
 from kws_proto.data import ensure_dataset
 from kws_proto.dataset import load_manifest
@@ -111,24 +111,9 @@ def test_a_word_festival_cannot_say_is_dropped_named_and_counted(tmp_path):
 
 @needs_festival
 def test_festival_speakers_join_the_corpus_and_leave_the_other_clips_unchanged(tmp_path):
-    cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
-    build_synth(tmp_path / "espeak", cfg, progress=False)
-    more = SynthConfig(**{**cfg.__dict__, "festival_speakers": 3, "festival_voices": ("ked_diphone",)})
-    build_synth(tmp_path / "both", more, progress=False)
-    plain, both = load_manifest(tmp_path / "espeak"), load_manifest(tmp_path / "both")
-    assert len(both) == len(plain) + 4 * 3
-    for c in plain.clips:
-        assert (tmp_path / "both" / c.path).read_bytes() == (tmp_path / "espeak" / c.path).read_bytes()
-    info = json.loads((tmp_path / "both" / "report.json").read_text())["synth"]
+    info = check_engine_joins_corpus(tmp_path, "festival", festival_speakers=3,
+                                     festival_voices=("ked_diphone",))
     assert info["festival_speakers"] == 3 and info["festival_voices"] == ["ked_diphone"]
-    assert "festival executable" in info["backend"]
-    festival_ids = {sid for sid, s in info["speakers"].items() if s.get("engine") == "festival"}
-    assert len(festival_ids) == 3
-    new = [c for c in both.clips if c.speaker in festival_ids]
-    assert len(new) == 12
-    for c in new:
-        y, _ = sf.read(tmp_path / "both" / c.path, dtype="float32")
-        assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
 
 
 def test_a_corpus_built_with_other_festival_speakers_is_refused(tmp_path):

@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 
 import librosa
 import numpy as np
 import pytest
-import soundfile as sf
 
 from data_prep.flite import VOICE_PITCHES, FliteVoice, draw_flite_speakers, flite_settings, get_flite
-from data_prep.synth import SynthConfig, build_synth
+from conftest import check_engine_joins_corpus
 from kws_proto.config import DataConfig
 from kws_proto.data import ensure_dataset
-from kws_proto.dataset import load_manifest
 from kws_proto.errors import ConfigError, DatasetError, KwsError
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
@@ -56,22 +53,8 @@ def test_flite_pitch_setting_moves_the_spoken_pitch():
 
 @needs_flite
 def test_flite_speakers_join_the_corpus_and_leave_the_espeak_clips_unchanged(tmp_path):
-    cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
-    build_synth(tmp_path / "espeak", cfg, progress=False)
-    build_synth(tmp_path / "both", SynthConfig(**{**cfg.__dict__, "flite_speakers": 3}), progress=False)
-    plain, both = load_manifest(tmp_path / "espeak"), load_manifest(tmp_path / "both")
-    assert len(both) == len(plain) + 4 * 3
-    for c in plain.clips:
-        assert (tmp_path / "both" / c.path).read_bytes() == (tmp_path / "espeak" / c.path).read_bytes()
-    info = json.loads((tmp_path / "both" / "report.json").read_text())["synth"]
-    assert info["flite_speakers"] == 3 and "flite executable" in info["backend"]
-    flite_ids = {sid for sid, s in info["speakers"].items() if s.get("engine") == "flite"}
-    assert len(flite_ids) == 3
-    new = [c for c in both.clips if c.speaker in flite_ids]
-    assert len(new) == 12
-    for c in new:
-        y, _ = sf.read(tmp_path / "both" / c.path, dtype="float32")
-        assert y.shape == (16000,) and 10 ** (-13 / 20) < np.abs(y).max() < 1.0
+    info = check_engine_joins_corpus(tmp_path, "flite", flite_speakers=3)
+    assert info["flite_speakers"] == 3
 
 
 def test_a_corpus_built_with_other_flite_speakers_is_refused(tmp_path):
