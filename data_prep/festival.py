@@ -253,17 +253,23 @@ class FestivalCli:
 
 
 def get_festival(voices: tuple[str, ...] | None = None) -> FestivalCli:
-    """The system's Festival with ``voices`` installed, or a :class:`KwsError` saying how to get them."""
-    voices = check_voices(voices)
+    """The system's Festival, or a :class:`KwsError` saying how to install it.
+
+    ``voices`` (empty: all of :data:`VOICES`) are checked to be installed, naming the packages of
+    any that are not; ``None`` checks none (each synthesis worker, after the corpus build checked).
+    """
+    named = check_voices(voices) if voices is not None else None
     exe = shutil.which("festival")
-    packages = " ".join(VOICES[v].package for v in voices)
     if not exe:
+        packages = " ".join(VOICES[v].package for v in (named or VOICES))
         raise KwsError("Festival voices need the `festival` executable: install it with "
                        f"`apt-get install festival {packages}` (Debian/Ubuntu), or ask for no Festival "
                        "speakers (kws-prep synth --festival-speakers 0; data.synth_festival_speakers: 0)")
     cli = FestivalCli(exe)
-    missing = [v for v in voices if v not in cli.installed_voices()]
-    if missing:
-        raise KwsError(f"Festival voice(s) {missing} are not installed: `apt-get install "
-                       f"{' '.join(VOICES[v].package for v in missing)}`")
+    if named:
+        installed = cli.installed_voices()
+        missing = [v for v in named if v not in installed]
+        if missing:
+            raise KwsError(f"Festival voice(s) {missing} are not installed: `apt-get install "
+                           f"{' '.join(VOICES[v].package for v in missing)}`")
     return cli

@@ -254,7 +254,7 @@ def build_synth(
     if cfg.flite_speakers:
         backend += f" + {get_flite().backend}"  # likewise for Flite
     if cfg.festival_speakers:  # and for Festival and the voices asked for
-        backend += f" + {get_festival(tuple({v.voice: 0 for v in voices if v.ENGINE == 'festival'})).backend}"
+        backend += f" + {get_festival(cfg.festival_voices or ()).backend}"
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         unfinished = (out / INCOMPLETE).is_file()  # an interrupted build of ours: start again
