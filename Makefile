@@ -25,7 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
-## make pretrained: rebuild the shipped pretrained encoder (kws_proto/models/default) from
+## make pretrained: rebuild the shipped pretrained encoder (kws_proto/model/pretrained/default) from
 ## experiments/configs/pretrained.yaml; needs the system's flite (apt-get install flite) for its
 ## corpus; resumable, ~35 min on 2 cores (13 min synthesis, 16 min training, 2026-11-29)
 pretrained: $(STAMP)

@@ -3,7 +3,7 @@
 The clips are random features of the real shape (51 frames x 40 MFCC, 10 keywords x 300 clips,
 the size of FSDD): DTW does the same work whatever the values.  Printed: the compile time at
 first use, the distinct pairs against all pairs of the episodes and the full pairwise matrix,
-the wall time of :func:`kws_proto.dtw.dtw_scores` for the 1,000 episodes, and two ratios
+the wall time of :func:`kws_proto.eval.dtw.dtw_scores` for the 1,000 episodes, and two ratios
 measured side by side in interleaved rounds: all cores against one (numba ``prange``), and the
 Sakoe-Chiba band of 10 frames against none; and the speed of ``librosa.sequence.dtw`` called
 pair by pair, for comparison.  Run: ``python -m benchmarks.run bench_dtw``.
@@ -11,7 +11,7 @@ pair by pair, for comparison.  Run: ``python -m benchmarks.run bench_dtw``.
 ``python -m benchmarks.bench_dtw --accuracy DIR`` instead prints the accuracy of the baseline's
 settings on a prepared dataset ``DIR`` (all its keywords, default front end, 1,000 fixed episodes
 of seed 0, 15 queries), each paired with the default on the same episodes: the table in the
-docstring of :mod:`kws_proto.dtw` (several minutes on 2 cores).
+docstring of :mod:`kws_proto.eval.dtw` (several minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ LIBROSA_PAIRS = 500
 
 
 def _episodes():
-    from kws_proto.dataset import Clip, Manifest
-    from kws_proto.episodes import EpisodeSampler, fixed_episodes
+    from kws_proto.data.dataset import Clip, Manifest
+    from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
 
     clips = [Clip(f"{k}/{i}.wav", f"kw{k}", f"s{i % 6}") for k in range(KEYWORDS)
              for i in range(CLIPS_PER_KEYWORD)]
@@ -60,7 +60,7 @@ def main(rounds: int = 3) -> dict[str, float]:
     """Print the timings; return them as ``{name: seconds}`` (per pair for the ratio rounds)."""
     import numba
 
-    from kws_proto.dtw import dtw_distance, dtw_scores, pair_distances
+    from kws_proto.eval.dtw import dtw_distance, dtw_scores, pair_distances
 
     rng = np.random.default_rng(0)
     n_clips = KEYWORDS * CLIPS_PER_KEYWORD
@@ -135,12 +135,12 @@ SETTINGS = [
 def accuracy(data_dir, shots=(5, 1), n_way: int = 5, episodes: int = EPISODES,
              speaker_disjoint: bool = False) -> None:
     """Print every setting's accuracy on ``data_dir`` and its paired difference to the first."""
-    from kws_proto.cache import feature_cache
-    from kws_proto.dataset import load_manifest
-    from kws_proto.dtw import cmvn, dtw_scores
-    from kws_proto.episodes import EpisodeSampler, fixed_episodes
-    from kws_proto.features import FeatureConfig
-    from kws_proto.stats import paired_difference
+    from kws_proto.data.cache import feature_cache
+    from kws_proto.data.dataset import load_manifest
+    from kws_proto.eval.dtw import cmvn, dtw_scores
+    from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.util.stats import paired_difference
 
     manifest = load_manifest(data_dir)
     mfcc = np.asarray(feature_cache(manifest, FeatureConfig(normalize="none"), progress=False))

@@ -55,7 +55,7 @@ def _train_step(name: str, params: dict):
     import tensorflow as tf
 
     from kws_proto.encoders import build_encoder
-    from kws_proto.protonet import PrototypicalNetwork
+    from kws_proto.model.protonet import PrototypicalNetwork
 
     encoder = build_encoder(name, INPUT_SHAPE, **params)
     model = PrototypicalNetwork(encoder)

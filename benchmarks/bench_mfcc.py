@@ -1,7 +1,7 @@
 """MFCC front end: the TensorFlow batch path against librosa clip by clip, in one run.
 
 1,000 one-second clips (real speech from ../shared/data when present, else tests/data, plus
-white noise), default :class:`~kws_proto.features.FeatureConfig`.  librosa runs with its BLAS
+white noise), default :class:`~kws_proto.audio.features.FeatureConfig`.  librosa runs with its BLAS
 limited to one thread (its fastest setting for these tiny products on a busy 2-core machine);
 TensorFlow runs in batches of the feature cache's size.  Each side is timed three times,
 alternately, and the best time counts.  Prints the times, the ratio (goal >= 5x) and the max abs
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio import load_audio
-from kws_proto.cache import BATCH_SIZE
+from kws_proto.audio.loading import load_audio
+from kws_proto.data.cache import BATCH_SIZE
 from kws_proto.errors import AudioError
-from kws_proto.features import FeatureConfig, mfcc, mfcc_batch, mfcc_function
+from kws_proto.audio.features import FeatureConfig, mfcc, mfcc_batch, mfcc_function
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))

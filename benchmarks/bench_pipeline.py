@@ -10,7 +10,7 @@ tones, and 30 s of synthetic noise.
 
 Both thread layouts of ``train.feed_cores`` are measured, each in its own process (TensorFlow
 fixes its thread pools per process): 0, TensorFlow's default pools, every core for the step;
-1, one core kept free of the step for the feed (:func:`kws_proto.train.set_feed_cores`).
+1, one core kept free of the step for the feed (:func:`kws_proto.train.devices.set_feed_cores`).
 
 Timing: this machine's host runs in slow bursts that multiply the CPU time of every op (the
 same step has measured 20 ms and 980 ms within a minute), so a median measures the host.  Each
@@ -54,7 +54,7 @@ def _make_dataset(root: Path):
     """A prepared dataset folder of 10 words x about 40 clips, plus 30 s of noise."""
     import soundfile as sf
 
-    from kws_proto.dataset import NOISE_DIR, Clip, load_manifest, write_manifest
+    from kws_proto.data.dataset import NOISE_DIR, Clip, load_manifest, write_manifest
 
     rng = np.random.default_rng(0)
     clips = []
@@ -132,20 +132,20 @@ def measure(feed_cores: int, rounds: int = ROUNDS) -> dict:
         ``{"source", "clips", "intra_op", "inter_op", "variants": {name: {"wall": [s per
         episode, one per window], "cpu": [...]}}}``.
     """
-    from kws_proto.train import set_feed_cores, thread_pools
+    from kws_proto.train.devices import set_feed_cores, thread_pools
 
     if not set_feed_cores(feed_cores):
         raise RuntimeError("TensorFlow already runs in this process: measure in a fresh one")
     import tensorflow as tf
 
     from benchmarks.bench_encoders import INPUT_SHAPE, _train_step
-    from kws_proto.augment import AugmentConfig, load_noise
-    from kws_proto.cache import feature_cache, waveform_cache
-    from kws_proto.dataset import noise_files
+    from kws_proto.audio.augment import AugmentConfig, load_noise
+    from kws_proto.data.cache import feature_cache, waveform_cache
+    from kws_proto.data.dataset import noise_files
     from kws_proto.encoders import encoder_defaults
-    from kws_proto.episodes import EpisodeSampler
-    from kws_proto.features import FeatureConfig
-    from kws_proto.pipeline import EpisodePipeline
+    from kws_proto.data.episodes import EpisodeSampler
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.data.pipeline import EpisodePipeline
 
     tf.keras.utils.set_random_seed(0)
     fc = FeatureConfig()

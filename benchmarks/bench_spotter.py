@@ -43,13 +43,13 @@ def _model(tmp: Path) -> tuple[Path, str]:
     """A run directory to measure, and what it is."""
     if os.environ.get("KWS_BENCH_MODEL"):
         return Path(os.environ["KWS_BENCH_MODEL"]), f"$KWS_BENCH_MODEL={os.environ['KWS_BENCH_MODEL']}"
-    from kws_proto.pretrained import MODELS_DIR
+    from kws_proto.model.pretrained import MODELS_DIR
 
     if (MODELS_DIR / "default" / "best.weights.h5").is_file():
         return MODELS_DIR / "default", "the shipped default encoder"
     from kws_proto.config import load_config
-    from kws_proto.model_io import build_network, save_weights
-    from kws_proto.runs import RunDir
+    from kws_proto.model.loading import build_network, save_weights
+    from kws_proto.model.runs import RunDir
 
     cfg = load_config(REPO / "experiments" / "configs" / "demo" / "protores.yaml")
     run = RunDir(tmp / "untrained")
@@ -78,8 +78,8 @@ def _latency_child(run_dir: str, tflite: str) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from kws_proto.export import load_exported
-    from kws_proto.spotter import KeywordSpotter
+    from kws_proto.spot.export import load_exported
+    from kws_proto.spot.spotter import KeywordSpotter
 
     spotter = KeywordSpotter.from_model(run_dir)
     lite = load_exported(tflite, num_threads=1)
@@ -114,8 +114,8 @@ def _stream(spotter, files: list[Path], seconds: float, seed: int = 0) -> np.nda
 def main() -> None:
     import soundfile as sf
 
-    from kws_proto.export import export_model
-    from kws_proto.spotter import KeywordSpotter
+    from kws_proto.spot.export import export_model
+    from kws_proto.spot.spotter import KeywordSpotter
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

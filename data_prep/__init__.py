@@ -1,1 +1,1 @@
-"""Dataset preparation: every source ends as a dataset folder read by :mod:`kws_proto.dataset`."""
+"""Dataset preparation: every source ends as a dataset folder read by :mod:`kws_proto.data.dataset`."""

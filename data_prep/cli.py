@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kws_proto.cli import build_parser, run_cli
+from kws_proto.util.cli import build_parser, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,8 @@ from data_prep.manifest_builder import BuildResult, Candidate, Skip, build_manif
 from data_prep.sc_layout import NOHASH, parse_clip_name
 from data_prep.splits import all_test_split
 from data_prep.wav import write_wav
-from kws_proto.audio import loudest_start, read_audio
-from kws_proto.dataset import NOISE_DIR, Clip, write_splits
+from kws_proto.audio.loading import loudest_start, read_audio
+from kws_proto.data.dataset import NOISE_DIR, Clip, write_splits
 from kws_proto.errors import AudioError, ConfigError
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg")

@@ -21,9 +21,10 @@ from typing import Callable
 import soundfile as sf
 from tqdm import tqdm
 
-from kws_proto.audio import read_audio
-from kws_proto.dataset import Clip, atomic_write_text, write_manifest
+from kws_proto.audio.loading import read_audio
+from kws_proto.data.dataset import Clip, write_manifest
 from kws_proto.errors import AudioError, DatasetError
+from kws_proto.util.atomic import atomic_write_text
 
 REPORT = "report.json"
 PARALLEL_MIN = 1000  # fewer files are read in-process: starting workers costs ~1 s

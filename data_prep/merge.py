@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Sequence
 
 from data_prep.manifest_builder import REPORT
-from kws_proto.dataset import (
-    NOISE_DIR, Clip, Splits, atomic_write_text, load_manifest, load_splits, write_manifest,
-    write_splits,
+from kws_proto.data.dataset import (
+    NOISE_DIR, Clip, Splits, load_manifest, load_splits, write_manifest, write_splits,
 )
 from kws_proto.errors import DatasetError
+from kws_proto.util.atomic import atomic_path, atomic_write_text
 
 BASE = "base"
 
@@ -41,11 +41,8 @@ def _link(out: Path, name: str, target: Path) -> None:
         link.unlink()
     elif link.exists():
         raise DatasetError(f"{link}: exists and is not a link; choose an empty OUT folder")
-    tmp = out / f".{name}.tmp{os.getpid()}"
-    if tmp.is_symlink():
-        tmp.unlink()
-    tmp.symlink_to(target.resolve(), target_is_directory=True)
-    os.replace(tmp, link)
+    with atomic_path(link) as tmp:
+        tmp.symlink_to(target.resolve(), target_is_directory=True)
 
 
 def _names(extras: Sequence[Path]) -> list[str]:

@@ -18,6 +18,7 @@ from data_prep.espeak import get_synthesizer
 from data_prep.speakers import draw_speakers
 from data_prep.wav import write_wav
 from kws_proto.errors import ConfigError
+from kws_proto.util.atomic import atomic_path
 
 #: Function words the babble talkers read: none is a corpus word or a test keyword.
 BABBLE_WORDS = (
@@ -123,8 +124,7 @@ def write_noises(
         y = 0.25 * y  # RMS 0.25
         y *= min(1.0, 0.99 / np.max(np.abs(y)))  # peaks below full scale
         path = out / f"{name}.wav"
-        tmp = out / f".{name}.tmp.wav"
-        write_wav(tmp, y, sr)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write_wav(tmp, y, sr)
         paths.append(path)
     return paths

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from kws_proto.util.atomic import atomic_write_text
 from pathlib import Path
 
-from kws_proto.dataset import atomic_write_text
+
 
 NOHASH = "_nohash_"
 VALIDATION_LIST = "validation_list.txt"

@@ -16,7 +16,7 @@ from data_prep.archive import archive_info, download, safe_extract, verify_archi
 from data_prep.manifest_builder import BuildResult, Candidate, Skip, build_manifest
 from data_prep.sc_layout import TESTING_LIST, VALIDATION_LIST, clip_stem, parse_clip_name, read_split_list
 from data_prep.splits import core_split, parnami_split, random_split
-from kws_proto.dataset import NOISE_DIR, Splits, load_manifest, write_splits
+from kws_proto.data.dataset import NOISE_DIR, Splits, load_manifest, write_splits
 from kws_proto.errors import ConfigError
 
 _TAKE = re.compile(r"_nohash_(\d+)$")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_prep.words import CORE_WORDS
-from kws_proto.dataset import Manifest, Splits
+from kws_proto.data.dataset import Manifest, Splits
 from kws_proto.errors import ConfigError, DatasetError
 
 PROTOCOLS = ("random", "explicit", "parnami", "core", "test-only")

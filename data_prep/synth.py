@@ -46,7 +46,7 @@ from data_prep.splits import random_split
 from data_prep.speech_commands import index_speech_commands
 from data_prep.wav import write_wav
 from data_prep.words import DEFAULT_WORDS, check_words
-from kws_proto.dataset import MANIFEST, NOISE_DIR, write_splits
+from kws_proto.data.dataset import MANIFEST, NOISE_DIR, write_splits
 from kws_proto.errors import ConfigError, KwsError
 
 #: Each engine's synthesiser, by the ``ENGINE`` of a voice setting.

@@ -60,8 +60,8 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
     one clip of each other word (random order), each between 1.5 s of faint noise, as in
     ``tests/test_detect.py``.  Returns ``{rule: [hits, misses, false alarms]}`` summed.
     """
-    from kws_proto.detect import Event, detect_audio, match_events
-    from kws_proto.spotter import calibrate_threshold, clip_embeddings
+    from kws_proto.spot.detect import Event, detect_audio, match_events
+    from kws_proto.spot.decision import calibrate_threshold, clip_embeddings
 
     sr = spotter.features.sample_rate
     rng = np.random.default_rng(1)
@@ -97,8 +97,8 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
 
 
 def main(argv: list[str]) -> int:
-    from kws_proto.spotter import (KeywordSpotter, calibrate_threshold, clip_embeddings,
-                                   decide, keyword_distances)
+    from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
+    from kws_proto.spot.spotter import KeywordSpotter
 
     if not PICO.is_dir():
         print(f"{PICO} is absent: set KWS_SHARED_DATA to ../shared/data", file=sys.stderr)

@@ -39,7 +39,6 @@ VARIANTS = {
        for name, fields in (("no dither", {"dither_db": None}), ("amin 1e-05", {"amin": 1e-5, "dither_db": None}),
                             ("dither_db 50", {"dither_db": 50.0}))},
 }
-PICOVOICE = ("alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass")
 
 
 def _variant_run(run: Path, fields: dict, tmp: Path) -> Path:
@@ -72,15 +71,15 @@ def _scaled_fsdd(src: Path, gain_db: int, tmp: Path) -> Path:
 
 
 def main(run_dir: str, names: list[str]) -> None:
-    from kws_proto.demo import SHARED, _prepared
-    from kws_proto.evaluate import EvalSetting, evaluate_run
-    from kws_proto.pretrained import resolve_model
+    from kws_proto.eval.suites import FSDD, PICOVOICE as PICO
+    from kws_proto.eval.evaluate import EvalSetting, evaluate_run
+    from kws_proto.model.pretrained import resolve_model
 
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     run = Path(resolve_model(run_dir))
-    fsdd, pico = _prepared(SHARED / "fsdd", Path("data") / "fsdd"), _prepared(SHARED / "picovoice", Path("data") / "picovoice")
+    fsdd, pico = FSDD.dataset(), PICO.dataset()
     settings = [EvalSetting(5, 1), EvalSetting(5, 5)]
     print(f"{run_dir}: 5-way 1-/5-shot accuracy %, 1,000 episodes of seed 0")
     print("| variant | FSDD 5w1s | FSDD 5w5s | Picovoice 5w1s | Picovoice 5w5s |")
@@ -90,9 +89,9 @@ def main(run_dir: str, names: list[str]) -> None:
             fields, gain = VARIANTS[name]
             variant = _variant_run(run, fields, Path(tmp))
             cells = []
-            sets = [(fsdd if gain is None else _scaled_fsdd(SHARED / "fsdd", gain, Path(tmp)), [str(d) for d in range(10)], True)]
+            sets = [(fsdd if gain is None else _scaled_fsdd(FSDD.source, gain, Path(tmp)), list(FSDD.classes), True)]
             if gain is None:
-                sets.append((pico, list(PICOVOICE), False))
+                sets.append((pico, list(PICO.classes), False))
             for data, classes, disjoint in sets:
                 rows = evaluate_run(variant, settings, data, classes, speaker_disjoint=disjoint, progress=False)
                 cells += [f"{100 * r['mean']:.1f} ± {100 * r['ci95']:.1f}" for r in rows]

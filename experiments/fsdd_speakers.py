@@ -7,7 +7,7 @@ measures how well the encoder separates the digits within one voice; the off-dia
 that carries to another speaker. Then the 10 x 10 digit confusion over all cross-speaker pairs
 (rows true digit, columns predicted, each row sums to 1).
 
-    python experiments/fsdd_speakers.py RUN_DIR      (e.g. kws_proto/models/default)
+    python experiments/fsdd_speakers.py RUN_DIR      (e.g. kws_proto/model/pretrained/default)
 
 Reads ``data/fsdd``, prepared from ``../shared/data/fsdd`` (or ``$KWS_SHARED_DATA``) when missing.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -24,12 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(run_dir: str) -> None:
-    from kws_proto.demo import SHARED, _prepared
-    from kws_proto.evaluate import embed_rows, open_eval_data
-    from kws_proto.model_io import load_run_network
+    from kws_proto.eval.suites import FSDD
+    from kws_proto.eval.evaluate import embed_rows, open_eval_data
+    from kws_proto.model.loading import load_run_network
 
     cfg, net = load_run_network(run_dir)
-    data = open_eval_data(cfg, _prepared(SHARED / "fsdd", Path("data") / "fsdd"), progress=False)
+    data = open_eval_data(cfg, FSDD.dataset(), progress=False)
     words = np.asarray([c.keyword for c in data.manifest.clips])
     speakers = data.manifest.speakers()
     emb = embed_rows(net, data.features, np.arange(len(words))).astype(np.float64)  # [n_clips, dim]

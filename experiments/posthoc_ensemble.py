@@ -9,7 +9,7 @@ Prints each run alone, then every combination named by ``--combo`` (run indices,
 
     python experiments/posthoc_ensemble.py RUN_DIR [RUN_DIR ...] [--combo 0,1 --combo 0,1,2]
 
-The test sets are the demo's (``kws_proto.demo.REAL``), read from ``data/fsdd`` and
+The test sets are the demo's (``kws_proto.eval.suites.REAL``), read from ``data/fsdd`` and
 ``data/picovoice``, which are prepared from ``../shared/data`` (or ``$KWS_SHARED_DATA``) when
 missing.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -27,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(run_dirs: list[str], combos: list[tuple[int, ...]]) -> None:
-    from kws_proto.demo import REAL, SHARED, _prepared
-    from kws_proto.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
-    from kws_proto.model_io import load_run_network
+    from kws_proto.eval.suites import REAL
+    from kws_proto.eval.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
+    from kws_proto.model.loading import load_run_network
 
     for c in combos:
         if not c or min(c) < 0 or max(c) >= len(run_dirs):
@@ -37,9 +36,10 @@ def main(run_dirs: list[str], combos: list[tuple[int, ...]]) -> None:
     episodes, tables = {}, {}  # cell -> episodes; (run, cell) -> [n_clips, dim] table
     for run in run_dirs:
         cfg, net = load_run_network(run)
-        for name, (sub, classes, disjoint, _grid) in REAL.items():
-            folder = _prepared(SHARED / sub, Path("data") / name)
-            data = open_eval_data(cfg, folder, speaker_disjoint=disjoint, progress=False)
+        for suite in REAL:
+            name, classes = suite.name, suite.classes
+            data = open_eval_data(cfg, suite.dataset(), speaker_disjoint=suite.speaker_disjoint,
+                                  progress=False)
             for shots in (1, 5):
                 cell = (name, shots)
                 if cell not in episodes:  # the same episodes for every run: same seed, same data
@@ -65,7 +65,7 @@ def main(run_dirs: list[str], combos: list[tuple[int, ...]]) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="run directories (or kws_proto/models/default)")
+    p.add_argument("runs", nargs="+", help="run directories (or kws_proto/model/pretrained/default)")
     p.add_argument("--combo", action="append", default=[],
                    type=lambda s: tuple(int(i) for i in s.split(",")), help="e.g. 0,1,2")
     a = p.parse_args()

@@ -23,7 +23,7 @@ unit-length scaling.
 
     python experiments/test_time_norm.py RUN_DIR [RUN_DIR ...]
 
-The test sets are the demo's (``kws_proto.demo.REAL``), read from ``data/fsdd`` and
+The test sets are the demo's (``kws_proto.eval.suites.REAL``), read from ``data/fsdd`` and
 ``data/picovoice``, which are prepared from ``../shared/data`` (or ``$KWS_SHARED_DATA``) when
 missing.
 ``train+l2`` reads the run's own training corpus (its ``data.dataset``), which is synthesised on
@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
+
+from kws_proto.model.scoring import episode_distances
+from kws_proto.util.vectors import l2_normalize
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,9 +48,7 @@ TRAIN_CLIPS = 3000
 
 def unit_blocks(x: np.ndarray, groups: int) -> np.ndarray:
     """``x [shape=(..., groups * d)]`` with each ``d``-wide block scaled to unit length."""
-    blocks = np.split(x, groups, axis=-1)
-    return np.concatenate(
-        [b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12) for b in blocks], -1)
+    return np.concatenate([l2_normalize(b) for b in np.split(x, groups, axis=-1)], -1)
 
 
 def accuracies(table: np.ndarray, episodes, transform: str, groups: int,
@@ -56,26 +56,26 @@ def accuracies(table: np.ndarray, episodes, transform: str, groups: int,
     """Per-episode accuracy after ``transform`` of ``table [shape=(n_clips, dim)]``."""
     out = []
     for e in episodes:
-        n_way, n_query = e.query.shape
-        s = table[e.support].astype(np.float64)  # [n_way, k_shot, dim]
-        q = table[e.query].reshape(n_way * n_query, -1).astype(np.float64)  # [n_way * n_query, dim]
+        t = table
         if transform != "raw":
-            centre = {"l2": 0.0, "train+l2": train_mean,
-                      "support+l2": s.reshape(-1, s.shape[-1]).mean(0),
-                      "episode+l2": np.concatenate([s.reshape(-1, s.shape[-1]), q]).mean(0)}[transform]
-            s, q = unit_blocks(s - centre, groups), unit_blocks(q - centre, groups)
-        protos = s.mean(1)  # [n_way, dim]
-        d = ((q[:, None, :] - protos[None]) ** 2).sum(-1)
-        out.append(float((d.argmin(1) == np.repeat(np.arange(n_way), n_query)).mean()))
+            s = table[e.support.ravel()]  # [n_way * k_shot, dim]
+            q = table[e.query.ravel()]  # [n_way * n_query, dim]
+            centre = {"l2": 0.0, "train+l2": train_mean, "support+l2": s.mean(0),
+                      "episode+l2": np.concatenate([s, q]).mean(0)}[transform]
+            rows = np.concatenate([e.support.ravel(), e.query.ravel()])
+            t = table.copy()
+            t[rows] = unit_blocks(table[rows] - centre, groups)
+        d, y = episode_distances(t, e)  # [n_way * n_query, n_way]
+        out.append(float((d.argmin(1) == y).mean()))
     return np.asarray(out)
 
 
 def main(run_dirs: list[str]) -> None:
-    from kws_proto.demo import REAL, SHARED, _prepared
+    from kws_proto.eval.suites import REAL
     from kws_proto.encoders.ensemble import GROUPS_ATTR
-    from kws_proto.evaluate import EvalSetting, embed_rows, embedding_table, eval_episodes, open_eval_data
-    from kws_proto.model_io import load_run_network
-    from kws_proto.stats import mean_ci, paired_difference
+    from kws_proto.eval.evaluate import EvalSetting, embed_rows, embedding_table, eval_episodes, open_eval_data
+    from kws_proto.model.loading import load_run_network
+    from kws_proto.util.stats import mean_ci, paired_difference
 
     print("| run | test data | shots | " + " | ".join(TRANSFORMS) + " |")
     print("|---|---|---|" + "---|" * len(TRANSFORMS))
@@ -87,9 +87,10 @@ def main(run_dirs: list[str]) -> None:
         train_rows = np.concatenate([rows[k] for k in own.splits.train])
         pick = np.random.default_rng(0).choice(train_rows, min(TRAIN_CLIPS, len(train_rows)), replace=False)
         train_mean = embed_rows(net, own.features, pick).astype(np.float64).mean(0)
-        for name, (sub, classes, disjoint, _grid) in REAL.items():
-            folder = _prepared(SHARED / sub, Path("data") / name)
-            data = open_eval_data(cfg, folder, speaker_disjoint=disjoint, progress=False)
+        for suite in REAL:
+            name, classes = suite.name, suite.classes
+            data = open_eval_data(cfg, suite.dataset(), speaker_disjoint=suite.speaker_disjoint,
+                                  progress=False)
             for shots in (1, 5):
                 episodes = eval_episodes(data, classes, EvalSetting(5, shots, 15, 1000), seed=0)
                 table = embedding_table(net, data.features, episodes)

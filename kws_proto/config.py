@@ -26,9 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from kws_proto.augment import AugmentConfig
+from kws_proto.audio.augment import AugmentConfig
 from kws_proto.errors import ConfigError
-from kws_proto.features import FeatureConfig
+from kws_proto.audio.features import FeatureConfig
 
 SOURCES = ("prepared", "synth")
 HEADS = ("none", "cl2n")
@@ -136,7 +136,7 @@ class TrainConfig:
     again).  0 (the default) validates the raw weights.  ``feed_cores`` > 0 keeps that many CPU
     cores free of the training step for the episode feed (per-episode augmentation and MFCC run
     in ``tf.data``): the step gets ``cores - feed_cores`` intra-op threads (at least 1) and one
-    inter-op thread (:func:`kws_proto.train.set_feed_cores`); 0 (the default) leaves TensorFlow
+    inter-op thread (:func:`kws_proto.train.devices.set_feed_cores`); 0 (the default) leaves TensorFlow
     its default pools, every core for the step.  On 2 cores the augmented feed then overlaps a
     ProtoRes step instead of competing for its cores (fed step +10-14% over the bare step
     against +45-76%, and 1.04-1.15x faster per episode); conv4, whose step dwarfs the feed, is
@@ -167,7 +167,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class HeadConfig:
     """What is done to the trained encoder's embeddings before they are compared
-    (:mod:`kws_proto.head`): nothing (``"none"``), or ``"cl2n"``: subtract the mean embedding
+    (:mod:`kws_proto.model.head`): nothing (``"none"``), or ``"cl2n"``: subtract the mean embedding
     of ``clips`` clips of the run's training words, then scale each ensemble member's block to
     unit length (SimpleShot's CL2N).  The head is fitted once after training, from the best
     weights, and plays no part in training itself, so changing it on a finished run refits the

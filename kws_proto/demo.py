@@ -19,19 +19,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = [REPO / "experiments" / "configs" / "demo" / f"{n}.yaml" for n in ("conv4", "protores")]
-SHARED = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
-REAL = {  # name: (source folder, classes, speaker-disjoint, grid)
-    "fsdd": ("fsdd", [str(d) for d in range(10)], True, "5x1,5x5,10x5"),
-    "picovoice": ("picovoice", ["alexa", "computer", "jarvis", "smart mirror", "snowboy",
-                                "view glass"], False, "5x1,5x5"),
-}
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kws_proto.commands.compare import parse_grid
-    from kws_proto.compare import compare, retire_stale_run
     from kws_proto.config import load_config
+    from kws_proto.eval.compare import compare, retire_stale_run
+    from kws_proto.eval.evaluate import parse_grid
+    from kws_proto.eval.suites import BUILTIN, REAL
 
     t0 = time.perf_counter()
     runs = Path("runs/demo")
@@ -39,32 +34,22 @@ def main(argv: list[str] | None = None) -> int:
         retire_stale_run(load_config(path), runs)
     episodes = int(os.environ.get("KWS_DEMO_EPISODES", 1000))
     print("== built-in corpus: unseen test words ==", flush=True)
-    compare(CONFIGS, runs / "compare", runs_root=runs, settings=parse_grid("5x1,5x5,10x5", 15, episodes),
+    compare(CONFIGS, runs / "compare", runs_root=runs, settings=parse_grid(BUILTIN.grid, 15, episodes),
             command="make demo")
     reports = [runs / "compare" / "results.md"]
-    for name, (sub, classes, disjoint, grid) in REAL.items():
-        if not (SHARED / sub).is_dir():
-            print(f"(skipping real speech {name}: {SHARED / sub} is absent)")
+    for suite in REAL:
+        if not suite.available():
+            print(f"(skipping real speech {suite.name}: {suite.source} is absent)")
             continue
-        print(f"\n== real speech, never trained on: {name} ==", flush=True)
-        data = _prepared(SHARED / sub, Path("data") / name)
-        compare(CONFIGS, runs / f"compare-{name}", runs_root=runs, eval_data=data, classes=classes,
-                speaker_disjoint=disjoint, settings=parse_grid(grid, 15, episodes),
-                command="make demo")
-        reports.append(runs / f"compare-{name}" / "results.md")
+        print(f"\n== real speech, never trained on: {suite.name} ==", flush=True)
+        compare(CONFIGS, runs / f"compare-{suite.name}", runs_root=runs, eval_data=suite.dataset(),
+                classes=suite.classes, speaker_disjoint=suite.speaker_disjoint,
+                settings=parse_grid(suite.grid, 15, episodes), command="make demo")
+        reports.append(runs / f"compare-{suite.name}" / "results.md")
     print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
     print("runs: runs/demo/conv4, runs/demo/protores")
     print("reports (tables + plots): " + ", ".join(str(r.parent) for r in reports))
     return 0
-
-
-def _prepared(src: Path, out: Path) -> Path:
-    """``out`` as a prepared copy of the keyword folder ``src`` (made once)."""
-    if not (out / "manifest.csv").is_file():
-        from data_prep.folder import index_folder
-
-        index_folder(src, out)
-    return out
 
 
 if __name__ == "__main__":

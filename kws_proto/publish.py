@@ -9,7 +9,7 @@
 2. scores it cross-corpus on the real speech of ``../shared/data`` when present (FSDD digits
    with speaker-disjoint support and query; the Picovoice keywords) and on its own test split,
    1,000 fixed 5-way episodes per shot;
-3. writes ``kws_proto/models/default/``: ``config.yaml`` (paths relative to the repository),
+3. writes ``kws_proto/model/pretrained/default/``: ``config.yaml`` (paths relative to the repository),
    ``best.weights.h5``, ``head.npz`` (the embedding head, when the config has one),
    ``splits.json`` and ``record.json`` — command, seed, data, machine,
    time, git commit, training minutes, the scores, the SHA-256 of the weights and the
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.pretrained import MODELS_DIR, weights_sha256
+from kws_proto.model.pretrained import MODELS_DIR, weights_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "experiments" / "configs" / "pretrained.yaml"
@@ -62,18 +62,18 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
 
 def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
     """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and the own test split."""
-    from kws_proto.demo import REAL, SHARED, _prepared  # the demo's real-speech test sets
-    from kws_proto.evaluate import evaluate_run, grid
+    from kws_proto.eval.evaluate import evaluate_run, grid
+    from kws_proto.eval.suites import REAL
 
     settings = grid([5], [1, 5], 15, episodes)
     out = {}
-    for name, (sub, classes, disjoint, _grid) in REAL.items():
-        if not (SHARED / sub).is_dir():
-            print(f"(not scoring {name}: {SHARED / sub} is absent)")
+    for suite in REAL:
+        if not suite.available():
+            print(f"(not scoring {suite.name}: {suite.source} is absent)")
             continue
-        rows = evaluate_run(run_dir, settings, data_dir=_prepared(SHARED / sub, Path("data") / name),
-                            classes=classes, speaker_disjoint=disjoint)
-        out[name] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)] for r in rows}
+        rows = evaluate_run(run_dir, settings, data_dir=suite.dataset(), classes=suite.classes,
+                            speaker_disjoint=suite.speaker_disjoint)
+        out[suite.name] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)] for r in rows}
     rows = evaluate_run(run_dir, settings)
     out["own_test_split"] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)]
                              for r in rows}
@@ -115,9 +115,9 @@ def _describe_training_data(data, words: str) -> str:
 def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
     from kws_proto.config import dump_config
-    from kws_proto.head import read_head
-    from kws_proto.model_io import load_run_network
-    from kws_proto.runs import RunDir
+    from kws_proto.model.head import read_head
+    from kws_proto.model.loading import load_run_network
+    from kws_proto.model.runs import RunDir
 
     run = RunDir(run_dir)
     cfg, net = load_run_network(run_dir)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
     args = p.parse_args(argv)
 
-    from kws_proto.compare import ensure_trained
+    from kws_proto.eval.compare import ensure_trained
     from kws_proto.config import load_config
 
     t0 = time.perf_counter()

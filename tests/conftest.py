@@ -23,7 +23,7 @@ def check_engine_joins_corpus(tmp_path: Path, engine: str, **extra) -> dict:
     import soundfile as sf
 
     from data_prep.synth import SynthConfig, build_synth
-    from kws_proto.dataset import load_manifest
+    from kws_proto.data.dataset import load_manifest
 
     cfg = SynthConfig(n_words=4, n_speakers=2, seed=0, noise_seconds=1.0, workers=1)
     build_synth(tmp_path / "espeak", cfg, progress=False)
@@ -102,18 +102,18 @@ def trained_run(request, tmp_path_factory) -> Path:
     """A trained run directory for the keyword tools (enrol, classify, detect, export).
 
     ``$KWS_TEST_MODEL`` (a run directory) when set; else the shipped pretrained encoder
-    (``kws_proto/models/default``) when present; else ``smoke.yaml`` trained here on the tiny
+    (``kws_proto/model/pretrained/default``) when present; else ``smoke.yaml`` trained here on the tiny
     built-in corpus (~15 s).  :func:`trained_run_kind` tells which.
     """
     kind = _trained_run_kind()
     if kind == "env":
         return Path(os.environ["KWS_TEST_MODEL"])
     if kind == "default":
-        from kws_proto.pretrained import model_dir
+        from kws_proto.model.pretrained import model_dir
 
         return model_dir()
     from kws_proto.config import load_config
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     synth = request.getfixturevalue("synth_dataset")
     cfg = load_config(REPO / "experiments" / "configs" / "smoke.yaml",
@@ -126,7 +126,7 @@ def trained_run(request, tmp_path_factory) -> Path:
 def _trained_run_kind() -> str:
     if os.environ.get("KWS_TEST_MODEL"):
         return "env"
-    from kws_proto.pretrained import MODELS_DIR
+    from kws_proto.model.pretrained import MODELS_DIR
 
     shipped = MODELS_DIR / "default"
     return "default" if (shipped / "best.weights.h5").is_file() else "smoke"
@@ -159,7 +159,7 @@ def keyword_clips(request) -> dict:
 
         return {"source": "picovoice", "unknown": first("view glass", 40),
                 "keywords": {w: first(w, 25) for w in ("computer", "jarvis", "snowboy")}}
-    from kws_proto.dataset import load_manifest, load_splits
+    from kws_proto.data.dataset import load_manifest, load_splits
 
     root = request.getfixturevalue("synth_dataset")
     manifest, splits = load_manifest(root), load_splits(root)
@@ -171,7 +171,7 @@ def keyword_clips(request) -> dict:
 
 @pytest.fixture(scope="session")
 def keyword_spotter(trained_run):
-    """A :class:`~kws_proto.spotter.KeywordSpotter` of :func:`trained_run`, loaded once."""
-    from kws_proto.spotter import KeywordSpotter
+    """A :class:`~kws_proto.spot.spotter.KeywordSpotter` of :func:`trained_run`, loaded once."""
+    from kws_proto.spot.spotter import KeywordSpotter
 
     return KeywordSpotter.from_model(trained_run)

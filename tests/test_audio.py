@@ -1,4 +1,4 @@
-"""kws_proto.audio: every failure is an AudioError naming the file; rates, channels and crops."""
+"""kws_proto.audio.loading: every failure is an AudioError naming the file; rates, channels and crops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_proto.audio import fix_length, load_audio, read_audio
+from kws_proto.audio.loading import fix_length, load_audio, read_audio
 from kws_proto.errors import AudioError, ConfigError
 
 DATA = Path(__file__).parent / "data"
@@ -192,7 +192,7 @@ def test_fix_length_keeps_exact_length_clips():
 
 
 def test_crop_start_and_window_at_reproduce_every_crop(late_burst):
-    from kws_proto.audio import crop_start, window_at
+    from kws_proto.audio.loading import crop_start, window_at
 
     _, y, _ = late_burst
     short = tone(440, 16000, 0.5)

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from kws_proto.augment import (
+from kws_proto.audio.augment import (
     AugmentConfig,
     augment,
     augment_function,
@@ -23,7 +23,7 @@ from kws_proto.augment import (
     time_shift,
 )
 from kws_proto.errors import ConfigError
-from kws_proto.features import FeatureConfig, dct_matrix
+from kws_proto.audio.features import FeatureConfig, dct_matrix
 
 SR = 16000
 N = 4000  # 0.25 s clips keep the tests fast; the shift bound is in samples anyway
@@ -324,7 +324,7 @@ def test_no_masks_is_identity():
 def test_slaney_mel_in_tensorflow_is_librosas():
     import librosa
 
-    from kws_proto.augment import _slaney_mel
+    from kws_proto.audio.augment import _slaney_mel
 
     hz = np.array([20.0, 300.0, 999.0, 1000.0, 1001.0, 2500.0, 7000.0, 7900.0], np.float32)
     np.testing.assert_allclose(_slaney_mel(tf.constant(hz)).numpy(), librosa.hz_to_mel(hz),
@@ -333,7 +333,7 @@ def test_slaney_mel_in_tensorflow_is_librosas():
 
 def _tone_mel(f0: float, fc: FeatureConfig) -> np.ndarray:
     """Mean log-mel channel profile (CMN-free) of a 1 s tone at ``f0`` Hz: [n_mels]."""
-    from kws_proto.features import mfcc
+    from kws_proto.audio.features import mfcc
 
     t = np.arange(fc.num_samples) / fc.sample_rate
     cep = mfcc((0.5 * np.sin(2 * np.pi * f0 * t)).astype(np.float32),

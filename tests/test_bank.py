@@ -1,4 +1,4 @@
-"""kws_proto.bank: the keyword bank round-trips exactly and refuses damaged or tampered files."""
+"""kws_proto.spot.bank: the keyword bank round-trips exactly and refuses damaged or tampered files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from kws_proto.bank import (EncoderInfo, KeywordBank, load_bank, metric_space, save_bank)
+from kws_proto.spot.bank import (EncoderInfo, KeywordBank, load_bank, metric_space, save_bank)
 from kws_proto.errors import BankError, ConfigError
-from kws_proto.features import FeatureConfig
+from kws_proto.audio.features import FeatureConfig
 
 D = 8
 

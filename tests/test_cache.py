@@ -1,4 +1,4 @@
-"""kws_proto.cache: built once, reused, invalidated by config and manifest, never half-written."""
+"""kws_proto.data.cache: built once, reused, invalidated by config and manifest, never half-written."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_proto.audio import load_audio
-from kws_proto.cache import (
+from kws_proto.audio.loading import load_audio
+from kws_proto.data.cache import (
     cache_files,
     feature_cache,
     manifest_fingerprint,
     to_float32,
     waveform_cache,
 )
-from kws_proto.dataset import Clip, load_manifest, write_manifest
+from kws_proto.data.dataset import Clip, load_manifest, write_manifest
 from kws_proto.errors import DatasetError
-from kws_proto.features import FeatureConfig, mfcc
+from kws_proto.audio.features import FeatureConfig, mfcc
 
 DATA = Path(__file__).parent / "data"
 CONFIG = FeatureConfig()

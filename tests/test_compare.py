@@ -10,9 +10,9 @@ import os
 import pytest
 
 from kws_proto.config import dump_config
-from kws_proto.evaluate import EvalSetting
-from kws_proto.report import COLUMNS
-from kws_proto.runs import RunDir
+from kws_proto.eval.evaluate import EvalSetting
+from kws_proto.eval.report import COLUMNS
+from kws_proto.model.runs import RunDir
 
 
 def _tiny(cfg, name, encoder, params, **train):
@@ -25,7 +25,7 @@ def _tiny(cfg, name, encoder, params, **train):
 
 @pytest.mark.slow
 def test_compare_two_tiny_configs(smoke_config, tmp_path):
-    from kws_proto.compare import compare
+    from kws_proto.eval.compare import compare
 
     paths = []
     # "res" keeps a core for its feed: its pools differ from this process's, so compare trains
@@ -78,7 +78,7 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
 
 
 def test_a_run_of_another_config_stops_compare_and_the_demo_moves_it_aside(smoke_config, tmp_path):
-    from kws_proto.compare import ensure_trained, retire_stale_run
+    from kws_proto.eval.compare import ensure_trained, retire_stale_run
     from kws_proto.config import HeadConfig
     from kws_proto.errors import CheckpointError
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kws_proto.config import DataConfig
-from kws_proto.data import ensure_dataset
+from data_prep.builtin import ensure_dataset
 from kws_proto.errors import ConfigError, DatasetError
 
 

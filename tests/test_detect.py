@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from kws_proto.cli import main
-from kws_proto.detect import Event, EventMerger, _suppress, frame_windows, match_events
+from kws_proto.spot.detect import Event, EventMerger, _suppress, frame_windows, match_events
 
 SR = 16000
 GAP = 1.5  # seconds of background between spoken words
@@ -87,7 +87,7 @@ def test_match_events_counts_hits_misses_and_false_alarms():
 def stream(keyword_spotter, keyword_clips, tmp_path_factory):
     """A bank of the three keywords and a long recording built from held-back clips of them
     (and of the unenrolled word) between stretches of noise: ``(bank path, wav path, truth)``."""
-    from kws_proto.bank import save_bank
+    from kws_proto.spot.bank import save_bank
 
     bank = keyword_spotter.new_bank()
     for name, paths in keyword_clips["keywords"].items():

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_proto.dataset import Clip, Manifest
-from kws_proto.dtw import cmvn, dtw_distance, dtw_scores, episode_distances, pair_distances
-from kws_proto.episodes import SILENCE, Episode, EpisodeSampler, fixed_episodes
+from kws_proto.data.dataset import Clip, Manifest
+from kws_proto.eval.dtw import cmvn, dtw_distance, dtw_scores, episode_distances, pair_distances
+from kws_proto.data.episodes import SILENCE, Episode, EpisodeSampler, fixed_episodes
 from kws_proto.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from kws_proto.encoders import ENCODERS, build_encoder, encoder_defaults
 from kws_proto.encoders.blocks import BasicBlock, BottleneckBlock, PreActBlock
 from kws_proto.errors import ConfigError
-from kws_proto.protonet import PrototypicalNetwork
+from kws_proto.model.protonet import PrototypicalNetwork
 
 SMALL = (20, 8)  # frames x n_mfcc of the fast tests
 # tiny widths; layout, head and block pinned so that the tests do not follow the defaults

@@ -10,7 +10,7 @@ import tensorflow as tf
 from kws_proto.config import ModelConfig
 from kws_proto.encoders import ENCODERS, build_encoder, complete_params
 from kws_proto.errors import ConfigError
-from kws_proto.protonet import PrototypicalNetwork
+from kws_proto.model.protonet import PrototypicalNetwork
 
 SMALL = (20, 8)  # frames x n_mfcc
 TINY = {"stem_filters": 3, "stem_stride": 1, "filters": [4, 5], "dilations": [1, 2],
@@ -118,10 +118,10 @@ def test_a_members_gradient_comes_from_its_own_loss_only():
 def test_an_ensemble_run_trains_saves_and_reloads_from_its_config(smoke_config, tmp_path):
     import dataclasses
 
-    from kws_proto.evaluate import evaluate_run, grid
-    from kws_proto.model_io import load_run_network
-    from kws_proto.runs import RunDir
-    from kws_proto.train import train
+    from kws_proto.eval.evaluate import evaluate_run, grid
+    from kws_proto.model.loading import load_run_network
+    from kws_proto.model.runs import RunDir
+    from kws_proto.train.loop import train
 
     model = ModelConfig(encoder="ensemble", params={"members": 2, "member_params": TINY})
     cfg = dataclasses.replace(smoke_config, model=model,

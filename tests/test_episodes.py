@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_proto.dataset import Clip, Manifest
-from kws_proto.episodes import (
+from kws_proto.data.dataset import Clip, Manifest
+from kws_proto.data.episodes import (
     SILENCE,
     SILENCE_CLASS,
     UNKNOWN_CLASS,

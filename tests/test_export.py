@@ -11,9 +11,10 @@ import pytest
 
 from kws_proto.cli import main
 from kws_proto.errors import ConfigError
-from kws_proto.export import PARITY_TOLERANCE, EmbeddingGraph, export_model, load_exported
-from kws_proto.features import FeatureConfig
-from kws_proto.spotter import calibrate_threshold, classifications, keyword_distances
+from kws_proto.spot.export import PARITY_TOLERANCE, EmbeddingGraph, export_model, load_exported
+from kws_proto.audio.features import FeatureConfig
+from kws_proto.spot.decision import calibrate_threshold, keyword_distances
+from kws_proto.spot.spotter import classifications
 
 
 @pytest.fixture(scope="module")

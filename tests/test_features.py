@@ -1,4 +1,4 @@
-"""kws_proto.features: the TensorFlow path agrees with librosa; configs validate and hash stably."""
+"""kws_proto.audio.features: the TensorFlow path agrees with librosa; configs validate and hash stably."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kws_proto.audio import load_audio
+from kws_proto.audio.loading import load_audio
 from kws_proto.errors import ConfigError
-from kws_proto.features import FeatureConfig, mfcc, mfcc_batch, mfcc_function
+from kws_proto.audio.features import FeatureConfig, mfcc, mfcc_batch, mfcc_function
 
 DATA = Path(__file__).parent / "data"
 TOLERANCE = 1e-3  # max abs difference between the two paths, on every clip
@@ -222,7 +222,7 @@ def test_dict_round_trip_and_unknown_keys():
 
 def test_digest_is_stable_across_processes_and_tells_configs_apart():
     config = FeatureConfig()
-    code = "from kws_proto.features import FeatureConfig; print(FeatureConfig().digest)"
+    code = "from kws_proto.audio.features import FeatureConfig; print(FeatureConfig().digest)"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env=env, check=True).stdout.strip()

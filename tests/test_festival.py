@@ -18,8 +18,8 @@ from data_prep.festival import (ENGLISH, PITCH_FACTORS, STRETCHES, VOICES, Festi
 from data_prep.synth import SynthConfig, build_synth
 from conftest import check_engine_joins_corpus
 from kws_proto.config import DataConfig
-from kws_proto.data import ensure_dataset
-from kws_proto.dataset import load_manifest
+from data_prep.builtin import ensure_dataset
+from kws_proto.data.dataset import load_manifest
 from kws_proto.errors import ConfigError, DatasetError, KwsError
 
 

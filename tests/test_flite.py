@@ -13,7 +13,7 @@ import pytest
 from data_prep.flite import VOICE_PITCHES, FliteVoice, draw_flite_speakers, flite_settings, get_flite
 from conftest import check_engine_joins_corpus
 from kws_proto.config import DataConfig
-from kws_proto.data import ensure_dataset
+from data_prep.builtin import ensure_dataset
 from kws_proto.errors import ConfigError, DatasetError, KwsError
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None,

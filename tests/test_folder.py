@@ -15,7 +15,7 @@ import soxr
 from data_prep.cli import main as prep_main
 from data_prep.espeak import Voice, get_synthesizer
 from data_prep.folder import index_folder
-from kws_proto.dataset import load_manifest, load_splits, noise_files
+from kws_proto.data.dataset import load_manifest, load_splits, noise_files
 from kws_proto.errors import ConfigError, DatasetError
 
 PICOVOICE_CORRUPT = {f"alexa/{n}.flac" for n in

@@ -9,7 +9,7 @@ import pytest
 
 from kws_proto.config import ConfigError, ExperimentConfig, HeadConfig, same_training
 from kws_proto.errors import CheckpointError
-from kws_proto.runs import RunDir
+from kws_proto.model.runs import RunDir
 
 
 def _with(cfg, **sections):
@@ -29,7 +29,7 @@ def test_head_config_is_checked_and_only_the_head_may_differ_for_the_same_traini
 
 def test_with_head_centres_then_scales_each_member_to_unit_length():
     from kws_proto.encoders import build_encoder
-    from kws_proto.head import with_head
+    from kws_proto.model.head import with_head
 
     enc = build_encoder("ensemble", (51, 40), member="protores", members=2,
                         member_params={"stem_filters": 8, "filters": [8, 12, 16]})
@@ -52,7 +52,7 @@ def head_run(synth_dataset, tmp_path_factory):
     """The smoke config trained with ``head: {kind: cl2n}`` and clips enough to use every
     training clip of the tiny corpus."""
     from kws_proto.config import load_config
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     from conftest import REPO, TINY_SYNTH
 
@@ -66,9 +66,9 @@ def head_run(synth_dataset, tmp_path_factory):
 
 
 def test_training_fits_the_centre_on_the_training_clips(head_run):
-    from kws_proto.evaluate import embed_rows, open_eval_data
-    from kws_proto.head import read_head
-    from kws_proto.model_io import load_run_network
+    from kws_proto.eval.evaluate import embed_rows, open_eval_data
+    from kws_proto.model.head import read_head
+    from kws_proto.model.loading import load_run_network
 
     cfg, root = head_run
     run = RunDir(root)
@@ -87,10 +87,11 @@ def test_training_fits_the_centre_on_the_training_clips(head_run):
 
 
 def test_the_head_changes_the_encoder_fingerprint_so_old_banks_are_refused(head_run, tmp_path):
-    from kws_proto.bank import KeywordBank
+    from kws_proto.spot.bank import KeywordBank
     from kws_proto.errors import BankError
-    from kws_proto.spotter import KeywordSpotter, weights_fingerprint
-    from kws_proto.model_io import load_run_network
+    from kws_proto.model.loading import weights_fingerprint
+    from kws_proto.spot.spotter import KeywordSpotter
+    from kws_proto.model.loading import load_run_network
 
     _, root = head_run
     spotter = KeywordSpotter(root)
@@ -104,7 +105,7 @@ def test_the_head_changes_the_encoder_fingerprint_so_old_banks_are_refused(head_
 def test_a_missing_head_file_is_a_clear_error(head_run, tmp_path):
     import shutil
 
-    from kws_proto.model_io import load_run_network
+    from kws_proto.model.loading import load_run_network
 
     _, root = head_run
     copy = tmp_path / "copy"
@@ -120,7 +121,7 @@ def test_a_missing_head_file_is_a_clear_error(head_run, tmp_path):
 def test_resuming_a_finished_run_with_another_head_refits_it_without_training(head_run, tmp_path):
     import shutil
 
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     cfg, root = head_run
     copy = tmp_path / "copy"

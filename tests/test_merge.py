@@ -14,11 +14,11 @@ from data_prep.cli import main as prep_main
 from data_prep.espeak import Voice, get_synthesizer
 from data_prep.folder import index_folder
 from data_prep.merge import merge_datasets
-from kws_proto.data import open_data
-from kws_proto.dataset import load_manifest, load_splits, noise_files
-from kws_proto.episodes import EpisodeSampler
+from kws_proto.data.experiment import open_data
+from kws_proto.data.dataset import load_manifest, load_splits, noise_files
+from kws_proto.data.episodes import EpisodeSampler
 from kws_proto.errors import DatasetError
-from kws_proto.features import FeatureConfig
+from kws_proto.audio.features import FeatureConfig
 
 EXTRA_WORDS = ("lantern", "blue whale")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_proto.episodes import UNKNOWN_CLASS, Episode
-from kws_proto.openset import auroc, open_set_scores
+from kws_proto.data.episodes import UNKNOWN_CLASS, Episode
+from kws_proto.eval.openset import auroc, open_set_scores
 
 
 def _episode(index, n_known, k, q, rng):

@@ -7,13 +7,13 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from kws_proto.augment import AugmentConfig, load_noise
-from kws_proto.cache import feature_cache, waveform_cache
-from kws_proto.dataset import NOISE_DIR, Clip, Manifest, load_manifest, noise_files, write_manifest
-from kws_proto.episodes import Episode, EpisodeSampler, fixed_episodes
+from kws_proto.audio.augment import AugmentConfig, load_noise
+from kws_proto.data.cache import feature_cache, waveform_cache
+from kws_proto.data.dataset import NOISE_DIR, Clip, Manifest, load_manifest, noise_files, write_manifest
+from kws_proto.data.episodes import Episode, EpisodeSampler, fixed_episodes
 from kws_proto.errors import ConfigError, DatasetError
-from kws_proto.features import FeatureConfig
-from kws_proto.pipeline import EpisodePipeline
+from kws_proto.audio.features import FeatureConfig
+from kws_proto.data.pipeline import EpisodePipeline
 
 SR = 16000
 FC = FeatureConfig()
@@ -200,7 +200,7 @@ def test_errors_are_named(data):
 def test_dither_reaches_plain_clips_but_not_the_augmented_training_feed(data):
     """The front end's dither (FeatureConfig.dither_db) is in the cache that validation and
     evaluation read and in the plain path from waveforms; augmented clips are computed without it."""
-    from kws_proto.features import mfcc_batch
+    from kws_proto.audio.features import mfcc_batch
 
     dithered = FeatureConfig(dither_db=30.0)  # loud enough to move these tone clips' features
     smp = sampler(data, seed=2)

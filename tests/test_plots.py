@@ -7,7 +7,7 @@ import pytest
 from matplotlib.image import imread
 
 from kws_proto.errors import ConfigError
-from kws_proto.plots import (accuracy_by_shot, confusion_counts, confusion_matrix,
+from kws_proto.eval.plots import (accuracy_by_shot, confusion_counts, confusion_matrix,
                              embedding_projection, learning_curves, pca_2d)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

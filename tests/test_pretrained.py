@@ -1,4 +1,4 @@
-"""The pretrained encoder shipped in kws_proto/models/default, and the publish step that makes it."""
+"""The pretrained encoder shipped in kws_proto/model/pretrained/default, and the publish step that makes it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from kws_proto.errors import CheckpointError
-from kws_proto.model_io import build_network, load_run_network
-from kws_proto.pretrained import model_dir, read_record, resolve_model, weights_sha256
+from kws_proto.model.loading import build_network, load_run_network
+from kws_proto.model.pretrained import model_dir, read_record, resolve_model, weights_sha256
 from kws_proto.publish import embedding_fingerprint, probe_batch, publish
 
 
@@ -53,7 +53,7 @@ def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     from kws_proto.config import HeadConfig
 
@@ -91,8 +91,8 @@ def test_pretrained_beats_random_init_on_fsdd(fsdd_dir, tmp_path):
     """5-way 5-shot, speaker-disjoint, on digits (never trained on): a wide margin over chance
     features of a randomly initialised encoder of the same shape."""
     from data_prep.folder import index_folder
-    from kws_proto.evaluate import EvalSetting, eval_episodes, evaluate_episodes
-    from kws_proto.data import open_data
+    from kws_proto.eval.evaluate import EvalSetting, eval_episodes, evaluate_episodes
+    from kws_proto.data.experiment import open_data
 
     index_folder(fsdd_dir, tmp_path / "fsdd")
     cfg, trained = load_run_network("default")
@@ -110,7 +110,7 @@ def test_pretrained_beats_random_init_on_fsdd(fsdd_dir, tmp_path):
 
 def test_enroll_and_classify_with_model_default(keyword_clips, tmp_path, capsys):
     """`--model default` enrols with the shipped encoder; the bank remembers it for classify."""
-    from kws_proto.bank import load_bank
+    from kws_proto.spot.bank import load_bank
     from kws_proto.cli import main
 
     bank = tmp_path / "default.bank.npz"

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from kws_proto.encoders import build_encoder
 from kws_proto.errors import ConfigError
-from kws_proto.protonet import (
+from kws_proto.model.protonet import (
     PrototypicalNetwork,
     cosine_logits,
     prototypes,

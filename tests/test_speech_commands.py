@@ -19,7 +19,7 @@ from data_prep.espeak import Voice, get_synthesizer
 from data_prep.sc_layout import parse_clip_name, which_set
 from data_prep.speech_commands import prepare_speech_commands
 from data_prep.words import CORE_WORDS
-from kws_proto.dataset import load_manifest, load_splits, noise_files
+from kws_proto.data.dataset import load_manifest, load_splits, noise_files
 from kws_proto.errors import DatasetError
 
 OTHER = ("bed", "bird", "cat", "dog")  # 3 speakers each, like the core words

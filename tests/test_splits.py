@@ -11,7 +11,7 @@ from data_prep.splits import (
     core_split, explicit_split, parnami_split, random_split, speakers_per_keyword, all_test_split,
 )
 from data_prep.words import CORE_WORDS, SPEECH_COMMANDS_V2
-from kws_proto.dataset import Clip, Manifest, load_splits, write_manifest
+from kws_proto.data.dataset import Clip, Manifest, load_splits, write_manifest
 from kws_proto.errors import ConfigError, DatasetError
 
 WORDS = [f"word{i:02d}" for i in range(30)]

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from kws_proto.bank import load_bank, metric_space, save_bank
+from kws_proto.spot.bank import load_bank, metric_space, save_bank
 from kws_proto.cli import main
 from kws_proto.errors import AudioError, BankError, ConfigError
-from kws_proto.spotter import (ENROL_SHIFTS_MS, KeywordSpotter, calibrate_threshold, decide,
-                               keyword_distances)
+from kws_proto.spot.decision import calibrate_threshold, decide, keyword_distances
+from kws_proto.spot.spotter import ENROL_SHIFTS_MS, KeywordSpotter
 
 N_SUPPORT = 5
 
@@ -123,7 +123,7 @@ def test_embeddings_do_not_depend_on_the_batch(keyword_spotter, keyword_clips):
 def test_a_bank_of_another_encoder_is_refused(keyword_spotter, enrolled, trained_run, tmp_path):
     other_dir = tmp_path / "other"
     shutil.copytree(trained_run, other_dir, ignore=shutil.ignore_patterns("checkpoints", "tb"))
-    from kws_proto.model_io import load_run_network
+    from kws_proto.model.loading import load_run_network
 
     _, bare = load_run_network(trained_run, head=False)  # the weights file holds no head
     weights = bare.encoder.get_weights()

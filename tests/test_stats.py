@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kws_proto.stats import mean_ci, paired_difference
+from kws_proto.util.stats import mean_ci, paired_difference
 
 
 def test_mean_ci_by_hand():

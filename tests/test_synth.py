@@ -22,7 +22,7 @@ from data_prep.synth import SynthConfig, build_synth, trim_silence
 from data_prep.words import (
     DEFAULT_WORDS, DIGITS, PICOVOICE_WORDS, SPEECH_COMMANDS_V2, check_words, load_words_file,
 )
-from kws_proto.dataset import load_manifest, load_splits, noise_files
+from kws_proto.data.dataset import load_manifest, load_splits, noise_files
 from kws_proto.errors import ConfigError, KwsError
 
 TINY = SynthConfig(n_words=4, n_speakers=3, seed=7, noise_seconds=1.0)

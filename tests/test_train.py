@@ -14,9 +14,7 @@ import pytest
 
 from kws_proto.config import dump_config
 from kws_proto.errors import CheckpointError, DatasetError
-from kws_proto.runs import RunDir
-
-from conftest import REPO
+from kws_proto.model.runs import RunDir
 
 
 def _with_train(cfg, **train):
@@ -28,8 +26,8 @@ def _cli(*args, env=None):
 
 
 def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
-    from kws_proto.evaluate import evaluate_run, grid
-    from kws_proto.train import train
+    from kws_proto.eval.evaluate import evaluate_run, grid
+    from kws_proto.train.loop import train
 
     cfg = _with_train(smoke_config, episodes=30, val_every=10)
     result = train(cfg, tmp_path / "run", progress=False)
@@ -57,7 +55,7 @@ def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
 
 
 def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     cfg = _with_train(smoke_config, episodes=10, val_every=10)
     train(cfg, tmp_path / "run", progress=False)
@@ -103,8 +101,8 @@ def test_weight_averaging_validates_and_keeps_the_average(smoke_config, tmp_path
     import numpy as np
     import tensorflow as tf
 
-    from kws_proto.model_io import build_network
-    from kws_proto.train import train
+    from kws_proto.model.loading import build_network
+    from kws_proto.train.loop import train
 
     cfg = _with_train(smoke_config, episodes=1, val_every=1, ema=0.99)
     train(cfg, tmp_path / "run", progress=False)
@@ -131,7 +129,7 @@ def test_feed_cores_that_cannot_apply_warn_naming_the_key(smoke_config, tmp_path
     (Applied in a fresh process: tests/test_compare.py.)"""
     import tensorflow as tf
 
-    from kws_proto.train import train
+    from kws_proto.train.loop import train
 
     float(tf.constant(1.0) + 1.0)  # TensorFlow runs
     pools = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -163,8 +161,8 @@ def test_training_with_open_set_extras(smoke_config, synth_dataset, tmp_path):
     """Training episodes with an 'unknown' pool class and a 'silence' class run end to end."""
     import shutil
 
-    from kws_proto.dataset import load_splits, write_splits
-    from kws_proto.train import train
+    from kws_proto.data.dataset import load_splits, write_splits
+    from kws_proto.train.loop import train
 
     root = tmp_path / "data"
     shutil.copytree(synth_dataset, root, ignore=shutil.ignore_patterns(".cache"))

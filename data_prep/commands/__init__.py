@@ -1,1 +1,1 @@
-"""One module per ``kws-prep`` subcommand (see :mod:`kws_proto.cli`)."""
+"""One module per ``kws-prep`` subcommand (see :mod:`kws_proto.util.cli`)."""

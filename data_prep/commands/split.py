@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from data_prep import splits as sp
-    from kws_proto.dataset import load_manifest, write_splits
+    from kws_proto.data.dataset import load_manifest, write_splits
     from kws_proto.errors import ConfigError
 
     manifest = load_manifest(args.dir)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from kws_proto.encoders.params import input_shape_2d, positive_int
+from kws_proto.encoders.registry import register
 from kws_proto.errors import ConfigError
 
 N_STAGES = 4
 
 
+@register("conv4")
 def build_conv4(input_shape: tuple[int, int], filters: int = 64):
     """The Sequential encoder: 4 x [Conv2D 3x3 'same' -> BN -> ReLU -> MaxPool 2x2] -> Flatten.
 

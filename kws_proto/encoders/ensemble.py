@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from kws_proto.encoders.params import input_shape_2d, positive_int
+from kws_proto.encoders.registry import ENCODERS, build_encoder, complete_params, register
 from kws_proto.errors import ConfigError
 
 #: Name of the attribute, set on an ensemble's Keras model, that tells
-#: :class:`~kws_proto.protonet.PrototypicalNetwork` how many equal member blocks its embedding has.
+#: :class:`~kws_proto.model.protonet.PrototypicalNetwork` how many equal member blocks its embedding has.
 GROUPS_ATTR = "embedding_groups"
 
 
 def check_member(member: object, member_params: object) -> None:
     """A :class:`ConfigError` naming ``member`` unless it is a registered plain encoder, or
     naming ``member_params`` unless it is a mapping (or None)."""
-    from kws_proto.encoders import ENCODERS
-
     if member == "ensemble" or member not in ENCODERS:
         plain = ", ".join(sorted(n for n in ENCODERS if n != "ensemble"))
         raise ConfigError(f"member={member!r} must be one of {plain}")
@@ -22,6 +21,16 @@ def check_member(member: object, member_params: object) -> None:
         raise ConfigError(f"member_params={member_params!r} must be a mapping")
 
 
+
+def complete_member_params(full: dict) -> dict:
+    """Record the members' every parameter too: ``member_params`` completed with the member's
+    defaults (YAML-friendly lists for tuples)."""
+    check_member(full["member"], full["member_params"])
+    member = complete_params(full["member"], full["member_params"] or {})
+    return {**full, "member_params": {k: list(v) if isinstance(v, tuple) else v for k, v in member.items()}}
+
+
+@register("ensemble", complete=complete_member_params)
 def build_ensemble(
     input_shape: tuple[int, int],
     member: str = "protores",
@@ -31,7 +40,7 @@ def build_ensemble(
     """``members`` copies of encoder ``member``, their embeddings concatenated.
 
     Each copy has its own weights and initialisation. Trained inside a
-    :class:`~kws_proto.protonet.PrototypicalNetwork`, every member gets its own prototypical
+    :class:`~kws_proto.model.protonet.PrototypicalNetwork`, every member gets its own prototypical
     loss on its own block of the embedding (the episode's loss is their mean), so the members
     learn independently from the same episodes; at test time the squared Euclidean distance of
     the concatenation is the *sum* of the members' distances, i.e. the ensemble's prototype
@@ -62,8 +71,6 @@ def build_ensemble(
         ``x [shape=(batch, frames, n_mfcc)]`` -> ``[shape=(batch, members * d)]``, member ``i``
         in columns ``i*d : (i+1)*d``; the model carries ``embedding_groups = members``.
     """
-    from kws_proto.encoders import build_encoder
-
     frames, n_mfcc = input_shape_2d(input_shape)
     members = positive_int("members", members)
     check_member(member, member_params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kws_proto.encoders.params import choice, input_shape_2d, positive_int, positive_ints
+from kws_proto.encoders.registry import register
 from kws_proto.errors import ConfigError
 
 LAYOUTS = ("temporal", "image")
@@ -11,6 +12,7 @@ BLOCK_TYPES = ("basic", "preact", "bottleneck")
 STEM_KERNEL = 3
 
 
+@register("protores")
 def build_protores(
     input_shape: tuple[int, int],
     stem_filters: int = 16,

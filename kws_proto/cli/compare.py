@@ -1,0 +1,42 @@
+"""Train (or reuse) several configs and compare them, and an MFCC + DTW baseline, on identical
+fixed test episodes over a way/shot grid; write results.md, results.csv and plots to --out.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+HELP = "compare encoders on identical test episodes"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one per run")
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="report folder")
+    p.add_argument("--runs-root", type=Path, default=Path("runs"), help="runs go to RUNS_ROOT/<name>")
+    p.add_argument("--grid", default="5x1,5x5,10x5", help="comma-separated WAYxSHOT settings")
+    p.add_argument("--query", type=int, default=15, help="queries per class")
+    p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
+    p.add_argument("--eval-data", type=Path, default=None,
+                   help="score on this prepared dataset instead of the runs' own test split")
+    p.add_argument("--classes", default=None, help="comma-separated keywords of --eval-data")
+    p.add_argument("--speaker-disjoint", action="store_true",
+                   help="support and query of a class come from different speakers")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    p.add_argument("--no-dtw", action="store_true", help="skip the MFCC + DTW baseline")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from kws_proto.eval.compare import compare
+    from kws_proto.eval.evaluate import parse_grid
+
+    compare(
+        args.configs, args.out, runs_root=args.runs_root,
+        settings=parse_grid(args.grid, args.query, args.episodes), eval_data=args.eval_data,
+        classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
+        seed=args.seed, dtw=not args.no_dtw, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
+        command="kws-proto " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    return 0

@@ -1,0 +1,92 @@
+"""Spot enrolled keywords in long audio: a 1 s window slides every --hop seconds, each window is
+scored against the bank, and consecutive hits of a keyword merge into events (keyword, start,
+end, score).  Prints the events and the real-time factor (processing time / audio duration).
+
+With --mic (needs the optional `sounddevice` package: pip install 'kws_proto[mic]') it listens
+to the default microphone instead and prints events as they end, until Ctrl-C or --seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from pathlib import Path
+
+HELP = "spot keywords of a bank in long audio (a file or --mic)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("bank", type=Path, help="a keyword bank file written by `kws-proto enroll`")
+    p.add_argument("audio", nargs="?", type=Path, help="a recording of any length (WAV/FLAC/OGG)")
+    p.add_argument("--hop", type=float, default=0.1, help="seconds between windows")
+    p.add_argument("--min-hits", type=int, default=3, help="windows an event needs")
+    p.add_argument("--max-gap", type=int, default=1, help="missed windows an event may bridge")
+    p.add_argument("--min-db", type=float, default=-50.0,
+                   help="windows quieter than this (RMS, dBFS) are never a keyword")
+    p.add_argument("--model", default=None,
+                   help="the bank's encoder at another place (a run directory or `default`)")
+    p.add_argument("--mic", action="store_true", help="listen to the microphone instead")
+    p.add_argument("--seconds", type=float, default=None, help="with --mic: stop after this long")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _event_line(e) -> str:
+    return f"{e.start:8.2f} - {e.end:8.2f} s  {e.keyword:<16} score {e.score:.3f}"
+
+
+def run(args) -> int:
+    from kws_proto.spot.bank import load_bank
+    from kws_proto.errors import ConfigError
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    if args.mic == (args.audio is not None):
+        raise ConfigError("give either an AUDIO file or --mic")
+    if args.mic:
+        try:
+            import sounddevice
+        except (ImportError, OSError) as e:
+            raise ConfigError(f"--mic needs the optional package sounddevice "
+                              f"(pip install 'kws_proto[mic]'): {e}") from None
+    bank = load_bank(args.bank)
+    spotter = KeywordSpotter.for_bank(bank, args.model)
+    if args.mic:
+        return _listen(spotter, bank, args, sounddevice)
+    result = spotter.detect(bank, args.audio, hop=args.hop, min_hits=args.min_hits,
+                            max_gap=args.max_gap, min_db=args.min_db)
+    if args.json:
+        print(json.dumps({"path": str(args.audio), **result.to_dict()}, indent=2))
+        return 0
+    for e in result.events:
+        print(_event_line(e))
+    print(f"{len(result.events)} event(s) in {result.duration:.1f} s of audio; {result.windows} "
+          f"windows, {result.seconds:.2f} s processing: real-time factor {result.rtf:.4f}")
+    return 0
+
+
+def _listen(spotter, bank, args, sd) -> int:
+    """Score the latest window every hop from the microphone; print events as they close."""
+    import numpy as np
+
+    from kws_proto.spot.detect import EventMerger, window_scores
+
+    f = spotter.features
+    hop = max(1, int(round(args.hop * f.sample_rate)))
+    blocks: queue.Queue = queue.Queue()
+    merger = EventMerger(bank.names, f.clip_seconds, args.min_hits, args.max_gap)
+    ring = np.zeros(f.num_samples, np.float32)
+    received, t0 = 0, time.monotonic()
+    print(f"listening at {f.sample_rate} Hz for {', '.join(bank.names)} (Ctrl-C stops)", flush=True)
+    with sd.InputStream(samplerate=f.sample_rate, channels=1, dtype="float32", blocksize=hop,
+                        callback=lambda data, *_: blocks.put(data[:, 0].copy())):
+        while args.seconds is None or time.monotonic() - t0 < args.seconds:
+            block = blocks.get()
+            ring = np.concatenate([ring, block])[-f.num_samples:]  # the latest window
+            received += len(block)
+            start = (received - f.num_samples) / f.sample_rate  # of the window, in stream time
+            labels, ratio, dist = window_scores(spotter, bank, ring[None, :], args.min_db)
+            for e in merger.push(start, int(labels[0]), float(ratio[0]), float(dist[0])):
+                print(_event_line(e), flush=True)
+    for e in merger.flush():
+        print(_event_line(e), flush=True)
+    return 0

@@ -1,0 +1,85 @@
+"""Enrol a keyword from a few clips into a keyword bank (created when missing), or remove one.
+
+The encoder is the first argument (a run directory, or `default` for the shipped one), --model,
+or, for an existing bank, the bank's own; the remaining arguments are clips or folders of them.
+The clips are embedded through the run's own front end, each at its crop and 100 ms either side
+(the offsets a sliding window sees); the bank stores the keyword's prototype, support embeddings,
+clip names and a rejection threshold calibrated from the clips (and --negatives): 1.25 x the mean
+leave-one-out distance of the clips, capped by the 5% quantile of the negatives' distances
+(kws_proto/spot/spotter.py).  A bank keeps the encoder it was started with: adding with another
+encoder is refused.  --replace re-enrols a keyword, --remove deletes one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("items", nargs="*", metavar="RUN_DIR FILE",
+                   help="the model (a run directory or `default`) then the support clips or "
+                        "folders; with --model (or an existing bank) all are clips")
+    p.add_argument("--bank", type=Path, required=True, help="the keyword bank file (.npz)")
+    p.add_argument("--keyword", help="name of the keyword to enrol")
+    p.add_argument("--model", default=None,
+                   help="a run directory or `default`; default: the first positional, or the "
+                        "existing bank's own encoder")
+    p.add_argument("--negatives", action="append", type=Path, default=[], metavar="DIR",
+                   help="a folder (or clip) of other words or noise, which caps the threshold; "
+                        "repeat for more")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="set the rejection threshold (squared distance) by hand")
+    p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
+    p.add_argument("--remove", metavar="KEYWORD", help="remove KEYWORD from the bank and exit")
+
+
+def _split_model(args):
+    """``(model spec or None, clip paths)`` from --model and the positionals."""
+    items = list(args.items)
+    if args.model is not None:
+        return args.model, items
+    if items and (items[0] == "default" or Path(items[0]).is_dir()
+                  and (Path(items[0]) / "config.yaml").is_file()):
+        return items[0], items[1:]
+    return None, items
+
+
+def run(args) -> int:
+    from kws_proto.spot.bank import load_bank, save_bank
+    from kws_proto.errors import ConfigError
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    exists = args.bank.is_file()
+    if args.remove:
+        if args.items or args.keyword:
+            raise ConfigError("--remove takes no clips and no --keyword")
+        bank = load_bank(args.bank)
+        bank.remove(args.remove)
+        save_bank(bank, args.bank)
+        print(f"removed {args.remove!r} from {args.bank}; it holds {len(bank)} keyword(s): "
+              f"{', '.join(bank.names) or 'none'}")
+        return 0
+    if not args.keyword:
+        raise ConfigError("--keyword NAME is required to enrol (or --remove KEYWORD)")
+    model, clips = _split_model(args)
+    if not clips:
+        raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K FILE...`")
+    bank = load_bank(args.bank) if exists else None
+    if model is None and bank is None:
+        raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
+                          "or `default`, as the first argument or with --model")
+    spotter = KeywordSpotter.for_bank(bank, model) if bank is not None else KeywordSpotter.from_model(model)
+    bank = bank if bank is not None else spotter.new_bank()
+    kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives, replace=args.replace,
+                        threshold=args.threshold)
+    args.bank.parent.mkdir(parents=True, exist_ok=True)
+    save_bank(bank, args.bank)
+    cal = kw.calibration
+    extra = (f"; {cal['negatives']} negatives, {100 * cal['negatives_accepted']:.0f}% of them "
+             "within it" if "negatives" in cal else "")
+    print(f"enrolled {kw.name!r} from {len(kw.clips)} clips into {args.bank}: threshold "
+          f"{kw.threshold:.4g} ({cal.get('rule', '')}{extra})")
+    print(f"the bank holds {len(bank)} keyword(s): {', '.join(bank.names)}")
+    return 0

@@ -1,0 +1,37 @@
+"""Train a prototypical network on N-way K-shot episodes from a YAML experiment config.
+
+The run directory receives config.yaml, checkpoints/, best.weights.h5, log.jsonl, tb/ and,
+when training finishes, result.json.  Ctrl-C saves a checkpoint; --resume continues it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = "train an encoder on episodes from a YAML config"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", type=Path, help="experiment YAML (see experiments/configs/)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="where the run is written (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                   help="'mirrored': one episode per local device, gradients all-reduced")
+    p.add_argument("--logical-cpus", type=int, default=0,
+                   help="split the CPU into N logical devices (to use --strategy mirrored without GPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from kws_proto.config import load_config
+    from kws_proto.train.loop import train
+
+    cfg = load_config(args.config)
+    run_dir = args.run_dir or Path("runs") / cfg.name
+    result = train(cfg, run_dir, resume=args.resume, strategy=args.strategy,
+                   progress=not args.quiet, logical_cpus=args.logical_cpus)
+    print(json.dumps(result, indent=2))
+    print(f"run written to {run_dir}")
+    return 0

@@ -1,1 +1,0 @@
-"""One module per ``kws-proto`` subcommand (see :mod:`kws_proto.cli`)."""

@@ -1,0 +1,1 @@
+"""Evaluation: fixed-episode scores, open set, the DTW baseline, comparisons, reports, plots, suites."""

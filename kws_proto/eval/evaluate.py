@@ -1,0 +1,109 @@
+"""Scoring trained runs on fixed test episodes: accuracy as mean ± 95% CI over episodes, on the
+run's own test words or any prepared dataset (the scoring itself: :mod:`kws_proto.model.scoring`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
+from kws_proto.errors import ConfigError
+from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
+                                     episode_distances, evaluate_episodes, score_episodes)
+
+
+@dataclass(frozen=True)
+class EvalSetting:
+    """One cell of the evaluation grid."""
+
+    n_way: int
+    k_shot: int
+    n_query: int = 15
+    episodes: int = 1000
+
+
+def grid(ways, shots, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
+    """Every (way, shot) combination, in order."""
+    return [EvalSetting(int(w), int(k), n_query, episodes) for w in ways for k in shots]
+
+
+def parse_grid(text: str, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
+    """Settings from ``"5x1,5x5,10x5"`` (WAYxSHOT items); a bad item is a :class:`ConfigError`
+    naming it."""
+    out = []
+    for item in text.split(","):
+        try:
+            way, shot = (int(v) for v in item.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--grid item {item!r} must look like WAYxSHOT, e.g. 5x1") from None
+        out.append(EvalSetting(way, shot, n_query, episodes))
+    return out
+
+
+def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0, unknown=()):
+    """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes).
+
+    With ``unknown`` words, every episode gets the extra pooled class ``_unknown_`` (open set)."""
+    from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
+
+    sampler = EpisodeSampler(
+        data.manifest, classes, setting.n_way, setting.k_shot, setting.n_query, seed=seed,
+        speaker_disjoint=data.speaker_disjoint, unknown_classes=tuple(unknown),
+    )
+    return fixed_episodes(sampler, setting.episodes)
+
+
+def evaluate_run(
+    run_dir,
+    settings: list[EvalSetting],
+    data_dir=None,
+    classes=None,
+    seed: int = 0,
+    speaker_disjoint: bool = False,
+    progress: bool = True,
+    unknown=(),
+) -> list[dict]:
+    """Score a trained run on fixed test episodes for every grid setting.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory with ``best.weights.h5``.
+    settings : list of EvalSetting
+    data_dir : path or None
+        A prepared dataset; None = the run's own dataset.
+    classes : sequence of str or None
+        Keywords to draw episodes from; None = the dataset's test split.
+    seed : int
+        Draws the episodes; two runs scored with the same seed, data and classes see identical
+        episodes.
+    unknown : sequence of str
+        Open set: words pooled into an extra ``_unknown_`` class of every episode; the rows then
+        also hold ``auroc`` and ``detection_at_5pct_far`` (:mod:`kws_proto.eval.openset`).
+
+    Returns
+    -------
+    rows : list of dict
+        One per setting: ``n_way, k_shot, n_query, episodes, mean, ci95`` and ``accuracies``
+        (per-episode, in episode order, for paired comparisons).
+    """
+    from kws_proto.model.loading import load_run_network
+
+    cfg, net = load_run_network(run_dir)
+    data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
+    classes = tuple(classes) if classes else data.splits.test
+    rows = []
+    for s in settings:
+        episodes = eval_episodes(data, classes, s, seed, unknown)
+        table = embedding_table(net, data.features, episodes)
+        scores = score_episodes(table, episodes, cfg.model.distance)
+        summary = scores.summary
+        rows.append({
+            "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query, "episodes": s.episodes,
+            "mean": summary.mean, "ci95": summary.ci95, "accuracies": scores.accuracies.tolist(),
+        })
+        if unknown:
+            from kws_proto.eval.openset import open_set_scores
+
+            o = open_set_scores(table, episodes, far=0.05, distance=cfg.model.distance)
+            rows[-1].update(auroc=o.auroc, detection_at_5pct_far=o.detection)
+    return rows

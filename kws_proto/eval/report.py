@@ -1,0 +1,136 @@
+"""The comparison report: ``results.csv``, ``results.md`` and the plots, from scored models."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.util.atomic import atomic_write_text
+from kws_proto.util.stats import mean_ci, paired_difference
+
+REFERENCE_ENCODER = "conv4"  # paired differences are taken against the Sequential encoder
+
+COLUMNS = ("model", "encoder", "n_way", "k_shot", "n_query", "episodes", "accuracy", "ci95",
+           "diff_vs_conv4", "diff_ci95", "diff_vs_dtw", "diff_vs_dtw_ci95", "parameters", "embedding_dim", "train_minutes",
+           "ms_per_train_episode", "ms_per_clip")
+
+
+def machine() -> str:
+    """A one-line description of this machine for results tables."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (f"{platform.system()} {platform.machine()} {cpu}, {os.cpu_count()} cores, "
+            f"{gpus or 'no'} GPU, Python {platform.python_version()}, TensorFlow {tf.__version__}")
+
+
+def result_rows(models, settings) -> list[dict]:
+    """One row per (model, setting), with the paired differences to the Sequential encoder and
+    to the MFCC + DTW baseline on the same episodes (NaN where there is no such reference)."""
+
+    ref = next((m for m in models if m.encoder == REFERENCE_ENCODER), None)
+    dtw = next((m for m in models if m.encoder == "dtw"), None)
+    rows = []
+    for m in models:
+        for s in settings:
+            acc = m.accuracies[(s.n_way, s.k_shot)]
+            summary = mean_ci(acc)
+            diff = (paired_difference(acc, ref.accuracies[(s.n_way, s.k_shot)])
+                    if ref is not None and m is not ref else None)
+            vs_dtw = (paired_difference(acc, dtw.accuracies[(s.n_way, s.k_shot)])
+                      if dtw is not None and m is not dtw else None)
+            rows.append({
+                "model": m.name, "encoder": m.encoder, "n_way": s.n_way, "k_shot": s.k_shot,
+                "n_query": s.n_query, "episodes": len(acc),
+                "accuracy": summary.mean, "ci95": summary.ci95,
+                "diff_vs_conv4": diff.mean if diff else float("nan"),
+                "diff_ci95": diff.ci95 if diff else float("nan"),
+                "diff_vs_dtw": vs_dtw.mean if vs_dtw else float("nan"),
+                "diff_vs_dtw_ci95": vs_dtw.ci95 if vs_dtw else float("nan"),
+                "parameters": m.info["parameters"], "embedding_dim": m.info["embedding_dim"],
+                "train_minutes": m.info["train_minutes"],
+                "ms_per_train_episode": m.info["ms_per_episode"], "ms_per_clip": m.info["ms_per_clip"],
+            })
+    return rows
+
+
+def _pct(x: float, signed: bool = False) -> str:
+    return "–" if math.isnan(x) else (f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}")
+
+
+def _num(x, fmt: str) -> str:
+    return "–" if isinstance(x, float) and math.isnan(x) else format(x, fmt)
+
+
+def markdown_table(rows) -> str:
+    head = ("| model | encoder | setting | accuracy % (95% CI) | Δ vs conv4 (paired, 95% CI) | "
+            "Δ vs DTW (paired) | params | emb. dim | train min | ms / train episode | ms / clip |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        diff, vs_dtw = (
+            "–" if math.isnan(r[key]) else f"{_pct(r[key], True)} ± {_pct(r[ci])}"
+            for key, ci in (("diff_vs_conv4", "diff_ci95"), ("diff_vs_dtw", "diff_vs_dtw_ci95"))
+        )
+        lines.append(
+            f"| {r['model']} | {r['encoder']} | {r['n_way']}-way {r['k_shot']}-shot | "
+            f"{_pct(r['accuracy'])} ± {_pct(r['ci95'])} | {diff} | {vs_dtw} | {r['parameters']:,} | "
+            f"{r['embedding_dim'] or '–'} | {_num(r['train_minutes'], '.1f')} | "
+            f"{_num(r['ms_per_train_episode'], '.1f')} | {_num(r['ms_per_clip'], '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out, models, runs, settings, classes, seed, data, command: str = "") -> Path:
+    """Write ``results.csv``, ``results.md`` and the PNG plots into ``out``; print the table."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result_rows(models, settings)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    table = markdown_table(rows)
+    header = (
+        f"# Encoder comparison\n\n"
+        f"- command: `{command or 'kws-proto compare'}`\n"
+        f"- evaluation data: `{data}`, classes: {', '.join(classes)}\n"
+        f"- episodes: {rows[0]['n_query'] if rows else '?'} queries per class, drawn once from seed "
+        f"{seed} and shared by every model; accuracy = mean ± 1.96·σ/√n over episodes\n"
+        f"- machine: {machine()}\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+    )
+    atomic_write_text(out / "results.md", header + table)
+    _plots(out, models, runs, settings, rows)
+    print(table)
+    print(f"results: {out / 'results.md'}, {out / 'results.csv'}; plots: {out}/*.png")
+    return out / "results.md"
+
+
+def _plots(out: Path, models, runs, settings, rows) -> None:
+    from kws_proto.eval import plots
+
+    plots.learning_curves({r.root.name: r.read_log() for r in runs}, out / "learning_curves.png")
+    plots.accuracy_by_shot(
+        [{"model": r["model"], "n_way": r["n_way"], "k_shot": r["k_shot"], "mean": r["accuracy"],
+          "ci95": r["ci95"]} for r in rows],
+        out / "accuracy_by_shot.png",
+    )
+    learned = [m for m in models if m.encoder != "dtw"]
+    if not learned:
+        return
+    key = (settings[-1].n_way, settings[-1].k_shot)
+    best = max(learned, key=lambda m: float(np.mean(m.accuracies[key])))
+    episodes, scores = best.confusion[key]
+    names, counts = plots.confusion_counts([e.classes for e in episodes], scores.labels,
+                                           scores.predictions)
+    plots.confusion_matrix(counts, names, out / f"confusion_{best.name}.png")
+    if best.projection is not None:
+        plots.embedding_projection(*best.projection, out / f"embeddings_{best.name}.png")

@@ -1,0 +1,298 @@
+"""The keyword bank: enrolled keywords, their prototypes and thresholds, in one checked file.
+
+A bank is a single ``.npz`` file (NumPy's zip of ``.npy`` arrays) holding no pickled objects;
+:func:`load_bank` reads it with ``allow_pickle=False``.  Its members::
+
+    header      uint8 [n_bytes]       UTF-8 JSON (below)
+    prototypes  float32 [n_kw, d]     one prototype per keyword, in header order
+    support     float32 [n_total, d]  every keyword's support embeddings, keyword after keyword
+    checksum    uint8 [64]            hex SHA-256 over the header and both arrays
+
+The header::
+
+    {"format": "kws_proto.spot.bank", "version": 1,
+     "encoder": {"model": "/abs/run/dir", "spec": "default" or null, "fingerprint": "<hex>",
+                 "encoder": "protores", "distance": "euclidean", "embedding_dim": d},
+     "features": {...every FeatureConfig field...},
+     "keywords": [{"name": str, "clips": [str, ...], "threshold": float,
+                   "calibration": {...how the threshold was chosen...}}, ...]}
+
+``support`` rows are split by the number of clips of each keyword.  Embeddings are stored as the
+encoder gives them; :func:`metric_space` maps them to the space distances are taken in (the
+identity for ``"euclidean"``, L2 normalisation for ``"cosine"``, as evaluation does), and a
+prototype is the mean support embedding there.
+
+A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
+leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
+file: a missing, truncated or non-zip file, missing members, an unknown format or version, a
+checksum that does not match (any edited byte of header or arrays), and inconsistent shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.errors import BankError, ConfigError
+from kws_proto.audio.features import FeatureConfig
+from kws_proto.util.atomic import atomic_write_bytes
+
+FORMAT = "kws_proto.spot.bank"
+VERSION = 1
+MEMBERS = ("header", "prototypes", "support", "checksum")
+
+
+def metric_space(embeddings: np.ndarray, distance: str) -> np.ndarray:
+    """Embeddings in the space distances are measured in.
+
+    Parameters
+    ----------
+    embeddings : np.ndarray [shape=(n, d)]
+    distance : {"euclidean", "cosine"}
+        The network's distance; ``"cosine"`` L2-normalises each row (squared Euclidean distance
+        between unit vectors is ``2 - 2 cos``), as :func:`kws_proto.eval.evaluate.score_episodes` does.
+
+    Returns
+    -------
+    embeddings : np.ndarray [shape=(n, d), dtype=float32]
+    """
+    e = np.asarray(embeddings, dtype=np.float32)
+    if distance == "cosine":
+        e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+    return e
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """Which encoder made a bank's embeddings.
+
+    ``model`` is the resolved run directory, ``spec`` the name it was given by when that was a
+    shipped model (``"default"``), so a bank keeps working when the package moves.
+    ``fingerprint`` is the hex SHA-256 of the encoder's weight values
+    (:func:`kws_proto.spot.spotter.weights_fingerprint`).
+    """
+
+    model: str
+    fingerprint: str
+    encoder: str
+    distance: str
+    embedding_dim: int
+    spec: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "spec": self.spec, "fingerprint": self.fingerprint,
+                "encoder": self.encoder, "distance": self.distance,
+                "embedding_dim": int(self.embedding_dim)}
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One enrolled keyword.
+
+    Attributes
+    ----------
+    name : str
+    prototype : np.ndarray [shape=(d,), dtype=float32]
+        Mean of ``support`` in :func:`metric_space`.
+    support : np.ndarray [shape=(k, d), dtype=float32]
+        Embeddings of the support clips (enrolment: each the mean of its views in
+        :func:`metric_space`, :func:`kws_proto.spot.spotter.clip_embeddings`).
+    clips : tuple of str [len k]
+        Names of the support clips.
+    threshold : float
+        A clip is within this keyword when its squared distance to ``prototype`` is at most this.
+    calibration : dict
+        How ``threshold`` was chosen (rule and the numbers behind it).
+    """
+
+    name: str
+    prototype: np.ndarray
+    support: np.ndarray
+    clips: tuple[str, ...]
+    threshold: float
+    calibration: dict = field(default_factory=dict)
+
+
+class KeywordBank:
+    """Enrolled keywords of one encoder and front end, in enrolment order.
+
+    Parameters
+    ----------
+    encoder : EncoderInfo
+    features : FeatureConfig
+        The front end the embeddings were made with.
+    keywords : iterable of Keyword
+    """
+
+    def __init__(self, encoder: EncoderInfo, features: FeatureConfig, keywords=()):
+        self.encoder = encoder
+        self.features = features
+        self._keywords: dict[str, Keyword] = {}
+        for kw in keywords:
+            self.add(kw)
+
+    # -- contents ---------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Keyword names in enrolment order."""
+        return list(self._keywords)
+
+    @property
+    def keywords(self) -> list[Keyword]:
+        return list(self._keywords.values())
+
+    def __len__(self) -> int:
+        return len(self._keywords)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._keywords
+
+    def __getitem__(self, name: str) -> Keyword:
+        if name not in self._keywords:
+            raise BankError(f"keyword {name!r} is not in the bank (it holds: "
+                            f"{', '.join(self.names) or 'nothing'})")
+        return self._keywords[name]
+
+    @property
+    def prototypes(self) -> np.ndarray:
+        """``[n_kw, d]`` float32, in :attr:`names` order."""
+        d = self.encoder.embedding_dim
+        return np.stack([k.prototype for k in self.keywords]) if self else np.zeros((0, d), np.float32)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """``[n_kw]`` float64, in :attr:`names` order."""
+        return np.asarray([k.threshold for k in self.keywords], dtype=np.float64)
+
+    def add(self, keyword: Keyword, replace: bool = False) -> None:
+        """Add ``keyword``; an existing name needs ``replace=True`` (it keeps its position)."""
+        if not keyword.name or keyword.name != keyword.name.strip() or keyword.name == "unknown":
+            raise ConfigError(f"keyword name {keyword.name!r} must be non-empty, without leading "
+                              "or trailing spaces, and not 'unknown'")
+        if keyword.name in self._keywords and not replace:
+            raise BankError(f"keyword {keyword.name!r} is already in the bank; "
+                            "replace it (--replace) or remove it (--remove) first")
+        d = self.encoder.embedding_dim
+        support = np.asarray(keyword.support, dtype=np.float32)
+        if support.ndim != 2 or support.shape[1] != d or len(support) != len(keyword.clips):
+            raise BankError(f"keyword {keyword.name!r}: support of shape {support.shape} does not "
+                            f"match {len(keyword.clips)} clips of {d}-dim embeddings")
+        if not (np.isfinite(keyword.threshold) and keyword.threshold >= 0):
+            raise BankError(f"keyword {keyword.name!r}: threshold={keyword.threshold!r} must be "
+                            "finite and >= 0")
+        self._keywords[keyword.name] = keyword
+
+    def remove(self, name: str) -> Keyword:
+        """Remove and return keyword ``name``."""
+        kw = self[name]
+        del self._keywords[name]
+        return kw
+
+    def make_keyword(self, name: str, support: np.ndarray, clips, threshold: float,
+                     calibration: dict | None = None) -> Keyword:
+        """A :class:`Keyword` of this bank's metric from support embeddings ``[k, d]``."""
+        support = np.asarray(support, dtype=np.float32)
+        proto = metric_space(support, self.encoder.distance).mean(axis=0)  # [d]
+        return Keyword(name, proto.astype(np.float32), support, tuple(str(c) for c in clips),
+                       float(threshold), dict(calibration or {}))
+
+    # -- header -----------------------------------------------------------------------------
+    def header(self) -> dict:
+        return {
+            "format": FORMAT, "version": VERSION, "encoder": self.encoder.to_dict(),
+            "features": self.features.to_dict(),
+            "keywords": [{"name": k.name, "clips": list(k.clips), "threshold": k.threshold,
+                          "calibration": k.calibration} for k in self.keywords],
+        }
+
+
+def _checksum(header: bytes, prototypes: np.ndarray, support: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(len(header).to_bytes(8, "little") + header)
+    for a in (prototypes, support):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:
+    """Write ``bank`` to ``path`` atomically (sibling temporary file, then ``os.replace``)."""
+    path = Path(path)
+    header = json.dumps(bank.header(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    d = bank.encoder.embedding_dim
+    protos = bank.prototypes.astype(np.float32)
+    support = (np.concatenate([k.support for k in bank.keywords]).astype(np.float32)
+               if len(bank) else np.zeros((0, d), np.float32))
+    digest = _checksum(header, protos, support)
+    buf = io.BytesIO()
+    np.savez(buf, header=np.frombuffer(header, np.uint8), prototypes=protos, support=support,
+             checksum=np.frombuffer(digest.encode("ascii"), np.uint8))
+    atomic_write_bytes(path, buf.getvalue(), fsync=True)
+    return path
+
+
+def load_bank(path: str | os.PathLike) -> KeywordBank:
+    """Read and verify a bank written by :func:`save_bank`.
+
+    Raises
+    ------
+    BankError
+        Missing, truncated, tampered with, of another format or version, or inconsistent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BankError(f"{path}: no such keyword bank (create one with `kws-proto enroll`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [m for m in MEMBERS if m not in z.files]
+            if missing:
+                raise BankError(f"{path}: not a keyword bank (missing {', '.join(missing)})")
+            arrays = {m: z[m] for m in MEMBERS}
+    except BankError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise BankError(f"{path}: unreadable or truncated keyword bank ({e})") from e
+    header_bytes = arrays["header"].tobytes()
+    protos, support = arrays["prototypes"], arrays["support"]
+    stored = arrays["checksum"].tobytes().decode("ascii", "replace")
+    if stored != _checksum(header_bytes, protos, support):
+        raise BankError(f"{path}: checksum mismatch: the bank was modified or damaged after it "
+                        "was written; enrol the keywords again")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BankError(f"{path}: malformed header ({e})") from e
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise BankError(f"{path}: format {header.get('format')!r} version {header.get('version')!r}"
+                        f" is not {FORMAT!r} version {VERSION}")
+    return _from_parts(path, header, protos, support)
+
+
+def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarray) -> KeywordBank:
+    try:
+        enc = header["encoder"]
+        encoder = EncoderInfo(model=enc["model"], fingerprint=enc["fingerprint"],
+                              encoder=enc["encoder"], distance=enc["distance"],
+                              embedding_dim=int(enc["embedding_dim"]), spec=enc.get("spec"))
+        features = FeatureConfig.from_dict(header["features"])
+        entries = header["keywords"]
+        sizes = [len(k["clips"]) for k in entries]
+    except (KeyError, TypeError, ValueError) as e:
+        raise BankError(f"{path}: malformed header ({e!r})") from e
+    d = encoder.embedding_dim
+    if protos.shape != (len(entries), d) or support.shape != (sum(sizes), d):
+        raise BankError(f"{path}: arrays of shapes {protos.shape} and {support.shape} do not match "
+                        f"{len(entries)} keywords with {sum(sizes)} clips of {d}-dim embeddings")
+    bank = KeywordBank(encoder, features)
+    offsets = np.cumsum([0] + sizes)
+    for i, k in enumerate(entries):
+        bank.add(Keyword(k["name"], protos[i], support[offsets[i]:offsets[i + 1]],
+                         tuple(k["clips"]), float(k["threshold"]), k.get("calibration", {})))
+    return bank

@@ -1,0 +1,1 @@
+"""Episodic training: the GradientTape loop and its parts."""

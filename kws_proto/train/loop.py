@@ -1,0 +1,237 @@
+"""Episodic training: the explicit GradientTape loop of the design, with checkpoints.
+
+One optimizer step per N-way K-shot episode (per replica under ``--strategy mirrored``)::
+
+    with tf.GradientTape() as tape:
+        loss, acc = net(support, query, training=True)
+    grads = tape.gradient(loss, net.trainable_variables)
+    optimizer.apply_gradients(zip(grads, net.trainable_variables))
+
+BatchNorm uses the statistics of the episode's own batch (support and query together) while
+training, and its moving averages (``training=False``) for validation, evaluation and enrolment.
+Validation runs every ``train.val_every`` episodes on fixed episodes drawn once from the seed;
+the best weights by validation accuracy go to ``best.weights.h5`` (with ``train.ema`` > 0 it is
+the moving average of the weights that is validated and kept); a checkpoint of the whole
+:class:`~kws_proto.train.state.TrainState` is written at every validation, so ``--resume`` after
+Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is the step itself
+(episode ``i`` is drawn from ``(seed, i)``), so a resumed run sees the episodes it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+from data_prep.builtin import prepare_data
+from kws_proto.config import ExperimentConfig
+from kws_proto.model.runs import RunDir
+from kws_proto.model.scoring import evaluate_episodes
+from kws_proto.train.devices import make_strategy, set_feed_cores, thread_pools
+from kws_proto.train.head_fit import fit_head
+from kws_proto.train.state import TrainState, check_run_dir
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    strategy: str = "default",
+    progress: bool = True,
+    logical_cpus: int = 0,
+) -> dict:
+    """Train ``cfg`` into ``run_dir``; return the result record (also in ``result.json``).
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    run_dir : path
+        Created if missing.  A directory that already holds checkpoints needs ``resume=True``.
+    resume : bool
+        Continue from the latest checkpoint; the stored config must train the same encoder
+        (:func:`~kws_proto.config.same_training`: only ``head`` may differ).  On a finished
+        run nothing is trained: the config is rewritten and the head refitted.
+    strategy : {"default", "mirrored"}
+        "mirrored" runs one episode per local device and all-reduces the gradients.
+    logical_cpus : int
+        Split the CPU into this many logical devices first (see
+        :func:`~kws_proto.train.devices.make_strategy`).
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    # first: thread pools and devices are fixed once TensorFlow runs an op
+    if not set_feed_cores(cfg.train.feed_cores):
+        warnings.warn(f"train.feed_cores={cfg.train.feed_cores} is not applied: TensorFlow already "
+                      "runs with other thread pools in this process (train in a fresh one, e.g. "
+                      "with `kws-proto train`, to apply it)", stacklevel=2)
+    dist = make_strategy(strategy, logical_cpus)
+    run = RunDir(Path(run_dir))
+    check_run_dir(run, cfg, resume)
+    if resume and run.is_finished():  # a new head for a trained encoder
+        print(f"{run.root}: training finished already; refitting its head only", flush=True)
+        run.write_config(cfg)
+        fit_head(run.root, progress=progress)
+        return run.read_result()
+    if not resume and run.log_path.exists():
+        run.log_path.unlink()  # a fresh run's log starts empty
+    run.write_config(cfg)
+    tf.keras.utils.set_random_seed(cfg.train.seed)
+
+    data = prepare_data(cfg, progress=progress)
+    data.write_splits(run.splits_path)
+    ep = cfg.episodes
+    sampler = data.sampler("train", ep.n_way, ep.k_shot, ep.n_query, seed=cfg.train.seed,
+                           unknown=ep.unknown, silence=ep.silence)
+    val_episodes = data.fixed_episodes("validation", ep.val_way, ep.val_shot, ep.val_query,
+                                       ep.val_episodes, seed=cfg.train.seed + 1)
+
+    state = TrainState.create(cfg, dist, run)
+    total = cfg.train.episodes
+    if resume:
+        checkpoint = state.restore_latest()
+        start = int(state.step.numpy())
+        print(f"resuming {run.root} at step {start} of {total} "
+              f"(checkpoint {checkpoint or 'none: starting from step 0'})", flush=True)
+        run.truncate_log(start)
+    start = int(state.step.numpy())
+    replicas = dist.num_replicas_in_sync
+    train_step, loss_meter, acc_meter = make_train_step(state, dist)
+    dataset = data.train_dataset(sampler, start=start * replicas)
+    if replicas > 1:
+        dataset = dataset.batch(replicas, drop_remainder=True)
+    writer = tf.summary.create_file_writer(str(run.root / "tb"))
+
+    stopped_early = False
+    t_train = _seconds_before(run, start)  # training time of earlier processes of this run
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="ep",
+               disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for support, query in dataset.take(max(0, total - start)):
+            train_step(support, query)
+            state.step.assign_add(1)
+            s = int(state.step.numpy())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_meter.result():.3f}", acc=f"{acc_meter.result():.3f}")
+            if s % cfg.train.val_every and s != total:
+                continue
+            t_train += time.perf_counter() - t0
+            record = validate_and_save(state, cfg, data, val_episodes, run, replicas,
+                                       loss_meter, acc_meter, t_train)
+            with writer.as_default(step=s):
+                for k in ("train_loss", "train_acc", "val_acc", "lr"):
+                    tf.summary.scalar(k, record[k])
+            bar.write(f"step {s}: loss {record['train_loss']:.3f} train acc {record['train_acc']:.3f} "
+                      f"val acc {record['val']}{' *' if record['improved'] else ''}")
+            loss_meter.reset_state()
+            acc_meter.reset_state()
+            if cfg.train.patience and int(state.bad_validations.numpy()) >= cfg.train.patience:
+                stopped_early = True
+                break
+            t0 = time.perf_counter()
+    except KeyboardInterrupt:
+        state.save()
+        bar.close()
+        raise
+    bar.close()
+    result = result_record(cfg, state, replicas, stopped_early, t_train)
+    fit_head(run.root, data)  # from the best weights; before result.json marks the run finished
+    run.append_log({"final": result})
+    run.write_result(result)
+    return result
+
+
+def make_train_step(state: TrainState, dist):
+    """``(train_step, loss_meter, acc_meter)``: the traced step of one episode per replica.
+
+    ``train_step(support, query)`` takes ``[n_way, k_shot, frames, n_mfcc]`` and
+    ``[n_way, n_query, frames, n_mfcc]`` (with a leading replica axis under a multi-replica
+    strategy), applies one optimizer update, feeds the meters and moves the weight average.
+    """
+    import tensorflow as tf
+
+    net, optimizer, average = state.net, state.optimizer, state.average
+    replicas = dist.num_replicas_in_sync
+    loss_meter = tf.keras.metrics.Mean("loss")
+    acc_meter = tf.keras.metrics.Mean("accuracy")
+
+    def step_fn(support, query):
+        with tf.GradientTape() as tape:
+            loss, acc = net(support, query, training=True)
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, net.trainable_variables)
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return loss, acc
+
+    @tf.function(reduce_retracing=True)
+    def train_step(support, query):
+        if replicas == 1:
+            loss, acc = step_fn(support, query)
+        else:  # support/query: [replicas, n_way, k, ...]; replica r trains on episode r
+            values = dist.experimental_distribute_values_from_function(
+                lambda ctx: (support[ctx.replica_id_in_sync_group], query[ctx.replica_id_in_sync_group])
+            )
+            loss, acc = dist.run(step_fn, args=values)
+            loss = dist.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            acc = dist.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
+        loss_meter.update_state(loss)
+        acc_meter.update_state(acc)
+        if average:  # after the update
+            average.update(state.step)
+
+    return train_step, loss_meter, acc_meter
+
+
+def validate_and_save(state: TrainState, cfg: ExperimentConfig, data, val_episodes, run: RunDir,
+                      replicas: int, loss_meter, acc_meter, seconds: float) -> dict:
+    """Score the (averaged) weights on the validation episodes, keep them when best, append the
+    log record and write a checkpoint; return the record (plus ``val`` and ``improved``)."""
+    from kws_proto.model.loading import save_weights
+
+    s = int(state.step.numpy())
+    with state.average.swapped():  # validate and keep the average
+        val = evaluate_episodes(state.net, data, val_episodes, distance=cfg.model.distance)
+        improved = val.mean > float(state.best_acc.numpy())
+        if improved:
+            save_weights(state.net.encoder, run.best_weights)
+    record = {
+        "step": s, "episodes": s * replicas,
+        "train_loss": float(loss_meter.result()), "train_acc": float(acc_meter.result()),
+        "val_acc": val.mean, "val_ci95": val.ci95,
+        "lr": float(state.schedule(s)), "seconds": round(seconds, 2),
+    }
+    state.record_validation(val.mean)
+    record["best_val_acc"] = float(state.best_acc.numpy())
+    run.append_log(record)
+    state.save()
+    return {**record, "val": val, "improved": improved}
+
+
+def result_record(cfg: ExperimentConfig, state: TrainState, replicas: int, stopped_early: bool,
+                  seconds: float) -> dict:
+    """The run's ``result.json``: how far it trained, how well, how fast, how big."""
+    import numpy as np
+
+    steps = int(state.step.numpy())
+    encoder = state.net.encoder
+    return {
+        "name": cfg.name,
+        "steps": steps,
+        "episodes": steps * replicas,
+        "replicas": replicas,
+        "stopped_early": stopped_early,
+        "best_val_acc": float(state.best_acc.numpy()),
+        "train_minutes": round(seconds / 60, 3),
+        "ms_per_episode": round(1000 * seconds / max(1, steps * replicas), 2),
+        "parameters": int(sum(np.prod(v.shape) for v in encoder.weights)),
+        "embedding_dim": int(encoder.output_shape[-1]),
+        "threads": thread_pools(),  # the pools the step ran with
+    }
+
+
+def _seconds_before(run: RunDir, start: int) -> float:
+    """Training seconds the run had spent up to its checkpoint at ``start`` (0 for a new run)."""
+    done = [r["seconds"] for r in run.read_log() if r.get("step", -1) <= start and "seconds" in r]
+    return float(done[-1]) if start and done else 0.0
