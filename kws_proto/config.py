@@ -12,15 +12,27 @@ are a :class:`ConfigError` naming the key path, so a typo never silently falls b
     train: {episodes: 3000, lr: 0.001, seed: 0}
     head: {kind: cl2n}
 
+A config may start from another: ``extends: base.yaml`` (a path relative to the extending file;
+the base may extend another in turn) loads the base first and deep-merges the extending file's
+mapping over it (mappings key by key, every other value replaced); ``name`` is never inherited,
+it defaults to the extending file's stem.  Command-line overrides ``--set train.seed=1`` are
+parsed by :func:`parse_overrides` and merged last.  A config must name its dataset
+(``data.dataset``): an empty file is a :class:`ConfigError`, a config naming none trains on the
+default corpus with a warning.
+
 Relative dataset paths are resolved against the current directory at load time and recorded
-absolute in the run's ``config.yaml``.  Variations are ``dataclasses.replace`` of a loaded config.
+absolute in the run's ``config.yaml``, which holds the fully resolved config (no ``extends``).
+Variations are ``dataclasses.replace`` of a loaded config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,6 +274,8 @@ def _coerce(tp, value, key: str):
         return tuple(_coerce(inner, v, key) if inner not in (None, Ellipsis) else v for v in value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float:
+        raise ConfigError(f"{key}={value!r} must be a number")
     if tp in (int, bool, str) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{key}={value!r} must be of type {tp.__name__}")
     if tp is dict and not isinstance(value, dict):
@@ -269,24 +283,148 @@ def _coerce(tp, value, key: str):
     return value
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
-    """Read an experiment YAML (plus optional nested ``overrides``) into an ExperimentConfig.
+def load_config(path: str | Path, overrides: dict | None = None,
+                sets: Iterable[str] = ()) -> ExperimentConfig:
+    """Read an experiment YAML (plus optional ``overrides`` and ``sets``) into an ExperimentConfig.
 
-    A relative ``data.dataset`` (and ``data.synth_words_file``) is made absolute against the
-    current directory.
+    ``extends: other.yaml`` in the file (relative to the file) loads ``other.yaml`` first and
+    deep-merges this file over it (:func:`read_config_mapping`).  ``overrides`` is a nested
+    mapping ``{section: {key: value}}`` updating each section's keys (one level deep);
+    ``sets`` are ``KEY.PATH=VALUE`` strings (``kws-proto train --set``, :func:`parse_overrides`)
+    deep-merged last.  A relative ``data.dataset`` (and ``data.synth_words_file``) is made
+    absolute against the current directory.
+
+    Raises
+    ------
+    ConfigError
+        Missing, empty, non-mapping or invalid YAML (naming the file), a missing base or an
+        ``extends`` cycle (naming the files), an unknown key or a bad value (naming the key).
+
+    Warns
+    -----
+    UserWarning
+        When the resolved config names no ``data.dataset``: it trains on the default corpus.
+    """
+    path = Path(path)
+    raw = read_config_mapping(path)
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    raw = _deep_merge(raw, parse_overrides(sets))
+    raw.setdefault("name", path.stem)
+    cfg = ExperimentConfig.from_dict(raw)
+    if "dataset" not in raw.get("data", {}):  # a valid config: data is a mapping if present
+        warnings.warn(f"{path}: names no data.dataset, so it uses the default dataset "
+                      f"{DataConfig.dataset} (say data: {{dataset: ...}} to silence this)",
+                      UserWarning, stacklevel=2)
+    return resolve_paths(cfg)
+
+
+def read_config_mapping(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping of config file ``path`` with its ``extends`` chain merged in, before typing.
+
+    The base named by ``extends`` (relative to ``path``'s folder) is read first, without its
+    ``name``, and ``path``'s own mapping is deep-merged over it (:func:`_deep_merge`); the result
+    holds no ``extends`` key.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    for section, values in (overrides or {}).items():
-        raw.setdefault(section, {}).update(values)
-    raw.setdefault("name", path.stem)
-    cfg = ExperimentConfig.from_dict(raw)
-    return resolve_paths(cfg)
+    if raw is None:
+        raise ConfigError(f"{path}: empty config file; a config names at least its dataset, "
+                          "e.g. data: {dataset: data/synth}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections (data, model, train, "
+                          f"...), got {type(raw).__name__} {raw!r:.60}")
+    chain = (*_chain, path.resolve())
+    if "extends" not in raw:
+        return raw
+    base = raw.pop("extends")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: extends={base!r} must be the path of another config file")
+    base_path = path.parent / base
+    if base_path.resolve() in chain:
+        files = " -> ".join(str(p) for p in (*chain, base_path.resolve()))
+        raise ConfigError(f"{path}: extends cycle: {files}")
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends {base!r}, but there is no such config file "
+                          f"{base_path}")
+    merged = read_config_mapping(base_path, chain)
+    merged.pop("name", None)  # a run is named after its own config
+    return _deep_merge(merged, raw)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` merged in: mappings in both merge key by key, ``over`` wins else."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string; on the command line it means a number.
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_overrides(items: Iterable[str]) -> dict:
+    """``["train.seed=1", "model.params.members=3"]`` as the nested mapping
+    ``{"train": {"seed": 1}, "model": {"params": {"members": 3}}}``.
+
+    Each value is read as YAML (``2``, ``0.5``, ``1e-3``, ``true``, ``[a, b]``, ``{k: v}``; text
+    stays text); a later item for the same key wins.  Key paths are checked against the config's
+    sections and fields (below ``model.params``, the encoder checks its parameters when the
+    config is built).
+
+    Raises
+    ------
+    ConfigError
+        An item without ``=`` or with an empty key part (naming ``--set`` and the item), a value
+        that is not YAML, or a key path that does not exist (naming it).
+    """
+    out: dict = {}
+    for item in items:
+        key, eq, text = str(item).partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, "
+                              "e.g. --set train.seed=1")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+        if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+            value = float(value)
+        _check_key_path(parts, item)
+        node = out
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = value
+    return out
+
+
+def _check_key_path(parts: list[str], item: str) -> None:
+    """Raise a ConfigError naming the key unless ``parts`` is a path of ExperimentConfig fields
+    (free-form below a ``dict`` field such as ``model.params``)."""
+    tp = ExperimentConfig
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i + 1])
+        if not dataclasses.is_dataclass(tp):
+            if tp is dict:
+                return
+            raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i])} is a value, not a section, "
+                              f"so {where!r} does not exist")
+        names = [f.name for f in dataclasses.fields(tp)]
+        if part not in names:
+            raise ConfigError(f"--set {item!r}: unknown config key {where!r}; known: {names}")
+        tp = typing.get_type_hints(tp)[part]
 
 
 def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from pathlib import Path
 
 import pytest
 
-from kws_proto.config import ExperimentConfig, dump_config, load_config
+from kws_proto.config import ExperimentConfig, dump_config, load_config, parse_overrides
 from kws_proto.errors import ConfigError
 
 from conftest import REPO
@@ -70,3 +72,218 @@ def test_relative_dataset_is_resolved(tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
     path.write_text("data: {dataset: some/where}")
     assert load_config(path).data.dataset == str(tmp_path / "some" / "where")
+
+
+# --- what a config file must be (issue 27) --------------------------------------------------
+
+@pytest.mark.parametrize("text, kind", [("just a string", "str"), ("- 1\n- 2", "list"), ("42", "int")])
+def test_a_config_that_is_not_a_mapping_names_the_file(tmp_path, text, kind):
+    path = tmp_path / "scalar.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"scalar\.yaml: a config must be a mapping.*got {kind}"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])
+def test_an_empty_config_is_an_error_naming_the_file(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"empty\.yaml: empty config file"):
+        load_config(path)
+
+
+def test_a_config_naming_no_dataset_warns_naming_the_file(tmp_path):
+    path = tmp_path / "nodata.yaml"
+    path.write_text("train: {episodes: 10}")
+    with pytest.warns(UserWarning, match=r"nodata\.yaml.*uses the default dataset data/synth"):
+        cfg = load_config(path)
+    assert cfg.data.dataset == str(Path("data/synth").resolve())
+    (tmp_path / "nodataset.yaml").write_text("data: {synth_words: 20}")
+    with pytest.warns(UserWarning, match=r"nodataset\.yaml.*data\.dataset"):
+        load_config(tmp_path / "nodataset.yaml")
+
+
+def test_a_config_naming_its_dataset_does_not_warn(tmp_path):
+    path = tmp_path / "named.yaml"
+    path.write_text("data: {dataset: data/x}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(path)
+
+
+def test_every_shipped_config_names_its_dataset():
+    """Directly or through ``extends``: none trains the default corpus by accident."""
+    for p in sorted((REPO / "experiments" / "configs").rglob("*.yaml")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            load_config(p)
+
+
+# --- extends ----------------------------------------------------------------------------------
+
+def test_extends_deep_merges_over_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "name: base\n"
+        "data: {dataset: data/d, synth_words: 30}\n"
+        "model: {encoder: ensemble, params: {member: protores, members: 2,"
+        " member_params: {stem_filters: 8}}}\n"
+        "augment: {time_masks: 2, time_mask_frames: 10}\n"
+        "train: {episodes: 100, seed: 3}\n")
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\n"
+        "model: {params: {members: 3, member_params: {filters: [8, 12, 16]}}}\n"
+        "augment: {time_masks: 3}\n"
+        "train: {seed: 1}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.name == "child"  # never inherited
+    assert cfg.data.dataset == str(Path("data/d").resolve()) and cfg.data.synth_words == 30
+    assert cfg.model.encoder == "ensemble" and cfg.model.params["members"] == 3
+    assert cfg.model.params["member_params"]["stem_filters"] == 8
+    assert cfg.model.params["member_params"]["filters"] == [8, 12, 16]
+    assert (cfg.augment.time_masks, cfg.augment.time_mask_frames) == (3, 10)
+    assert (cfg.train.episodes, cfg.train.seed) == (100, 1)
+    assert "extends" not in dump_config(cfg)
+    assert load_config(tmp_path / "base.yaml").name == "base"
+
+
+def test_extends_replaces_lists_and_scalars(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "data: {dataset: d, synth_festival_voices: [a, b, c]}\nmodel: {params: {filters: [8, 12, 16]}}")
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\ndata: {synth_festival_voices: [z]}\nmodel: {params: {filters: [4, 4, 4]}}")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.data.synth_festival_voices == ("z",)
+    assert cfg.model.params["filters"] == [4, 4, 4]
+
+
+def test_extends_chains_with_paths_relative_to_each_file(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "root.yaml").write_text("data: {dataset: data/r}\ntrain: {episodes: 50, seed: 5}")
+    (tmp_path / "a" / "mid.yaml").write_text("extends: ../root.yaml\ntrain: {episodes: 60}")
+    (tmp_path / "a" / "b" / "leaf.yaml").write_text("extends: ../mid.yaml\ntrain: {lr: 0.01}")
+    monkeypatch.chdir(tmp_path / "a" / "b")  # not where the bases are
+    cfg = load_config("leaf.yaml")
+    assert cfg.name == "leaf"
+    assert (cfg.train.episodes, cfg.train.seed, cfg.train.lr) == (60, 5, 0.01)
+    # a relative dataset stays relative to the current directory, as without extends
+    assert cfg.data.dataset == str(tmp_path / "a" / "b" / "data" / "r")
+
+
+def test_an_extends_cycle_names_the_files(tmp_path):
+    (tmp_path / "one.yaml").write_text("extends: two.yaml\ndata: {dataset: d}")
+    (tmp_path / "two.yaml").write_text("extends: one.yaml")
+    with pytest.raises(ConfigError, match=r"extends cycle: .*one\.yaml -> .*two\.yaml -> .*one\.yaml"):
+        load_config(tmp_path / "one.yaml")
+    (tmp_path / "self.yaml").write_text("extends: self.yaml")
+    with pytest.raises(ConfigError, match=r"extends cycle: .*self\.yaml -> .*self\.yaml"):
+        load_config(tmp_path / "self.yaml")
+
+
+def test_a_missing_base_is_named(tmp_path):
+    (tmp_path / "child.yaml").write_text("extends: nowhere/base.yaml\ndata: {dataset: d}")
+    with pytest.raises(ConfigError, match=r"child\.yaml: extends 'nowhere/base\.yaml'.*no such config"):
+        load_config(tmp_path / "child.yaml")
+
+
+@pytest.mark.parametrize("base_text, named", [
+    ("", r"base\.yaml: empty config file"),
+    ("[1, 2]", r"base\.yaml: a config must be a mapping"),
+    ("train: {episodse: 1}", r"train\.episodse"),
+])
+def test_a_bad_base_is_named(tmp_path, base_text, named):
+    (tmp_path / "base.yaml").write_text(base_text)
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ndata: {dataset: d}")
+    with pytest.raises(ConfigError, match=named):
+        load_config(tmp_path / "child.yaml")
+
+
+def test_extends_must_be_a_path(tmp_path):
+    (tmp_path / "child.yaml").write_text("extends: [a.yaml, b.yaml]\ndata: {dataset: d}")
+    with pytest.raises(ConfigError, match=r"child\.yaml: extends="):
+        load_config(tmp_path / "child.yaml")
+
+
+def test_overrides_apply_after_extends(tmp_path):
+    (tmp_path / "base.yaml").write_text("data: {dataset: d, synth_words: 30}\ntrain: {seed: 2}")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ntrain: {episodes: 70}")
+    cfg = load_config(tmp_path / "child.yaml", overrides={"train": {"lr": 0.01}})
+    assert (cfg.train.episodes, cfg.train.seed, cfg.train.lr) == (70, 2, 0.01)
+    assert cfg.data.synth_words == 30
+
+
+# --- --set ------------------------------------------------------------------------------------
+
+def test_parse_overrides_types_and_nesting():
+    got = parse_overrides(["train.seed=1", "train.lr=1e-3", "train.ema=0.5", "augment.enabled=false",
+                           "data.synth_festival_voices=[a,b]", "data.dataset=data/x y",
+                           "model.params.member_params.filters=[4, 8, 16]", "train.seed=2"])
+    assert got == {"train": {"seed": 2, "lr": 0.001, "ema": 0.5},
+                   "augment": {"enabled": False},
+                   "data": {"synth_festival_voices": ["a", "b"], "dataset": "data/x y"},
+                   "model": {"params": {"member_params": {"filters": [4, 8, 16]}}}}
+    assert parse_overrides([]) == {}
+
+
+def test_sets_merge_over_the_file_and_its_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "data: {dataset: d}\nmodel: {encoder: ensemble, params: {member: protores, members: 2}}\n"
+        "augment: {time_masks: 2}\ntrain: {seed: 0, episodes: 90}")
+    (tmp_path / "c.yaml").write_text("extends: base.yaml\ntrain: {episodes: 80}")
+    cfg = load_config(tmp_path / "c.yaml", sets=["train.seed=1", "model.params.members=3",
+                                                  "augment.time_masks=4", "train.lr=0.002",
+                                                  "data.synth_festival_voices=[a,b]"])
+    assert (cfg.train.seed, cfg.train.episodes, cfg.train.lr) == (1, 80, 0.002)
+    assert cfg.model.params["members"] == 3 and cfg.model.params["member"] == "protores"
+    assert cfg.augment.time_masks == 4
+    assert cfg.data.synth_festival_voices == ("a", "b")
+    assert cfg.name == "c"
+
+
+@pytest.mark.parametrize("item, named", [
+    ("train.sede=1", r"unknown config key 'train\.sede'"),
+    ("trian.seed=1", r"unknown config key 'trian'"),
+    ("train.seed.x=1", r"'train\.seed\.x' does not exist"),
+    ("name.x=1", r"'name\.x' does not exist"),
+    ("extends=other.yaml", r"unknown config key 'extends'"),
+])
+def test_a_set_of_an_unknown_key_names_it(tmp_path, item, named):
+    with pytest.raises(ConfigError, match=named):
+        parse_overrides([item])
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: d}")
+    with pytest.raises(ConfigError, match=named):
+        load_config(path, sets=[item])
+
+
+def test_a_set_of_an_unknown_encoder_parameter_names_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: d}")
+    with pytest.raises(ConfigError, match="membres"):
+        load_config(path, sets=["model.params.membres=3"])
+
+
+@pytest.mark.parametrize("item", ["train.seed", "=1", "train..seed=1", "train.=1", ""])
+def test_a_malformed_set_names_the_option(item):
+    with pytest.raises(ConfigError, match=r"--set .*expected KEY=VALUE"):
+        parse_overrides([item])
+
+
+@pytest.mark.parametrize("item, named", [
+    ("train.seed=[1", r"--set 'train\.seed=\[1'.*not valid YAML"),
+    ("train.seed=one", r"train\.seed='one' must be of type int"),
+    ("train.lr=fast", r"train\.lr='fast' must be a number"),
+])
+def test_a_set_of_a_bad_value_names_the_key(tmp_path, item, named):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: d}")
+    with pytest.raises(ConfigError, match=named):
+        load_config(path, sets=[item])
+
+
+def test_train_command_takes_repeated_sets(tmp_path):
+    from kws_proto.cli import build_parser, parse_args
+
+    args = parse_args(build_parser(), ["train", "c.yaml", "--set", "train.seed=1",
+                                       "--set", "model.params.members=3"])
+    assert args.sets == ["train.seed=1", "model.params.members=3"]
+    assert parse_args(build_parser(), ["train", "c.yaml"]).sets == []

@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
                    help="'mirrored': one episode per local device, gradients all-reduced")
     p.add_argument("--logical-cpus", type=int, default=0,
                    help="split the CPU into N logical devices (to use --strategy mirrored without GPUs)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.seed=1 --set model.params.members=3 "
+                        "(repeatable; VALUE is YAML: 2, 0.5, true, [a, b])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -28,7 +31,7 @@ def run(args) -> int:
     from kws_proto.config import load_config
     from kws_proto.train.loop import train
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, sets=args.sets)
     run_dir = args.run_dir or Path("runs") / cfg.name
     result = train(cfg, run_dir, resume=args.resume, strategy=args.strategy,
                    progress=not args.quiet, logical_cpus=args.logical_cpus)
