@@ -16,8 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) -m kws_proto.demo
 
-## make test: the test suite, in two worker processes (pytest-xdist; 1.7x faster than one on the
-## 2-core machine: 3.7 against 6.2 min, 2026-11-29)
+## make test: the test suite, in two worker processes (pytest-xdist; experiments/speed.md)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
@@ -27,7 +26,7 @@ bench: $(STAMP)
 
 ## make pretrained: rebuild the shipped pretrained encoder (kws_proto/model/pretrained/default) from
 ## experiments/configs/pretrained.yaml; needs the system's flite (apt-get install flite) for its
-## corpus; resumable, ~35 min on 2 cores (13 min synthesis, 16 min training, 2026-11-29)
+## corpus; resumable (times: experiments/pretrained.md)
 pretrained: $(STAMP)
 	$(PY) -m kws_proto.publish experiments/configs/pretrained.yaml
 

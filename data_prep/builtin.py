@@ -39,9 +39,7 @@ def _synth_config(data: DataConfig, cls):
 
     words = tuple(load_words_file(data.synth_words_file)) if data.synth_words_file else None
     return cls(n_words=data.synth_words, n_speakers=data.synth_speakers, seed=data.synth_seed,
-               words=words, flite_speakers=data.synth_flite_speakers,
-               festival_speakers=data.synth_festival_speakers,
-               festival_voices=tuple(data.synth_festival_voices) or None)
+               words=words, flite_speakers=data.synth_flite_speakers)
 
 
 def _check_synth_settings(root: Path, data: DataConfig) -> None:
@@ -51,15 +49,11 @@ def _check_synth_settings(root: Path, data: DataConfig) -> None:
     info = json.loads(report.read_text()).get("synth")
     if not info:
         return
-    from data_prep.festival import check_voices
-
     flite, festival = info.get("flite_speakers", 0), info.get("festival_speakers", 0)
     made = {"words": len(info["words"]), "speakers": len(info["speakers"]) - flite - festival,
-            "flite_speakers": flite, "festival_speakers": festival,
-            "festival_voices": info.get("festival_voices", []), "seed": info["seed"]}
+            "flite_speakers": flite, "festival_speakers": festival, "seed": info["seed"]}
     want = {"words": data.synth_words, "speakers": data.synth_speakers,
-            "flite_speakers": data.synth_flite_speakers, "festival_speakers": data.synth_festival_speakers,
-            "festival_voices": list(check_voices(data.synth_festival_voices)) if data.synth_festival_speakers else [],
+            "flite_speakers": data.synth_flite_speakers, "festival_speakers": 0,  # Festival: removed
             "seed": data.synth_seed}
     differ = {k: (made[k], v) for k, v in want.items() if made[k] != v}
     if not differ:

@@ -81,7 +81,7 @@ class FliteVoice:
 
 
 def faster_stretch(setting, ratio: float):
-    """A setting with a duration ``stretch`` (Flite's, Festival's) sped up by ``ratio`` (> 1) and a
+    """A setting with a duration ``stretch`` (Flite's) sped up by ``ratio`` (> 1) and a
     little more, never below :data:`STRETCH_MIN`; ``None`` when it is there already."""
     if setting.stretch <= STRETCH_MIN:
         return None

@@ -35,8 +35,7 @@ PITCHES = tuple(range(25, 76, 5))
 
 def speaker_id(voice) -> str:
     """First 8 hex digits of the SHA-1 of the setting's ``speaker_key`` (eSpeak NG
-    ``"accent|variant|rate|pitch"``, Flite ``"flite|voice|pitch|stretch"``, Festival
-    ``"festival|voice|pitch|stretch"``).
+    ``"accent|variant|rate|pitch"``, Flite ``"flite|voice|pitch|stretch"``).
 
     Examples
     --------

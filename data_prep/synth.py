@@ -1,22 +1,20 @@
 """The built-in corpus: English words spoken by eSpeak NG voices, in Speech Commands layout.
 
 Each speaker (accent × voice variant × speed × pitch, see :mod:`data_prep.speakers`) says each
-word once; optionally so do ``flite_speakers`` CMU Flite voice settings (:mod:`data_prep.flite`)
-and ``festival_speakers`` Festival voice settings (:mod:`data_prep.festival`), system packages
-whose voices are built from real speakers' recordings.  A clip is made by
+word once; optionally so do ``flite_speakers`` CMU Flite voice settings (:mod:`data_prep.flite`,
+a system package whose voices are built from real speakers' recordings).  A clip is made by
 synthesising the word, resampling it to ``sr``, trimming leading and trailing silence, applying a
 mild random gain and placing it at a random offset inside a ``duration``-second clip, written
 as ``WORD/SPEAKERHASH_nohash_0.wav`` (16-bit).  A word longer than ``duration`` at the speaker's
 speed is re-synthesised faster (up to twice, never beyond 450 words/min for eSpeak NG or a
-duration stretch of 0.4 for Flite and Festival); one that still does not fit, or that the
+duration stretch of 0.4 for Flite); one that still does not fit, or that the
 synthesiser fails on, is dropped, named and counted in ``report.json``.  Everything random
 comes from ``seed``: clip (word ``i``, speaker ``j``; Flite speakers are numbered after the
 eSpeak NG ones, which they therefore leave unchanged) draws from ``default_rng([seed, i, j])``,
 and each speaker is spoken by a fresh eSpeak NG process, so the
-corpus is the same byte for byte whatever the number of workers.  Festival speakers come after
-the Flite ones, so adding them changes no earlier clip either.
+corpus is the same byte for byte whatever the number of workers.
 
-A speaker's setting (``Voice``, ``FliteVoice``, ``FestivalVoice``) names its ``ENGINE``, the
+A speaker's setting (``Voice``, ``FliteVoice``) names its ``ENGINE``, the
 ``speaker_key`` its id hashes, and how to say a word ``faster``; :data:`ENGINES` gives each
 engine's synthesiser.
 """
@@ -36,7 +34,6 @@ import soxr
 from tqdm import tqdm
 
 from data_prep.espeak import get_synthesizer
-from data_prep.festival import check_voices, draw_festival_speakers, get_festival
 from data_prep.flite import draw_flite_speakers, get_flite
 from data_prep.manifest_builder import BuildResult
 from data_prep.noise import write_noises
@@ -50,7 +47,7 @@ from kws_proto.data.dataset import MANIFEST, NOISE_DIR, write_splits
 from kws_proto.errors import ConfigError, KwsError
 
 #: Each engine's synthesiser, by the ``ENGINE`` of a voice setting.
-ENGINES = {"espeak": get_synthesizer, "flite": get_flite, "festival": get_festival}
+ENGINES = {"espeak": get_synthesizer, "flite": get_flite}
 SILENCE_DB = -35.0  # frames this far below the loudest are silence
 MARGIN_S = 0.02  # silence kept around a trimmed word
 INCOMPLETE = ".incomplete"  # present while a build runs; a rerun replaces such a folder
@@ -68,11 +65,6 @@ class SynthConfig:
         eSpeak NG speakers (voice settings); each says every word once.
     flite_speakers : int
         Flite speakers besides them (0-65; needs the system's ``flite``).
-    festival_speakers : int
-        Festival speakers besides those (needs the system's ``festival`` and the voices' packages).
-    festival_voices : tuple of str or None
-        The Festival voices they are drawn from, in turn; ``None`` = all of
-        :data:`data_prep.festival.VOICES`.
     seed : int
         Fixes words, speakers, offsets, gains, noise and the class split.
     words : tuple of str or None
@@ -93,8 +85,6 @@ class SynthConfig:
     n_speakers: int = 50
     seed: int = 0
     flite_speakers: int = 0
-    festival_speakers: int = 0
-    festival_voices: tuple[str, ...] | None = None
     words: tuple[str, ...] | None = None
     sr: int = 16000
     duration: float = 1.0
@@ -137,15 +127,12 @@ def trim_silence(y: np.ndarray, sr: int, margin: float = MARGIN_S) -> np.ndarray
     return y[max(0, loud[0] * hop - pad) : min(y.shape[0], (loud[-1] + 1) * hop + pad)]
 
 
-def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int,
-            pcm: np.ndarray | str | None = None) -> tuple[np.ndarray | str, object]:
+def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int) -> tuple[np.ndarray | str, object]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
-    the reason it cannot be made, and the voice setting that spoke it.  ``pcm``: the word as
-    ``voice`` already said it (int16 at ``synth.sample_rate``) or why it could not, when
-    synthesised in a batch."""
+    the reason it cannot be made, and the voice setting that spoke it."""
     for _ in range(3):
         try:
-            pcm = synth.synthesize(word, voice, seed=seed) if pcm is None else pcm  # int16 at synth.sample_rate
+            pcm = synth.synthesize(word, voice, seed=seed)  # int16 at synth.sample_rate
         except KwsError as err:  # the synthesiser failed on this word: drop it, keep the rest
             pcm = str(err)
         if isinstance(pcm, str):
@@ -159,13 +146,12 @@ def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int,
         faster = voice.faster(y.shape[0] / max_len)
         if faster is None:
             break
-        voice, pcm = faster, None
+        voice = faster
     return f"dropped: still longer than the clip at its fastest ({voice})", voice
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (Flite and Festival run as child
-    processes)."""
+    """CPU time of this process and its finished children (Flite runs as child processes)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
@@ -182,12 +168,10 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
     synth = ENGINES[voice.ENGINE]()
     n = int(round(cfg.sr * cfg.duration))
     sid = speaker_id(voice)
-    # an engine that starts a process per call says all the words in one (Festival)
-    batch = synth.speak_all(words, voice) if hasattr(synth, "speak_all") else [None] * len(words)
     results = []
-    for i, (word, pcm) in enumerate(zip(words, batch)):
+    for i, word in enumerate(words):
         rng = np.random.default_rng([cfg.seed, i, j])
-        y, used = _spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)), pcm=pcm)
+        y, used = _spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)))
         if isinstance(y, str):
             results.append((word, y))
             continue
@@ -248,13 +232,10 @@ def build_synth(
     """
     t0 = time.perf_counter()
     words = cfg.vocabulary()
-    voices = (draw_speakers(cfg.n_speakers, seed=cfg.seed) + draw_flite_speakers(cfg.flite_speakers, cfg.seed)
-              + draw_festival_speakers(cfg.festival_speakers, cfg.seed, cfg.festival_voices))
+    voices = draw_speakers(cfg.n_speakers, seed=cfg.seed) + draw_flite_speakers(cfg.flite_speakers, cfg.seed)
     backend = get_synthesizer().backend  # fails early and clearly when eSpeak NG is missing
     if cfg.flite_speakers:
         backend += f" + {get_flite().backend}"  # likewise for Flite
-    if cfg.festival_speakers:  # and for Festival and the voices asked for
-        backend += f" + {get_festival(cfg.festival_voices or ()).backend}"
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         unfinished = (out / INCOMPLETE).is_file()  # an interrupted build of ours: start again
@@ -290,8 +271,6 @@ def build_synth(
         "words": words,
         "speakers": {speaker_id(v): _describe(v) for v in voices},
         "flite_speakers": cfg.flite_speakers,
-        "festival_speakers": cfg.festival_speakers,
-        "festival_voices": list(check_voices(cfg.festival_voices)) if cfg.festival_speakers else [],
         "clips_written": len(rels),
         "sped_up": sum(s == "sped up" for _, _, s in status),
         "dropped": dropped,

@@ -88,8 +88,8 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
             bank = spotter.new_bank()
             for w in keywords:
                 v = views[w][:, [SHIFTS_MS.index(s) for s in shifts]]
-                thr, info = calibrate_threshold(v, distance=spotter.distance)
-                bank.add(bank.make_keyword(w, clip_embeddings(v, spotter.distance),
+                thr, info = calibrate_threshold(v)
+                bank.add(bank.make_keyword(w, clip_embeddings(v),
                                            [p.name for p in support[w]], thr, info))
             r = match_events(detect_audio(spotter, bank, stream).events, truth)
             totals[rule] += (r["hits"], r["misses"], r["false_alarms"])
@@ -118,8 +118,8 @@ def main(argv: list[str]) -> int:
                 bank = spotter.new_bank()
                 for w in keywords:
                     v = emb[w][order[w][:K]][:, [col[s] for s in views]]  # [K, S, d]
-                    t, info = calibrate_threshold(v, distance=spotter.distance, margin=margin)
-                    bank.add(bank.make_keyword(w, clip_embeddings(v, spotter.distance),
+                    t, info = calibrate_threshold(v, margin=margin)
+                    bank.add(bank.make_keyword(w, clip_embeddings(v),
                                                [str(i) for i in range(K)], t, info))
                 for query, shifts in QUERIES.items():
                     cols = [col[s] for s in shifts]

@@ -1,7 +1,7 @@
 """How the spectrogram's floor at test time moves a trained encoder on real speech.
 
 FSDD's clips are short and band-limited, so most of their spectrogram is digital silence at the
-``top_db`` floor (experiments/README.md, "The spectrogram's floor").  This scores a run
+``top_db`` floor (experiments/floor.md).  This scores a run
 directory, unchanged but for one field of its front end (``top_db``, ``amin`` or
 ``dither_db``), on the cross-corpus cells of ``kws-proto eval`` (FSDD digits speaker-disjoint,
 Picovoice wake words; 5-way 1- and 5-shot, the same 1,000 episodes of seed 0), and on FSDD

@@ -1,6 +1,6 @@
 """Does normalising embeddings at test time help a trained encoder on real speech?
 
-Scores each run directory given on the cross-corpus cells of experiments/README.md (FSDD digits
+Scores each run directory given on the cross-corpus cells of experiments/protocol.md (FSDD digits
 speaker-disjoint and the Picovoice wake words, 5-way 1- and 5-shot, the same 1,000 episodes of
 seed 0 as ``kws-proto eval``) with the nearest-prototype rule after each of these transforms of
 the embeddings (for an ensemble encoder, per member's block, as the members' distances are
@@ -37,7 +37,7 @@ import sys
 
 import numpy as np
 
-from kws_proto.model.scoring import episode_distances
+from kws_proto.model.scoring import prototype_distances
 from kws_proto.util.vectors import l2_normalize
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,7 +65,7 @@ def accuracies(table: np.ndarray, episodes, transform: str, groups: int,
             rows = np.concatenate([e.support.ravel(), e.query.ravel()])
             t = table.copy()
             t[rows] = unit_blocks(table[rows] - centre, groups)
-        d, y = episode_distances(t, e)  # [n_way * n_query, n_way]
+        d, y = prototype_distances(t, e)  # [n_way * n_query, n_way]
         out.append(float((d.argmin(1) == y).mean()))
     return np.asarray(out)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
 import typing
 import warnings
 from collections.abc import Iterable
@@ -39,8 +38,9 @@ from pathlib import Path
 import yaml
 
 from kws_proto.audio.augment import AugmentConfig
-from kws_proto.errors import ConfigError
 from kws_proto.audio.features import FeatureConfig
+from kws_proto.errors import ConfigError
+from kws_proto.util.typed import from_dict, to_plain
 
 SOURCES = ("prepared", "synth")
 HEADS = ("none", "cl2n")
@@ -54,9 +54,7 @@ class DataConfig:
     (``synth_words`` words x ``synth_speakers`` voices, ``synth_seed``; the words are a seeded
     pick from ``synth_words_file`` — one word per line — or, when that is empty, from the
     default vocabulary of :mod:`data_prep.words`; ``synth_flite_speakers`` Flite voice settings
-    say every word too, which needs the system's ``flite``, :mod:`data_prep.flite`; so do
-    ``synth_festival_speakers`` Festival settings of ``synth_festival_voices`` (empty: all),
-    which need the system's ``festival`` and voice packages, :mod:`data_prep.festival`);
+    say every word too, which needs the system's ``flite``, :mod:`data_prep.flite`);
     ``"prepared"`` requires a folder made beforehand by ``kws-prep``.
     """
 
@@ -67,22 +65,23 @@ class DataConfig:
     synth_seed: int = 0
     synth_words_file: str = ""
     synth_flite_speakers: int = 0
-    synth_festival_speakers: int = 0
-    synth_festival_voices: tuple[str, ...] = ()
     speaker_disjoint: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source={self.source!r} must be one of {SOURCES}")
         _positive(self, "data", "synth_words", "synth_speakers")
-        for name in ("synth_flite_speakers", "synth_festival_speakers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"data.{name}={getattr(self, name)} must be >= 0")
+        if self.synth_flite_speakers < 0:
+            raise ConfigError(f"data.synth_flite_speakers={self.synth_flite_speakers} must be >= 0")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoder name from :data:`kws_proto.encoders.ENCODERS`, its parameters, and the metric.
+
+    ``distance`` is the metric of prototypes and queries: ``"euclidean"`` (squared, summed
+    over dimensions), the only one since a cosine metric measured no better and was removed
+    after commit eb06620 (experiments/training.md); the field stays so that configs name it.
 
     ``params`` is completed with the encoder's defaults at construction, so a run's
     ``config.yaml`` records every parameter it was built with and a later change of a default
@@ -103,8 +102,9 @@ class ModelConfig:
             raise ConfigError(f"model: {e}") from None
         object.__setattr__(self, "params", {k: list(v) if isinstance(v, tuple) else v
                                             for k, v in full.items()})
-        if self.distance not in ("euclidean", "cosine"):
-            raise ConfigError(f"model.distance={self.distance!r} must be 'euclidean' or 'cosine'")
+        if self.distance != "euclidean":
+            raise ConfigError(f"model.distance={self.distance!r}: only 'euclidean' is supported "
+                              "(the cosine distance was removed after commit eb06620)")
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,9 @@ class TrainConfig:
     cores free of the training step for the episode feed (per-episode augmentation and MFCC run
     in ``tf.data``): the step gets ``cores - feed_cores`` intra-op threads (at least 1) and one
     inter-op thread (:func:`kws_proto.train.devices.set_feed_cores`); 0 (the default) leaves TensorFlow
-    its default pools, every core for the step.  On 2 cores the augmented feed then overlaps a
-    ProtoRes step instead of competing for its cores (fed step +10-14% over the bare step
-    against +45-76%, and 1.04-1.15x faster per episode); conv4, whose step dwarfs the feed, is
-    faster with every core (``benchmarks/bench_pipeline.py``).
+    its default pools, every core for the step.  On 2 cores that lets the augmented feed overlap
+    a ProtoRes step; conv4, whose step dwarfs the feed, is faster with every core
+    (experiments/speed.md, "Feeding the training step").
     """
 
     episodes: int = 3000
@@ -211,11 +210,41 @@ class ExperimentConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict:
-        return _to_plain(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "ExperimentConfig":
-        return _from_dict(cls, d or {}, "")
+        return from_dict(cls, _without_retired(d or {}), "")
+
+
+#: Keys of levers removed after commit eb06620 (each measured worse on real speech or was unused;
+#: experiments/protocol.md lists them): a stored run's config.yaml still names them, at their
+#: "off" value, which is accepted and dropped; any other value is a ConfigError naming the lever.
+#: ``None``: any value is dropped (a setting that only mattered with the lever on).
+RETIRED = {
+    ("augment", "speed"): (0.0, "speed perturbation"),
+    ("augment", "lowpass_prob"): (0.0, "the low-pass augmentation"),
+    ("augment", "lowpass_hz"): (None, "the low-pass augmentation"),
+    ("augment", "freq_warp"): (0.0, "frequency warping (VTLP)"),
+    ("data", "synth_festival_speakers"): (0, "the Festival synthesiser"),
+    ("data", "synth_festival_voices"): (None, "the Festival synthesiser"),
+}
+
+
+def _without_retired(d):
+    """``d`` without the :data:`RETIRED` keys at their off values (others: ConfigError)."""
+    if not isinstance(d, dict):
+        return d
+    out = dict(d)
+    for (section, key), (off, lever) in RETIRED.items():
+        values = out.get(section)
+        if not isinstance(values, dict) or key not in values:
+            continue
+        if off is not None and values[key] != off and values[key] not in ([], None):
+            raise ConfigError(f"{section}.{key}={values[key]!r}: {lever} was removed after commit "
+                              "eb06620 (see experiments/protocol.md); drop the key")
+        out[section] = {k: v for k, v in values.items() if k != key}
+    return out
 
 
 def same_training(a: ExperimentConfig, b: ExperimentConfig) -> bool:
@@ -228,59 +257,6 @@ def _positive(obj, section: str, *names: str) -> None:
         v = getattr(obj, n)
         if not v > 0:
             raise ConfigError(f"{section}.{n}={v!r} must be positive")
-
-
-def _to_plain(obj):
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    return obj
-
-
-def _from_dict(cls, d: dict, path: str):
-    """Build dataclass ``cls`` from a mapping, checking keys and coercing simple types."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - fields)
-    if unknown:
-        where = f"{path}." if path else ""
-        raise ConfigError(f"unknown config key(s) {[where + k for k in unknown]}; known: {sorted(fields)}")
-    kwargs = {}
-    for name, value in d.items():
-        key = f"{path}.{name}" if path else name
-        kwargs[name] = _coerce(hints[name], value, key)
-    return cls(**kwargs)
-
-
-def _coerce(tp, value, key: str):
-    if dataclasses.is_dataclass(tp):
-        return _from_dict(tp, value, key)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        tp = next(a for a in args if a is not type(None))
-        return _coerce(tp, value, key)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}={value!r} must be a list")
-        inner = args[0] if args else None
-        return tuple(_coerce(inner, v, key) if inner not in (None, Ellipsis) else v for v in value)
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float:
-        raise ConfigError(f"{key}={value!r} must be a number")
-    if tp in (int, bool, str) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{key}={value!r} must be of type {tp.__name__}")
-    if tp is dict and not isinstance(value, dict):
-        raise ConfigError(f"{key}={value!r} must be a mapping")
-    return value
 
 
 def load_config(path: str | Path, overrides: dict | None = None,

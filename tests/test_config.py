@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kws_proto.config import ExperimentConfig, dump_config, load_config, parse_overrides
 from kws_proto.errors import ConfigError
@@ -148,12 +149,12 @@ def test_extends_deep_merges_over_the_base(tmp_path):
 
 def test_extends_replaces_lists_and_scalars(tmp_path):
     (tmp_path / "base.yaml").write_text(
-        "data: {dataset: d, synth_festival_voices: [a, b, c]}\nmodel: {params: {filters: [8, 12, 16]}}")
+        "data: {dataset: d, synth_words: 30}\nmodel: {params: {filters: [8, 12, 16]}}")
     (tmp_path / "child.yaml").write_text(
-        "extends: base.yaml\ndata: {synth_festival_voices: [z]}\nmodel: {params: {filters: [4, 4, 4]}}")
+        "extends: base.yaml\ndata: {synth_words: 20}\nmodel: {params: {filters: [4, 4]}}")
     cfg = load_config(tmp_path / "child.yaml")
-    assert cfg.data.synth_festival_voices == ("z",)
-    assert cfg.model.params["filters"] == [4, 4, 4]
+    assert cfg.data.synth_words == 20
+    assert cfg.model.params["filters"] == [4, 4]  # the list replaced, not merged item by item
 
 
 def test_extends_chains_with_paths_relative_to_each_file(tmp_path, monkeypatch):
@@ -215,11 +216,11 @@ def test_overrides_apply_after_extends(tmp_path):
 
 def test_parse_overrides_types_and_nesting():
     got = parse_overrides(["train.seed=1", "train.lr=1e-3", "train.ema=0.5", "augment.enabled=false",
-                           "data.synth_festival_voices=[a,b]", "data.dataset=data/x y",
+                           "data.dataset=data/x y",
                            "model.params.member_params.filters=[4, 8, 16]", "train.seed=2"])
     assert got == {"train": {"seed": 2, "lr": 0.001, "ema": 0.5},
                    "augment": {"enabled": False},
-                   "data": {"synth_festival_voices": ["a", "b"], "dataset": "data/x y"},
+                   "data": {"dataset": "data/x y"},
                    "model": {"params": {"member_params": {"filters": [4, 8, 16]}}}}
     assert parse_overrides([]) == {}
 
@@ -231,11 +232,11 @@ def test_sets_merge_over_the_file_and_its_base(tmp_path):
     (tmp_path / "c.yaml").write_text("extends: base.yaml\ntrain: {episodes: 80}")
     cfg = load_config(tmp_path / "c.yaml", sets=["train.seed=1", "model.params.members=3",
                                                   "augment.time_masks=4", "train.lr=0.002",
-                                                  "data.synth_festival_voices=[a,b]"])
+                                                  "model.params.member_params={filters: [8, 8]}"])
     assert (cfg.train.seed, cfg.train.episodes, cfg.train.lr) == (1, 80, 0.002)
     assert cfg.model.params["members"] == 3 and cfg.model.params["member"] == "protores"
     assert cfg.augment.time_masks == 4
-    assert cfg.data.synth_festival_voices == ("a", "b")
+    assert cfg.model.params["member_params"]["filters"] == [8, 8]
     assert cfg.name == "c"
 
 
@@ -281,9 +282,42 @@ def test_a_set_of_a_bad_value_names_the_key(tmp_path, item, named):
 
 
 def test_train_command_takes_repeated_sets(tmp_path):
-    from kws_proto.cli import build_parser, parse_args
+    from kws_proto.util.cli import build_parser, parse_args
 
-    args = parse_args(build_parser(), ["train", "c.yaml", "--set", "train.seed=1",
-                                       "--set", "model.params.members=3"])
+    parser = build_parser("kws_proto.cli")
+    args = parse_args(parser, ["train", "c.yaml", "--set", "train.seed=1",
+                               "--set", "model.params.members=3"])
     assert args.sets == ["train.seed=1", "model.params.members=3"]
-    assert parse_args(build_parser(), ["train", "c.yaml"]).sets == []
+    assert parse_args(build_parser("kws_proto.cli"), ["train", "c.yaml"]).sets == []
+
+
+# --- levers removed from the code -------------------------------------------------------------
+
+def test_a_stored_config_naming_removed_levers_at_their_off_value_still_loads():
+    """Run directories written before the lean-core change name the removed levers switched off
+    (the shipped model's config.yaml does): they load, the keys dropped."""
+    from kws_proto.model.pretrained import model_dir
+
+    raw = yaml.safe_load((model_dir("default") / "config.yaml").read_text())
+    assert raw["augment"]["speed"] == 0.0 and "synth_festival_speakers" in raw["data"]
+    cfg = ExperimentConfig.from_dict(raw)
+    assert not hasattr(cfg.augment, "speed") and not hasattr(cfg.data, "synth_festival_speakers")
+
+
+@pytest.mark.parametrize("section, key, value, lever", [
+    ("augment", "speed", 0.1, "speed perturbation"),
+    ("augment", "lowpass_prob", 0.5, "low-pass"),
+    ("augment", "freq_warp", 0.1, "VTLP"),
+    ("data", "synth_festival_speakers", 3, "Festival"),
+])
+def test_a_removed_lever_switched_on_is_an_error_naming_it(tmp_path, section, key, value, lever):
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "d"}} | {section: {key: value}}
+                                   if section != "data" else {"data": {"dataset": "d", key: value}}))
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}={value}.*{lever}.*removed"):
+        load_config(path)
+
+
+def test_cosine_distance_is_refused_naming_its_removal():
+    with pytest.raises(ConfigError, match="model.distance='cosine'.*removed"):
+        ExperimentConfig.from_dict({"model": {"distance": "cosine"}})

@@ -62,8 +62,6 @@ def test_params_record_every_member_parameter_and_bad_ones_are_named():
         complete_params("ensemble", {"member_params": {"kernal": 5}})
     with pytest.raises(ConfigError, match="members=0"):
         build_encoder("ensemble", SMALL, members=0, member_params=TINY)
-    with pytest.raises(ConfigError, match="distance='cosine'.*euclidean"):
-        PrototypicalNetwork(_ensemble(2), distance="cosine")
 
 
 def _member_loss_by_hand(emb, n_way, k_shot, n_query):

@@ -10,11 +10,7 @@ from kws_proto.data.episodes import (
     SILENCE,
     SILENCE_CLASS,
     UNKNOWN_CLASS,
-    Episode,
     EpisodeSampler,
-    fixed_episodes,
-    load_episodes,
-    save_episodes,
 )
 from kws_proto.errors import ConfigError, DatasetError
 
@@ -182,31 +178,6 @@ def test_unknown_and_silence_extras(tmp_path, speaker_disjoint):
             assert not speakers_of(m, e.support[-2]) & speakers_of(m, e.query[-2])
         pool_words |= keywords_of(m, unknown)
     assert pool_words == set(pool)  # the unknown class mixes every held-out word
-
-
-def test_fixed_episodes_save_load_round_trip(tmp_path):
-    m = make_manifest(tmp_path)
-    sampler = EpisodeSampler(m, WORDS, 5, 1, 4, seed=11, silence=True)
-    eps = fixed_episodes(sampler, 12, start=100)
-    assert [e.index for e in eps] == list(range(100, 112))
-    path = save_episodes(tmp_path / "val_episodes.json", eps, m, sampler)
-    back = load_episodes(path, m)
-    assert back == eps
-    assert all(isinstance(e, Episode) and not e.support.flags.writeable for e in back)
-
-
-def test_saved_episodes_refuse_another_manifest(tmp_path):
-    m = make_manifest(tmp_path)
-    eps = fixed_episodes(EpisodeSampler(m, WORDS, 5, 1, 4, seed=0), 3)
-    path = save_episodes(tmp_path / "eps.json", eps, m)
-    other = Manifest(root=tmp_path / "other", clips=list(reversed(m.clips)))
-    with pytest.raises(DatasetError, match="another manifest"):
-        load_episodes(path, other)
-    (tmp_path / "bad.json").write_text('{"version": 1, "episodes": [{"index": 0}]}')
-    with pytest.raises(DatasetError, match=r"bad.json: malformed"):
-        load_episodes(tmp_path / "bad.json")
-    with pytest.raises(DatasetError, match="no such episodes file"):
-        load_episodes(tmp_path / "missing.json")
 
 
 def test_episode_is_read_only(tmp_path):

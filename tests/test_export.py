@@ -67,7 +67,7 @@ def test_a_bank_from_the_tflite_model_classifies_like_the_python_one(keyword_spo
         bank = banks[which] = keyword_spotter.new_bank()
         for name in dict.fromkeys(names):
             rows = [i for i in support if names[i] == name]
-            t, info = calibrate_threshold(emb[rows], distance=bank.encoder.distance)
+            t, info = calibrate_threshold(emb[rows])
             bank.add(bank.make_keyword(name, emb[rows], [str(i) for i in rows], t, info))
         for other in ("python", "tflite"):  # each bank applied to each model's embeddings
             e = keyword_spotter.embed(audio[query]) if other == "python" else lite(audio[query])

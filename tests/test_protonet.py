@@ -11,10 +11,8 @@ import pytest
 import tensorflow as tf
 
 from kws_proto.encoders import build_encoder
-from kws_proto.errors import ConfigError
 from kws_proto.model.protonet import (
     PrototypicalNetwork,
-    cosine_logits,
     prototypes,
     squared_distances,
 )
@@ -48,14 +46,6 @@ def test_squared_distances_stay_accurate_far_from_the_origin():
     assert np.all(self_dist >= 0.0) and np.all(np.diag(self_dist) < 1e-3)
 
 
-def test_cosine_logits_by_hand():
-    a = tf.constant([[1.0, 0.0], [1.0, 1.0]])
-    b = tf.constant([[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
-    s = 1.0 / math.sqrt(2.0)
-    np.testing.assert_allclose(cosine_logits(a, b, 10.0).numpy(),
-                               [[10.0, 0.0, -10.0], [10 * s, 10 * s, -10 * s]], rtol=1e-6)
-
-
 def test_two_way_one_shot_loss_and_accuracy_by_hand():
     model = PrototypicalNetwork(_identity_encoder(1))
     support = tf.constant([[[0.0]], [[4.0]]])  # 2 way x 1 shot x 1
@@ -85,30 +75,6 @@ def test_logits_and_labels_are_class_major():
     np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_cosine_model_by_hand_and_learnable_scale():
-    model = PrototypicalNetwork(_identity_encoder(2), distance="cosine", cosine_scale=5.0)
-    support = tf.constant([[[1.0, 0.0]], [[0.0, 2.0]]])
-    query = tf.constant([[[3.0, 0.0]], [[1.0, 1.0]]])
-    logits, _ = model.logits(support, query)
-    s = 5.0 / math.sqrt(2.0)
-    np.testing.assert_allclose(logits.numpy(), [[5.0, 0.0], [s, s]], rtol=1e-5)
-    assert [v.name for v in model.trainable_variables] == ["log_scale"]
-    with tf.GradientTape() as tape:
-        loss, _ = model(support, query, training=True)
-    assert float(tape.gradient(loss, model.log_scale)) != 0.0
-    fixed = PrototypicalNetwork(_identity_encoder(2), distance="cosine", learn_scale=False)
-    assert fixed.trainable_variables == []
-
-
-@pytest.mark.parametrize("kwargs, named", [
-    ({"distance": "manhattan"}, "distance='manhattan'"),
-    ({"distance": "cosine", "cosine_scale": 0.0}, "cosine_scale=0.0"),
-])
-def test_bad_options_raise_config_error(kwargs, named):
-    with pytest.raises(ConfigError, match=named):
-        PrototypicalNetwork(_identity_encoder(1), **kwargs)
-
-
 def _clusters(rng, distractor_sd, informative=4, distractors=12):
     """16 classes at the sign codes {-5, 5}^4 (pairwise >= 10 apart, within-class sd 0.1),
     padded with 12 distractor dimensions of sd ``distractor_sd`` that carry no class."""
@@ -123,7 +89,7 @@ def _clusters(rng, distractor_sd, informative=4, distractors=12):
     return draw
 
 
-def _train_on_clusters(distance, distractor_sd, steps=40):
+def _train_on_clusters(distractor_sd, steps=40):
     """Train a Dense(8) encoder on 10 classes; accuracy on the 6 unseen ones before and after.
 
     Returns (accuracy before, accuracy after, training losses), accuracies over five 4-way
@@ -134,8 +100,7 @@ def _train_on_clusters(distance, distractor_sd, steps=40):
     draw = _clusters(rng, distractor_sd)
     classes = rng.permutation(16)
     seen, unseen = classes[:10], classes[10:]
-    model = PrototypicalNetwork(keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)]),
-                                distance=distance)
+    model = PrototypicalNetwork(keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)]))
     optimizer = keras.optimizers.Adam(0.05)
 
     def unseen_accuracy():
@@ -157,16 +122,14 @@ def _train_on_clusters(distance, distractor_sd, steps=40):
     return before, unseen_accuracy(), losses
 
 
-@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-def test_separated_clusters_reach_accuracy_one(distance):
-    _, after, losses = _train_on_clusters(distance, distractor_sd=0.5, steps=20)
+def test_separated_clusters_reach_accuracy_one():
+    _, after, losses = _train_on_clusters(distractor_sd=0.5, steps=20)
     assert np.all(np.isfinite(losses))
     assert after == 1.0
 
 
-@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-def test_training_learns_to_ignore_distractors(distance):
-    before, after, losses = _train_on_clusters(distance, distractor_sd=3.0, steps=40)
+def test_training_learns_to_ignore_distractors():
+    before, after, losses = _train_on_clusters(distractor_sd=3.0, steps=40)
     assert before < 0.9  # an untrained projection mixes the distractors in
     assert np.mean(losses[-5:]) < 0.1 * np.mean(losses[:5])
     assert after >= 0.98  # on classes never seen in training

@@ -1,10 +1,7 @@
 """Synthesise the built-in corpus with eSpeak NG (no download) in Speech Commands layout.
 
 With --flite-speakers N, N CMU Flite voice settings (the system's `flite`: voices kal16, awb, slt,
-rms at several pitches and speeds) say every word as well; with --festival-speakers N, so do N
-Festival settings (the system's `festival` and voice packages; --festival-voices picks the voices,
-by default all of them: two English ones and ten that read English with another language's
-rules, like accented speakers).
+rms at several pitches and speeds) say every word as well.
 
 Every speaker (accent x voice variant x speed x pitch, named by a hash of the setting) says every
 word once; clips are 16 kHz, 1 s, the word at a random offset.  OUT gets WORD/HASH_nohash_0.wav,
@@ -27,12 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speakers", type=int, default=50, help="speakers (voice settings); each says every word")
     p.add_argument("--flite-speakers", type=int, default=0,
                    help="CMU Flite voice settings (0-65) saying every word too; needs `apt-get install flite`")
-    p.add_argument("--festival-speakers", type=int, default=0,
-                   help="Festival voice settings saying every word too; needs `apt-get install festival` "
-                        "and the voices' packages (data_prep/festival.py)")
-    p.add_argument("--festival-voices", default="", metavar="V1,V2",
-                   help="the Festival voices to draw them from (default all), e.g. "
-                        "ked_diphone,cmu_us_slt_arctic_hts")
     p.add_argument("--seed", type=int, default=0, help="fixes words, speakers, offsets, gains, noise and split")
     p.add_argument("--words-file", metavar="FILE", default=None,
                    help="word list to use instead of the built-in one (one word per line, # comments)")
@@ -53,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
     words = tuple(load_words_file(args.words_file)) if args.words_file else DEFAULT_WORDS
     cfg = SynthConfig(n_words=min(args.words, len(words)), n_speakers=args.speakers, seed=args.seed,
                       words=words, flite_speakers=args.flite_speakers,
-                      festival_speakers=args.festival_speakers,
-                      festival_voices=tuple(v for v in args.festival_voices.split(",") if v) or None,
                       noise_seconds=args.noise_seconds, workers=args.workers)
     result = build_synth(args.out, cfg, progress=not args.quiet, overwrite=args.overwrite)
     info = result.report["synth"]

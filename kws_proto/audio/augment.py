@@ -13,15 +13,15 @@ functions, so configs can import :class:`AugmentConfig` cheaply.
 from __future__ import annotations
 
 import functools
-import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import ConfigError
+from kws_proto.util.typed import from_dict
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,11 @@ class AugmentConfig:
         Noise is scaled by a volume drawn from U(0, noise_volume) per clip.
     time_shift_ms : float >= 0
         Each clip moves by a whole number of samples drawn uniformly within +-time_shift_ms.
-    speed : float in [0, 0.5)
-        Speed perturbation (tempo and pitch together, like ``sox speed``): each clip is
-        resampled about its centre at a rate drawn from U(1 - speed, 1 + speed); 0 disables it
-        (the published protocol).
     silence_volume : float in [0, 1]
         The "silence" class is background noise at a volume drawn from U(0, silence_volume).
     reverb_prob, reverb_rt60 : float
         Probability that a clip is convolved with a synthetic room impulse response, and the
         largest reverberation time (s) drawn for it (:func:`reverberate`).
-    lowpass_prob : float in [0, 1]
-        Probability that a clip (speech and noise, as a recording device would) loses every
-        frequency above a cutoff drawn from U(lowpass_hz, sample_rate / 2) (:func:`lowpass`):
-        band-limited recordings, such as 8 kHz telephone-band speech, have nothing there.
-    lowpass_hz : float > 0
-        The lowest cutoff drawn.
     freq_masks, freq_mask_bands : int >= 0
         Spectrogram masking (SpecAugment, Park et al. 2019, arXiv 1904.08779) on the features:
         ``freq_masks`` bands of mel channels per clip, each ``U{0..freq_mask_bands}`` wide, are
@@ -60,11 +50,10 @@ class AugmentConfig:
     time_masks, time_mask_frames : int >= 0
         The same along time: ``time_masks`` runs of ``U{0..time_mask_frames}`` frames per clip
         take the clip's mean features.
-    freq_warp : float in [0, 0.3]
-        Vocal tract length perturbation (VTLP, Jaitly & Hinton 2013) on the features: each
-        clip's mel spectrum is read at its band centres scaled by a factor drawn from
-        U(1 - freq_warp, 1 + freq_warp), which moves formants as a longer or shorter vocal tract
-        would, at the same pitch and tempo (:func:`freq_warp`); 0 disables it.
+
+    Speed perturbation, a band-limiting low-pass and vocal tract length perturbation were
+    levers here up to commit eb06620; each measured worse on real speech and was removed
+    (experiments/augmentation.md).
     """
 
     enabled: bool = True
@@ -72,16 +61,12 @@ class AugmentConfig:
     noise_volume: float = 0.1
     time_shift_ms: float = 100.0
     silence_volume: float = 0.1
-    speed: float = 0.0
     reverb_prob: float = 0.0
     reverb_rt60: float = 0.5
-    lowpass_prob: float = 0.0
-    lowpass_hz: float = 3000.0
     freq_masks: int = 0
     freq_mask_bands: int = 8
     time_masks: int = 0
     time_mask_frames: int = 10
-    freq_warp: float = 0.0
 
     @property
     def masks(self) -> bool:
@@ -96,17 +81,10 @@ class AugmentConfig:
                 raise ConfigError(f"augment.{name}={v!r} must be an integer >= 0")
         if not 0.1 <= self.reverb_rt60 <= 1.0:
             raise ConfigError(f"augment.reverb_rt60={self.reverb_rt60!r} must be in [0.1, 1]")
-        if not 0.0 <= self.speed < 0.5:
-            raise ConfigError(f"augment.speed={self.speed!r} must be in [0, 0.5)")
-        if not self.lowpass_hz > 0.0:
-            raise ConfigError(f"augment.lowpass_hz={self.lowpass_hz!r} must be > 0")
-        for name in ("noise_prob", "noise_volume", "silence_volume", "reverb_prob",
-                     "lowpass_prob"):
+        for name in ("noise_prob", "noise_volume", "silence_volume", "reverb_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"augment.{name}={v!r} must be in [0, 1]")
-        if not 0.0 <= self.freq_warp <= 0.3:
-            raise ConfigError(f"augment.freq_warp={self.freq_warp!r} must be in [0, 0.3]")
         if not self.time_shift_ms >= 0.0:
             raise ConfigError(f"augment.time_shift_ms={self.time_shift_ms!r} must be >= 0")
 
@@ -115,11 +93,9 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AugmentConfig":
-        """Build from a dict; an unknown key is a :class:`ConfigError` naming it."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"augment: unknown key(s) {unknown}")
-        return cls(**d)
+        """Build from a mapping (:func:`kws_proto.util.typed.from_dict`): unknown keys are a
+        :class:`ConfigError` naming them, missing ones default."""
+        return from_dict(cls, d, "augment")
 
 
 def load_noise(paths: Sequence[str | os.PathLike], sr: int = 16000) -> np.ndarray:
@@ -140,6 +116,15 @@ def load_noise(paths: Sequence[str | os.PathLike], sr: int = 16000) -> np.ndarra
 
 
 ALG = "philox"  # one algorithm everywhere, so eager, graph and XLA code draw the same numbers
+
+
+#: The seed streams of one training episode, by name.  The episode's seed is split into
+#: ``episode`` (``[seed, i]``) -> ``augment`` and ``silence`` (:mod:`kws_proto.data.pipeline`);
+#: ``augment`` is split once more into the four draws every clip gets (time shift, noise
+#: segment, noise volume, whether noise is applied) and folded with these numbers into the
+#: optional draws, so that switching one on leaves every other draw as it was.  A new draw takes
+#: a new number (5 and 8 were the speed, low-pass and frequency-warp draws up to eb06620).
+DRAWS = {"reverb": 6, "masks": 7}
 
 
 def seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
@@ -222,76 +207,6 @@ def time_shift(waves: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
     return tf.where(inside, moved, tf.zeros_like(moved))
 
 
-def speed_perturb(waves: tf.Tensor, max_change: float, seed: tf.Tensor) -> tf.Tensor:
-    """Play each row faster or slower about its centre, by its own rate in ``1 +- max_change``.
-
-    Linear interpolation, zero outside the clip: ``out[b, t] = waves[b, c + (t - c) * r_b]`` with
-    ``c = (n - 1) / 2``, so a word centred in its clip stays centred; ``r_b > 1`` shortens the word
-    and raises its pitch by the factor ``r_b``.  There is no anti-alias filter: at ``r = 1.15``
-    content above ~7 kHz of a 16 kHz clip folds back, where speech has little energy and the
-    default mel range (up to 7 kHz) barely looks.
-
-    Parameters
-    ----------
-    waves : tf.Tensor [shape=(batch, n)]
-    max_change : float in [0, 0.5)
-    seed : tf.Tensor [shape=(2,)]
-
-    Returns
-    -------
-    perturbed : tf.Tensor [shape=(batch, n)]
-    """
-    import tensorflow as tf
-
-    if max_change == 0:
-        return waves
-    batch, n = tf.shape(waves)[0], tf.shape(waves)[1]
-    rate = uniform([batch], seed, 1.0 - max_change, 1.0 + max_change)
-    centre = tf.cast(n - 1, tf.float32) / 2.0
-    src = centre + (tf.range(n, dtype=tf.float32)[None, :] - centre) * rate[:, None]  # [batch, n]
-    left = tf.floor(src)
-    frac = src - left
-    i0 = tf.cast(left, tf.int32)
-    last = n - 1
-    a = tf.gather(waves, tf.clip_by_value(i0, 0, last), batch_dims=1)
-    b = tf.gather(waves, tf.clip_by_value(i0 + 1, 0, last), batch_dims=1)
-    inside = (src >= 0.0) & (src <= tf.cast(last, tf.float32))
-    return tf.where(inside, a + frac * (b - a), tf.zeros_like(a))
-
-
-def lowpass(waves: tf.Tensor, min_hz: float, prob: float, seed: tf.Tensor,
-            sr: int = 16000) -> tf.Tensor:
-    """Remove, with probability ``prob`` per row, every frequency above a random cutoff.
-
-    The cutoff is drawn from U(``min_hz``, ``sr / 2``); rows keep the DFT bins at or below it
-    (an ideal brick-wall filter over the whole clip, by FFT), the others come back unchanged.
-
-    Parameters
-    ----------
-    waves : tf.Tensor [shape=(batch, n)]
-    min_hz : float > 0
-    prob : float in [0, 1]
-    seed : tf.Tensor [shape=(2,)]
-    sr : int
-
-    Returns
-    -------
-    filtered : tf.Tensor [shape=(batch, n)]
-    """
-    import tensorflow as tf
-
-    if prob == 0:
-        return waves
-    s_cut, s_apply = tf.unstack(seeds(seed, 2))
-    batch, n = tf.shape(waves)[0], waves.shape[1]
-    cutoff = uniform([batch], s_cut, min(min_hz, sr / 2), sr / 2)  # [batch] Hz
-    freqs = tf.range(n // 2 + 1, dtype=tf.float32) * (sr / n)  # [bins] Hz of each rfft bin
-    keep = tf.cast(freqs[None, :] <= cutoff[:, None], tf.complex64)  # [batch, bins]
-    filtered = tf.signal.irfft(tf.signal.rfft(waves) * keep, fft_length=[n])
-    apply = uniform([batch], s_apply, 0.0, 1.0) < prob
-    return tf.where(apply[:, None], filtered, waves)
-
-
 RT60_MIN = 0.1
 
 
@@ -346,8 +261,7 @@ def augment(
     waves: tf.Tensor, noise: tf.Tensor | None, seed: tf.Tensor, config: AugmentConfig,
     sr: int = 16000,
 ) -> tf.Tensor:
-    """Speed perturbation, reverberation, time shift, background noise at a random volume, then
-    the low-pass of a band-limited recording, clipped to [-1, 1].
+    """Reverberation, time shift, then background noise at a random volume, clipped to [-1, 1].
 
     Applies ``config`` whatever ``config.enabled`` says (that flag is the pipeline's choice).
 
@@ -369,21 +283,13 @@ def augment(
     import tensorflow as tf
 
     s_shift, s_noise, s_volume, s_apply = tf.unstack(seeds(seed, 4))
-    if config.speed:
-        s_speed = fold(seed, 5)
-        waves = speed_perturb(waves, config.speed, s_speed)
     if config.reverb_prob:
-        s_reverb = fold(seed, 6)
-        waves = reverberate(waves, config.reverb_rt60, config.reverb_prob, s_reverb, sr)
+        waves = reverberate(waves, config.reverb_rt60, config.reverb_prob,
+                            fold(seed, DRAWS["reverb"]), sr)
     out = time_shift(waves, int(round(config.time_shift_ms * sr / 1000)), s_shift)
-    s_lowpass = fold(seed, 8)
-
-    def band_limit(x):
-        return lowpass(x, config.lowpass_hz, config.lowpass_prob, s_lowpass, sr)
-
     no_noise = noise is None or int(noise.shape[0]) == 0
     if no_noise or config.noise_volume == 0 or config.noise_prob == 0:
-        return band_limit(out)
+        return out
     batch, n = tf.shape(out)[0], out.shape[1]
     if n is None:
         n = tf.shape(out)[1]
@@ -392,7 +298,7 @@ def augment(
     volume = uniform([batch], s_volume, 0.0, config.noise_volume)
     volume *= tf.cast(uniform([batch], s_apply, 0.0, 1.0) < config.noise_prob, tf.float32)
     mixed = out + volume[:, None] * noise_segments(noise, batch, n, s_noise)
-    return tf.clip_by_value(band_limit(mixed), -1.0, 1.0)
+    return tf.clip_by_value(mixed, -1.0, 1.0)
 
 
 def _band_mask(batch: tf.Tensor, size: int, n_bands: int, max_width: int,
@@ -449,66 +355,6 @@ def spec_mask(feats: tf.Tensor, dct: np.ndarray, config: AugmentConfig,
         masked = _band_mask(batch, frames, config.time_masks, config.time_mask_frames, s_time)
         feats = tf.where(masked[:, :, None], tf.reduce_mean(feats, axis=1, keepdims=True), feats)
     return feats
-
-
-def _slaney_mel(hz):
-    """librosa's default (Slaney) mel scale in TensorFlow: linear to 1 kHz, logarithmic above."""
-    import tensorflow as tf
-
-    linear = hz / (200.0 / 3.0)
-    log = 15.0 + tf.math.log(tf.maximum(hz, 1e-3) / 1000.0) / (math.log(6.4) / 27.0)
-    return tf.where(hz < 1000.0, linear, log)
-
-
-def freq_warp(feats: tf.Tensor, dct: np.ndarray, fmin: float, fmax: float,
-              alpha: tf.Tensor) -> tf.Tensor:
-    """Warp the frequency axis of cepstral features (vocal tract length perturbation).
-
-    The features are projected back onto the mel channels through the (orthonormal) DCT; warped
-    channel ``c`` of clip ``b`` takes the (linearly interpolated) value the clip had at
-    ``alpha[b]`` times channel ``c``'s centre frequency, the edge channels' values beyond the
-    filterbank's range; the result is projected forward again.  ``alpha > 1`` moves formants
-    down (a longer vocal tract), ``alpha < 1`` up; ``alpha = 1`` changes nothing.  The warp is
-    linear in the features, so it commutes with cepstral mean subtraction.
-
-    Parameters
-    ----------
-    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
-    dct : np.ndarray [shape=(n_mels, n_mfcc)]
-        The DCT of the front end (orthonormal columns), mel channels to cepstra.
-    fmin, fmax : float
-        The front end's mel filterbank range in Hz (Slaney mel scale, as librosa's default).
-    alpha : tf.Tensor [shape=(batch,), dtype=float32]
-
-    Returns
-    -------
-    feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
-    """
-    import librosa
-    import tensorflow as tf
-
-    n_mels = int(dct.shape[0])
-    lo, hi = (float(librosa.hz_to_mel(f)) for f in (fmin, fmax))
-    step = (hi - lo) / (n_mels + 1)  # band centres are n_mels of n_mels + 2 even mel steps
-    centres = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]  # [n_mels] Hz
-    source = tf.constant(centres, tf.float32)[None, :] * alpha[:, None]  # [batch, n_mels] Hz
-    pos = tf.clip_by_value((_slaney_mel(source) - lo) / step - 1.0, 0.0, n_mels - 1.0)
-    i0 = tf.minimum(tf.cast(tf.floor(pos), tf.int32), n_mels - 2)  # [batch, n_mels]
-    w = (pos - tf.cast(i0, tf.float32))[:, None, :]  # [batch, 1, n_mels]
-    dct = tf.constant(dct, tf.float32)
-    mel = tf.einsum("btc,mc->btm", feats, dct)  # [batch, frames, n_mels]
-    warped = ((1.0 - w) * tf.gather(mel, i0, axis=2, batch_dims=1)
-              + w * tf.gather(mel, i0 + 1, axis=2, batch_dims=1))
-    return tf.einsum("btm,mc->btc", warped, dct)
-
-
-def random_freq_warp(feats: tf.Tensor, dct: np.ndarray, fmin: float, fmax: float,
-                     max_warp: float, seed: tf.Tensor) -> tf.Tensor:
-    """:func:`freq_warp` by a factor drawn per clip from ``U(1 - max_warp, 1 + max_warp)``."""
-    import tensorflow as tf
-
-    alpha = uniform([tf.shape(feats)[0]], seed, 1.0 - max_warp, 1.0 + max_warp)
-    return freq_warp(feats, dct, fmin, fmax, alpha)
 
 
 def silence(

@@ -15,7 +15,7 @@ about 140 dB below a frame's peak.  With the default ``top_db=80`` floor that no
 the output, unless a clip has no energy at all inside the mel range (e.g. a pure tone above
 ``fmax`` in digital silence), where the two paths can differ by a few 1e-3.  With
 ``top_db=None`` bands down to ``amin`` reach the output, so the spectrum is taken in float64
-(the FFT about 1.7x slower).
+(slower; experiments/speed.md, "Front end").
 
 librosa and TensorFlow are imported inside the functions that need them, so importing this
 module (e.g. for :class:`FeatureConfig` in a command's ``--help``) stays fast.
@@ -35,6 +35,7 @@ import numpy as np
 
 from kws_proto.audio.loading import CROPS
 from kws_proto.errors import ConfigError
+from kws_proto.util.typed import from_dict
 
 PAD_MODES = ("constant", "reflect")
 #: Bumped whenever the numbers a config produces change; feature caches record it.
@@ -90,10 +91,8 @@ class FeatureConfig:
     normalize : {"mean", "none", "meanvar"}
         Per-utterance normalisation of each coefficient over the clip's frames: cepstral mean
         subtraction (the default: removes the recording's level and channel colouring), none,
-        or mean and variance normalisation.  Measured on encoders trained on the built-in
-        corpus and tested on real speech (ProtoRes, 3,000 episodes, 5-way 1-/5-shot accuracy %):
-        none 27.6 / 34.8 on FSDD and 54.7 / 76.9 on Picovoice; mean 39.6 / 56.8 and
-        70.9 / 88.0; meanvar 32.5 / 44.5 and 59.9 / 80.8 (experiments/README.md).
+        or mean and variance normalisation.  The mean measured far better on real speech for
+        encoders trained on the built-in corpus (experiments/ablation.md).
     amin : float > 0
         Smallest mel power before the log (``10 * log10(max(amin, S))``).
     dither_db : float > 0 or None
@@ -106,7 +105,7 @@ class FeatureConfig:
         does not depend on the recording level.  Augmented training clips are computed without
         it (:mod:`kws_proto.data.pipeline`): their augmentation noise is their floor, and encoders
         trained on dithered clips scored lower on real speech than the same encoders given the
-        dither only at test time (experiments/README.md, session 12).  Validation, evaluation,
+        dither only at test time (experiments/floor.md).  Validation, evaluation,
         enrolment, detection and the exports use it.  None (the default): no dither.
     """
 
@@ -214,14 +213,9 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
-        """Build from a dict; unknown keys are a :class:`ConfigError`, missing ones default."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"FeatureConfig.from_dict needs a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"FeatureConfig: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        """Build from a mapping (:func:`kws_proto.util.typed.from_dict`): unknown keys are a
+        :class:`ConfigError` naming them, missing ones default."""
+        return from_dict(cls, d, "features")
 
     @property
     def digest(self) -> str:
@@ -354,7 +348,7 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"
         ``[win_length, n_fft // 2 + 1]`` (window folded in), MatMul ops only, for runtimes
         without an FFT of length ``n_fft`` (TFLite's needs a power of two).  Both agree with
         :func:`mfcc` to the same tolerance; under TensorFlow on CPU ``"dft"`` is far slower
-        (about 20x in a graph, 64 clips of the default config), so it is for export only.
+        (experiments/speed.md), so it is for export only.
 
     Returns
     -------
@@ -424,8 +418,7 @@ def _windowed_frames(Y, window: np.ndarray, T: int, hop: int):
     When the window is a whole number ``m`` of hops (the default: 640 = 2 x 320), the signal is
     reshaped into hop-long pieces ``[B, T-1+m, hop]`` and frame ``t`` is pieces ``t .. t+m-1``
     side by side, each times its part of the window: one copy, where ``tf.signal.frame`` gathers
-    and the window multiply copies again (about 3 of the front end's 13 ms CPU per 100 clips,
-    single-threaded).  Other windows go through ``tf.signal.frame``.
+    and the window multiply copies again (experiments/speed.md, "Front end").  Other windows go through ``tf.signal.frame``.
     """
     import tensorflow as tf
 

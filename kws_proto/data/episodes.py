@@ -3,8 +3,8 @@
 An :class:`EpisodeSampler` draws episode ``i`` from its own generator
 ``np.random.default_rng([seed, i])``, so the sampler's whole state is the episode counter: a run
 resumed at step ``i`` sees exactly the episodes it would have seen, and a list of validation or
-test episodes drawn once (:func:`fixed_episodes`, saved with :func:`save_episodes`) scores every
-encoder on identical episodes.  Loading the clips of an episode is the job of
+test episodes drawn once from a seed (:func:`fixed_episodes`) scores every encoder on identical
+episodes: the seed, not a file, is what is recorded.  Loading the clips of an episode is the job of
 :mod:`kws_proto.data.pipeline`.
 
 Row layout of an :class:`Episode` with ``n_way`` keyword classes (Parnami & Lee 2020, "Few-shot
@@ -20,24 +20,18 @@ The label of a clip is its row: ``support[c]`` and ``query[c]`` both belong to `
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from kws_proto.data.cache import manifest_fingerprint
 from kws_proto.data.dataset import Manifest
 from kws_proto.errors import ConfigError, DatasetError
-from kws_proto.util.atomic import atomic_write_text
 
 SILENCE = -1
 """Row index standing for a silence clip (background noise only); the pipeline fills it."""
 UNKNOWN_CLASS = "_unknown_"
 SILENCE_CLASS = "_silence_"
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,14 +85,6 @@ class Episode:
             self.support, other.support) and np.array_equal(self.query, other.query)
 
     __hash__ = None  # equality compares arrays; episodes are not dict keys
-
-    def to_dict(self) -> dict:
-        return {"index": self.index, "classes": list(self.classes),
-                "support": self.support.tolist(), "query": self.query.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Episode":
-        return cls(int(d["index"]), tuple(d["classes"]), d["support"], d["query"])
 
 
 class EpisodeSampler:
@@ -234,14 +220,6 @@ class EpisodeSampler:
     def __iter__(self) -> Iterator[Episode]:
         return self.episodes()
 
-    def to_dict(self) -> dict:
-        """The sampler's parameters (recorded next to saved episodes)."""
-        return {
-            "classes": list(self.classes), "n_way": self.n_way, "k_shot": self.k_shot,
-            "n_query": self.n_query, "seed": self.seed, "speaker_disjoint": self.speaker_disjoint,
-            "unknown_classes": list(self.unknown_classes), "silence": self.silence,
-        }
-
 
 def _unique(names: Sequence[str], what: str) -> tuple[str, ...]:
     if isinstance(names, str):
@@ -304,50 +282,8 @@ def _random_speaker_split(rng: np.random.Generator, spk: np.ndarray, k: int, q: 
 
 def fixed_episodes(sampler: EpisodeSampler, n: int, start: int = 0) -> list[Episode]:
     """Episodes ``start .. start+n-1`` of ``sampler``, drawn once to be reused (validation,
-    test): save them with :func:`save_episodes` to score later models on the same ones."""
+    test): the same sampler and seed give the same episodes for every model."""
     if n < 1:
         raise ConfigError(f"n={n} episodes must be positive")
     return list(sampler.episodes(start, start + n))
 
-
-def save_episodes(
-    path: str | os.PathLike, episodes: Sequence[Episode], manifest: Manifest,
-    sampler: EpisodeSampler | None = None,
-) -> Path:
-    """Write episodes as JSON (atomically) with the fingerprint of the manifest they index."""
-    doc = {
-        "version": FORMAT_VERSION,
-        "manifest_sha256": manifest_fingerprint(manifest),
-        "sampler": sampler.to_dict() if sampler is not None else None,
-        "episodes": [e.to_dict() for e in episodes],
-    }
-    path = Path(path)
-    atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
-    return path
-
-
-def load_episodes(path: str | os.PathLike, manifest: Manifest | None = None) -> list[Episode]:
-    """Read :func:`save_episodes` output; with ``manifest``, refuse episodes made for another one.
-
-    Raises
-    ------
-    DatasetError
-        Missing or malformed file, or a manifest whose fingerprint differs.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such episodes file")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("version") != FORMAT_VERSION:
-            raise DatasetError(f"{path}: episodes format version {doc.get('version')!r} "
-                               f"is not {FORMAT_VERSION}")
-        episodes = [Episode.from_dict(d) for d in doc["episodes"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise DatasetError(f"{path}: malformed episodes file ({e})") from e
-    if manifest is not None and doc.get("manifest_sha256") != manifest_fingerprint(manifest):
-        raise DatasetError(
-            f"{path}: episodes were drawn from another manifest than {manifest.root} "
-            f"(fingerprint differs); draw them again"
-        )
-    return episodes

@@ -17,12 +17,9 @@ U(0, ``augment.silence_volume``) on either path.  Every random draw of episode `
 number of passes.  ``prefetch`` lets the next episode be prepared while the model trains on
 the current one; the feed's graph ops run single-threaded on ``tf.data``'s threads, except the
 FFT and the XLA-compiled augmentation, which use the training step's intra-op pool.
-``benchmarks/bench_pipeline.py`` measures what feeding costs per episode against the bare
-step.  The augmented feed costs ~17-23 ms of CPU per 100-clip episode (MFCC ~10, augmentation
-~4-5), about what a ProtoRes step costs, so it can only overlap the step on a core the step
-leaves free: on 2 cores with ``train.feed_cores: 1`` the fed step measured +10% and +14% over
-the bare step in two runs (and no slower than with every core for the step, where the feed
-adds +45-76%).
+The augmented feed costs about as much CPU as a ProtoRes step, so it overlaps the step only on
+a core the step leaves free (``train.feed_cores``; measured in experiments/speed.md,
+``benchmarks/bench_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +30,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.audio.augment import (AugmentConfig, augment_function, fold, random_freq_warp, seeds,
-                               silence, spec_mask)
+from kws_proto.audio.augment import (DRAWS, AugmentConfig, augment_function, fold, seeds,
+                                     silence, spec_mask)
 from kws_proto.data.cache import to_float32
 from kws_proto.data.episodes import SILENCE, Episode, EpisodeSampler
 from kws_proto.errors import ConfigError, DatasetError
@@ -209,7 +206,7 @@ class EpisodePipeline:
         fc_wave = dataclasses.replace(fc, dither_db=None) if aug.enabled else fc
         seed = tf.constant(self.seed, tf.int64)
         frames, n_mfcc = fc.shape
-        dct = dct_matrix(fc)  # [n_mels, n_mfcc], for masks and warps on mel channels
+        dct = dct_matrix(fc)  # [n_mels, n_mfcc], for masks on mel channels
 
         def fill_silence(x, is_silence, s_sil, to_features):
             where = tf.where(is_silence)  # [n_silence, 1]
@@ -227,12 +224,8 @@ class EpisodePipeline:
                 feats = data
                 if has_silence:
                     feats = fill_silence(feats, is_silence, s_sil, lambda w: mfcc_batch(w, fc))
-            if aug.enabled and aug.freq_warp:
-                feats = random_freq_warp(feats, dct, fc.fmin, fc.fmax, aug.freq_warp,
-                                         fold(s_aug, 8))
             if aug.enabled and aug.masks:
-                s_mask = fold(s_aug, 7)
-                feats = spec_mask(feats, dct, aug, s_mask)
+                feats = spec_mask(feats, dct, aug, fold(s_aug, DRAWS["masks"]))
             n_way, k, q = tf.unstack(sizes)
             feats = tf.reshape(feats, [n_way, k + q, frames, n_mfcc])  # rows were class-major
             return feats[:, :k], feats[:, k:]

@@ -51,7 +51,7 @@ def build_ensemble(
     their random initialisation already disagree usefully.
 
     Why: on real speech one training seed of ProtoRes can land 5-8 points below another
-    (experiments/README.md, "Ensembles"); averaging members removes most of that spread and
+    (experiments/ensembles.md); averaging members removes most of that spread and
     lifts the mean.
 
     Parameters

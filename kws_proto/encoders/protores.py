@@ -35,40 +35,11 @@ def build_protores(
     average pooling) with a stem of stride 2. The published ProtoRes is ``stem_stride=1,
     kernel=9, head="avgpool"``.
 
-    How the defaults were chosen. Speed: ``python -m benchmarks.run bench_encoders`` (5-way
-    5-shot 15-query training step, 100 clips of 51 x 40, 2-core CPU shared with other jobs):
-    per training episode the defaults ran 10.0x, 11.0x and 12.9x faster than conv4 in three runs
-    (e.g. 18.4 against 202.8 ms wall; 11.7-14.7x in CPU time), the published ProtoRes
-    5.7-7.3x.
-    Accuracy: trained on the built-in synthetic corpus (3,000 5-way 5-shot episodes, seed 0),
-    tested on unseen real speech, 5-way 1-shot / 5-shot, 1,000 episodes
-    (``kws-proto eval --data data/fsdd --speaker-disjoint`` and ``--data data/picovoice``; the
-    ablation of experiments/README.md):
-
-    - ``layout="temporal"``: the image layout runs the same kernels at each of the 40
-      coefficient positions, ends in a 46,080-dim embedding and trains several times *slower*
-      than conv4; the temporal layout, coefficients as channels, is what makes ProtoRes cheap.
-      Time lies on the width axis (``[1, time, coeff]``): the same arithmetic as ``[time, 1,
-      coeff]``, and TensorFlow's oneDNN convolutions ran it 1.03x (idle machine) to 2x (loaded)
-      faster, never slower (the benchmark's last lines).
-    - ``stem_stride=2``: the blocks run on 25 frames instead of 49 (their receptive field still
-      spans the clip) and a training step is ~1.5x cheaper; accuracy rose (basic block,
-      avgpool head: FSDD 39.6 / 56.8 -> 44.3 / 60.8, Picovoice 70.9 / 88.0 -> 71.5 / 86.0).
-    - ``head="global"``: time-averaged 48-dim embeddings, blind to where the word sits in the
-      clip. With stride 2 it beat the published ``(2,1)`` average pooling (576 dims):
-      FSDD 48.2 / 63.3 against 44.3 / 60.8, Picovoice 73.9 / 86.9 against 71.5 / 86.0.
-    - ``kernel=7`` (TD-ResNet7's): FSDD 50.0 / 65.9 and 52.2 / 67.1 (training seeds 0 and 1),
-      Picovoice 77.5 / 89.1 and 76.2 / 88.4, against 48.2 / 63.3 and 73.9 / 86.9 with
-      kernel 9, and a step ~1.2x cheaper. conv4 on the same protocol (1,500 episodes):
-      FSDD 48.5 / 65.1, Picovoice 62.1 / 83.2.
-    - ``block="basic"``: with the global head, full pre-activation blocks scored FSDD
-      47.3 / 62.0, Picovoice 72.7 / 83.3 (kernel 7) and 50.0 / 64.3, 74.1 / 85.3 (kernel 9).
-      Pre-activation did better with the avgpool head (kernel 9: 47.3 / 63.1, 78.0 / 89.0;
-      kernel 7: 41.4 / 56.3, 76.5 / 87.8), still short of the defaults on FSDD; the
-      bottleneck block scored lower (global, kernel 7: 46.6 / 61.1, 72.6 / 85.8; avgpool,
-      kernel 9: 39.5 / 53.8, 60.4 / 81.5).
-    - widths 16; 24, 32, 48 (published): a last block of 64 (64-dim embedding) scored no better
-      (48.4 / 64.7, 75.9 / 88.0 with kernel 9) at ~1.25x the cost.
+    The defaults were chosen by measurement on real speech none of the encoders trained on
+    (stride, head, kernel, block type, widths, layout: experiments/ablation.md): the temporal
+    layout is what makes ProtoRes cheap (coefficients as channels; the image layout ends in a
+    46,080-dim embedding and trains slower than conv4), and ``block`` "basic" beat the
+    pre-activation and bottleneck blocks there.
 
     Parameters
     ----------

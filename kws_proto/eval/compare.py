@@ -162,7 +162,7 @@ def compare(
         })
         for key, eps in episodes.items():
             table = embedding_table(net, data.features, eps)
-            scores = score_episodes(table, eps, cfg.model.distance)
+            scores = score_episodes(table, eps)
             m.accuracies[key] = scores.accuracies
             m.confusion[key] = (eps, scores)
         rows = np.unique(np.concatenate([e.query.ravel() for e in eps]))  # last setting's queries

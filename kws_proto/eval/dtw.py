@@ -1,8 +1,8 @@
 """The non-learned baseline: MFCC + dynamic time warping, nearest support clip.
 
 The classic query-by-example keyword spotter, scored on the same episodes as the learned
-encoders (:func:`dtw_scores` returns the :class:`~kws_proto.eval.evaluate.EpisodeScores` that
-:func:`~kws_proto.eval.evaluate.score_episodes` returns for them): a query is given the class of the
+encoders (:func:`dtw_scores` returns the :class:`~kws_proto.model.scoring.EpisodeScores` that
+:func:`~kws_proto.model.scoring.score_episodes` returns for them): a query is given the class of the
 support clip at the smallest DTW distance.
 
 DTW here
@@ -16,46 +16,10 @@ DTW here
     the Euclidean distance (``"euclidean"``).  Compiled with numba (at first use, not cached on
     disk: the installed package may be read-only); pairs run in parallel with ``prange``.
 
-Measured on real speech, 1,000 fixed episodes per cell (seed 0), 5-way, 15 queries per class,
-accuracy in % (95% CIs 0.3-0.8): FSDD (all 3,000 clips of the 10 digits, 6 speakers, 50 takes
-each; clips are shorter than 1 s and centred between zeros), the same with speaker-disjoint
-support and query, and Picovoice (the 2,279 readable clips of 6 wake words by >50 speakers, the
-loudest second).  Front end: the defaults (51 x 40 MFCC with c0) with per-clip CMS (mean
-subtraction, ``normalize="mean"``, the learned encoders' default), none (``"none"``), or CMVN
-(:func:`cmvn`).  Command: ``python -m benchmarks.bench_dtw --accuracy DIR [--speaker-disjoint]``
-on each prepared folder, 2 CPU cores::
-
-    features, frame cost, rule, normalisation    FSDD        FSDD disjoint  Picovoice
-                                                5-shot 1-shot 5-shot 1-shot 5-shot 1-shot
-    CMS, euclidean, nearest, path (default)      69.9  46.8   49.4  39.3    89.6  70.6
-    CMS, euclidean, nearest, symmetric           67.9  45.5   47.6  38.2    88.7  68.1
-    CMS, euclidean, mean, path                   62.5         49.9          86.9
-    CMS, euclidean, nearest, path, band 10       69.7  46.7   49.4  39.3    90.0  68.7
-    CMS, cosine, nearest, path                   65.0  42.4   46.8  35.3    90.5  70.1
-    none, cosine, nearest, path                  74.5  48.6   45.3  39.8    77.9  51.6
-    none, cosine, mean, path                     68.8         53.5          63.6
-    none, euclidean, nearest, path               51.6  31.1   24.1  21.5    80.2  59.4
-    CMVN, euclidean, nearest, path               59.8  36.6   28.8  26.3    62.9  43.5
-    CMVN, euclidean, nearest, symmetric          53.5  32.8   23.7  23.3    43.7  30.7
-
-No setting wins everywhere, so the defaults are the setting that is strongest over all six
-columns (mean 60.9, against 58.4 for CMS + cosine and 56.3 for un-normalised MFCC + cosine):
-Euclidean frame cost on CMS MFCC -- the features the learned encoders get -- with the nearest
-support clip and path-length normalisation.  Paired differences to it on the same episodes:
-un-normalised MFCC + cosine wins only where a query's own speaker has takes among the supports
-(FSDD not disjoint, +4.6 and +1.8) and loses 11.7 and 19.0 on Picovoice; CMS + cosine wins
-+0.9 ± 0.3 on Picovoice 5-shot and loses 0.5-4.9 elsewhere; the mean distance to a class helps
-only with speaker-disjoint FSDD (+0.6 ± 0.6 here; with un-normalised MFCC + cosine it reaches
-53.5, that column's best); the symmetric form loses 0.8-2.5 everywhere (CIs <= 0.26); a band of
-10 frames changes -1.9..+0.4 and halves the time.  Euclidean on CMVN MFCC, the weak classic,
-is 10-46 points behind.
-
-Speed: each distinct (query, support) pair of all the episodes is computed once (DTW is
-symmetric, so ``(a, b)`` and ``(b, a)`` are one pair).  1,000 5-way 5-shot episodes on FSDD hold
-1,875,000 pairs, 1,508,962 distinct -- fewer than the 4,498,500 of the full matrix among the
-3,000 clips, and never more than it, so the distinct pairs are what is computed: 20-30 us per
-pair on one core, up to 1.9x faster on two, 5x faster than ``librosa.sequence.dtw`` pair by
-pair; under a minute for the 1,000 episodes (``python -m benchmarks.run bench_dtw``).
+The defaults (Euclidean frame cost on CMS MFCC -- the features the learned encoders get --,
+the nearest support clip, path-length normalisation) are the setting strongest over FSDD and
+Picovoice among those measured (experiments/dtw.md).  Each distinct (query, support) pair of all
+the episodes is computed once (DTW is symmetric); speed: experiments/speed.md.
 """
 
 from __future__ import annotations
@@ -64,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from kws_proto.errors import ConfigError
-from kws_proto.eval.evaluate import EpisodeScores
+from kws_proto.model.scoring import EpisodeScores
 
 METRICS = ("cosine", "euclidean")
 RULES = ("nearest", "mean")

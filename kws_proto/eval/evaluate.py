@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
 from kws_proto.errors import ConfigError
 from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
-                                     episode_distances, evaluate_episodes, score_episodes)
+                                     evaluate_episodes, prototype_distances, score_episodes)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def evaluate_run(
     for s in settings:
         episodes = eval_episodes(data, classes, s, seed, unknown)
         table = embedding_table(net, data.features, episodes)
-        scores = score_episodes(table, episodes, cfg.model.distance)
+        scores = score_episodes(table, episodes)
         summary = scores.summary
         rows.append({
             "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query, "episodes": s.episodes,
@@ -104,6 +104,6 @@ def evaluate_run(
         if unknown:
             from kws_proto.eval.openset import open_set_scores
 
-            o = open_set_scores(table, episodes, far=0.05, distance=cfg.model.distance)
+            o = open_set_scores(table, episodes, far=0.05)
             rows[-1].update(auroc=o.auroc, detection_at_5pct_far=o.detection)
     return rows

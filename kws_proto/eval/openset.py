@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_proto.model.scoring import episode_distances
+from kws_proto.model.scoring import prototype_distances
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class OpenSetScores:
     threshold: float
 
 
-def keyword_scores(table: np.ndarray, episodes, distance: str = "euclidean"):
+def keyword_scores(table: np.ndarray, episodes):
     """Keyword scores and correctness of every query, pooled over open-set episodes.
 
     Parameters
@@ -37,8 +37,6 @@ def keyword_scores(table: np.ndarray, episodes, distance: str = "euclidean"):
         Embeddings by manifest row (:func:`kws_proto.eval.evaluate.embedding_table`).
     episodes : list of Episode
         Each with ``classes[-1] == "_unknown_"``.
-    distance : {"euclidean", "cosine"}
-        The run's ``model.distance``, as in closed-set scoring.
 
     Returns
     -------
@@ -49,7 +47,7 @@ def keyword_scores(table: np.ndarray, episodes, distance: str = "euclidean"):
     """
     scores, is_kw, correct = [], [], []
     for e in episodes:
-        d, label = episode_distances(table, e, distance, known_only=True)  # [n_queries, n_known]
+        d, label = prototype_distances(table, e, known_only=True)  # [n_queries, n_known]
         scores.append(-d.min(axis=1))
         is_kw.append(label < e.n_way - 1)
         correct.append(d.argmin(axis=1) == label)
@@ -68,10 +66,9 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def open_set_scores(table: np.ndarray, episodes, far: float = 0.05,
-                    distance: str = "euclidean") -> OpenSetScores:
+def open_set_scores(table: np.ndarray, episodes, far: float = 0.05) -> OpenSetScores:
     """AUROC and detection rate at false-acceptance rate ``far`` over open-set episodes."""
-    s, kw, ok = keyword_scores(table, episodes, distance)
+    s, kw, ok = keyword_scores(table, episodes)
     threshold = float(np.quantile(s[~kw], 1.0 - far))  # accepts a share ``far`` of unknowns
     detection = float(np.mean((s[kw] > threshold) & ok[kw]))
     return OpenSetScores(auroc(s, kw), detection, far, threshold)

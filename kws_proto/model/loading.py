@@ -20,7 +20,7 @@ def build_network(cfg: ExperimentConfig, encoder=None):
 
     if encoder is None:
         encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
-    return PrototypicalNetwork(encoder, distance=cfg.model.distance)
+    return PrototypicalNetwork(encoder)
 
 
 def save_weights(model, path: str | os.PathLike) -> None:

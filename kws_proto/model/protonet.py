@@ -1,20 +1,15 @@
 """The prototypical network: an encoder plus the prototype metric (Snell et al. 2017).
 
-The model owns only the metric. :func:`prototypes`, :func:`squared_distances` and
-:func:`cosine_logits` are pure functions that enrolment and matching reuse.
+The model owns only the metric. :func:`prototypes` and :func:`squared_distances` are pure
+functions that scoring, enrolment and matching reuse.
 """
 
 from __future__ import annotations
-
-import math
 
 import keras
 import tensorflow as tf
 
 from kws_proto.encoders.ensemble import GROUPS_ATTR
-from kws_proto.errors import ConfigError
-
-DISTANCES = ("euclidean", "cosine")
 
 
 def prototypes(support_embeddings: tf.Tensor) -> tf.Tensor:
@@ -57,28 +52,6 @@ def squared_distances(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.maximum(a2 + b2 - 2.0 * ab, 0.0)
 
 
-def cosine_logits(a: tf.Tensor, b: tf.Tensor, scale: float | tf.Tensor = 10.0) -> tf.Tensor:
-    """Scaled cosine similarities ``scale * cos(a_i, b_j)``.
-
-    Cosine similarity lies in [-1, 1], too narrow a range for a softmax over a few classes; the
-    ``scale`` (an inverse temperature) widens it (Chen et al. 2019, "A closer look at few-shot
-    classification", arXiv 1904.04232; Oreshkin et al. 2018, TADAM, arXiv 1805.10123).
-
-    Parameters
-    ----------
-    a : tf.Tensor [shape=(n, d)]
-    b : tf.Tensor [shape=(m, d)]
-    scale : float or tf.Tensor [shape=()]
-
-    Returns
-    -------
-    logits : tf.Tensor [shape=(n, m)]
-    """
-    a = tf.math.l2_normalize(a, axis=1, epsilon=1e-12)
-    b = tf.math.l2_normalize(b, axis=1, epsilon=1e-12)
-    return scale * tf.matmul(a, b, transpose_b=True)
-
-
 def episode_labels(n_way: tf.Tensor, n_query: tf.Tensor) -> tf.Tensor:
     """Labels of queries stored class-major: ``[0]*n_query + [1]*n_query + ...``.
 
@@ -112,39 +85,15 @@ class PrototypicalNetwork(keras.Model):
     ----------
     encoder : keras.Model
         Maps ``x [shape=(batch, *input)]`` to ``[shape=(batch, d)]``.
-    distance : {"euclidean", "cosine"}
-        ``"euclidean"``: logits = -squared Euclidean distance (summed over ``d``).
-        ``"cosine"``: logits = ``scale * cos`` (:func:`cosine_logits`).
-    cosine_scale : float
-        Initial (or fixed) ``scale`` of the cosine logits.
-    learn_scale : bool
-        With ``"cosine"``, learn ``log(scale)`` as a trainable scalar (kept positive by the
-        exponential); otherwise ``scale`` stays fixed at ``cosine_scale``.
+
+    The logits are minus the squared Euclidean distances (summed over ``d``, not averaged) of
+    the queries to the class prototypes.
     """
 
-    def __init__(self, encoder: keras.Model, distance: str = "euclidean",
-                 cosine_scale: float = 10.0, learn_scale: bool = True, **kwargs):
+    def __init__(self, encoder: keras.Model, **kwargs):
         super().__init__(**kwargs)
-        if distance not in DISTANCES:
-            raise ConfigError(
-                f"distance={distance!r} is not one of {', '.join(map(repr, DISTANCES))}"
-            )
-        if not (isinstance(cosine_scale, (int, float)) and cosine_scale > 0):
-            raise ConfigError(f"cosine_scale={cosine_scale!r} must be a positive number")
         self.encoder = encoder
-        self.distance = distance
         self.groups = int(getattr(encoder, GROUPS_ATTR, 1))
-        if self.groups > 1 and distance != "euclidean":
-            raise ConfigError(f"distance={distance!r}: an ensemble encoder sums its members' "
-                              "squared Euclidean distances; use distance='euclidean'")
-        self.log_scale = None
-        if distance == "cosine":
-            self.log_scale = self.add_weight(
-                name="log_scale",
-                shape=(),
-                initializer=keras.initializers.Constant(math.log(cosine_scale)),
-                trainable=bool(learn_scale),
-            )
 
     def embed(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Embeddings of a batch of clips, ``training=False`` by default (enrolment).
@@ -160,7 +109,7 @@ class PrototypicalNetwork(keras.Model):
         return self.encoder(x, training=training)
 
     def scores(self, query_embeddings: tf.Tensor, protos: tf.Tensor) -> tf.Tensor:
-        """Logits of queries against prototypes under the model's distance.
+        """Logits of queries against prototypes: minus their squared distances.
 
         Parameters
         ----------
@@ -170,10 +119,8 @@ class PrototypicalNetwork(keras.Model):
         Returns
         -------
         logits : tf.Tensor [shape=(n, m)]
-            ``-squared_distances`` or scaled cosine; larger is closer.
+            ``-squared_distances``; larger is closer.
         """
-        if self.distance == "cosine":
-            return cosine_logits(query_embeddings, protos, tf.exp(self.log_scale))
         return -squared_distances(query_embeddings, protos)
 
     def member_logits(self, support: tf.Tensor, query: tf.Tensor, training=None):

@@ -30,7 +30,12 @@ from kws_proto.util.atomic import atomic_write_text
 
 @dataclass(frozen=True)
 class RunDir:
+    """The files of one run directory ``root`` (a ``str`` or a ``Path``)."""
+
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def config_path(self) -> Path:

@@ -14,7 +14,6 @@ import numpy as np
 
 from kws_proto.data.episodes import UNKNOWN_CLASS
 from kws_proto.util.stats import MeanCI, mean_ci
-from kws_proto.util.vectors import l2_normalize
 
 
 def embed_rows(net, features, rows, batch_size: int = 256) -> np.ndarray:
@@ -64,8 +63,7 @@ class EpisodeScores:
         return mean_ci(self.accuracies)
 
 
-def episode_distances(table: np.ndarray, episode, distance: str = "euclidean",
-                      known_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def prototype_distances(table: np.ndarray, episode, known_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Squared distances of an episode's queries to its class prototypes: the one scoring
     function behind closed-set accuracy, open-set scores and every experiment's variant.
 
@@ -74,8 +72,6 @@ def episode_distances(table: np.ndarray, episode, distance: str = "euclidean",
     table : np.ndarray [shape=(n_clips, dim)]
         Embeddings by manifest row (:func:`embedding_table`).
     episode : Episode
-    distance : {"euclidean", "cosine"}
-        The run's ``model.distance``; "cosine" compares unit-length embeddings.
     known_only : bool
         Open set: prototypes of the keyword classes only, without the episode's trailing
         ``_unknown_`` class (whose queries are then scored against the keywords).
@@ -97,18 +93,16 @@ def episode_distances(table: np.ndarray, episode, distance: str = "euclidean",
                          "unknown_classes")
     support = table[episode.support[:n_protos]]  # [n_protos, k_shot, dim]
     query = table[episode.query].reshape(n_way * n_query, -1)  # [n_way * n_query, dim]
-    if distance == "cosine":
-        support, query = l2_normalize(support), l2_normalize(query)
     protos = prototypes(tf.constant(support))  # [n_protos, dim]
     d = squared_distances(tf.constant(query), protos).numpy()  # [n_way * n_query, n_protos]
     return d, np.repeat(np.arange(n_way), n_query)
 
 
-def score_episodes(table: np.ndarray, episodes, distance: str = "euclidean") -> EpisodeScores:
+def score_episodes(table: np.ndarray, episodes) -> EpisodeScores:
     """Nearest-prototype accuracy of each episode on a precomputed embedding ``table``."""
     accs, labels, preds = [], [], []
     for e in episodes:
-        d, y = episode_distances(table, e, distance)
+        d, y = prototype_distances(table, e)
         p = d.argmin(axis=1)
         accs.append(float((p == y).mean()))
         labels.append(y)
@@ -116,7 +110,7 @@ def score_episodes(table: np.ndarray, episodes, distance: str = "euclidean") -> 
     return EpisodeScores(np.asarray(accs), np.asarray(labels), np.asarray(preds))
 
 
-def evaluate_episodes(net, data, episodes, distance: str = "euclidean") -> MeanCI:
+def evaluate_episodes(net, data, episodes) -> MeanCI:
     """Mean ± CI accuracy of ``net`` on ``episodes`` over ``data.features``."""
     table = embedding_table(net, data.features, episodes)
-    return score_episodes(table, episodes, distance).summary
+    return score_episodes(table, episodes).summary

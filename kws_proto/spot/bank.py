@@ -18,9 +18,7 @@ The header::
                    "calibration": {...how the threshold was chosen...}}, ...]}
 
 ``support`` rows are split by the number of clips of each keyword.  Embeddings are stored as the
-encoder gives them; :func:`metric_space` maps them to the space distances are taken in (the
-identity for ``"euclidean"``, L2 normalisation for ``"cosine"``, as evaluation does), and a
-prototype is the mean support embedding there.
+encoder gives them, and a prototype is the mean support embedding.
 
 A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
 leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
@@ -47,26 +45,6 @@ from kws_proto.util.atomic import atomic_write_bytes
 FORMAT = "kws_proto.spot.bank"
 VERSION = 1
 MEMBERS = ("header", "prototypes", "support", "checksum")
-
-
-def metric_space(embeddings: np.ndarray, distance: str) -> np.ndarray:
-    """Embeddings in the space distances are measured in.
-
-    Parameters
-    ----------
-    embeddings : np.ndarray [shape=(n, d)]
-    distance : {"euclidean", "cosine"}
-        The network's distance; ``"cosine"`` L2-normalises each row (squared Euclidean distance
-        between unit vectors is ``2 - 2 cos``), as :func:`kws_proto.eval.evaluate.score_episodes` does.
-
-    Returns
-    -------
-    embeddings : np.ndarray [shape=(n, d), dtype=float32]
-    """
-    e = np.asarray(embeddings, dtype=np.float32)
-    if distance == "cosine":
-        e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
-    return e
 
 
 @dataclass(frozen=True)
@@ -100,10 +78,10 @@ class Keyword:
     ----------
     name : str
     prototype : np.ndarray [shape=(d,), dtype=float32]
-        Mean of ``support`` in :func:`metric_space`.
+        Mean of ``support``.
     support : np.ndarray [shape=(k, d), dtype=float32]
-        Embeddings of the support clips (enrolment: each the mean of its views in
-        :func:`metric_space`, :func:`kws_proto.spot.spotter.clip_embeddings`).
+        Embeddings of the support clips (enrolment: each the mean of its views,
+        :func:`kws_proto.spot.decision.clip_embeddings`).
     clips : tuple of str [len k]
         Names of the support clips.
     threshold : float
@@ -199,7 +177,7 @@ class KeywordBank:
                      calibration: dict | None = None) -> Keyword:
         """A :class:`Keyword` of this bank's metric from support embeddings ``[k, d]``."""
         support = np.asarray(support, dtype=np.float32)
-        proto = metric_space(support, self.encoder.distance).mean(axis=0)  # [d]
+        proto = support.mean(axis=0)  # [d]
         return Keyword(name, proto.astype(np.float32), support, tuple(str(c) for c in clips),
                        float(threshold), dict(calibration or {}))
 

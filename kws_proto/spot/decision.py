@@ -2,15 +2,11 @@
 within its threshold, and the threshold calibrated from a keyword's own support clips.
 
 **Decision rule.**  ``d_k`` is the squared Euclidean distance (summed over dimensions) from a
-clip's embedding to keyword ``k``'s prototype, in :func:`kws_proto.spot.bank.metric_space`.  A clip is
-keyword ``k`` when ``k`` is the nearest keyword among those within their own threshold
+clip's embedding to keyword ``k``'s prototype.  A clip is keyword ``k`` when ``k`` is the nearest keyword among those within their own threshold
 (``d_k <= t_k``); "unknown" when no keyword is.
 
-**Enrolment views.**  A sliding window rarely starts where the front end would crop a clip, so
-each support clip is embedded as a sliding window would see it: cut at its crop and at
-``ENROL_SHIFTS_MS`` (-100 and +100 ms, one detection hop either side) from it, the recording's own
-samples where it has them, zeros beyond.  The clip's support embedding is the mean of its views
-(in :func:`kws_proto.spot.bank.metric_space`); the prototype the mean of the clips'.
+A support clip is embedded in several views (:mod:`kws_proto.spot.spotter`, "Enrolment
+views"); its support embedding is the mean of its views, the prototype the mean of the clips'.
 
 **Threshold rule** (:func:`calibrate_threshold`), per keyword, from its own ``k >= 2`` support
 clips: the leave-one-out distances ``l_i`` = mean over clip ``i``'s views of ``d(view, prototype
@@ -28,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
-from kws_proto.spot.bank import KeywordBank, metric_space
+from kws_proto.spot.bank import KeywordBank
 
 SUPPORT_MARGIN = 1.25
 NEGATIVE_QUANTILE = 0.05
@@ -40,7 +36,7 @@ def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
 
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
-    e = metric_space(embeddings, bank.encoder.distance)
+    e = np.asarray(embeddings, dtype=np.float32)
     return squared_distances(e, bank.prototypes).numpy().astype(np.float64)
 
 
@@ -61,25 +57,23 @@ def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(masked.min(axis=1)), labels, -1)
 
 
-def _metric_views(support: np.ndarray, distance: str) -> np.ndarray:
-    """Support ``[k, S, d]`` (or ``[k, d]``, one view each) in :func:`metric_space`: ``[k, S, d]``."""
+def _views(support: np.ndarray) -> np.ndarray:
+    """Support ``[k, S, d]`` (or ``[k, d]``, one view each) as ``[k, S, d]`` float32."""
     v = np.asarray(support, dtype=np.float32)
     v = v[:, None, :] if v.ndim == 2 else v
     if v.ndim != 3:
         raise ConfigError(f"support of shape {v.shape}: expected [clips, views, dim] or "
                           "[clips, dim]")
-    k, n_views, d = v.shape
-    return metric_space(v.reshape(k * n_views, d), distance).reshape(k, n_views, d)
+    return v
 
 
-def clip_embeddings(views: np.ndarray, distance: str = "euclidean") -> np.ndarray:
-    """Each support clip's embedding, the mean of its views in :func:`metric_space`: ``[k, d]``
-    float32 for ``views [k, S, d]`` (or ``[k, d]``, one view each)."""
-    return _metric_views(views, distance).mean(axis=1)
+def clip_embeddings(views: np.ndarray) -> np.ndarray:
+    """Each support clip's embedding, the mean of its views: ``[k, d]`` float32 for
+    ``views [k, S, d]`` (or ``[k, d]``, one view each)."""
+    return _views(views).mean(axis=1)
 
 
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
-                        distance: str = "euclidean",
                         margin: float = SUPPORT_MARGIN) -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
@@ -89,7 +83,6 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
         Embeddings of each support clip's ``S`` views (one view when 2-D).
     negatives : np.ndarray [shape=(m, d)] or None
         Embeddings of clips that are not the keyword.
-    distance : {"euclidean", "cosine"}
     margin : float > 0
         The multiple of the mean leave-one-out distance (``SUPPORT_MARGIN``).
 
@@ -102,12 +95,12 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     """
     from kws_proto.model.protonet import squared_distances
 
-    views = _metric_views(support, distance).astype(np.float64)  # [k, S, d]
+    views = _views(support).astype(np.float64)  # [k, S, d]
     k = len(views)
     if k < 2:
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
-    clips = metric_space(views.mean(axis=1), distance).astype(np.float64)  # [k, d], as in the bank
+    clips = views.mean(axis=1).astype(np.float32).astype(np.float64)  # [k, d], as in the bank
     loo_protos = (clips.sum(axis=0, keepdims=True) - clips) / (k - 1)  # [k, d]: without clip i
     loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
     support_limit = margin * float(loo.mean())
@@ -115,7 +108,7 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
             "loo": [round(float(x), 6) for x in loo], "support_limit": support_limit}
     threshold = support_limit
     if negatives is not None and len(negatives):
-        n = metric_space(negatives, distance)
+        n = np.asarray(negatives, dtype=np.float32)
         proto = clips.mean(axis=0, keepdims=True).astype(np.float32)  # [1, d]
         nd = squared_distances(n, proto).numpy()[:, 0].astype(np.float64)  # [m]
         negative_limit = float(np.quantile(nd, NEGATIVE_QUANTILE))

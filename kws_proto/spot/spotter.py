@@ -17,8 +17,8 @@ The decision rule and the threshold calibration: :mod:`kws_proto.spot.decision`.
 **Enrolment views.**  A sliding window rarely starts where the front end would crop a clip, so
 each support clip is embedded as a sliding window would see it: cut at its crop and at
 ``ENROL_SHIFTS_MS`` (-100 and +100 ms, one detection hop either side) from it, the recording's own
-samples where it has them, zeros beyond.  The clip's support embedding is the mean of its views
-(in :func:`kws_proto.spot.bank.metric_space`); the prototype the mean of the clips'.
+samples where it has them, zeros beyond.  The clip's support embedding is the mean of its views;
+the prototype the mean of the clips'.
 
 Measured (views, margins, streams): experiments/enrolment.md.
 """
@@ -215,11 +215,11 @@ class KeywordSpotter:
         views = self.embed_views(files)  # [k, S, d]
         neg = self.embed_files(audio_files(negatives)) if negatives else None
         if threshold is None:
-            threshold, info = calibrate_threshold(views, neg, self.distance)
+            threshold, info = calibrate_threshold(views, neg)
         else:
             info = {"rule": "given by hand"}
         info["views_ms"] = list(ENROL_SHIFTS_MS)
-        kw = bank.make_keyword(name, clip_embeddings(views, self.distance),
+        kw = bank.make_keyword(name, clip_embeddings(views),
                                [f.name for f in files], threshold, info)
         bank.add(kw, replace=replace)
         return kw

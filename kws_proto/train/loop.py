@@ -192,7 +192,7 @@ def validate_and_save(state: TrainState, cfg: ExperimentConfig, data, val_episod
 
     s = int(state.step.numpy())
     with state.average.swapped():  # validate and keep the average
-        val = evaluate_episodes(state.net, data, val_episodes, distance=cfg.model.distance)
+        val = evaluate_episodes(state.net, data, val_episodes)
         improved = val.mean > float(state.best_acc.numpy())
         if improved:
             save_weights(state.net.encoder, run.best_weights)
