@@ -1,0 +1,603 @@
+"""Spotting benchmark: seeded trials of enrolment plus a constructed stream, scored on a DET curve.
+
+    from kws_proto.spot_eval import Variant, draw_trials, spot_eval
+    result = spot_eval("data/fsdd", [Variant("default")], trials=20, seed=0)
+    result["variants"][0]["calibrated"]    # recall and false alarms / hour at factor 1
+
+**A trial** (:func:`draw_trials`, :class:`Trial`), drawn from ``numpy.random.default_rng([seed,
+index])`` alone, so trial ``i`` is the same whatever ``--trials`` says and whatever model scores
+it:
+
+- ``K`` target keywords (``--keywords``, 3) of the dataset's keywords, each enrolled from ``S``
+  clips (``--shots``, 5).  With speaker ids in the manifest (FSDD) every support clip is one
+  speaker's (the enrolling user) and the stream is spoken by the *other* speakers; without (the
+  Picovoice folders) the support files and the stream files are disjoint.
+- A stream of ``--words`` (40) words: ``round(target_ratio * words)`` targets (``--target-ratio``
+  0.25: one in four), spread evenly over the targets, the rest clips of the non-target keywords
+  of the same dataset, in random order, no file twice, separated by gaps drawn uniformly from
+  ``GAP_SECONDS`` (0.3-1.5 s, also before the first and after the last word).
+- Each word is its file trimmed to its speech (``librosa.effects.trim``, ``TRIM_DB`` = 30 dB
+  under its peak) at its recorded level; its true span in the stream is that trimmed segment.
+- With ``--snr DB`` the stream is mixed with noise whose RMS is the words' RMS (over the word
+  samples) minus ``DB``: a recording of the dataset's ``_background_noise_/`` (a random one at a
+  random offset, looped), else pink noise (:func:`data_prep.noise.colored_noise`).  Without it
+  the gaps are digital silence (which the detector's ``min_db`` gate ignores).
+
+**Detection and scoring.**  Detection is :func:`kws_proto.detect.detect_audio`'s rule (1 s
+window every ``hop``, nearest keyword within its threshold, ``min_db`` gate, event merging with
+``min_hits`` / ``max_gap``, suppression) with every keyword's threshold scaled by a factor.  The
+windows are embedded once per trial; only the decision and the merging are repeated per factor,
+so the sweep is cheap and each point is exactly what ``detect`` would give with a bank whose
+thresholds were scaled (``tests/test_spot_eval.py`` checks factor 1 against
+``KeywordSpotter.detect``).  A cut on the events' scores of one permissive run would not be:
+``min_hits`` windows, gap bridging and the suppression between keywords all depend on the
+threshold.  :func:`kws_proto.detect.match_events` scores each factor: a detection hits a true
+target of its keyword that it overlaps (each target at most once); every other detection is a
+false alarm, counted per hour of stream audio.  Factor 1 (each keyword's own calibrated
+threshold) is the operating point; "recall at X FA/h" is the best recall among the swept factors
+with at most X false alarms per hour of stream.
+
+**Variants** (:class:`Variant`, ``MODEL@key=value,...`` on the command line): the model, the
+detector's ``hop`` / ``min_hits`` / ``max_gap`` / ``min_db``, and the threshold rule: the
+shipped one (``KeywordSpotter.enroll``) or, with ``negatives=N``, :func:`kws_proto.spotter.
+calibrate_threshold` with ``N`` clips of a cohort dataset (``--cohort``: words never in the
+stream) as negatives (``min(margin x mean LOO, 5% quantile of their distances)``; ``margin=inf``
+leaves the cohort quantile alone).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.errors import AudioError, ConfigError, DatasetError
+
+GAP_SECONDS = (0.3, 1.5)
+TRIM_DB = 30.0
+FACTORS = tuple(float(f) for f in np.round(2.0 ** np.arange(-5.0, 3.0001, 0.125), 4))  # 1/32-8, 1 in
+FA_POINTS = (10.0, 50.0)
+DEFAULTS = {"trials": 20, "keywords": 3, "shots": 5, "words": 40, "target_ratio": 0.25, "seed": 0}
+
+
+# -- variants -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """A model and a decision setting scored on the trials."""
+
+    model: str = "default"
+    hop: float = 0.1
+    min_hits: int = 3
+    max_gap: int = 1
+    min_db: float = -50.0
+    negatives: int = 0
+    margin: float = 1.25
+    quantile: float = 0.05
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        base = Variant(self.model)
+        extra = [f"{k}={getattr(self, k):g}" for k in ("hop", "min_hits", "max_gap", "min_db",
+                                                       "negatives", "margin", "quantile")
+                 if getattr(self, k) != getattr(base, k)]
+        return self.model + (f"@{','.join(extra)}" if extra else "")
+
+    def check(self) -> None:
+        if not self.hop > 0:
+            raise ConfigError(f"variant {self.name}: hop={self.hop} must be > 0 seconds")
+        if self.min_hits < 1:
+            raise ConfigError(f"variant {self.name}: min_hits={self.min_hits} must be >= 1")
+        if self.max_gap < 0:
+            raise ConfigError(f"variant {self.name}: max_gap={self.max_gap} must be >= 0")
+        if self.negatives < 0:
+            raise ConfigError(f"variant {self.name}: negatives={self.negatives} must be >= 0")
+        if not self.margin > 0:
+            raise ConfigError(f"variant {self.name}: margin={self.margin} must be > 0")
+        if not 0 < self.quantile < 1:
+            raise ConfigError(f"variant {self.name}: quantile={self.quantile} must be in (0, 1)")
+        if math.isnan(self.min_db):
+            raise ConfigError(f"variant {self.name}: min_db must be a number")
+
+
+_VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
+                  "negatives": int, "margin": float, "quantile": float, "label": str}
+
+
+def parse_variant(spec: str) -> Variant:
+    """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
+    margin, quantile, label) as a :class:`Variant`."""
+    model, _, rest = str(spec).partition("@")
+    if not model:
+        raise ConfigError(f"variant {spec!r}: no model before '@' (a run directory or default)")
+    kwargs = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in _VARIANT_TYPES:
+            raise ConfigError(f"variant {spec!r}: {item!r} is not key=value with a key of "
+                              f"{', '.join(_VARIANT_TYPES)}")
+        try:
+            kwargs[key] = _VARIANT_TYPES[key](value)
+        except ValueError:
+            raise ConfigError(f"variant {spec!r}: {key}={value!r} is not "
+                              f"{'an integer' if _VARIANT_TYPES[key] is int else 'a number'}") from None
+    v = Variant(model, **kwargs)
+    v.check()
+    return v
+
+
+# -- trials ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Word:
+    """One word of a stream: a manifest path (relative to the dataset), its keyword, and whether
+    it is one of the trial's targets."""
+
+    path: str
+    keyword: str
+    target: bool
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Everything a trial's enrolment and stream are made from (no audio)."""
+
+    index: int
+    keywords: tuple[str, ...]
+    support: tuple[tuple[str, ...], ...]  # per keyword, its support clips (manifest paths)
+    enrol_speaker: str | None
+    words: tuple[Word, ...]
+    gaps: tuple[float, ...]  # len(words) + 1 seconds: before each word and after the last
+    noise_seed: int
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["keywords"] = list(self.keywords)
+        d["support"] = {k: list(s) for k, s in zip(self.keywords, self.support)}
+        d["words"] = [asdict(w) for w in self.words]
+        d["gaps"] = [round(g, 4) for g in self.gaps]
+        return d
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"--{name.replace('_', '-')}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def check_options(trials, keywords, shots, words, target_ratio, seed, snr=None,
+                  factors=FACTORS) -> None:
+    """Raise :class:`ConfigError` naming the first bad option."""
+    _check_int("trials", trials, 1)
+    _check_int("keywords", keywords, 1)
+    _check_int("shots", shots, 2)
+    _check_int("words", words, 1)
+    _check_int("seed", seed, 0)
+    if not (isinstance(target_ratio, (int, float)) and 0 < target_ratio <= 1):
+        raise ConfigError(f"--target-ratio={target_ratio!r} must be a share in (0, 1]")
+    if round(target_ratio * words) < 1:
+        raise ConfigError(f"--target-ratio={target_ratio} of --words={words} is no target word; "
+                          "raise either")
+    if snr is not None and not (isinstance(snr, (int, float)) and math.isfinite(snr)):
+        raise ConfigError(f"--snr={snr!r} must be a finite number of dB")
+    f = np.asarray(list(factors), dtype=float)
+    if not len(f) or not np.all(np.isfinite(f)) or np.any(f <= 0):
+        raise ConfigError(f"--factors={list(factors)} must be positive numbers")
+
+
+class _Pool:
+    """The manifest's clips by keyword and speaker, and which files are readable."""
+
+    def __init__(self, root: Path):
+        from kws_proto.dataset import load_manifest
+
+        self.root = Path(root)
+        self.manifest = load_manifest(self.root)
+        clips = self.manifest.clips
+        speakers = {c.speaker for c in clips}
+        self.by_speaker = "" not in speakers and len(speakers) >= 2
+        self.keywords = self.manifest.keywords
+        self.paths: dict[str, list[str]] = {}
+        self.speaker_of = {c.path: c.speaker for c in clips}
+        for c in clips:
+            self.paths.setdefault(c.keyword, []).append(c.path)
+        self._ok: dict[str, bool] = {}
+
+    def readable(self, path: str) -> bool:
+        if path not in self._ok:
+            import soundfile as sf
+
+            try:
+                sf.info(str(self.root / path))
+                self._ok[path] = True
+            except (RuntimeError, sf.LibsndfileError):
+                self._ok[path] = False
+        return self._ok[path]
+
+    def take(self, rng, candidates: list[str], n: int, what: str) -> list[str]:
+        """``n`` readable paths of ``candidates`` in a random order."""
+        out = []
+        for i in rng.permutation(len(candidates)):
+            if self.readable(candidates[i]):
+                out.append(candidates[i])
+                if len(out) == n:
+                    return out
+        raise DatasetError(f"{self.root}: {what} has {len(out)} readable clip(s), need {n}")
+
+
+def draw_trials(data, trials: int = 20, keywords: int = 3, shots: int = 5, words: int = 40,
+                target_ratio: float = 0.25, seed: int = 0) -> list[Trial]:
+    """The seeded trials of a prepared dataset folder (module docstring: how one is drawn)."""
+    check_options(trials, keywords, shots, words, target_ratio, seed)
+    pool = data if isinstance(data, _Pool) else _Pool(Path(data))
+    n_targets = int(round(target_ratio * words))
+    need = keywords + (1 if n_targets < words else 0)
+    if len(pool.keywords) < need:
+        raise ConfigError(f"--keywords={keywords}: {pool.root} has {len(pool.keywords)} keywords; "
+                          f"{keywords} targets{' and a non-target word' if need > keywords else ''}"
+                          f" need {need}")
+    return [_draw(pool, i, keywords, shots, words, n_targets, seed) for i in range(trials)]
+
+
+def _draw(pool: _Pool, index, n_kw, shots, n_words, n_targets, seed) -> Trial:
+    rng = np.random.default_rng([seed, index])
+    targets = sorted(str(k) for k in rng.choice(pool.keywords, n_kw, replace=False))
+    others = [k for k in pool.keywords if k not in targets]
+    speaker = None
+    if pool.by_speaker:
+        names = sorted({pool.speaker_of[p] for k in targets for p in pool.paths[k]})
+        able = [s for s in names
+                if all(sum(pool.speaker_of[p] == s for p in pool.paths[k]) >= shots
+                       for k in targets)]
+        if not able:
+            raise DatasetError(f"{pool.root}: no speaker has {shots} clips of each of {targets}")
+        speaker = str(rng.choice(able))
+    support, stream_pool = [], {}
+    for k in pool.keywords:
+        paths = pool.paths[k]
+        if speaker is not None:
+            own = [p for p in paths if pool.speaker_of[p] == speaker]
+            stream_pool[k] = [p for p in paths if pool.speaker_of[p] != speaker]
+            if k in targets:
+                support.append(tuple(pool.take(rng, own, shots, f"speaker {speaker}'s {k!r}")))
+        elif k in targets:
+            chosen = pool.take(rng, paths, shots, f"keyword {k!r}")
+            support.append(tuple(chosen))
+            stream_pool[k] = [p for p in paths if p not in set(chosen)]
+        else:
+            stream_pool[k] = list(paths)
+    counts = {k: 0 for k in pool.keywords}
+    slots = [targets[i % n_kw] for i in rng.permutation(n_targets)]  # balanced over targets
+    slots += [str(rng.choice(others)) for _ in range(n_words - n_targets)]
+    for k in slots:
+        counts[k] += 1
+    chosen = {k: pool.take(rng, stream_pool[k], counts[k], f"the stream side of {k!r}")
+              for k in pool.keywords if counts[k]}
+    words = [Word(chosen[k].pop(), k, k in targets) for k in slots]
+    words = tuple(words[i] for i in rng.permutation(len(words)))
+    gaps = tuple(float(g) for g in rng.uniform(*GAP_SECONDS, size=len(words) + 1))
+    return Trial(index, tuple(targets), tuple(support), speaker, words, gaps,
+                 int(rng.integers(2**31)))
+
+
+# -- streams --------------------------------------------------------------------------------------
+@dataclass
+class Stream:
+    audio: np.ndarray  # [n] float32 at ``sample_rate``
+    truth: list  # Event per target word (its trimmed span)
+    sample_rate: int
+    spans: list = field(default_factory=list)  # (start, end, Word) of every word
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+def trimmed_word(path, sr: int) -> np.ndarray:
+    """A clip at ``sr`` Hz cut to its speech: ``librosa.effects.trim`` at ``TRIM_DB``."""
+    import librosa
+
+    from kws_proto.audio import read_audio
+
+    y = read_audio(path, sr)
+    t, _ = librosa.effects.trim(y, top_db=TRIM_DB, frame_length=512, hop_length=128)
+    return t if len(t) else y
+
+
+def noise_for(root: Path, n: int, sr: int, rng) -> np.ndarray:
+    """``n`` samples of the dataset's background noise (a random recording from a random offset,
+    looped), else pink noise; RMS 1."""
+    from kws_proto.audio import read_audio
+    from kws_proto.dataset import noise_files
+
+    files = noise_files(root)
+    if files:
+        y = read_audio(files[int(rng.integers(len(files)))], sr).astype(np.float64)
+        y = np.tile(y, -(-(n + len(y)) // len(y)))
+        start = int(rng.integers(len(y) - n + 1))
+        y = y[start:start + n]
+    else:
+        from data_prep.noise import colored_noise
+
+        y = colored_noise(n, 1.0, rng)
+    return y / (np.sqrt(np.mean(y**2)) + 1e-12)
+
+
+def build_stream(trial: Trial, root, sr: int, snr: float | None = None) -> Stream:
+    """The trial's stream at ``sr`` Hz with the true spans of its target words."""
+    from kws_proto.detect import Event
+
+    root = Path(root)
+    parts, truth, spans, at = [], [], [], 0
+    speech_power, speech_n = 0.0, 0
+    for gap, word in zip(trial.gaps, trial.words):
+        g = int(round(gap * sr))
+        parts.append(np.zeros(g, np.float32))
+        at += g
+        y = trimmed_word(root / word.path, sr)
+        parts.append(y)
+        start, end = at / sr, (at + len(y)) / sr
+        spans.append((start, end, word))
+        if word.target:
+            truth.append(Event(word.keyword, start, end))
+        speech_power += float(np.sum(y.astype(np.float64) ** 2))
+        speech_n += len(y)
+        at += len(y)
+    parts.append(np.zeros(int(round(trial.gaps[-1] * sr)), np.float32))
+    audio = np.concatenate(parts).astype(np.float32)
+    if snr is not None:
+        rms = math.sqrt(speech_power / max(speech_n, 1))
+        noise = noise_for(root, len(audio), sr, np.random.default_rng(trial.noise_seed))
+        audio = (audio + rms * 10 ** (-snr / 20) * noise).astype(np.float32)
+    return Stream(audio, truth, sr, spans)
+
+
+# -- detection over thresholds ----------------------------------------------------------------------
+@dataclass
+class WindowScores:
+    """A stream's windows scored once: distances to every keyword and levels."""
+
+    distances: np.ndarray  # [n_windows, n_kw]
+    levels: np.ndarray  # [n_windows] dBFS
+    starts: np.ndarray  # [n_windows] seconds
+    window: float  # seconds
+
+
+def score_windows(spotter, bank, audio: np.ndarray, hop: float = 0.1, batch: int = 256) -> WindowScores:
+    """Embed every window of ``audio`` (as :func:`kws_proto.detect.detect_audio` does) once."""
+    from kws_proto.detect import frame_windows, level_db
+    from kws_proto.spotter import keyword_distances
+
+    f = spotter.features
+    hop_samples = max(1, int(round(hop * f.sample_rate)))
+    windows = frame_windows(audio, f.num_samples, hop_samples)
+    emb = np.concatenate([np.asarray(spotter.embed(np.ascontiguousarray(windows[i:i + batch])))
+                          for i in range(0, len(windows), batch)])
+    d = keyword_distances(bank, emb)
+    starts = np.arange(len(windows)) * hop_samples / f.sample_rate
+    return WindowScores(d, level_db(windows), starts, f.clip_seconds)
+
+
+def events_at(scores: WindowScores, bank, factor: float = 1.0, min_hits: int = 3,
+              max_gap: int = 1, min_db: float | None = -50.0) -> list:
+    """The events ``detect`` gives with every threshold of ``bank`` times ``factor``."""
+    from kws_proto.detect import EventMerger, _suppress
+    from kws_proto.spotter import decide
+
+    d = scores.distances
+    t = np.asarray(bank.thresholds, dtype=np.float64) * factor
+    labels = decide(d, t)
+    if min_db is not None:
+        labels = np.where(scores.levels >= min_db, labels, -1)
+    pick = np.where(labels >= 0, labels, d.argmin(axis=1))
+    rows = np.arange(len(d))
+    ratio, dist = d[rows, pick] / np.maximum(t[pick], 1e-12), d[rows, pick]
+    merger = EventMerger(bank.names, scores.window, min_hits=min_hits, max_gap=max_gap)
+    events = []
+    for i in range(len(d)):
+        events += merger.push(float(scores.starts[i]), int(labels[i]), float(ratio[i]),
+                              float(dist[i]))
+    return _suppress(events + merger.flush())
+
+
+def score(detected, truth) -> dict:
+    """Hits and false alarms of ``detected`` against ``truth``
+    (:func:`kws_proto.detect.match_events`)."""
+    from kws_proto.detect import match_events
+
+    r = match_events(detected, truth)
+    return {"hits": r["hits"], "targets": len(truth), "false_alarms": r["false_alarms"]}
+
+
+# -- enrolment --------------------------------------------------------------------------------------
+def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None):
+    """A bank of the trial's targets: ``KeywordSpotter.enroll`` (the shipped rule) or, with
+    ``variant.negatives``, the cohort rule: ``min(margin x mean LOO, quantile of the cohort's
+    distances to the prototype)`` (:func:`kws_proto.spotter.calibrate_threshold` with the
+    variant's quantile)."""
+    from kws_proto.bank import metric_space
+    from kws_proto.spotter import calibrate_threshold, clip_embeddings
+
+    root = Path(root)
+    bank = spotter.new_bank()
+    for k, clips in zip(trial.keywords, trial.support):
+        files = [root / p for p in clips]
+        if not variant.negatives and variant.margin == Variant().margin:
+            spotter.enroll(bank, k, files)
+            continue
+        views = spotter.embed_views(files)
+        thr, info = calibrate_threshold(views, None, spotter.distance, margin=variant.margin)
+        emb = clip_embeddings(views, spotter.distance)
+        if variant.negatives:
+            proto = metric_space(emb, spotter.distance).astype(np.float64).mean(axis=0)
+            nd = np.sum((metric_space(cohort, spotter.distance) - proto) ** 2, axis=1)
+            cap = float(np.quantile(nd, variant.quantile))
+            info.update(rule=f"min({info['rule']}, {variant.quantile:g}-quantile of "
+                             f"{len(nd)} cohort distances)", negative_limit=cap)
+            thr = min(thr, cap)
+        bank.add(bank.make_keyword(k, emb, [f.name for f in files], thr, info))
+    return bank
+
+
+def cohort_embeddings(spotter, cohort, n: int, seed: int) -> np.ndarray:
+    """Embeddings of ``n`` clips (seeded draw) of the cohort dataset folder ``cohort``."""
+    pool = _Pool(Path(cohort))
+    every = [p for k in pool.keywords for p in pool.paths[k]]
+    paths = pool.take(np.random.default_rng([seed, 10**6]), every, min(n, len(every)), "the cohort")
+    return np.asarray(spotter.embed_files([pool.root / p for p in paths]))
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+def curve(counts: dict[float, np.ndarray], hours: float) -> list[dict]:
+    """DET points from ``{factor: [hits, targets, false alarms]}`` summed over trials."""
+    out = []
+    for f in sorted(counts):
+        hits, targets, fa = (int(x) for x in counts[f])
+        out.append({"factor": f, "hits": hits, "targets": targets, "false_alarms": fa,
+                    "recall": hits / targets if targets else float("nan"),
+                    "fa_per_hour": fa / hours if hours else float("nan")})
+    return out
+
+
+def recall_at(points: list[dict], fa_per_hour: float) -> float:
+    """Best recall among points with at most ``fa_per_hour`` false alarms per hour (0 if none)."""
+    ok = [p["recall"] for p in points if p["fa_per_hour"] <= fa_per_hour]
+    return max(ok) if ok else 0.0
+
+
+def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 5,
+              words: int = 40, target_ratio: float = 0.25, snr: float | None = None,
+              seed: int = 0, factors=FACTORS, cohort=None, progress=None) -> dict:
+    """Score each of ``variants`` (:class:`Variant` or ``MODEL@...`` strings) on the same trials.
+
+    Returns
+    -------
+    result : dict
+        ``dataset``, ``options``, ``trials`` (their specs), and ``variants``: per variant its
+        ``name``, ``curve`` (DET points, one per factor), ``calibrated`` (the factor-1 point),
+        ``recall_at`` ``{"10": r, "50": r}`` (FA/h), ``stream_hours``, ``seconds_per_trial`` and
+        ``per_trial`` (hits / targets / false alarms at factor 1).
+    """
+    from kws_proto.spotter import KeywordSpotter
+
+    check_options(trials, keywords, shots, words, target_ratio, seed, snr, factors)
+    variants = [parse_variant(v) if isinstance(v, str) else v for v in variants]
+    if not variants:
+        raise ConfigError("no model to evaluate")
+    for v in variants:
+        v.check()
+        if v.negatives and cohort is None:
+            raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
+                              "(clips of words that are not in the stream)")
+    root = Path(data)
+    specs = draw_trials(root, trials, keywords, shots, words, target_ratio, seed)
+    factors = sorted({float(f) for f in factors} | {1.0})
+    spotters: dict[str, KeywordSpotter] = {}
+    cohorts: dict[tuple, np.ndarray] = {}
+    streams: dict[int, Stream] = {}
+    results = []
+    for v in variants:
+        if v.model not in spotters:
+            spotters[v.model] = KeywordSpotter.from_model(v.model)
+        sp = spotters[v.model]
+        coh = None
+        if v.negatives:
+            key = (v.model, v.negatives)
+            if key not in cohorts:
+                cohorts[key] = cohort_embeddings(sp, cohort, v.negatives, seed)
+            coh = cohorts[key]
+        counts = {f: np.zeros(3, dtype=np.int64) for f in factors}
+        seconds, hours, per_trial = 0.0, 0.0, []
+        for trial in specs:
+            t0 = time.perf_counter()
+            sr = sp.features.sample_rate
+            if (trial.index, sr) not in streams:
+                streams[(trial.index, sr)] = build_stream(trial, root, sr, snr)
+            stream = streams[(trial.index, sr)]
+            bank = enrol(sp, trial, root, v, coh)
+            ws = score_windows(sp, bank, stream.audio, hop=v.hop)
+            for f in factors:
+                ev = events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db)
+                s = score(ev, stream.truth)
+                counts[f] += (s["hits"], s["targets"], s["false_alarms"])
+                if f == 1.0:
+                    per_trial.append({"trial": trial.index, "seconds_audio": round(stream.duration, 2),
+                                      **s, "thresholds": [round(float(x), 4) for x in bank.thresholds]})
+            seconds += time.perf_counter() - t0
+            hours += stream.duration / 3600
+            if progress:
+                progress(f"{v.name}: trial {trial.index + 1}/{len(specs)} "
+                         f"{per_trial[-1]['hits']}/{per_trial[-1]['targets']} hits, "
+                         f"{per_trial[-1]['false_alarms']} false alarms")
+        points = curve(counts, hours)
+        results.append({"name": v.name, "variant": asdict(v), "curve": points,
+                        "calibrated": next(p for p in points if p["factor"] == 1.0),
+                        "recall_at": {f"{x:g}": recall_at(points, x) for x in FA_POINTS},
+                        "stream_hours": hours, "seconds_per_trial": seconds / len(specs),
+                        "per_trial": per_trial})
+    return {"dataset": str(root), "speaker_disjoint": specs[0].enrol_speaker is not None,
+            "options": {"trials": trials, "keywords": keywords, "shots": shots, "words": words,
+                        "target_ratio": target_ratio, "snr": snr, "seed": seed,
+                        "factors": factors, "gap_seconds": list(GAP_SECONDS),
+                        "trim_db": TRIM_DB, "cohort": str(cohort) if cohort else None},
+            "trials": [t.to_dict() for t in specs], "variants": results}
+
+
+def table(result: dict) -> str:
+    """The result as a plain-text table, one row per variant."""
+    o = result["options"]
+    head = (f"{result['dataset']}: {o['trials']} trials x {o['keywords']} keywords x "
+            f"{o['shots']} shots, {o['words']} words per stream ({o['target_ratio']:g} targets), "
+            f"snr {o['snr'] if o['snr'] is not None else 'clean'}, seed {o['seed']}"
+            f"{', speaker-disjoint' if result['speaker_disjoint'] else ', file-disjoint'}")
+    w = max(8, *(len(v["name"]) for v in result["variants"]))
+    cols = f"{'variant':<{w}} {'recall@cal':>10} {'FA/h@cal':>9} " + " ".join(
+        f"{'recall@' + k + 'FA/h':>14}" for k in result["variants"][0]["recall_at"]) + \
+        f" {'hours':>6} {'s/trial':>8}"
+    lines = [head, cols]
+    for v in result["variants"]:
+        c = v["calibrated"]
+        lines.append(f"{v['name']:<{w}} {100 * c['recall']:9.1f}% {c['fa_per_hour']:9.1f} " +
+                     " ".join(f"{100 * r:13.1f}%" for r in v["recall_at"].values()) +
+                     f" {v['stream_hours']:6.2f} {v['seconds_per_trial']:8.2f}")
+    return "\n".join(lines)
+
+
+def det_plot(result: dict, out) -> Path:
+    """Recall against false alarms per hour, one line per variant, factor 1 marked."""
+    from kws_proto.plots import _figure, _save
+
+    fig = _figure(5.2, 4.0)
+    ax = fig.subplots()
+    for v in result["variants"]:
+        pts = v["curve"]
+        x = [p["fa_per_hour"] for p in pts]
+        y = [100 * p["recall"] for p in pts]
+        (line,) = ax.plot(x, y, marker=".", markersize=4, label=v["name"])
+        c = v["calibrated"]
+        ax.plot([c["fa_per_hour"]], [100 * c["recall"]], marker="o", markersize=8,
+                markerfacecolor="none", color=line.get_color())
+    for x in FA_POINTS:
+        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("false alarms per hour of stream")
+    ax.set_ylabel("recall (%)")
+    ax.set_ylim(0, 100)
+    o = result["options"]
+    ax.set_title(f"{Path(result['dataset']).name}: {o['trials']} trials, "
+                 f"snr {o['snr'] if o['snr'] is not None else 'clean'} (o: calibrated)",
+                 fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    return _save(fig, out)
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, default=float)
