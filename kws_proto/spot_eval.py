@@ -481,8 +481,11 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
     result : dict
         ``dataset``, ``options``, ``trials`` (their specs), and ``variants``: per variant its
         ``name``, ``curve`` (DET points, one per factor), ``calibrated`` (the factor-1 point),
-        ``recall_at`` ``{"10": r, "50": r}`` (FA/h), ``stream_hours``, ``seconds_per_trial`` and
-        ``per_trial`` (hits / targets / false alarms at factor 1).
+        ``recall_at`` ``{"10": r, "50": r}`` (FA/h), ``ci95`` (bootstrap over trials: ``recall``
+        and ``fa_per_hour`` at factor 1, ``recall_at_10``, ``recall_at_50``), ``vs_first``
+        (later variants: the paired difference in recall at 10 / 50 FA/h from the first, with its
+        interval), ``stream_hours``, ``seconds_per_trial`` and ``per_trial`` (hits / targets /
+        false alarms at factor 1).
     """
     from kws_proto.spotter import KeywordSpotter
 
@@ -513,8 +516,9 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
                 cohorts[key] = cohort_embeddings(sp, cohort, v.negatives, seed)
             coh = cohorts[key]
         counts = {f: np.zeros(3, dtype=np.int64) for f in factors}
-        seconds, hours, per_trial = 0.0, 0.0, []
-        for trial in specs:
+        by_trial = np.zeros((len(specs), len(factors), 3), dtype=np.int64)
+        seconds, hours, per_trial, trial_hours = 0.0, 0.0, [], []
+        for i, trial in enumerate(specs):
             t0 = time.perf_counter()
             sr = sp.features.sample_rate
             if (trial.index, sr) not in streams:
@@ -522,15 +526,17 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
             stream = streams[(trial.index, sr)]
             bank = enrol(sp, trial, root, v, coh)
             ws = score_windows(sp, bank, stream.audio, hop=v.hop)
-            for f in factors:
+            for j, f in enumerate(factors):
                 ev = events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db)
                 s = score(ev, stream.truth)
                 counts[f] += (s["hits"], s["targets"], s["false_alarms"])
+                by_trial[i, j] = (s["hits"], s["targets"], s["false_alarms"])
                 if f == 1.0:
                     per_trial.append({"trial": trial.index, "seconds_audio": round(stream.duration, 2),
                                       **s, "thresholds": [round(float(x), 4) for x in bank.thresholds]})
             seconds += time.perf_counter() - t0
             hours += stream.duration / 3600
+            trial_hours.append(stream.duration / 3600)
             if progress:
                 progress(f"{v.name}: trial {trial.index + 1}/{len(specs)} "
                          f"{per_trial[-1]['hits']}/{per_trial[-1]['targets']} hits, "
@@ -540,13 +546,43 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
                         "calibrated": next(p for p in points if p["factor"] == 1.0),
                         "recall_at": {f"{x:g}": recall_at(points, x) for x in FA_POINTS},
                         "stream_hours": hours, "seconds_per_trial": seconds / len(specs),
-                        "per_trial": per_trial})
+                        "per_trial": per_trial, "_by_trial": (by_trial, np.asarray(trial_hours))})
+    _bootstrap(results, factors, seed)
     return {"dataset": str(root), "speaker_disjoint": specs[0].enrol_speaker is not None,
             "options": {"trials": trials, "keywords": keywords, "shots": shots, "words": words,
                         "target_ratio": target_ratio, "snr": snr, "seed": seed,
                         "factors": factors, "gap_seconds": list(GAP_SECONDS),
                         "trim_db": TRIM_DB, "cohort": str(cohort) if cohort else None},
             "trials": [t.to_dict() for t in specs], "variants": results}
+
+
+BOOTSTRAP = 2000
+
+
+def _bootstrap(results: list[dict], factors, seed: int, draws: int = BOOTSTRAP) -> None:
+    """95% intervals over trials (resampled with replacement, the same resamples for every
+    variant): of each variant's calibrated recall and FA/h and recall at ``FA_POINTS``, and of
+    each later variant's difference in recall at ``FA_POINTS`` from the first (paired)."""
+    n = len(results[0]["_by_trial"][1])
+    idx = np.random.default_rng([seed, 7]).integers(n, size=(draws, n))  # [B, n]
+    one = list(factors).index(1.0)
+    at = {}
+    for r in results:
+        counts, hrs = r.pop("_by_trial")
+        c = counts[idx].sum(axis=1).astype(np.float64)  # [B, F, 3]
+        h = hrs[idx].sum(axis=1)[:, None]  # [B, 1]
+        recall = c[..., 0] / np.maximum(c[..., 1], 1)  # [B, F]
+        fa = c[..., 2] / h  # [B, F]
+        at[r["name"]] = {f"{x:g}": np.where(fa <= x, recall, 0.0).max(axis=1) for x in FA_POINTS}
+        ci = lambda a: [float(q) for q in np.quantile(a, [0.025, 0.975])]  # noqa: E731
+        r["ci95"] = {"recall": ci(recall[:, one]), "fa_per_hour": ci(fa[:, one]),
+                     **{f"recall_at_{k}": ci(v) for k, v in at[r["name"]].items()}}
+    first = results[0]["name"]
+    for r in results[1:]:
+        r["vs_first"] = {k: {"diff": r["recall_at"][k] - results[0]["recall_at"][k],
+                             "ci95": [float(q) for q in np.quantile(at[r["name"]][k] - at[first][k],
+                                                                    [0.025, 0.975])]}
+                         for k in at[first]}
 
 
 def table(result: dict) -> str:
@@ -557,15 +593,26 @@ def table(result: dict) -> str:
             f"snr {o['snr'] if o['snr'] is not None else 'clean'}, seed {o['seed']}"
             f"{', speaker-disjoint' if result['speaker_disjoint'] else ', file-disjoint'}")
     w = max(8, *(len(v["name"]) for v in result["variants"]))
-    cols = f"{'variant':<{w}} {'recall@cal':>10} {'FA/h@cal':>9} " + " ".join(
-        f"{'recall@' + k + 'FA/h':>14}" for k in result["variants"][0]["recall_at"]) + \
-        f" {'hours':>6} {'s/trial':>8}"
+
+    def pct(x, ci):
+        return f"{100 * x:5.1f} [{100 * ci[0]:4.1f}-{100 * ci[1]:4.1f}]"
+
+    keys = list(result["variants"][0]["recall_at"])
+    cols = (f"{'variant':<{w}} {'recall @ calibrated':>19} {'FA/h @ cal':>18} " +
+            " ".join(f"{'recall @ ' + k + ' FA/h':>19}" for k in keys) +
+            f" {'hours':>5} {'s/trial':>7}")
     lines = [head, cols]
     for v in result["variants"]:
-        c = v["calibrated"]
-        lines.append(f"{v['name']:<{w}} {100 * c['recall']:9.1f}% {c['fa_per_hour']:9.1f} " +
-                     " ".join(f"{100 * r:13.1f}%" for r in v["recall_at"].values()) +
-                     f" {v['stream_hours']:6.2f} {v['seconds_per_trial']:8.2f}")
+        c, ci = v["calibrated"], v["ci95"]
+        fa = f"{c['fa_per_hour']:5.1f} [{ci['fa_per_hour'][0]:4.1f}-{ci['fa_per_hour'][1]:4.1f}]"
+        lines.append(f"{v['name']:<{w}} {pct(c['recall'], ci['recall']):>19} {fa:>18} " +
+                     " ".join(f"{pct(v['recall_at'][k], ci['recall_at_' + k]):>19}" for k in keys) +
+                     f" {v['stream_hours']:5.2f} {v['seconds_per_trial']:7.2f}")
+    for v in result["variants"][1:]:
+        lines.append(f"{v['name']} - {result['variants'][0]['name']}: " + ", ".join(
+            f"recall @ {k} FA/h {100 * d['diff']:+.1f} points "
+            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" for k, d in v["vs_first"].items()))
+    lines.append("[95% intervals: bootstrap over trials; differences paired on the same trials]")
     return "\n".join(lines)
 
 
