@@ -39,10 +39,15 @@ with at most X false alarms per hour of stream.
 
 **Variants** (:class:`Variant`, ``MODEL@key=value,...`` on the command line): the model, the
 detector's ``hop`` / ``min_hits`` / ``max_gap`` / ``min_db``, and the threshold rule: the
-shipped one (``KeywordSpotter.enroll``) or, with ``negatives=N``, :func:`kws_proto.spotter.
-calibrate_threshold` with ``N`` clips of a cohort dataset (``--cohort``: words never in the
-stream) as negatives (``min(margin x mean LOO, 5% quantile of their distances)``; ``margin=inf``
-leaves the cohort quantile alone).
+shipped one (``KeywordSpotter.enroll``; ``margin`` changes its 1.25) or, with ``negatives=N``,
+the cohort rule: ``N`` clips of a cohort dataset (``--cohort``: words never in the stream,
+drawn once with the seed) cap the support rule at the ``quantile`` (0.05) of their distances
+to the prototype, ``min(margin x mean LOO, quantile)``, the rule of ``enroll --negatives``;
+``margin=inf`` leaves the cohort quantile alone.  Measured in ``experiments/spotting.md``.
+
+**Factors** (``FACTORS``): 2**-5 to 2**3 in steps of 2**(1/8), 65 points including 1.  **Intervals**
+(``ci95``, ``vs_first``): 95% bootstrap over trials (``BOOTSTRAP`` resamples, seeded), the same
+resamples for every variant, so differences between variants are paired.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ from kws_proto.errors import AudioError, ConfigError, DatasetError
 
 GAP_SECONDS = (0.3, 1.5)
 TRIM_DB = 30.0
-FACTORS = tuple(float(f) for f in np.round(2.0 ** np.arange(-5.0, 3.0001, 0.125), 4))  # 1/32-8, 1 in
+#: Threshold factors of the sweep: 2**-5 to 2**3 in steps of 2**(1/8), 1 among them.
+FACTORS = tuple(float(f) for f in np.round(2.0 ** np.arange(-5.0, 3.0001, 0.125), 4))
 FA_POINTS = (10.0, 50.0)
 DEFAULTS = {"trials": 20, "keywords": 3, "shots": 5, "words": 40, "target_ratio": 0.25, "seed": 0}
 
@@ -126,8 +132,8 @@ def parse_variant(spec: str) -> Variant:
         try:
             kwargs[key] = _VARIANT_TYPES[key](value)
         except ValueError:
-            raise ConfigError(f"variant {spec!r}: {key}={value!r} is not "
-                              f"{'an integer' if _VARIANT_TYPES[key] is int else 'a number'}") from None
+            kind = "an integer" if _VARIANT_TYPES[key] is int else "a number"
+            raise ConfigError(f"variant {spec!r}: {key}={value!r} is not {kind}") from None
     v = Variant(model, **kwargs)
     v.check()
     return v
@@ -358,7 +364,7 @@ def build_stream(trial: Trial, root, sr: int, snr: float | None = None) -> Strea
     return Stream(audio, truth, sr, spans)
 
 
-# -- detection over thresholds ----------------------------------------------------------------------
+# -- detection over thresholds --------------------------------------------------------------------
 @dataclass
 class WindowScores:
     """A stream's windows scored once: distances to every keyword and levels."""
@@ -369,7 +375,8 @@ class WindowScores:
     window: float  # seconds
 
 
-def score_windows(spotter, bank, audio: np.ndarray, hop: float = 0.1, batch: int = 256) -> WindowScores:
+def score_windows(spotter, bank, audio: np.ndarray, hop: float = 0.1,
+                  batch: int = 256) -> WindowScores:
     """Embed every window of ``audio`` (as :func:`kws_proto.detect.detect_audio` does) once."""
     from kws_proto.detect import frame_windows, level_db
     from kws_proto.spotter import keyword_distances
@@ -415,7 +422,7 @@ def score(detected, truth) -> dict:
     return {"hits": r["hits"], "targets": len(truth), "false_alarms": r["false_alarms"]}
 
 
-# -- enrolment --------------------------------------------------------------------------------------
+# -- enrolment ------------------------------------------------------------------------------------
 def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None):
     """A bank of the trial's targets: ``KeywordSpotter.enroll`` (the shipped rule) or, with
     ``variant.negatives``, the cohort rule: ``min(margin x mean LOO, quantile of the cohort's
@@ -453,7 +460,7 @@ def cohort_embeddings(spotter, cohort, n: int, seed: int) -> np.ndarray:
     return np.asarray(spotter.embed_files([pool.root / p for p in paths]))
 
 
-# -- the benchmark ----------------------------------------------------------------------------------
+# -- the benchmark --------------------------------------------------------------------------------
 def curve(counts: dict[float, np.ndarray], hours: float) -> list[dict]:
     """DET points from ``{factor: [hits, targets, false alarms]}`` summed over trials."""
     out = []
@@ -503,7 +510,7 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
     factors = sorted({float(f) for f in factors} | {1.0})
     spotters: dict[str, KeywordSpotter] = {}
     cohorts: dict[tuple, np.ndarray] = {}
-    streams: dict[int, Stream] = {}
+    streams: dict[tuple[int, int], Stream] = {}
     results = []
     for v in variants:
         if v.model not in spotters:
@@ -532,8 +539,9 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
                 counts[f] += (s["hits"], s["targets"], s["false_alarms"])
                 by_trial[i, j] = (s["hits"], s["targets"], s["false_alarms"])
                 if f == 1.0:
-                    per_trial.append({"trial": trial.index, "seconds_audio": round(stream.duration, 2),
-                                      **s, "thresholds": [round(float(x), 4) for x in bank.thresholds]})
+                    per_trial.append({"trial": trial.index,
+                                      "seconds_audio": round(stream.duration, 2), **s,
+                                      "thresholds": [round(float(x), 4) for x in bank.thresholds]})
             seconds += time.perf_counter() - t0
             hours += stream.duration / 3600
             trial_hours.append(stream.duration / 3600)
@@ -611,7 +619,8 @@ def table(result: dict) -> str:
     for v in result["variants"][1:]:
         lines.append(f"{v['name']} - {result['variants'][0]['name']}: " + ", ".join(
             f"recall @ {k} FA/h {100 * d['diff']:+.1f} points "
-            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" for k, d in v["vs_first"].items()))
+            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+            for k, d in v["vs_first"].items()))
     lines.append("[95% intervals: bootstrap over trials; differences paired on the same trials]")
     return "\n".join(lines)
 
@@ -642,7 +651,7 @@ def det_plot(result: dict, out) -> Path:
                  f"snr {o['snr'] if o['snr'] is not None else 'clean'} (o: calibrated)",
                  fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="upper left")
     return _save(fig, out)
 
 

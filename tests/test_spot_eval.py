@@ -30,8 +30,12 @@ def _prepare(src: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fsdd_small(fsdd_dir, tmp_path_factory) -> Path:
-    """6 digits x 3 speakers x 8 takes of FSDD as a prepared dataset (speaker ids)."""
+    """6 digits x 3 speakers x 8 takes of FSDD as a prepared dataset (speaker ids), with a 2 s
+    hum recording in ``_background_noise_/``."""
     src = tmp_path_factory.mktemp("fsdd_src")
+    (src / "_background_noise_").mkdir()
+    t = np.arange(32000) / 16000
+    sf.write(src / "_background_noise_" / "hum.wav", 0.1 * np.sin(2 * np.pi * 50 * t), 16000)
     for d in FSDD_DIGITS:
         for s in FSDD_SPEAKERS:
             for n in FSDD_TAKES:
@@ -108,13 +112,34 @@ def test_stream_places_the_trimmed_clips_between_silent_gaps(fsdd_small):
         at += n + g
     assert [(e.keyword, e.start, e.end) for e in s.truth] == \
         [(w.keyword, a, b) for a, b, w in s.spans if w.target]
-    # with --snr the words-to-noise power ratio is the one asked for
-    noisy = build_stream(trial, fsdd_small, 16000, snr=10.0)
-    words = np.concatenate([s.audio[int(round(a * 16000)):int(round(b * 16000))]
-                            for a, b, _ in s.spans])
-    noise = noisy.audio.astype(np.float64) - s.audio
+    _check_snr(s, build_stream(trial, fsdd_small, 16000, snr=10.0), 10.0)
+
+
+def _check_snr(clean, noisy, snr_db):
+    """The words-to-noise power ratio of ``noisy`` is ``snr_db``; returns the noise."""
+    words = np.concatenate([clean.audio[int(round(a * 16000)):int(round(b * 16000))]
+                            for a, b, _ in clean.spans])
+    noise = noisy.audio.astype(np.float64) - clean.audio
     snr = 10 * np.log10(np.mean(words.astype(np.float64) ** 2) / np.mean(noise**2))
-    assert snr == pytest.approx(10.0, abs=0.01)
+    assert snr == pytest.approx(snr_db, abs=0.01)
+    return noise
+
+
+def test_noise_is_the_datasets_own_recording_else_pink(fsdd_small, pico_small):
+    from kws_proto.spot_eval import build_stream, draw_trials
+
+    trial = draw_trials(fsdd_small, trials=1, words=4, seed=2)[0]
+    noise = _check_snr(build_stream(trial, fsdd_small, 16000),
+                       build_stream(trial, fsdd_small, 16000, snr=0.0), 0.0)
+    spectrum = np.abs(np.fft.rfft(noise))
+    assert np.argmax(spectrum) * 16000 / len(noise) == pytest.approx(50, abs=1)  # the hum
+    trial = draw_trials(pico_small, trials=1, keywords=2, words=4, seed=2)[0]
+    noise = _check_snr(build_stream(trial, pico_small, 16000),
+                       build_stream(trial, pico_small, 16000, snr=20.0), 20.0)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    f = np.fft.rfftfreq(len(noise), 1 / 16000)
+    low, high = power[(f > 100) & (f < 200)].mean(), power[(f > 1000) & (f < 2000)].mean()
+    assert low / high == pytest.approx(10, rel=0.5)  # pink: power falls as 1/f
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -200,7 +225,8 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
             sum(t["seconds_audio"] for t in v["per_trial"]) / 3600, rel=1e-3)
         assert 0 <= v["recall_at"]["10"] <= v["recall_at"]["50"] <= 1
     # identical trials: the same thresholds (enrolment does not depend on the decision variant)
-    assert r["variants"][0]["per_trial"][0]["thresholds"] == r["variants"][1]["per_trial"][0]["thresholds"]
+    first, second = (v["per_trial"][0]["thresholds"] for v in r["variants"])
+    assert first == second
     assert json.loads(to_json(r))["trials"] == r["trials"]
     assert "min_hits=2" in table(r)
     png = det_plot(r, tmp_path / "det.png")

@@ -4,7 +4,8 @@ has speaker ids, other files otherwise) with non-target words between random gap
 recall and false alarms per hour at the calibrated thresholds, recall at 10 and 50 false
 alarms per hour on the DET curve (every threshold scaled by --factors), and writes the curve
 as JSON (--json) and a PNG (--plot).  --compare scores more models or decision variants
-(MODEL@hop=0.05,min_hits=2,negatives=200,...) on identical trials.  See kws_proto/spot_eval.py.
+(MODEL@hop=0.05,min_hits=2,max_gap=0,min_db=-40,margin=1.5,negatives=200,quantile=0.01,
+label=NAME; negatives=N needs --cohort) on identical trials.  See kws_proto/spot_eval.py.
 """
 
 from __future__ import annotations
