@@ -191,19 +191,42 @@ def level_db(windows: np.ndarray, batch: int = 1024) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(ms, 1e-20))
 
 
+def decide_windows(distances: np.ndarray, levels: np.ndarray | None, thresholds: np.ndarray,
+                   min_db: float | None = MIN_DB):
+    """Per-window decisions from ``distances [n, n_kw]`` and ``levels [n]`` (dBFS): ``labels [n]``
+    (-1 none), ``ratio [n]`` (``d / t`` of the label or of the nearest keyword) and
+    ``distance [n]``.  Windows quieter than ``min_db`` are none (the front end normalises each
+    window, so faint noise would look like any sound)."""
+    from kws_proto.spot.decision import decide
+
+    labels = decide(distances, thresholds)  # [n]
+    if min_db is not None:
+        labels = np.where(levels >= min_db, labels, -1)
+    pick = np.where(labels >= 0, labels, distances.argmin(axis=1))
+    rows = np.arange(len(distances))
+    d = distances[rows, pick]
+    return labels, d / np.maximum(thresholds[pick], 1e-12), d
+
+
 def window_scores(spotter, bank, windows: np.ndarray, min_db: float | None = MIN_DB):
-    """Per-window decisions: ``labels [n]`` (-1 none), ``ratio [n]`` (``d / t`` of the label or
-    of the nearest keyword) and ``distance [n]``.  Windows quieter than ``min_db`` dBFS are
-    none (the front end normalises each window, so faint noise would look like any sound)."""
-    from kws_proto.spot.decision import decide, keyword_distances
+    """:func:`decide_windows` of ``windows [n, samples]`` embedded by ``spotter``."""
+    from kws_proto.spot.decision import keyword_distances
 
     d = keyword_distances(bank, spotter.embed(windows))  # [n, n_kw]
-    labels = decide(d, bank.thresholds)  # [n]
-    if min_db is not None:
-        labels = np.where(level_db(windows) >= min_db, labels, -1)
-    pick = np.where(labels >= 0, labels, d.argmin(axis=1))
-    rows = np.arange(len(d))
-    return labels, d[rows, pick] / np.maximum(bank.thresholds[pick], 1e-12), d[rows, pick]
+    levels = level_db(windows) if min_db is not None else None
+    return decide_windows(d, levels, bank.thresholds, min_db)
+
+
+def merge_events(names, starts, labels, ratio, distance, window: float,
+                 min_hits: int = MIN_HITS, max_gap: int = MAX_GAP) -> list[Event]:
+    """The events of a sequence of window decisions (:func:`decide_windows`), windows starting at
+    ``starts [n]`` seconds and ``window`` seconds long: merged by :class:`EventMerger`, then
+    overlapping events suppressed."""
+    merger = EventMerger(names, window, min_hits=min_hits, max_gap=max_gap)
+    events = []
+    for i in range(len(labels)):
+        events += merger.push(float(starts[i]), int(labels[i]), float(ratio[i]), float(distance[i]))
+    return _suppress(events + merger.flush())
 
 
 def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HITS,
@@ -239,12 +262,8 @@ def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HIT
     hop_samples = max(1, int(round(hop * f.sample_rate)))
     windows = frame_windows(y, f.num_samples, hop_samples)  # [n_windows, num_samples]
     labels, ratio, dist = window_scores(spotter, bank, windows, min_db)
-    merger = EventMerger(bank.names, f.clip_seconds, min_hits=min_hits, max_gap=max_gap)
-    events = []
-    for i in range(len(windows)):
-        events += merger.push(i * hop_samples / f.sample_rate, int(labels[i]), float(ratio[i]),
-                              float(dist[i]))
-    events = _suppress(events + merger.flush())
+    starts = np.arange(len(windows)) * hop_samples / f.sample_rate
+    events = merge_events(bank.names, starts, labels, ratio, dist, f.clip_seconds, min_hits, max_gap)
     seconds = time.perf_counter() - t0
     return Detection(events, len(y) / f.sample_rate, seconds, len(windows), hop)
 

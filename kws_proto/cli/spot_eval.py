@@ -1,0 +1,82 @@
+"""Measure spotting on a prepared dataset: seeded trials, each enrolling --keywords targets from
+--shots clips and detecting them in a stream of other clips (other speakers when the manifest
+has speaker ids, other files otherwise) with non-target words between random gaps.  Prints
+recall and false alarms per hour at the calibrated thresholds, recall at 10 and 50 false
+alarms per hour on the DET curve (every threshold scaled by --factors), and writes the curve
+as JSON (--json) and a PNG (--plot).  --compare scores more models or decision variants
+(MODEL@hop=0.05,min_hits=2,max_gap=0,min_db=-40,margin=1.5,negatives=200,quantile=0.01,
+label=NAME; negatives=N needs --cohort) on identical trials.  See kws_proto/eval/spot_eval.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "benchmark keyword spotting on constructed streams (DET curve)"
+
+
+def _float_list(text: str) -> list[float]:
+    import argparse
+
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+
+
+def add_arguments(p) -> None:
+    from kws_proto.eval.spot_eval import DEFAULTS
+
+    p.add_argument("model", help="a run directory or `default`, optionally MODEL@key=value,...")
+    p.add_argument("--data", type=Path, required=True, help="a prepared dataset folder")
+    p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="trials")
+    p.add_argument("--keywords", type=int, default=DEFAULTS["keywords"],
+                   help="target keywords enrolled per trial")
+    p.add_argument("--shots", type=int, default=DEFAULTS["shots"], help="support clips per keyword")
+    p.add_argument("--words", type=int, default=DEFAULTS["words"], help="words per stream")
+    p.add_argument("--target-ratio", type=float, default=DEFAULTS["target_ratio"],
+                   help="share of the stream's words that are targets")
+    p.add_argument("--snr", type=float, default=None,
+                   help="mix in background noise at this SNR (dB); clean when not given")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="trial seed")
+    p.add_argument("--factors", type=_float_list, default=None,
+                   help="threshold factors of the DET sweep, comma-separated (1 always added)")
+    p.add_argument("--cohort", type=Path, default=None,
+                   help="a prepared dataset of other words, for variants with negatives=N")
+    p.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                   help="more models or variants scored on the same trials")
+    p.add_argument("--json", type=Path, nargs="?", const=Path("-"), default=None,
+                   help="print the result as JSON (or write it to the path given)")
+    p.add_argument("--plot", type=Path, default=None, help="write the DET curve to this PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args) -> int:
+    import sys
+
+    from kws_proto.errors import ConfigError
+    from kws_proto.eval.spot_eval import FACTORS, spot_eval
+    from kws_proto.eval.spot_report import det_plot, table, to_json
+
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot={args.plot}: give a path ending in .png")
+    if args.cohort is not None and not args.cohort.is_dir():
+        raise ConfigError(f"--cohort={args.cohort}: no such dataset folder")
+    progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    result = spot_eval(args.data, [args.model] + list(args.compare), trials=args.trials,
+                       keywords=args.keywords, shots=args.shots, words=args.words,
+                       target_ratio=args.target_ratio, snr=args.snr, seed=args.seed,
+                       factors=args.factors if args.factors is not None else FACTORS,
+                       cohort=args.cohort, progress=progress)
+    if args.plot is not None:
+        det_plot(result, args.plot)
+    if args.json is not None and str(args.json) == "-":
+        print(to_json(result))
+        return 0
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(to_json(result) + "\n", encoding="utf-8")
+    print(table(result))
+    if args.plot is not None:
+        print(f"DET curve: {args.plot}")
+    return 0

@@ -1,0 +1,245 @@
+"""Spotting trials and their streams: which keywords a trial enrols from which clips, and the
+running speech it is scored on (constructed from a prepared dataset's clips, no audio stored).
+
+A trial (:func:`draw_trials`) is drawn from ``numpy.random.default_rng([seed, index])`` alone, so
+trial ``i`` is the same whatever the number of trials and whatever model scores it; how it is
+drawn and how its stream is built: :mod:`kws_proto.eval.spot_eval`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.errors import ConfigError, DatasetError
+
+GAP_SECONDS = (0.3, 1.5)
+TRIM_DB = 30.0
+#: Threshold factors of the sweep: 2**-5 to 2**3 in steps of 2**(1/8), 1 among them.
+FACTORS = tuple(float(f) for f in np.round(2.0 ** np.arange(-5.0, 3.0001, 0.125), 4))
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a stream: a manifest path (relative to the dataset), its keyword, and whether
+    it is one of the trial's targets."""
+
+    path: str
+    keyword: str
+    target: bool
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Everything a trial's enrolment and stream are made from (no audio)."""
+
+    index: int
+    keywords: tuple[str, ...]
+    support: tuple[tuple[str, ...], ...]  # per keyword, its support clips (manifest paths)
+    enrol_speaker: str | None
+    words: tuple[Word, ...]
+    gaps: tuple[float, ...]  # len(words) + 1 seconds: before each word and after the last
+    noise_seed: int
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["keywords"] = list(self.keywords)
+        d["support"] = {k: list(s) for k, s in zip(self.keywords, self.support)}
+        d["words"] = [asdict(w) for w in self.words]
+        d["gaps"] = [round(g, 4) for g in self.gaps]
+        return d
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"--{name.replace('_', '-')}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def check_options(trials, keywords, shots, words, target_ratio, seed, snr=None,
+                  factors=FACTORS) -> None:
+    """Raise :class:`ConfigError` naming the first bad option."""
+    _check_int("trials", trials, 1)
+    _check_int("keywords", keywords, 1)
+    _check_int("shots", shots, 2)
+    _check_int("words", words, 1)
+    _check_int("seed", seed, 0)
+    if not (isinstance(target_ratio, (int, float)) and 0 < target_ratio <= 1):
+        raise ConfigError(f"--target-ratio={target_ratio!r} must be a share in (0, 1]")
+    if round(target_ratio * words) < 1:
+        raise ConfigError(f"--target-ratio={target_ratio} of --words={words} is no target word; "
+                          "raise either")
+    if snr is not None and not (isinstance(snr, (int, float)) and math.isfinite(snr)):
+        raise ConfigError(f"--snr={snr!r} must be a finite number of dB")
+    f = np.asarray(list(factors), dtype=float)
+    if not len(f) or not np.all(np.isfinite(f)) or np.any(f <= 0):
+        raise ConfigError(f"--factors={list(factors)} must be positive numbers")
+
+
+class ClipPool:
+    """The manifest's clips by keyword and speaker, and which files are readable."""
+
+    def __init__(self, root: Path):
+        from kws_proto.data.dataset import load_manifest
+
+        self.root = Path(root)
+        self.manifest = load_manifest(self.root)
+        clips = self.manifest.clips
+        speakers = {c.speaker for c in clips}
+        self.by_speaker = "" not in speakers and len(speakers) >= 2
+        self.keywords = self.manifest.keywords
+        self.paths: dict[str, list[str]] = {}
+        self.speaker_of = {c.path: c.speaker for c in clips}
+        for c in clips:
+            self.paths.setdefault(c.keyword, []).append(c.path)
+        self._ok: dict[str, bool] = {}
+
+    def readable(self, path: str) -> bool:
+        if path not in self._ok:
+            import soundfile as sf
+
+            try:
+                sf.info(str(self.root / path))
+                self._ok[path] = True
+            except (RuntimeError, sf.LibsndfileError):
+                self._ok[path] = False
+        return self._ok[path]
+
+    def take(self, rng, candidates: list[str], n: int, what: str) -> list[str]:
+        """``n`` readable paths of ``candidates`` in a random order."""
+        out = []
+        for i in rng.permutation(len(candidates)):
+            if self.readable(candidates[i]):
+                out.append(candidates[i])
+                if len(out) == n:
+                    return out
+        raise DatasetError(f"{self.root}: {what} has {len(out)} readable clip(s), need {n}")
+
+
+def draw_trials(data, trials: int = 20, keywords: int = 3, shots: int = 5, words: int = 40,
+                target_ratio: float = 0.25, seed: int = 0) -> list[Trial]:
+    """The seeded trials of a prepared dataset folder (module docstring: how one is drawn)."""
+    check_options(trials, keywords, shots, words, target_ratio, seed)
+    pool = data if isinstance(data, ClipPool) else ClipPool(Path(data))
+    n_targets = int(round(target_ratio * words))
+    need = keywords + (1 if n_targets < words else 0)
+    if len(pool.keywords) < need:
+        raise ConfigError(f"--keywords={keywords}: {pool.root} has {len(pool.keywords)} keywords; "
+                          f"{keywords} targets{' and a non-target word' if need > keywords else ''}"
+                          f" need {need}")
+    return [_draw(pool, i, keywords, shots, words, n_targets, seed) for i in range(trials)]
+
+
+def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed) -> Trial:
+    rng = np.random.default_rng([seed, index])
+    targets = sorted(str(k) for k in rng.choice(pool.keywords, n_kw, replace=False))
+    others = [k for k in pool.keywords if k not in targets]
+    speaker = None
+    if pool.by_speaker:
+        names = sorted({pool.speaker_of[p] for k in targets for p in pool.paths[k]})
+        able = [s for s in names
+                if all(sum(pool.speaker_of[p] == s for p in pool.paths[k]) >= shots
+                       for k in targets)]
+        if not able:
+            raise DatasetError(f"{pool.root}: no speaker has {shots} clips of each of {targets}")
+        speaker = str(rng.choice(able))
+    support, stream_pool = [], {}
+    for k in pool.keywords:
+        paths = pool.paths[k]
+        if speaker is not None:
+            own = [p for p in paths if pool.speaker_of[p] == speaker]
+            stream_pool[k] = [p for p in paths if pool.speaker_of[p] != speaker]
+            if k in targets:
+                support.append(tuple(pool.take(rng, own, shots, f"speaker {speaker}'s {k!r}")))
+        elif k in targets:
+            chosen = pool.take(rng, paths, shots, f"keyword {k!r}")
+            support.append(tuple(chosen))
+            stream_pool[k] = [p for p in paths if p not in set(chosen)]
+        else:
+            stream_pool[k] = list(paths)
+    counts = {k: 0 for k in pool.keywords}
+    slots = [targets[i % n_kw] for i in rng.permutation(n_targets)]  # balanced over targets
+    slots += [str(rng.choice(others)) for _ in range(n_words - n_targets)]
+    for k in slots:
+        counts[k] += 1
+    chosen = {k: pool.take(rng, stream_pool[k], counts[k], f"the stream side of {k!r}")
+              for k in pool.keywords if counts[k]}
+    words = [Word(chosen[k].pop(), k, k in targets) for k in slots]
+    words = tuple(words[i] for i in rng.permutation(len(words)))
+    gaps = tuple(float(g) for g in rng.uniform(*GAP_SECONDS, size=len(words) + 1))
+    return Trial(index, tuple(targets), tuple(support), speaker, words, gaps,
+                 int(rng.integers(2**31)))
+
+
+@dataclass
+class Stream:
+    audio: np.ndarray  # [n] float32 at ``sample_rate``
+    truth: list  # Event per target word (its trimmed span)
+    sample_rate: int
+    spans: list = field(default_factory=list)  # (start, end, Word) of every word
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+def trimmed_word(path, sr: int) -> np.ndarray:
+    """A clip at ``sr`` Hz cut to its speech: ``librosa.effects.trim`` at ``TRIM_DB``."""
+    import librosa
+
+    from kws_proto.audio.loading import read_audio
+
+    y = read_audio(path, sr)
+    t, _ = librosa.effects.trim(y, top_db=TRIM_DB, frame_length=512, hop_length=128)
+    return t if len(t) else y
+
+
+def noise_for(root: Path, n: int, sr: int, rng) -> np.ndarray:
+    """``n`` samples of the dataset's background noise (a random recording from a random offset,
+    looped), else pink noise; RMS 1."""
+    from kws_proto.audio.loading import read_audio
+    from kws_proto.data.dataset import noise_files
+
+    files = noise_files(root)
+    if files:
+        y = read_audio(files[int(rng.integers(len(files)))], sr).astype(np.float64)
+        y = np.tile(y, -(-(n + len(y)) // len(y)))
+        start = int(rng.integers(len(y) - n + 1))
+        y = y[start:start + n]
+    else:
+        from data_prep.noise import colored_noise
+
+        y = colored_noise(n, 1.0, rng)
+    return y / (np.sqrt(np.mean(y**2)) + 1e-12)
+
+
+def build_stream(trial: Trial, root, sr: int, snr: float | None = None) -> Stream:
+    """The trial's stream at ``sr`` Hz with the true spans of its target words."""
+    from kws_proto.spot.detect import Event
+
+    root = Path(root)
+    parts, truth, spans, at = [], [], [], 0
+    speech_power, speech_n = 0.0, 0
+    for gap, word in zip(trial.gaps, trial.words):
+        g = int(round(gap * sr))
+        parts.append(np.zeros(g, np.float32))
+        at += g
+        y = trimmed_word(root / word.path, sr)
+        parts.append(y)
+        start, end = at / sr, (at + len(y)) / sr
+        spans.append((start, end, word))
+        if word.target:
+            truth.append(Event(word.keyword, start, end))
+        speech_power += float(np.sum(y.astype(np.float64) ** 2))
+        speech_n += len(y)
+        at += len(y)
+    parts.append(np.zeros(int(round(trial.gaps[-1] * sr)), np.float32))
+    audio = np.concatenate(parts).astype(np.float32)
+    if snr is not None:
+        rms = math.sqrt(speech_power / max(speech_n, 1))
+        noise = noise_for(root, len(audio), sr, np.random.default_rng(trial.noise_seed))
+        audio = (audio + rms * 10 ** (-snr / 20) * noise).astype(np.float32)
+    return Stream(audio, truth, sr, spans)
