@@ -143,7 +143,8 @@ def evaluate_run(
     Parameters
     ----------
     run_dir : path
-        A run directory with ``best.weights.h5``.
+        A run directory with ``best.weights.h5``, ``"default"``, or ``"gse"`` / ``"gse-full"``:
+        the Google speech embedding (:mod:`kws_proto.gse_eval`; needs ``data_dir``).
     settings : list of EvalSetting
     data_dir : path or None
         A prepared dataset; None = the run's own dataset.
@@ -162,8 +163,12 @@ def evaluate_run(
         One per setting: ``n_way, k_shot, n_query, episodes, mean, ci95`` and ``accuracies``
         (per-episode, in episode order, for paired comparisons).
     """
+    from kws_proto.gse_eval import evaluate_gse, is_gse
     from kws_proto.model_io import load_run_network
 
+    if is_gse(run_dir):  # the Google speech embedding: same episodes, same rule, its own table
+        return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
+                            progress, unknown)
     cfg, net = load_run_network(run_dir)
     data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
     classes = tuple(classes) if classes else data.splits.test
