@@ -71,6 +71,26 @@ def ms_per_clip(data_dir: Path, n: int = 200) -> dict:
     return out
 
 
+def crop_sweep(args, seconds=(1.0, 1.5, 2.0)) -> None:
+    """``gse`` on the loudest ``c`` seconds of the whole recordings, for each ``c``: how much
+    context the embedding needs (the same episodes; tables cached in the ``-full`` folders)."""
+    from kws_proto.dataset import load_manifest
+    from kws_proto.evaluate import EvalSetting, eval_episodes, score_episodes
+    from kws_proto.features import FeatureConfig
+    from kws_proto.gse_eval import crop_table, open_source
+
+    print("\n| test set | setting | " + " | ".join(f"gse, loudest {c:g} s" for c in seconds) + " |")
+    print("|---" * (2 + len(seconds)) + "|")
+    for name, _, full, classes, disjoint, settings in cells(args):
+        source = open_source(full, disjoint)
+        tables = [np.asarray(crop_table(load_manifest(full), FeatureConfig(clip_seconds=c), progress=False))
+                  for c in seconds]
+        for w, k in settings:
+            episodes = eval_episodes(source, classes, EvalSetting(w, k, 15, args.episodes), args.seed)
+            cols = [score_episodes(t, episodes).summary for t in tables]
+            print(f"| {name} | {w}-way {k}-shot | " + " | ".join(str(c) for c in cols) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     from kws_proto.evaluate import EvalSetting, evaluate_run
     from kws_proto.stats import paired_difference
@@ -82,7 +102,12 @@ def main(argv=None) -> int:
     p.add_argument("--picovoice-full", type=Path, default=Path("data/picovoice-full"))
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop-sweep", action="store_true",
+                   help="instead: gse on the loudest 1, 1.5 and 2 s of the whole recordings")
     args = p.parse_args(argv)
+    if args.crop_sweep:
+        crop_sweep(args)
+        return 0
 
     print("| test set | setting | " + " | ".join(MODELS) + " | gse − default | gse-full − default |")
     print("|---" * (4 + len(MODELS)) + "|")
