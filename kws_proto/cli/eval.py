@@ -15,7 +15,9 @@ HELP = "evaluate a run on fixed test episodes over a way/shot grid"
 def add_arguments(p) -> None:
     p.add_argument("run_dir", type=Path,
                    help="a run directory written by `kws-proto train`, or `default` (the shipped "
-                        "pretrained encoder; give it --data)")
+                        "pretrained encoder; give it --data), or `gse` / `gse-full`: the Google speech "
+                        "embedding on the 1 s crop / the whole clip (needs --data and the extra: "
+                        "pip install -e '.[gse]')")
     p.add_argument("--way", type=int, nargs="+", default=[5], help="ways to evaluate")
     p.add_argument("--shot", type=int, nargs="+", default=[1, 5], help="shots to evaluate")
     p.add_argument("--query", type=int, default=15, help="queries per class")

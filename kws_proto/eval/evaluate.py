@@ -3,53 +3,10 @@ run's own test words or any prepared dataset (the scoring itself: :mod:`kws_prot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
-from kws_proto.errors import ConfigError
+from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
 from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
                                      evaluate_episodes, prototype_distances, score_episodes)
-
-
-@dataclass(frozen=True)
-class EvalSetting:
-    """One cell of the evaluation grid."""
-
-    n_way: int
-    k_shot: int
-    n_query: int = 15
-    episodes: int = 1000
-
-
-def grid(ways, shots, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
-    """Every (way, shot) combination, in order."""
-    return [EvalSetting(int(w), int(k), n_query, episodes) for w in ways for k in shots]
-
-
-def parse_grid(text: str, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
-    """Settings from ``"5x1,5x5,10x5"`` (WAYxSHOT items); a bad item is a :class:`ConfigError`
-    naming it."""
-    out = []
-    for item in text.split(","):
-        try:
-            way, shot = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"--grid item {item!r} must look like WAYxSHOT, e.g. 5x1") from None
-        out.append(EvalSetting(way, shot, n_query, episodes))
-    return out
-
-
-def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0, unknown=()):
-    """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes).
-
-    With ``unknown`` words, every episode gets the extra pooled class ``_unknown_`` (open set)."""
-    from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
-
-    sampler = EpisodeSampler(
-        data.manifest, classes, setting.n_way, setting.k_shot, setting.n_query, seed=seed,
-        speaker_disjoint=data.speaker_disjoint, unknown_classes=tuple(unknown),
-    )
-    return fixed_episodes(sampler, setting.episodes)
 
 
 def evaluate_run(
@@ -67,7 +24,9 @@ def evaluate_run(
     Parameters
     ----------
     run_dir : path
-        A run directory with ``best.weights.h5``.
+        A run directory with ``best.weights.h5``, ``"default"`` (the shipped encoder), or
+        ``"gse"`` / ``"gse-full"``: the Google speech embedding (:mod:`kws_proto.eval.gse`;
+        needs ``data_dir`` and the ``gse`` extra).
     settings : list of EvalSetting
     data_dir : path or None
         A prepared dataset; None = the run's own dataset.
@@ -86,24 +45,14 @@ def evaluate_run(
         One per setting: ``n_way, k_shot, n_query, episodes, mean, ci95`` and ``accuracies``
         (per-episode, in episode order, for paired comparisons).
     """
+    from kws_proto.eval.gse import evaluate_gse, is_gse
     from kws_proto.model.loading import load_run_network
 
+    if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
+        return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
+                            progress, unknown)
     cfg, net = load_run_network(run_dir)
     data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
     classes = tuple(classes) if classes else data.splits.test
-    rows = []
-    for s in settings:
-        episodes = eval_episodes(data, classes, s, seed, unknown)
-        table = embedding_table(net, data.features, episodes)
-        scores = score_episodes(table, episodes)
-        summary = scores.summary
-        rows.append({
-            "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query, "episodes": s.episodes,
-            "mean": summary.mean, "ci95": summary.ci95, "accuracies": scores.accuracies.tolist(),
-        })
-        if unknown:
-            from kws_proto.eval.openset import open_set_scores
-
-            o = open_set_scores(table, episodes, far=0.05)
-            rows[-1].update(auroc=o.auroc, detection_at_5pct_far=o.detection)
-    return rows
+    return score_grid(lambda episodes: embedding_table(net, data.features, episodes), data,
+                      classes, settings, seed, unknown)

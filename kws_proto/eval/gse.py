@@ -1,0 +1,106 @@
+"""Score the Google speech embedding (:mod:`kws_proto.model.gse`) on the project's fixed episodes.
+
+``kws-proto eval gse --data DIR ...`` goes through the same :func:`~kws_proto.eval.grid.eval_episodes`
+(same seed, data and classes: the same episodes as ``kws-proto eval default``) and the same
+nearest-prototype rule (:func:`~kws_proto.model.scoring.score_episodes`, squared Euclidean distance,
+the shipped encoder's) as the project's encoders; only the embedding table differs:
+
+``gse``
+    every clip as the project's encoders see it: the waveform cache's 1 s crop
+    (``FeatureConfig()``: 16 kHz, ``clip_seconds=1.0``, ``crop="loudest"``), 3 windows a clip;
+    the table is cached in ``DIR/.cache/gse-<digest>.npy`` like the feature caches.
+``gse-full``
+    the whole recording (padded to one 775 ms window when shorter), every window of it;
+    computed in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
+from kws_proto.audio.features import FeatureConfig
+
+GSE_MODELS = {
+    "gse": "the Google speech embedding on the project's 1 s crop (3 windows a clip)",
+    "gse-full": "the Google speech embedding on the whole recording (every 775 ms window)",
+}
+GSE_VERSION = 1  # bump when the embedding of a clip changes (keys the table cache)
+
+
+def is_gse(name) -> bool:
+    """Whether ``name`` (the ``run_dir`` of ``kws-proto eval``) names a GSE variant."""
+    return str(name) in GSE_MODELS
+
+
+@dataclass
+class EpisodeSource:
+    """What :func:`~kws_proto.eval.grid.eval_episodes` reads: the manifest and the split."""
+
+    manifest: Manifest
+    splits: Splits
+    speaker_disjoint: bool = False
+
+
+def open_source(root, speaker_disjoint: bool = False) -> EpisodeSource:
+    manifest = load_manifest(root)
+    splits = (load_splits(root) if (Path(root) / "splits.json").is_file()
+              else Splits((), (), tuple(manifest.keywords)))
+    return EpisodeSource(manifest, splits, speaker_disjoint)
+
+
+def crop_table(manifest: Manifest, config: FeatureConfig = FeatureConfig(), cache_dir=None,
+               progress: bool = True, batch_size: int = 64) -> np.ndarray:
+    """``[n_clips, 96]`` GSE of every clip's fixed-length crop (``config``'s sample rate, length,
+    crop), built once into the dataset's cache like :func:`~kws_proto.data.cache.waveform_cache`."""
+    from kws_proto.data.cache import _cached, _digest
+    from kws_proto.model.gse import DIM, SAMPLE_RATE, gse_embed_clips, model_info
+
+    if config.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")
+    info = model_info()
+    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
+           "crop": config.crop, "models": info["sha256"], "gse_version": GSE_VERSION}
+    return _cached(manifest, config, cache_dir, "gse", _digest(key), key, (DIM,), "float32",
+                   gse_embed_clips, progress, batch_size)
+
+
+def full_table(manifest: Manifest, progress: bool = True) -> np.ndarray:
+    """``[n_clips, 96]`` GSE of every whole recording (max over all its windows)."""
+    from tqdm.auto import tqdm
+
+    from kws_proto.audio.loading import read_audio
+    from kws_proto.model.gse import SAMPLE_RATE, gse_embed_clips
+
+    rows = [gse_embed_clips(read_audio(p, SAMPLE_RATE)[None])[0]
+            for p in tqdm(manifest.paths(), unit="clip", desc="gse (whole clips)", disable=not progress)]
+    return np.stack(rows).astype(np.float32)
+
+
+def gse_table(name: str, manifest: Manifest, progress: bool = True) -> np.ndarray:
+    """The embedding table of GSE variant ``name`` (see :data:`GSE_MODELS`)."""
+    if name == "gse":
+        return np.asarray(crop_table(manifest, progress=progress))
+    if name == "gse-full":
+        return full_table(manifest, progress=progress)
+    raise ValueError(f"{name!r} is not one of {sorted(GSE_MODELS)}")
+
+
+def evaluate_gse(name, settings, data_dir, classes=None, seed: int = 0,
+                 speaker_disjoint: bool = False, progress: bool = True, unknown=()) -> list[dict]:
+    """:func:`~kws_proto.eval.evaluate.evaluate_run` for a GSE variant: the same rows, the same episodes.
+
+    ``data_dir`` is required (the GSE has no dataset of its own).
+    """
+    from kws_proto.errors import ConfigError
+    from kws_proto.eval.grid import score_grid
+
+    if data_dir is None:
+        raise ConfigError(f"`eval {name}` needs --data: the speech embedding has no dataset of its own")
+    source = open_source(data_dir, speaker_disjoint)
+    classes = tuple(classes) if classes else source.splits.test
+    table = gse_table(str(name), source.manifest, progress=progress)
+    return score_grid(lambda episodes: table, source, classes, settings, seed, unknown)

@@ -1,0 +1,183 @@
+"""The Google speech embedding (kws_proto.model.gse) on real clips, and `kws-proto eval gse`.
+
+Everything but the missing-extra message needs the optional extra: `pip install -e '.[gse]'`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kws_proto.audio.loading import load_audio
+from kws_proto.data.dataset import Clip, write_manifest
+from kws_proto.model.gse import INSTALL_HINT, GSEUnavailableError, model_dir
+
+DATA = Path(__file__).parent / "data"
+
+
+def _installed() -> bool:
+    try:
+        model_dir()
+    except GSEUnavailableError:
+        return False
+    return True
+
+
+needs_gse = pytest.mark.skipif(not _installed(), reason=f"the optional extra 'gse' (pyopen-wakeword "
+                                                        f"with its TFLite files) is not installed: "
+                                                        f"{INSTALL_HINT}")
+
+
+def _real_paths() -> list[Path]:
+    return sorted(p for p in DATA.rglob("*") if p.suffix in (".wav", ".flac"))
+
+
+@pytest.fixture(scope="module")
+def real_clips() -> np.ndarray:
+    """The six real clips of tests/data as the project's encoders see them: 1 s, loudest crop."""
+    return np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _real_paths()])
+
+
+@pytest.mark.skipif(_installed(), reason="the 'gse' extra is installed: its absence cannot be seen")
+def test_missing_extra_names_the_install_command():
+    from kws_proto.model.gse import gse_embed_clips
+
+    with pytest.raises(GSEUnavailableError, match=r"pip install -e '\.\[gse\]'"):
+        gse_embed_clips(np.zeros((1, 16000), np.float32))
+
+
+@needs_gse
+def test_model_files_come_from_the_installed_wheel():
+    from kws_proto.model.gse import model_info
+
+    info = model_info()
+    assert info["distribution"] == "pyopen-wakeword" and info["license"] == "Apache-2.0"
+    assert set(info["sha256"]) == {"melspectrogram.tflite", "embedding_model.tflite"}
+    assert Path(info["model_dir"]).is_dir()
+
+
+@needs_gse
+def test_real_clips_embed_finite_96d_and_deterministic(real_clips):
+    from kws_proto.model.gse import SpeechEmbedding, gse_embed_clips
+
+    emb = gse_embed_clips(real_clips)
+    assert emb.shape == (len(real_clips), 96) and emb.dtype == np.float32
+    assert np.isfinite(emb).all()
+    np.testing.assert_array_equal(emb, gse_embed_clips(real_clips))  # same process, same model
+    np.testing.assert_array_equal(emb, SpeechEmbedding().embed_clips(real_clips))  # a new one
+    # one clip at a time gives the same rows (the mel floor is per clip, never per batch)
+    np.testing.assert_array_equal(emb, np.concatenate([gse_embed_clips(c[None]) for c in real_clips]))
+    # different words embed apart
+    d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
+    assert d[np.triu_indices(len(emb), 1)].min() > 10
+
+
+@needs_gse
+def test_one_second_gives_three_windows_and_max_pools_them(real_clips):
+    from kws_proto.model.gse import gse_embed_clips, n_windows, shared_model
+
+    windows = shared_model().window_embeddings(real_clips)
+    assert windows.shape == (len(real_clips), 3, 96) and n_windows(16000) == 3
+    np.testing.assert_array_equal(gse_embed_clips(real_clips), windows.max(axis=1))
+
+
+@needs_gse
+def test_short_clip_is_padded_to_one_window():
+    from kws_proto.audio.loading import read_audio
+    from kws_proto.model.gse import MIN_SAMPLES, gse_embed_clips, n_windows, pad_to_window
+
+    y = read_audio(DATA / "fsdd" / "5_nicolas_0.wav", 16000)  # 0.34 s
+    assert len(y) < MIN_SAMPLES and n_windows(len(y)) == 1
+    padded = pad_to_window(y[None])
+    assert padded.shape == (1, MIN_SAMPLES)
+    emb = gse_embed_clips(y[None])
+    assert emb.shape == (1, 96) and np.isfinite(emb).all()
+    np.testing.assert_array_equal(emb, gse_embed_clips(padded))
+
+
+@needs_gse
+def test_20db_quieter_clip_embeds_close_but_not_equal(real_clips):
+    """Measured on these six clips: the log-mel shifts by a constant (2.00 after ``x / 10 + 2``,
+    1st-99th percentile 1.83-2.11) and the embedding moves by 4-10% of its norm (cosine 0.995 or
+    more), 5-16% of the distance to the nearest other word: level-sensitive, but far less than
+    the distance between words."""
+    from kws_proto.model.gse import gse_embed_clips
+
+    loud = gse_embed_clips(real_clips)
+    quiet = gse_embed_clips(real_clips * np.float32(0.1))  # -20 dB
+    moved = np.linalg.norm(loud - quiet, axis=1)
+    apart = np.linalg.norm(loud[:, None] - loud[None], axis=-1)
+    np.fill_diagonal(apart, np.inf)
+    assert (moved > 0.01 * np.linalg.norm(loud, axis=1)).all()  # not level-invariant
+    assert (moved < 0.5 * apart.min(axis=1)).all()  # much closer to itself than to any other word
+    # every quieter clip's nearest loud clip is itself
+    cross = np.linalg.norm(quiet[:, None] - loud[None], axis=-1)
+    np.testing.assert_array_equal(cross.argmin(axis=1), np.arange(len(loud)))
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    """A prepared folder of the six real clips as six words, three takes each (as recorded,
+    at half level, and 50 ms later)."""
+    root = tmp_path / "tiny"
+    clips = []
+    for src in _real_paths():
+        y, sr = sf.read(src, dtype="float32")
+        word = src.stem.split("_")[0] if src.parent.name == "fsdd" else src.parent.name
+        (root / word).mkdir(parents=True)
+        takes = {"a": y, "b": 0.5 * y, "c": np.concatenate([np.zeros(sr // 20, np.float32), y])}
+        for take, audio in takes.items():
+            sf.write(root / word / f"{take}.wav", audio, sr)
+            clips.append(Clip(f"{word}/{take}.wav", word, take, len(audio) / sr, sr))
+    write_manifest(root, clips)
+    return root
+
+
+@needs_gse
+@pytest.mark.parametrize("model", ["gse", "gse-full"])
+def test_eval_gse_runs_on_a_tiny_folder(tiny_folder, model, capsys):
+    from kws_proto.cli import main
+
+    argv = ["eval", model, "--data", str(tiny_folder), "--way", "3", "--shot", "1",
+            "--query", "2", "--episodes", "20", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["n_way"], r["k_shot"], r["episodes"]) for r in rows] == [(3, 1, 20)]
+    assert 0.0 <= rows[0]["mean"] <= 1.0 and rows[0]["ci95"] >= 0.0
+    if model == "gse":  # the table is cached beside the feature caches and reused
+        cached = list((tiny_folder / ".cache").glob("gse-*.npy"))
+        assert len(cached) == 1
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out) == rows
+
+
+@needs_gse
+def test_gse_scores_the_episodes_the_encoders_see(tiny_folder):
+    """The same seed, data and classes draw the same episodes as `eval default` does."""
+    from kws_proto.data.experiment import open_data
+    from kws_proto.eval.evaluate import EvalSetting, eval_episodes
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.eval.gse import open_source
+
+    s = EvalSetting(3, 1, 2, 10)
+    classes = ("computer", "jarvis", "1", "5", "7", "9")
+    ours = eval_episodes(open_source(tiny_folder, True), classes, s, seed=3)
+    theirs = eval_episodes(open_data(tiny_folder, FeatureConfig(), None, True, progress=False),
+                           classes, s, seed=3)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.classes == b.classes
+        np.testing.assert_array_equal(a.support, b.support)
+        np.testing.assert_array_equal(a.query, b.query)
+
+
+@needs_gse
+def test_eval_gse_without_data_says_so(capsys):
+    from kws_proto.errors import ConfigError
+    from kws_proto.eval.evaluate import evaluate_run, grid
+
+    with pytest.raises(ConfigError, match="--data"):
+        evaluate_run("gse", grid([2], [1], 1, 1))
