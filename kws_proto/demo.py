@@ -1,13 +1,18 @@
-"""``make demo``: the built-in corpus, Sequential vs ProtoRes, compared on identical episodes.
+"""``make demo``: does the design's dilated residual ProtoRes beat the Sequential encoder?
 
 1. synthesises the built-in corpus at demo size into ``data/synth-demo`` (once);
-2. trains ``experiments/configs/demo/conv4.yaml`` and ``.../protores.yaml`` into
-   ``runs/demo/conv4`` and ``runs/demo/protores`` (finished runs are reused; a run of an
-   older config of the same name is moved aside to ``runs/demo/<name>.old-N``);
-3. scores both and the MFCC + DTW baseline on the same fixed test episodes of the corpus's test
-   words and writes ``runs/demo/compare/``;
-4. when the real speech of ``../shared/data`` is present, prepares it (``data/fsdd``,
-   ``data/picovoice``) and scores the same runs on it: words and voices none of them heard.
+2. trains the three demo configs of ``experiments/configs/demo/`` into ``runs/demo/<name>`` under
+   one budget rule (1,000 5-way 5-shot episodes each, the same augmentation, schedule and weight
+   average): ``conv4`` (the Sequential encoder), ``protores_design`` (ProtoRes exactly as the
+   design describes it, temporal layout) and ``protores`` (the package's default encoder: two
+   TD-ResNet7-like ProtoRes side by side).  Finished runs are reused; a run of an older config
+   of the same name is moved aside to ``runs/demo/<name>.old-N``;
+3. scores the three, the MFCC + DTW baseline and, when its extra is installed, the frozen Google
+   speech embedding on the same fixed test episodes of the corpus's test words
+   (``runs/demo/compare/``), then on the real speech of ``../shared/data`` when present
+   (``runs/demo/compare-fsdd``, ``-picovoice``): words and voices none of them heard;
+4. answers the question in words with the numbers, after the tables and in each
+   ``results.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = [REPO / "experiments" / "configs" / "demo" / f"{n}.yaml" for n in ("conv4", "protores")]
+SEQUENTIAL, DESIGN, DEFAULT = "conv4", "protores_design", "protores"
+CONFIGS = [REPO / "experiments" / "configs" / "demo" / f"{n}.yaml" for n in (SEQUENTIAL, DESIGN, DEFAULT)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,23 +39,41 @@ def main(argv: list[str] | None = None) -> int:
     for path in CONFIGS:  # a run of an older demo config is moved aside, not reused or fatal
         retire_stale_run(load_config(path), runs)
     episodes = int(os.environ.get("KWS_DEMO_EPISODES", 1000))
-    print("== built-in corpus: unseen test words ==", flush=True)
-    compare(CONFIGS, runs / "compare", runs_root=runs, settings=parse_grid(BUILTIN.grid, 15, episodes),
-            command="make demo")
-    reports = [runs / "compare" / "results.md"]
-    for suite in REAL:
+    suites = [(BUILTIN, "on words and voices of the built-in corpus neither encoder heard")]
+    suites += [(s, f"on real speech ({s.name}) that no encoder heard") for s in REAL]
+    answers = []
+    for suite, where in suites:
         if not suite.available():
             print(f"(skipping real speech {suite.name}: {suite.source} is absent)")
             continue
-        print(f"\n== real speech, never trained on: {suite.name} ==", flush=True)
-        compare(CONFIGS, runs / f"compare-{suite.name}", runs_root=runs, eval_data=suite.dataset(),
-                classes=suite.classes, speaker_disjoint=suite.speaker_disjoint,
-                settings=parse_grid(suite.grid, 15, episodes), command="make demo")
-        reports.append(runs / f"compare-{suite.name}" / "results.md")
+        out = runs / ("compare" if suite.source is None else f"compare-{suite.name}")
+        print(f"\n== {where} ==", flush=True)
+        settings = parse_grid(suite.grid, 15, episodes)
+        models = compare(CONFIGS, out, runs_root=runs, eval_data=suite.dataset(),
+                         classes=suite.classes, speaker_disjoint=suite.speaker_disjoint,
+                         settings=settings, command="make demo")
+        answers.append((out / "results.md", _answer(models, settings[0], where)))
+    print("\n== the answer ==")
+    for report, text in answers:
+        print(f"- {text}")
+        _append(report, text)
     print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
-    print("runs: runs/demo/conv4, runs/demo/protores")
-    print("reports (tables + plots): " + ", ".join(str(r.parent) for r in reports))
+    print("runs: " + ", ".join(f"runs/demo/{p.stem}" for p in CONFIGS))
+    print("reports (tables, plots, the answer): " + ", ".join(str(r.parent) for r, _ in answers))
     return 0
+
+
+def _answer(models, setting, where: str) -> str:
+    from kws_proto.eval.report import answer
+
+    return answer(models, setting, DESIGN, SEQUENTIAL, DEFAULT, where)
+
+
+def _append(report: Path, text: str) -> None:
+    """Add the answer to a comparison's ``results.md`` (rewritten atomically)."""
+    from kws_proto.util.atomic import atomic_write_text
+
+    atomic_write_text(report, report.read_text(encoding="utf-8") + f"\n## The answer\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 
+import numpy as np
 import pytest
 
 from kws_proto.config import dump_config
@@ -43,8 +44,11 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == COLUMNS
         rows = list(reader)
+    from kws_proto.eval.gse import available
+
+    baselines = ("gse", "mfcc-dtw") if available() else ("mfcc-dtw",)  # the peer when installed
     assert [(r["model"], r["k_shot"]) for r in rows] == [
-        (m, k) for m in ("seq", "res", "mfcc-dtw") for k in ("1", "2")
+        (m, k) for m in ("seq", "res", *baselines) for k in ("1", "2")
     ]
     for r in rows:
         assert 0.0 <= float(r["accuracy"]) <= 1.0 and int(r["episodes"]) == 30
@@ -103,3 +107,30 @@ def test_a_run_of_another_config_stops_compare_and_the_demo_moves_it_aside(smoke
     RunDir(runs / "res").write_config(old)  # a second stale run does not overwrite the first
     assert retire_stale_run(new, runs) == runs / "res.old-2"
     assert RunDir(aside).read_config() == old
+
+
+def _scores(name, accs, ms=float("nan")):
+    from kws_proto.eval.compare import ModelScores
+
+    return ModelScores(name, name, {"ms_per_episode": ms}, accuracies={(5, 1): np.asarray(accs)})
+
+
+def test_the_answer_states_the_paired_difference_and_the_speed_ratio():
+    from kws_proto.eval.report import answer
+
+    rng = np.random.default_rng(0)
+    seq = rng.uniform(0.3, 0.6, 400)
+    design = np.clip(seq + 0.1 + rng.normal(0, 0.05, 400), 0, 1)
+    default = np.clip(design + 0.02, 0, 1)
+    models = [_scores("conv4", seq, 800.0), _scores("protores_design", design, 50.0),
+              _scores("protores", default, 80.0)]
+    text = answer(models, EvalSetting(5, 1), "protores_design", "conv4", "protores", "on test words")
+    diff = design - seq
+    half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))  # the paired 95% CI, computed here
+    assert text.startswith(f"On test words, ProtoRes (design) beats Sequential by "
+                           f"{100 * diff.mean():+.1f} ± {100 * half:.1f} points at 5-way 1-shot")
+    assert "trains 16.0× faster per episode" in text
+    assert f"adds {100 * (default - design).mean():+.1f}" in text
+    worse = answer([_scores("conv4", design), _scores("protores_design", seq)], EvalSetting(5, 1),
+                   "protores_design")
+    assert "loses to Sequential" in worse and "faster" not in worse

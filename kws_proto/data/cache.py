@@ -193,7 +193,7 @@ def _cached(
         ) as bar:
             for start in range(0, n, batch_size):
                 rows = range(start, min(start + batch_size, n))
-                clips = list(pool.map(lambda i: _load(manifest, i, config), rows))
+                clips = list(pool.map(lambda i: load_clip(manifest, i, config), rows))
                 out[start : rows.stop] = compute(np.stack(clips))  # [rows, *row_shape]
                 bar.update(len(rows))
         out.flush()
@@ -202,7 +202,7 @@ def _cached(
     return np.load(array_path, mmap_mode="r")
 
 
-def _load(manifest: Manifest, i: int, config: FeatureConfig) -> np.ndarray:
+def load_clip(manifest: Manifest, i: int, config: FeatureConfig) -> np.ndarray:
     """Row ``i`` as float32 [num_samples]; a failure is the manifest's fault (stale)."""
     clip = manifest.clips[i]
     try:

@@ -3,7 +3,9 @@
 Each config is trained into ``runs/<name>`` (a finished run with the same config is reused, an
 interrupted one resumed), then every run — and the MFCC + DTW baseline — is scored on the *same*
 fixed episodes of each way/shot setting, drawn once from ``seed`` over the test classes of the
-evaluation dataset.  Because the episodes are shared, the difference of two models is measured
+evaluation dataset; so is the frozen Google speech embedding (``gse``, the backbone of
+openWakeWord: :mod:`kws_proto.eval.gse`) when its extra is installed, as the peer a user would
+pick instead of training anything.  Because the episodes are shared, the difference of two models is measured
 episode by episode (a paired difference), whose CI is far tighter than comparing two means.
 """
 
@@ -23,6 +25,7 @@ from kws_proto.model.runs import RunDir
 
 DEFAULT_GRID = (EvalSetting(5, 1), EvalSetting(5, 5), EvalSetting(10, 5))
 DTW_NAME = "mfcc-dtw"  # 1-NN DTW on the first run's MFCC (the encoders' own front end)
+GSE_NAME = "gse"  # the frozen Google speech embedding on the 1 s crop
 
 
 @dataclass
@@ -134,8 +137,13 @@ def compare(
     speaker_disjoint: bool = False,
     progress: bool = True,
     command: str = "",
+    gse: bool | None = None,
 ) -> list[ModelScores]:
-    """Train (or reuse) every config, score all on identical episodes, write the report to ``out``."""
+    """Train (or reuse) every config, score all on identical episodes, write the report to ``out``.
+
+    ``dtw`` adds the MFCC + DTW baseline; ``gse`` the Google speech embedding (None: when its
+    extra is installed).
+    """
     from kws_proto.model.loading import load_run_network
     from kws_proto.eval.report import write_report
 
@@ -169,6 +177,12 @@ def compare(
         m.projection = (table[rows], [data.manifest.clips[i].keyword for i in rows])
         models.append(m)
         print(f"scored {cfg.name}")
+    if gse is None:
+        from kws_proto.eval.gse import available
+
+        gse = available()
+    if gse:
+        models.append(_gse_scores(base, episodes))
     if dtw:
         models.append(_dtw_scores(base, episodes))
     data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
@@ -188,4 +202,23 @@ def _dtw_scores(data, episodes) -> ModelScores:
         m.confusion[key] = (eps, scores)
     m.info["score_seconds"] = round(time.perf_counter() - t0, 1)
     print("scored the MFCC + DTW baseline")
+    return m
+
+
+def _gse_scores(data, episodes) -> ModelScores:
+    from kws_proto.eval.gse import rows_table
+    from kws_proto.model.gse import DIM
+
+    rows = np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
+                                     for eps in episodes.values() for e in eps]))
+    t0 = time.perf_counter()
+    table = rows_table(data.manifest, rows, data.feature_config)
+    ms = 1000 * (time.perf_counter() - t0) / max(1, len(rows))
+    m = ModelScores(GSE_NAME, "gse", {"parameters": None, "embedding_dim": DIM, "train_minutes": 0.0,
+                                      "ms_per_episode": float("nan"), "ms_per_clip": ms})
+    for key, eps in episodes.items():
+        scores = score_episodes(table, eps)
+        m.accuracies[key] = scores.accuracies
+        m.confusion[key] = (eps, scores)
+    print("scored the Google speech embedding (frozen)")
     return m

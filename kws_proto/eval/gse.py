@@ -80,6 +80,31 @@ def full_table(manifest: Manifest, progress: bool = True) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
+def available() -> bool:
+    """Whether the ``gse`` extra (the embedding's TFLite files) is installed."""
+    from kws_proto.model.gse import GSEUnavailableError, model_dir
+
+    try:
+        model_dir()
+    except GSEUnavailableError:
+        return False
+    return True
+
+
+def rows_table(manifest: Manifest, rows, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """``[n_clips, 96]`` GSE of the 1 s crops of manifest ``rows`` only (the others zero): what a
+    comparison needs of a large corpus, without embedding (or caching) all of it."""
+    from kws_proto.data.cache import load_clip
+    from kws_proto.model.gse import DIM, gse_embed_clips
+
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    table = np.zeros((len(manifest), DIM), np.float32)
+    for i in range(0, len(rows), 64):
+        part = rows[i:i + 64]
+        table[part] = gse_embed_clips(np.stack([load_clip(manifest, int(r), config) for r in part]))
+    return table
+
+
 def gse_table(name: str, manifest: Manifest, progress: bool = True) -> np.ndarray:
     """The embedding table of GSE variant ``name`` (see :data:`GSE_MODELS`)."""
     if name == "gse":

@@ -81,7 +81,8 @@ def markdown_table(rows) -> str:
         )
         lines.append(
             f"| {r['model']} | {r['encoder']} | {r['n_way']}-way {r['k_shot']}-shot | "
-            f"{_pct(r['accuracy'])} ± {_pct(r['ci95'])} | {diff} | {vs_dtw} | {r['parameters']:,} | "
+            f"{_pct(r['accuracy'])} ± {_pct(r['ci95'])} | {diff} | {vs_dtw} | "
+            f"{'–' if r['parameters'] is None else format(r['parameters'], ',')} | "
             f"{r['embedding_dim'] or '–'} | {_num(r['train_minutes'], '.1f')} | "
             f"{_num(r['ms_per_train_episode'], '.1f')} | {_num(r['ms_per_clip'], '.2f')} |"
         )
@@ -123,7 +124,7 @@ def _plots(out: Path, models, runs, settings, rows) -> None:
           "ci95": r["ci95"]} for r in rows],
         out / "accuracy_by_shot.png",
     )
-    learned = [m for m in models if m.encoder != "dtw"]
+    learned = [m for m in models if m.encoder not in ("dtw", "gse")]
     if not learned:
         return
     key = (settings[-1].n_way, settings[-1].k_shot)
@@ -134,3 +135,35 @@ def _plots(out: Path, models, runs, settings, rows) -> None:
     plots.confusion_matrix(counts, names, out / f"confusion_{best.name}.png")
     if best.projection is not None:
         plots.embedding_projection(*best.projection, out / f"embeddings_{best.name}.png")
+
+
+def answer(models, setting, design: str, sequential: str = "conv4", default: str | None = None,
+           where: str = "on words neither encoder heard") -> str:
+    """The design's question answered in two or three sentences with the numbers: does ``design``
+    (the dilated residual encoder) beat ``sequential`` at ``setting`` on these episodes, how much
+    faster does it train per episode, and what does the package's ``default`` encoder add?"""
+    by = {m.name: m for m in models}
+    key = (setting.n_way, setting.k_shot)
+    cell = f"{setting.n_way}-way {setting.k_shot}-shot"
+    d, s = by[design], by[sequential]
+    diff = paired_difference(d.accuracies[key], s.accuracies[key])
+    n = len(d.accuracies[key])
+    verb = ("beats" if diff.mean - diff.ci95 > 0 else "loses to" if diff.mean + diff.ci95 < 0
+            else "is level with")
+    out = [f"{where.capitalize()}, ProtoRes (design) {verb} Sequential by {100 * diff.mean:+.1f} "
+           f"± {100 * diff.ci95:.1f} points at {cell} (paired, {n:,} episodes: "
+           f"{100 * float(np.mean(d.accuracies[key])):.1f} against {100 * float(np.mean(s.accuracies[key])):.1f} %)"]
+    ms_d, ms_s = d.info.get("ms_per_episode"), s.info.get("ms_per_episode")
+    if ms_d and ms_s and not (math.isnan(ms_d) or math.isnan(ms_s)):
+        out[-1] += f" and trains {ms_s / ms_d:.1f}× faster per episode ({ms_d:.0f} against {ms_s:.0f} ms)."
+    else:
+        out[-1] += "."
+    if default and default in by:
+        w = paired_difference(by[default].accuracies[key], d.accuracies[key])
+        out.append(f"The default encoder ({default}) adds {100 * w.mean:+.1f} ± {100 * w.ci95:.1f} "
+                   f"points over the design's ProtoRes there.")
+    if "gse" in by:
+        g = paired_difference(by["gse"].accuracies[key], by[default or design].accuracies[key])
+        out.append(f"The frozen Google speech embedding scores {100 * g.mean:+.1f} ± {100 * g.ci95:.1f} "
+                   f"points against {default or design}.")
+    return " ".join(out)
