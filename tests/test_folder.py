@@ -33,7 +33,7 @@ def src(tmp_path_factory) -> Path:
     """Recordings at 8, 16, 22.05 and 44.1 kHz, in WAV, FLAC and OGG, 0.3 s to 3 s, plus junk."""
     root = tmp_path_factory.mktemp("folder") / "src"
     (root / "lantern").mkdir(parents=True)
-    (root / "blue whale" / "session 2").mkdir(parents=True)
+    (root / "blue whale" / "take 2").mkdir(parents=True)
     sf.write(root / "lantern" / "a.wav", _word("lantern", 8000), 8000)
     sf.write(root / "lantern" / "a.flac", _word("lantern", 44100), 44100)  # same stem as a.wav
     sf.write(root / "lantern" / "b.ogg", _word("lantern", 22050), 22050)
@@ -42,7 +42,7 @@ def src(tmp_path_factory) -> Path:
     w = _word("blue whale", 16000)[:12000]
     long[24000 : 24000 + w.shape[0]] += w  # the word at 1.5 s
     sf.write(root / "blue whale" / "long.flac", long, 16000)
-    sf.write(root / "blue whale" / "session 2" / "blue whale_ann_3.wav", _word("blue whale", 16000), 16000)
+    sf.write(root / "blue whale" / "take 2" / "blue whale_ann_3.wav", _word("blue whale", 16000), 16000)
     sf.write(root / "7_bob_0.wav", _word("seven", 8000), 8000)  # FSDD-style flat file
     (root / "lantern" / "broken.flac").write_bytes(b"fLaC\x00\x00\x00\x22" + bytes(40))
     sf.write(root / "lantern" / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
@@ -65,7 +65,7 @@ def test_keywords_speakers_and_original_rates(converted, src):
     assert m.keywords == ["7", "blue whale", "lantern"]
     rows = {c.path: c for c in m.clips}
     assert rows["7/7_bob_0.wav"].speaker == "bob"
-    assert rows["blue whale/session 2/blue whale_ann_3.wav"].speaker == "ann"
+    assert rows["blue whale/take 2/blue whale_ann_3.wav"].speaker == "ann"
     assert rows["blue whale/long.wav"].speaker == ""
     rates = {p: c.sample_rate for p, c in rows.items()}
     assert rates["lantern/a.wav"] == 8000 and rates["lantern/a.flac.wav"] == 44100

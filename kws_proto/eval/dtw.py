@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from kws_proto.errors import ConfigError
 from kws_proto.model.scoring import EpisodeScores
+from kws_proto.util.vectors import l2_normalize
 
 METRICS = ("cosine", "euclidean")
 RULES = ("nearest", "mean")
@@ -124,7 +125,7 @@ def _frames(X: np.ndarray, metric: str) -> np.ndarray:
     zero, so its cost to any frame is 1)."""
     X = np.asarray(X, dtype=np.float32)
     if metric == "cosine":
-        X = X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), np.float32(1e-12))
+        X = l2_normalize(X)
     return np.ascontiguousarray(X)
 
 

@@ -36,14 +36,12 @@ def evaluate_run(
         Draws the episodes; two runs scored with the same seed, data and classes see identical
         episodes.
     unknown : sequence of str
-        Open set: words pooled into an extra ``_unknown_`` class of every episode; the rows then
-        also hold ``auroc`` and ``detection_at_5pct_far`` (:mod:`kws_proto.eval.openset`).
+        Open-set words (:func:`~kws_proto.eval.grid.score_grid`).
 
     Returns
     -------
     rows : list of dict
-        One per setting: ``n_way, k_shot, n_query, episodes, mean, ci95`` and ``accuracies``
-        (per-episode, in episode order, for paired comparisons).
+        One per setting, as :func:`~kws_proto.eval.grid.score_grid` gives them.
     """
     from kws_proto.eval.gse import evaluate_gse, is_gse
     from kws_proto.model.loading import load_run_network
