@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,6 +90,9 @@ def test_resume_after_sigkill_continues_steps_and_log(smoke_config, tmp_path):
     done = subprocess.run(_cli("train", path, "--run-dir", run.root, "--resume", "--quiet"),
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    said = re.search(rf"resuming {re.escape(str(run.root))} at step (\d+) of {short.train.episodes} "
+                     rf"\(checkpoint \S+ckpt-(\d+)\)", done.stdout)
+    assert said and said[1] == said[2] and int(said[1]) in killed_at, done.stdout[-2000:]
     steps = [r["step"] for r in run.read_log() if "step" in r]
     # one record per validation, none lost before the last checkpoint, none repeated after it
     assert steps == list(range(10, short.train.episodes + 1, 10)), (killed_at, steps)
