@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from conftest import assert_close_to_scale
 from kws_proto.augment import AugmentConfig, load_noise
 from kws_proto.cache import feature_cache, waveform_cache
 from kws_proto.dataset import NOISE_DIR, Clip, Manifest, load_manifest, noise_files, write_manifest
@@ -94,8 +95,9 @@ def test_waveforms_without_feature_cache_match_it(data):
     for path in (pipeline(data, features=None), pipeline(data, NO_CHANGE)):
         (s, q), = take(path.dataset(smp), 1)
         e = smp.sample(0)
-        np.testing.assert_allclose(s, data["features"][e.support], atol=1e-3)
-        np.testing.assert_allclose(q, data["features"][e.query], atol=1e-3)
+        # another batch and graph than the cache's: float32 rounding of MFCC of magnitude ~400
+        assert_close_to_scale(s, data["features"][e.support])
+        assert_close_to_scale(q, data["features"][e.query])
 
 
 def test_augmentation_is_redrawn_per_episode_and_seed(data):
@@ -122,7 +124,7 @@ def test_spectrogram_masks_reach_training_episodes(data):
     blank = np.all(np.abs(clips - plain.mean(axis=1, keepdims=True)) < 1e-3, axis=2)
     assert blank.any(axis=1).mean() > 0.5  # most clips lost some frames
     keep = ~blank
-    np.testing.assert_allclose(clips[keep], plain[keep], atol=1e-5)
+    assert_close_to_scale(clips[keep], plain[keep])
 
 
 def test_frequency_warp_reaches_training_episodes(data):
@@ -164,8 +166,8 @@ def test_silence_rows_are_noise_clips_alike_on_both_paths(data):
     smp = sampler(data, seed=3, silence=True)
     (s_plain, q_plain), = take(pipeline(data).dataset(smp), 1)
     (s_aug, q_aug), = take(pipeline(data, NO_CHANGE).dataset(smp), 1)
-    np.testing.assert_allclose(s_plain[-1], s_aug[-1], atol=1e-3)
-    np.testing.assert_allclose(q_plain[-1], q_aug[-1], atol=1e-3)
+    assert_close_to_scale(s_plain[-1], s_aug[-1])  # two paths: float32 rounding apart
+    assert_close_to_scale(q_plain[-1], q_aug[-1])
     silence = np.concatenate([s_plain[-1], q_plain[-1]])  # [k + q, frames, n_mfcc]
     assert len({row.tobytes() for row in silence}) == len(silence)  # each its own stretch
     words = np.concatenate([s_plain[:-1], q_plain[:-1]], axis=1).reshape(-1, *FC.shape)
@@ -212,5 +214,7 @@ def test_dither_reaches_plain_clips_but_not_the_augmented_training_feed(data):
     kwargs = dict(features=None, waveforms=data["waveforms"], noise=data["noise"])
     (plain, _), = take(EpisodePipeline(dithered, **kwargs).dataset(smp), 1)
     (fed, _), = take(EpisodePipeline(dithered, augment=NO_CHANGE, **kwargs).dataset(smp), 1)
-    np.testing.assert_allclose(plain.reshape(with_dither.shape), with_dither, atol=1e-4)
-    np.testing.assert_allclose(fed.reshape(without.shape), without, atol=1e-4)
+    # tf.data's graph against eager ops: MFCC of magnitude ~170 agree to float32 rounding, which
+    # on another CPU reaches 1e-6 of it (1.8e-4 seen on an AMD EPYC), against a dither effect > 0.5
+    assert_close_to_scale(plain.reshape(with_dither.shape), with_dither)
+    assert_close_to_scale(fed.reshape(without.shape), without)
