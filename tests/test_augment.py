@@ -208,8 +208,10 @@ def test_speed_perturbation_compiles_under_xla(clips, white):
     eager = augment(tf.constant(clips), tf.constant(white), tf.constant([7, 8], tf.int64), cfg, SR)
     xla = augment_function(cfg, SR)(tf.constant(clips), tf.constant(white),
                                     tf.constant([7, 8], tf.int64))
-    # XLA fuses the interpolation's multiply-adds: positions differ in the last float32 bits
-    np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=2e-4)
+    # XLA fuses the interpolation's multiply-adds: positions differ in the last float32 bits,
+    # and a float32 position near sample 16000 is only good to ~1e-3 sample, times the waves'
+    # slope (8e-5 measured against 2e-4 allowed: too close for another CPU's fusions)
+    np.testing.assert_allclose(xla.numpy(), eager.numpy(), atol=1e-3)
 
 
 def test_reverberation_spreads_an_impulse_into_a_decaying_tail():

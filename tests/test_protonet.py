@@ -53,7 +53,7 @@ def test_cosine_logits_by_hand():
     b = tf.constant([[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
     s = 1.0 / math.sqrt(2.0)
     np.testing.assert_allclose(cosine_logits(a, b, 10.0).numpy(),
-                               [[10.0, 0.0, -10.0], [10 * s, 10 * s, -10 * s]], rtol=1e-6)
+                               [[10.0, 0.0, -10.0], [10 * s, 10 * s, -10 * s]], rtol=1e-5)
 
 
 def test_two_way_one_shot_loss_and_accuracy_by_hand():
