@@ -44,6 +44,23 @@ def check_engine_joins_corpus(tmp_path: Path, engine: str, **extra) -> dict:
     return info
 
 
+# Float32 agreement that any CPU keeps: the rounding of a sum, a matmul, an FFT or a log grows
+# with the size of the terms, not of the result, so a value near zero (a mean-subtracted
+# cepstrum, a difference) carries the rounding of the array's largest values, and another CPU
+# (vendor, oneDNN on or off, thread count, aarch64) or another batch size rounds it otherwise
+# (1e-6 of the largest |value| seen).  1e-5 of the largest |value| is ~80 float32 ulps of it.
+FLOAT32_SCALE = 1e-5
+
+
+def assert_close_to_scale(actual, desired, rel: float = FLOAT32_SCALE, err_msg: str = ""):
+    """``np.testing.assert_allclose`` within ``rel`` times the largest ``|desired|``, everywhere."""
+    import numpy as np
+
+    desired = np.asarray(desired)
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=rel * float(np.abs(desired).max()),
+                               err_msg=err_msg)
+
+
 def load_experiment_script(name: str):
     """``experiments/NAME.py`` imported as a module (the scripts are not a package)."""
     import importlib.util

@@ -51,7 +51,8 @@ def test_same_seed_same_output_different_seed_differs(clips, white):
     assert not np.allclose(a, run(clips, white, [2, 2]))
     graph = tf.function(lambda w, n, s: augment(w, n, s, AugmentConfig(), sr=SR))
     g = graph(tf.constant(clips), tf.constant(white), tf.constant([1, 2], tf.int64)).numpy()
-    np.testing.assert_array_equal(g, a)
+    # the same draws in a graph; its ops (grappler's, oneDNN's) may round otherwise than eager's
+    np.testing.assert_allclose(g, a, rtol=0, atol=1e-6)
 
 
 def test_xla_compiled_augment_equals_eager(clips, white):
@@ -209,7 +210,9 @@ def test_frequency_masks_blank_whole_mel_channels_and_keep_the_rest():
     y = spec_mask(x, dct, config, tf.constant([5, 6], tf.int64)).numpy()
     mel_x = np.einsum("btc,mc->btm", x.numpy(), dct)
     mel_y = np.einsum("btc,mc->btm", y, dct)
-    blank = np.all(np.abs(mel_y) < 1e-5, axis=1)  # [batch, n_mels]: channels at their mean (0)
+    # [batch, n_mels]: channels at their mean (0), up to float32 rounding of two DCT projections
+    # of values ~4 (1e-6); a kept channel's 51 frames are never all that small
+    blank = np.all(np.abs(mel_y) < 1e-3, axis=1)
     for b in range(len(y)):
         # at most 2 bands of at most 8 channels; every other channel exactly as before
         assert blank[b].sum() <= 16
@@ -226,7 +229,9 @@ def test_time_masks_set_frames_to_the_clip_mean_and_are_seeded():
     config = AugmentConfig(time_masks=2, time_mask_frames=10)
     seed = tf.constant([1, 2], tf.int64)
     y = spec_mask(x, dct, config, seed).numpy()
-    at_mean = np.all(np.abs(y - 3.0) < 1e-5, axis=2)  # [batch, frames]
+    # [batch, frames]; the clip mean, taken in float32 over 51 frames of values ~3, is 3 only to
+    # a few 1e-6, while a kept frame has 40 coefficients ~N(3, 1)
+    at_mean = np.all(np.abs(y - 3.0) < 1e-3, axis=2)
     changed = np.any(y != x.numpy(), axis=2)
     np.testing.assert_array_equal(changed, at_mean)  # only masked frames change
     assert (at_mean.sum(axis=1) <= 20).all() and at_mean.sum() > 0

@@ -22,6 +22,8 @@ from kws_proto.data.dataset import Clip, load_manifest, write_manifest
 from kws_proto.errors import DatasetError
 from kws_proto.audio.features import FeatureConfig, mfcc
 
+from conftest import assert_close_to_scale
+
 DATA = Path(__file__).parent / "data"
 CONFIG = FeatureConfig()
 
@@ -49,8 +51,10 @@ def dataset(tmp_path) -> Path:
 
 
 # Rows recomputed in another batch: the batched matmuls may round differently (thread count,
-# blocking), so they agree to float32 rounding rather than bit for bit.
-RECOMPUTED = {"rtol": 1e-5, "atol": 1e-4}
+# blocking), so they agree to float32 rounding rather than bit for bit: within 1e-5 of the
+# largest |MFCC| (~400), since a centred coefficient near 0 carries the rounding of the large
+# ones (rtol=1e-5, atol=1e-4 failed that way on another CPU)
+RECOMPUTED = assert_close_to_scale
 
 def _stat(path: Path) -> tuple[int, int]:
     st = path.stat()
@@ -68,7 +72,7 @@ def test_build_computes_librosa_features_of_every_row(dataset):
     assert feats.shape == (len(manifest), 51, 40) and feats.dtype == np.float32
     for row, path in zip(feats, manifest.paths()):
         ref = mfcc(load_audio(path, 16000, 1.0, "loudest"), CONFIG)
-        assert np.max(np.abs(row - ref)) <= 1e-3, path
+        assert np.max(np.abs(row - ref)) <= 5e-3, path  # TF against librosa: test_features.TOLERANCE
     array_path, meta_path = cache_files(manifest, "mfcc", CONFIG.digest)
     assert array_path == dataset / ".cache" / f"mfcc-{CONFIG.digest}.npy"
     meta = json.loads(meta_path.read_text())
@@ -109,7 +113,7 @@ def test_changed_manifest_rebuilds(dataset):
     shorter = feature_cache(load_manifest(dataset), CONFIG, progress=False)
     assert array_path.stat().st_ino != inode
     assert shorter.shape[0] == len(manifest) - 1
-    np.testing.assert_allclose(shorter, full[1:], **RECOMPUTED)
+    RECOMPUTED(shorter, full[1:])
 
 
 def test_same_sized_manifest_pointing_elsewhere_rebuilds(dataset):
@@ -126,7 +130,7 @@ def test_same_sized_manifest_pointing_elsewhere_rebuilds(dataset):
     assert len(changed) == len(manifest)
     feats = feature_cache(changed, CONFIG, progress=False)
     row = [c.path for c in changed.clips].index(renamed.path)
-    np.testing.assert_allclose(feats[row], full[rows.index(last.path)], **RECOMPUTED)
+    RECOMPUTED(feats[row], full[rows.index(last.path)])
 
 
 def test_missing_file_fails_naming_it_and_leaves_no_usable_cache(dataset):
@@ -148,7 +152,7 @@ def test_missing_file_fails_naming_it_and_leaves_no_usable_cache(dataset):
     feats = feature_cache(mended, CONFIG, progress=False)
     rows = [c.path for c in mended.clips]
     copy, original = rows.index("tone/late.wav"), rows.index(victim.relative_to(dataset).as_posix())
-    np.testing.assert_allclose(feats[copy], feats[original], **RECOMPUTED)  # same audio, same features
+    RECOMPUTED(feats[copy], feats[original])  # same audio, same features
 
 
 def test_corrupt_file_fails_naming_it(dataset):

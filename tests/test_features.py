@@ -17,8 +17,14 @@ from kws_proto.audio.loading import load_audio
 from kws_proto.errors import ConfigError
 from kws_proto.audio.features import FeatureConfig, mfcc, mfcc_batch, mfcc_function
 
+from conftest import assert_close_to_scale
+
 DATA = Path(__file__).parent / "data"
-TOLERANCE = 1e-3  # max abs difference between the two paths, on every clip
+# max abs difference between the TensorFlow path and librosa, on every clip: measured up to
+# 9.3e-4 (hop_not_dividing_window: a tone at the top of the mel range, whose other bands lie far
+# below the peak, where float32 spectrum rounding shows), so 1e-3 left another CPU's FFT and
+# matmuls no room; 5e-3 is still ~1e-5 of the features' magnitude (up to ~630)
+TOLERANCE = 5e-3
 
 CONFIGS = {
     "default": FeatureConfig(),
@@ -110,6 +116,7 @@ def test_reference_is_librosas_mfcc_with_the_papers_parameters():
     y = load_audio(DATA / "fsdd" / "7_theo_0.wav", 16000, 1.0, "center")
     expected = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=40, n_fft=640, hop_length=320,
                                     win_length=640, n_mels=40, fmin=20.0, fmax=7000.0)
+    # the same librosa calls on the same input on both sides: equal on any machine, so tight
     np.testing.assert_allclose(mfcc(y, FeatureConfig(normalize="none")), expected.T, atol=1e-5)
     # the default subtracts each coefficient's mean over the clip (cepstral mean normalisation)
     centred = expected.T - expected.T.mean(axis=0, keepdims=True)
@@ -124,7 +131,7 @@ def test_mfcc_batch_in_a_graph_with_unknown_batch():
     for size in (1, 3, len(Y)):
         out = fn(tf.constant(Y[:size]))
         assert out.shape == (size, 51, 40)
-        np.testing.assert_allclose(out.numpy(), mfcc_batch(Y[:size], config).numpy(), atol=1e-4)
+        assert_close_to_scale(out.numpy(), mfcc_batch(Y[:size], config).numpy())  # graph vs eager
     assert fn.experimental_get_tracing_count() == 1
     graph = fn.get_concrete_function().graph
     assert not any("PyFunc" in op.type for op in graph.get_operations())
@@ -137,8 +144,7 @@ def test_exported_in_a_saved_model_without_python(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "frontend"))
     loaded = tf.saved_model.load(str(tmp_path / "frontend"))
     Y = np.stack(list(_clips(config).values())[:4])
-    np.testing.assert_allclose(loaded.features(tf.constant(Y)).numpy(),
-                               mfcc_batch(Y, config).numpy(), atol=1e-5)
+    assert_close_to_scale(loaded.features(tf.constant(Y)).numpy(), mfcc_batch(Y, config).numpy())
 
 
 def test_graph_with_unknown_length_checks_it_at_run_time():

@@ -79,7 +79,9 @@ def test_training_fits_the_centre_on_the_training_clips(head_run):
     train_words = set(data.splits.train)
     rows = [i for i, c in enumerate(data.manifest.clips) if c.keyword in train_words]
     assert info["clips"] == len(rows) == info["of_train_clips"]
-    np.testing.assert_allclose(centre, embed_rows(bare, data.features, rows).mean(0), atol=1e-5)
+    # embedded in other batches than at training: float32 rounding of the embeddings' scale
+    expected = embed_rows(bare, data.features, rows).mean(0)
+    np.testing.assert_allclose(centre, expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
 
     _, net = load_run_network(root)  # with the head
     emb = embed_rows(net, data.features, rows[:8])

@@ -15,6 +15,8 @@ from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.audio.features import FeatureConfig
 from kws_proto.data.pipeline import EpisodePipeline
 
+from conftest import assert_close_to_scale
+
 SR = 16000
 FC = FeatureConfig()
 WORDS = ("low", "mid", "high", "chirp", "buzz")
@@ -94,8 +96,9 @@ def test_waveforms_without_feature_cache_match_it(data):
     for path in (pipeline(data, features=None), pipeline(data, NO_CHANGE)):
         (s, q), = take(path.dataset(smp), 1)
         e = smp.sample(0)
-        np.testing.assert_allclose(s, data["features"][e.support], atol=1e-3)
-        np.testing.assert_allclose(q, data["features"][e.query], atol=1e-3)
+        # another batch and graph than the cache's: float32 rounding of MFCC of magnitude ~400
+        assert_close_to_scale(s, data["features"][e.support])
+        assert_close_to_scale(q, data["features"][e.query])
 
 
 def test_augmentation_is_redrawn_per_episode_and_seed(data):
@@ -122,7 +125,7 @@ def test_spectrogram_masks_reach_training_episodes(data):
     blank = np.all(np.abs(clips - plain.mean(axis=1, keepdims=True)) < 1e-3, axis=2)
     assert blank.any(axis=1).mean() > 0.5  # most clips lost some frames
     keep = ~blank
-    np.testing.assert_allclose(clips[keep], plain[keep], atol=1e-5)
+    assert_close_to_scale(clips[keep], plain[keep])
 
 
 def test_same_seed_same_tensors_across_builds_and_resume(data):
@@ -152,8 +155,8 @@ def test_silence_rows_are_noise_clips_alike_on_both_paths(data):
     smp = sampler(data, seed=3, silence=True)
     (s_plain, q_plain), = take(pipeline(data).dataset(smp), 1)
     (s_aug, q_aug), = take(pipeline(data, NO_CHANGE).dataset(smp), 1)
-    np.testing.assert_allclose(s_plain[-1], s_aug[-1], atol=1e-3)
-    np.testing.assert_allclose(q_plain[-1], q_aug[-1], atol=1e-3)
+    assert_close_to_scale(s_plain[-1], s_aug[-1])  # two paths: float32 rounding apart
+    assert_close_to_scale(q_plain[-1], q_aug[-1])
     silence = np.concatenate([s_plain[-1], q_plain[-1]])  # [k + q, frames, n_mfcc]
     assert len({row.tobytes() for row in silence}) == len(silence)  # each its own stretch
     words = np.concatenate([s_plain[:-1], q_plain[:-1]], axis=1).reshape(-1, *FC.shape)
@@ -200,5 +203,7 @@ def test_dither_reaches_plain_clips_but_not_the_augmented_training_feed(data):
     kwargs = dict(features=None, waveforms=data["waveforms"], noise=data["noise"])
     (plain, _), = take(EpisodePipeline(dithered, **kwargs).dataset(smp), 1)
     (fed, _), = take(EpisodePipeline(dithered, augment=NO_CHANGE, **kwargs).dataset(smp), 1)
-    np.testing.assert_allclose(plain.reshape(with_dither.shape), with_dither, atol=1e-4)
-    np.testing.assert_allclose(fed.reshape(without.shape), without, atol=1e-4)
+    # tf.data's graph against eager ops: MFCC of magnitude ~170 agree to float32 rounding, which
+    # on another CPU reaches 1e-6 of it (1.8e-4 seen on an AMD EPYC), against a dither effect > 0.5
+    assert_close_to_scale(plain.reshape(with_dither.shape), with_dither)
+    assert_close_to_scale(fed.reshape(without.shape), without)
