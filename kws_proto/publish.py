@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.model.pretrained import MODELS_DIR, weights_sha256
+from kws_proto.util.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "experiments" / "configs" / "pretrained.yaml"
@@ -97,14 +97,6 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _describe_training_data(data, words: str) -> str:
     """The built-in corpus a run trained on, in words, for the record."""
     flite = f" + {data.synth_flite_speakers} Flite voices" if data.synth_flite_speakers else ""
@@ -136,7 +128,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
                     "cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "tensorflow": _version("tensorflow"), "keras": _version("keras")},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "training": result,
         "scores": scores,
         "head": read_head(run.head_path)[1] if cfg.head.kind != "none" else {"kind": "none"},

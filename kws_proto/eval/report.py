@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.util.atomic import atomic_write_text
+from kws_proto.util.provenance import git_commit
 from kws_proto.util.stats import mean_ci, paired_difference
 
 REFERENCE_ENCODER = "conv4"  # paired differences are taken against the Sequential encoder
@@ -106,7 +107,8 @@ def write_report(out, models, runs, settings, classes, seed, data, command: str 
         f"- evaluation data: `{data}`, classes: {', '.join(classes)}\n"
         f"- episodes: {rows[0]['n_query'] if rows else '?'} queries per class, drawn once from seed "
         f"{seed} and shared by every model; accuracy = mean ± 1.96·σ/√n over episodes\n"
-        f"- machine: {machine()}\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+        f"- machine: {machine()}\n- commit: {git_commit()}\n"
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
     )
     atomic_write_text(out / "results.md", header + table)
     _plots(out, models, runs, settings, rows)
