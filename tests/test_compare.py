@@ -53,14 +53,15 @@ def test_compare_two_tiny_configs(smoke_config, tmp_path):
     for r in rows:
         assert 0.0 <= float(r["accuracy"]) <= 1.0 and int(r["episodes"]) == 30
         # the Sequential encoder is the reference of the paired differences
-        assert math.isnan(float(r["diff_vs_conv4"])) == (r["model"] == "seq")
+        assert math.isnan(float(r["diff_vs_reference"])) == (r["model"] == "seq")
+        assert r["reference"] == "seq"
         assert math.isnan(float(r["diff_vs_dtw"])) == (r["model"] == "mfcc-dtw")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = {m: RunDir(tmp_path / "runs" / m).read_result()["threads"] for m in ("seq", "res")}
     assert threads == {"seq": {"intra_op": 0, "inter_op": 0},
                        "res": {"intra_op": max(1, cores - 1), "inter_op": 1}}
     by_name = {m.name: m for m in models}
-    diff = float(next(r for r in rows if r["model"] == "res" and r["k_shot"] == "1")["diff_vs_conv4"])
+    diff = float(next(r for r in rows if r["model"] == "res" and r["k_shot"] == "1")["diff_vs_reference"])
     assert diff == pytest.approx(
         (by_name["res"].accuracies[(2, 1)] - by_name["seq"].accuracies[(2, 1)]).mean()
     )
@@ -134,3 +135,22 @@ def test_the_answer_states_the_paired_difference_and_the_speed_ratio():
     worse = answer([_scores("conv4", design), _scores("protores_design", seq)], EvalSetting(5, 1),
                    "protores_design")
     assert "loses to Sequential" in worse and "faster" not in worse
+
+
+def test_paired_differences_against_a_named_reference():
+    from kws_proto.errors import ConfigError
+    from kws_proto.eval.report import result_rows
+
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 1, 50), rng.uniform(0, 1, 50)
+    models = [_scores("basic", a), _scores("preact", b)]
+    for m in models:
+        m.info.update(parameters=1, embedding_dim=2, train_minutes=0.0, ms_per_clip=1.0)
+    rows = result_rows(models, [EvalSetting(5, 1)], reference="basic")
+    assert [r["reference"] for r in rows] == ["basic", "basic"]
+    assert math.isnan(rows[0]["diff_vs_reference"])
+    assert rows[1]["diff_vs_reference"] == pytest.approx((b - a).mean())
+    no_ref = result_rows(models, [EvalSetting(5, 1)])  # no Sequential encoder among them
+    assert all(math.isnan(r["diff_vs_reference"]) for r in no_ref)
+    with pytest.raises(ConfigError, match="reference='conv5' is none of the compared models"):
+        result_rows(models, [EvalSetting(5, 1)], reference="conv5")

@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
                    help="support and query of a class come from different speakers")
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     p.add_argument("--no-dtw", action="store_true", help="skip the MFCC + DTW baseline")
+    p.add_argument("--reference", default=None, metavar="NAME",
+                   help="the compared model paired differences are taken against "
+                        "(default: the Sequential encoder, conv4, when compared)")
     p.add_argument("--no-gse", action="store_true",
                    help="skip the Google speech embedding (scored when `pip install -e '.[gse]'` "
                         "brought it)")
@@ -39,7 +42,7 @@ def run(args) -> int:
         args.configs, args.out, runs_root=args.runs_root,
         settings=parse_grid(args.grid, args.query, args.episodes), eval_data=args.eval_data,
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
-        seed=args.seed, dtw=not args.no_dtw, gse=False if args.no_gse else None, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
+        seed=args.seed, dtw=not args.no_dtw, gse=False if args.no_gse else None, reference=args.reference, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
         command="kws-proto " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     return 0

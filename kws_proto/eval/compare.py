@@ -20,7 +20,6 @@ import numpy as np
 from kws_proto.config import ExperimentConfig, load_config, same_training
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.eval.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
-from kws_proto.eval.report import REFERENCE_ENCODER  # noqa: F401  (re-exported)
 from kws_proto.model.runs import RunDir
 
 DEFAULT_GRID = (EvalSetting(5, 1), EvalSetting(5, 5), EvalSetting(10, 5))
@@ -138,11 +137,13 @@ def compare(
     progress: bool = True,
     command: str = "",
     gse: bool | None = None,
+    reference: str | None = None,
 ) -> list[ModelScores]:
     """Train (or reuse) every config, score all on identical episodes, write the report to ``out``.
 
     ``dtw`` adds the MFCC + DTW baseline; ``gse`` the Google speech embedding (None: when its
-    extra is installed).
+    extra is installed); paired differences are taken against the model named ``reference``
+    (default: the Sequential encoder).
     """
     from kws_proto.model.loading import load_run_network
     from kws_proto.eval.report import write_report
@@ -186,7 +187,7 @@ def compare(
     if dtw:
         models.append(_dtw_scores(base, episodes))
     data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
-    write_report(out, models, runs, settings, classes, seed, data_desc, command)
+    write_report(out, models, runs, settings, classes, seed, data_desc, command, reference)
     return models
 
 

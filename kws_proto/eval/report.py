@@ -16,10 +16,10 @@ from kws_proto.util.atomic import atomic_write_text
 from kws_proto.util.provenance import git_commit
 from kws_proto.util.stats import mean_ci, paired_difference
 
-REFERENCE_ENCODER = "conv4"  # paired differences are taken against the Sequential encoder
+REFERENCE_ENCODER = "conv4"  # by default paired differences are taken against the Sequential encoder
 
 COLUMNS = ("model", "encoder", "n_way", "k_shot", "n_query", "episodes", "accuracy", "ci95",
-           "diff_vs_conv4", "diff_ci95", "diff_vs_dtw", "diff_vs_dtw_ci95", "parameters", "embedding_dim", "train_minutes",
+           "reference", "diff_vs_reference", "diff_ci95", "diff_vs_dtw", "diff_vs_dtw_ci95", "parameters", "embedding_dim", "train_minutes",
            "ms_per_train_episode", "ms_per_clip")
 
 
@@ -33,11 +33,26 @@ def machine() -> str:
             f"{gpus or 'no'} GPU, Python {platform.python_version()}, TensorFlow {tf.__version__}")
 
 
-def result_rows(models, settings) -> list[dict]:
-    """One row per (model, setting), with the paired differences to the Sequential encoder and
-    to the MFCC + DTW baseline on the same episodes (NaN where there is no such reference)."""
+def reference_model(models, reference: str | None = None):
+    """The model paired differences are taken against: the one named ``reference``, else the
+    first Sequential encoder (None when there is neither)."""
+    if reference is not None:
+        ref = next((m for m in models if m.name == reference), None)
+        if ref is None:
+            from kws_proto.errors import ConfigError
 
-    ref = next((m for m in models if m.encoder == REFERENCE_ENCODER), None)
+            raise ConfigError(f"reference={reference!r} is none of the compared models "
+                              f"({', '.join(m.name for m in models)})")
+        return ref
+    return next((m for m in models if m.encoder == REFERENCE_ENCODER), None)
+
+
+def result_rows(models, settings, reference: str | None = None) -> list[dict]:
+    """One row per (model, setting), with the paired differences to the reference model
+    (:func:`reference_model`) and to the MFCC + DTW baseline on the same episodes (NaN where
+    there is no such model)."""
+
+    ref = reference_model(models, reference)
     dtw = next((m for m in models if m.encoder == "dtw"), None)
     rows = []
     for m in models:
@@ -52,7 +67,8 @@ def result_rows(models, settings) -> list[dict]:
                 "model": m.name, "encoder": m.encoder, "n_way": s.n_way, "k_shot": s.k_shot,
                 "n_query": s.n_query, "episodes": len(acc),
                 "accuracy": summary.mean, "ci95": summary.ci95,
-                "diff_vs_conv4": diff.mean if diff else float("nan"),
+                "reference": ref.name if ref is not None else "",
+                "diff_vs_reference": diff.mean if diff else float("nan"),
                 "diff_ci95": diff.ci95 if diff else float("nan"),
                 "diff_vs_dtw": vs_dtw.mean if vs_dtw else float("nan"),
                 "diff_vs_dtw_ci95": vs_dtw.ci95 if vs_dtw else float("nan"),
@@ -72,13 +88,14 @@ def _num(x, fmt: str) -> str:
 
 
 def markdown_table(rows) -> str:
-    head = ("| model | encoder | setting | accuracy % (95% CI) | Δ vs conv4 (paired, 95% CI) | "
+    ref = next((r["reference"] for r in rows if r["reference"]), "conv4")
+    head = (f"| model | encoder | setting | accuracy % (95% CI) | Δ vs {ref} (paired, 95% CI) | "
             "Δ vs DTW (paired) | params | emb. dim | train min | ms / train episode | ms / clip |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         diff, vs_dtw = (
             "–" if math.isnan(r[key]) else f"{_pct(r[key], True)} ± {_pct(r[ci])}"
-            for key, ci in (("diff_vs_conv4", "diff_ci95"), ("diff_vs_dtw", "diff_vs_dtw_ci95"))
+            for key, ci in (("diff_vs_reference", "diff_ci95"), ("diff_vs_dtw", "diff_vs_dtw_ci95"))
         )
         lines.append(
             f"| {r['model']} | {r['encoder']} | {r['n_way']}-way {r['k_shot']}-shot | "
@@ -90,11 +107,12 @@ def markdown_table(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out, models, runs, settings, classes, seed, data, command: str = "") -> Path:
+def write_report(out, models, runs, settings, classes, seed, data, command: str = "",
+                 reference: str | None = None) -> Path:
     """Write ``results.csv``, ``results.md`` and the PNG plots into ``out``; print the table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = result_rows(models, settings)
+    rows = result_rows(models, settings, reference)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
