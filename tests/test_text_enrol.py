@@ -130,6 +130,8 @@ def test_cli_enroll_text(trained_run, keyword_clips, tmp_path, capsys):
     assert "9 clips (8 synthesised)" in out and "negatives" in out
     kw = load_bank(bank)[name]
     assert kw.calibration["synthesised"]["text"] == keyword_text(name)
+    assert main(["bank", str(bank)]) == 0
+    assert f"(8 synthesised from 'hey {name}')" in capsys.readouterr().out
     assert main(["enroll", "--bank", str(bank), "--keyword", "bad!", "--text"]) == 2
     assert "cannot say '!'" in capsys.readouterr().err
     assert main(["enroll", "--bank", str(bank), "--keyword", "k", "--spoken", "x"]) == 2
