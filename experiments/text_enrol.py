@@ -9,7 +9,10 @@ the mean of its support clips' embeddings (a clip: the mean of its enrolment vie
 - ``real 5`` / ``real 1``: the first 5 / 1 recorded support clips;
 - ``text 50``: the keyword's text said by 50 built-in eSpeak NG voices
   (``KeywordSpotter.enroll_text``'s clips, :func:`kws_proto.spot.synthetic.say`);
-- ``real 1 + text 50``, ``real 5 + text 50``: both, every clip weighing the same.
+- ``real 1 + text 50``, ``real 5 + text 50``: both, every clip weighing the same (the prototype
+  ``enroll_text`` makes);
+- ``real 1 | text 50``: the mean of the recorded clip's embedding and the synthesised clips'
+  mean (each half the weight).
 
 A query is the nearest prototype (closed set, thresholds play no part).  Prints a Markdown table
 of accuracy (mean over episodes and its 95% CI) and the paired differences.
@@ -28,7 +31,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 WAY, SHOTS, QUERIES, VOICES = 5, 5, 10, 50
-CONDITIONS = ("real 5", "text 50", "real 1", "real 1 + text 50", "real 5 + text 50")
+CONDITIONS = ("real 5", "text 50", "real 1", "real 1 + text 50", "real 1 | text 50",
+              "real 5 + text 50")
 
 
 def draw(pool, rng, by_speaker: bool):
@@ -98,6 +102,7 @@ def main() -> None:
                 "text 50": [synth[k].mean(0) for k in keys],
                 "real 1": [real[k][0] for k in keys],
                 "real 1 + text 50": [np.vstack([real[k][:1], synth[k]]).mean(0) for k in keys],
+                "real 1 | text 50": [(real[k][0] + synth[k].mean(0)) / 2 for k in keys],
                 "real 5 + text 50": [np.vstack([real[k], synth[k]]).mean(0) for k in keys],
             }
             for c, p in protos.items():
@@ -108,6 +113,7 @@ def main() -> None:
             cells.append(f"{mean_ci(acc[c])}")
         print(f"| {name} | {' | '.join(cells)} |", flush=True)
         for c, ref in (("text 50", "real 5"), ("real 1 + text 50", "real 1"),
+                       ("real 1 | text 50", "real 1"),
                        ("real 1 + text 50", "real 5"), ("real 5 + text 50", "real 5")):
             d = paired_difference(acc[c], acc[ref])
             print(f"|   {c} - {ref} (paired) | {100 * d.mean:+.2f} ± {100 * d.ci95:.2f} |",

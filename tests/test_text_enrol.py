@@ -106,6 +106,12 @@ def test_recorded_clips_beside_text_and_confusables_as_negatives(keyword_spotter
     kw = keyword_spotter.enroll_text(bank, name, keyword_text(name), voices=10, clips=paths[:1])
     assert kw.clips[0] == paths[0].name and len(kw.clips) == 11
     assert kw.calibration["synthesised"]["recorded"] == 1
+    # the recorded clip is one half of the prototype, the 10 synthesised ones the other
+    np.testing.assert_allclose(kw.prototype, (kw.support[0] + kw.support[1:].mean(0)) / 2,
+                               rtol=1e-5, atol=1e-6)
+    plain = keyword_spotter.enroll_text(bank, "plain", keyword_text(name), voices=10,
+                                        clips=paths[:1], recorded_weight=None)
+    np.testing.assert_allclose(plain.prototype, plain.support.mean(0), rtol=1e-5, atol=1e-6)
     capped = keyword_spotter.enroll_text(bank, name, keyword_text(name), voices=10,
                                          clips=paths[:1], confusables=6, replace=True)
     conf = capped.calibration["confusables"]

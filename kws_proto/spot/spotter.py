@@ -230,16 +230,19 @@ class KeywordSpotter:
 
     def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = 50, clips=(),
                     negatives=(), confusables: int = 0, replace: bool = False,
-                    threshold: float | None = None, seed: int = 0) -> Keyword:
+                    threshold: float | None = None, seed: int = 0,
+                    recorded_weight: float | None = 0.5) -> Keyword:
         """Enrol ``name`` from ``text`` said by ``voices`` built-in eSpeak NG voices, beside the
         recorded ``clips`` (files or folders, may be empty); ``confusables`` synthesised words
-        one phoneme away cap the threshold as negatives.  See :mod:`kws_proto.spot.text`."""
+        one phoneme away cap the threshold as negatives; beside recorded clips the prototype is
+        ``recorded_weight`` x their mean + the rest x the synthesised mean (None: the plain mean).
+        See :mod:`kws_proto.spot.text`."""
         from kws_proto.spot.text import enroll_text
 
         return enroll_text(self, bank, name, text, voices, audio_files(clips) if clips else [],
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
-                           views_ms=ENROL_SHIFTS_MS)
+                           views_ms=ENROL_SHIFTS_MS, recorded_weight=recorded_weight)
 
     def classify(self, bank: KeywordBank, files) -> list[Classification]:
         """Nearest keyword, runner-up and unknown-rejection of each audio file."""
