@@ -34,6 +34,7 @@ from kws_proto.errors import ConfigError, KwsError
 # speak_lib.h constants
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 ESPEAK_CHARS_UTF8 = 1
+ESPEAK_PHONEMES = 0x100  # synth flag: read [[...]] as eSpeak phoneme mnemonics
 ESPEAK_RATE = 1
 ESPEAK_PITCH = 3
 EE_OK = 0
@@ -131,6 +132,9 @@ class LibEspeak:
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                              ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)  # absent from older builds
         if self._set_seed is not None:
             self._set_seed.argtypes = [ctypes.c_long]
@@ -187,12 +191,27 @@ class LibEspeak:
             self._set_seed(seed % (2**31))
         self._chunks = []
         raw = text.encode("utf-8") + b"\0"
-        err = self._lib.espeak_Synth(raw, len(raw), 0, 1, 0, ESPEAK_CHARS_UTF8, None, None)
+        flags = ESPEAK_CHARS_UTF8 | (ESPEAK_PHONEMES if "[[" in text else 0)
+        err = self._lib.espeak_Synth(raw, len(raw), 0, 1, 0, flags, None, None)
         if err != EE_OK:
             raise KwsError(f"eSpeak NG failed on {text!r} with voice {voice.name!r} (error {err})")
         if not self._chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(self._chunks).astype(np.int16, copy=False)
+
+    def phonemes(self, text: str, voice: Voice) -> str:
+        """``text`` as ``voice``'s language says it, in eSpeak NG's ASCII phoneme mnemonics (what
+        ``espeak-ng -x`` prints, e.g. ``"h'eI dZ'A@vIs"`` for "hey jarvis"; ``[[...]]`` around
+        such a string makes :meth:`synthesize` speak it).  Clauses are joined by spaces."""
+        self._set_voice(voice)
+        buf = ctypes.c_char_p(text.encode("utf-8") + b"\0")
+        ptr = ctypes.pointer(buf)
+        out = []
+        while ptr.contents.value:
+            got = self._lib.espeak_TextToPhonemes(ptr, ESPEAK_CHARS_UTF8, 0)
+            if got:
+                out.append(got.decode("utf-8", "replace").strip())
+        return " ".join(p for p in out if p)
 
 
 class CliEspeak:
@@ -217,6 +236,15 @@ class CliEspeak:
         y, sr = sf.read(io.BytesIO(proc.stdout), dtype="int16")
         self.sample_rate = sr
         return y if y.ndim == 1 else y[:, 0]
+
+    def phonemes(self, text: str, voice: Voice) -> str:
+        """``text`` in eSpeak NG's ASCII phoneme mnemonics (``espeak-ng -q -x``)."""
+        proc = subprocess.run([self._exe, "-q", "-x", "-v", voice.name, text], capture_output=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise KwsError(f"{self._exe} -x failed on {text!r}: "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+        return " ".join(proc.stdout.decode("utf-8", "replace").split())
 
 
 def get_synthesizer(prefer: str = "auto") -> "LibEspeak | CliEspeak":

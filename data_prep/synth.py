@@ -127,7 +127,7 @@ def trim_silence(y: np.ndarray, sr: int, margin: float = MARGIN_S) -> np.ndarray
     return y[max(0, loud[0] * hop - pad) : min(y.shape[0], (loud[-1] + 1) * hop + pad)]
 
 
-def _spoken(synth, word: str, voice, sr: int, max_len: int, seed: int) -> tuple[np.ndarray | str, object]:
+def spoken(synth, word: str, voice, sr: int, max_len: int, seed: int) -> tuple[np.ndarray | str, object]:
     """The trimmed word at ``sr`` (re-synthesised faster when longer than ``max_len`` samples), or
     the reason it cannot be made, and the voice setting that spoke it."""
     for _ in range(3):
@@ -171,7 +171,7 @@ def _speak_speaker(job: tuple) -> tuple[list[tuple[str, str]], float]:
     results = []
     for i, word in enumerate(words):
         rng = np.random.default_rng([cfg.seed, i, j])
-        y, used = _spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)))
+        y, used = spoken(synth, word, voice, cfg.sr, n, seed=int(rng.integers(2**31)))
         if isinstance(y, str):
             results.append((word, y))
             continue

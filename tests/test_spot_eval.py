@@ -233,6 +233,20 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
     assert png.stat().st_size > 1000
 
 
+def test_text_and_confusable_variants(trained_run, fsdd_small):
+    """text=N enrols from the digits' names said by N voices (real=0: no recording), confusables=N
+    caps the recorded support's thresholds with synthesised near-words."""
+    from kws_proto.eval.spot_eval import spot_eval
+
+    model = str(trained_run)
+    r = spot_eval(fsdd_small, [model, f"{model}@text=6,real=0", f"{model}@confusables=4"],
+                  trials=1, keywords=2, shots=3, words=8, seed=5, factors=(0.5, 2.0))
+    plain, text, capped = (v["per_trial"][0]["thresholds"] for v in r["variants"])
+    assert r["variants"][1]["name"] == f"{model}@text=6,real=0"
+    assert text != plain and all(np.isfinite(text))
+    assert all(c <= p + 1e-4 for c, p in zip(capped, plain))  # negatives only lower a threshold
+
+
 # -- options --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("option, value, message", [
     ("--trials", "0", "--trials=0"), ("--keywords", "0", "--keywords=0"),
@@ -250,7 +264,8 @@ def test_bad_options_name_the_option(fsdd_small, capsys, option, value, message)
 @pytest.mark.parametrize("spec, message", [
     ("default@hop=0", "hop=0"), ("default@min_hits=x", "min_hits='x' is not an integer"),
     ("default@speed=2", "'speed=2' is not key=value"), ("@hop=1", "no model"),
-    ("default@negatives=10", "needs --cohort"),
+    ("default@negatives=10", "needs --cohort"), ("default@real=0", "real=0"),
+    ("default@text=5,negatives=3", "do not combine"), ("default@confusables=-1", "confusables=-1"),
 ])
 def test_bad_variants_are_refused(fsdd_small, capsys, spec, message):
     rc = main(["spot-eval", "default", "--data", str(fsdd_small), "--compare", spec, "--quiet"])

@@ -32,6 +32,8 @@ def run(args) -> int:
     for kw in bank.keywords:
         cal = kw.calibration
         neg = f", {cal['negatives']} negatives" if "negatives" in cal else ""
-        print(f"  {kw.name!r}: {len(kw.clips)} clips, threshold {kw.threshold:.4g}{neg}")
+        syn = cal.get("synthesised")
+        made = f" ({syn['clips']} synthesised from {syn['text']!r})" if syn and syn["clips"] else ""
+        print(f"  {kw.name!r}: {len(kw.clips)} clips{made}, threshold {kw.threshold:.4g}{neg}")
         print(f"      {', '.join(kw.clips)}")
     return 0

@@ -2,8 +2,13 @@
 scored against the bank, and consecutive hits of a keyword merge into events (keyword, start,
 end, score).  Prints the events and the real-time factor (processing time / audio duration).
 
+AUDIO `-` reads raw PCM from stdin: 16 kHz mono, 16-bit signed little-endian, no header (e.g.
+`sox in.wav -t raw -r 16000 -e signed -b 16 -c 1 - | kws-proto detect BANK -`); events are
+printed as they become final.  A WAV/FLAC/Ogg header or an odd byte count is refused.
+
 With --mic (needs the optional `sounddevice` package: pip install 'kws_proto[mic]') it listens
 to the default microphone instead and prints events as they end, until Ctrl-C or --seconds.
+Both run kws_proto.spot.streaming.StreamingSpotter: the same events as for a file.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import queue
 import time
 from pathlib import Path
 
-HELP = "spot keywords of a bank in long audio (a file or --mic)"
+HELP = "spot keywords of a bank in long audio (a file, - for stdin, or --mic)"
 
 
 def add_arguments(p) -> None:
     p.add_argument("bank", type=Path, help="a keyword bank file written by `kws-proto enroll`")
-    p.add_argument("audio", nargs="?", type=Path, help="a recording of any length (WAV/FLAC/OGG)")
+    p.add_argument("audio", nargs="?", type=Path,
+                   help="a recording of any length (WAV/FLAC/OGG), or - for raw 16 kHz mono "
+                        "int16 little-endian PCM on stdin")
     p.add_argument("--hop", type=float, default=0.1, help="seconds between windows")
     p.add_argument("--min-hits", type=int, default=3, help="windows an event needs")
     p.add_argument("--max-gap", type=int, default=1, help="missed windows an event may bridge")
@@ -52,41 +59,58 @@ def run(args) -> int:
     spotter = KeywordSpotter.for_bank(bank, args.model)
     if args.mic:
         return _listen(spotter, bank, args, sounddevice)
+    if str(args.audio) == "-":
+        return _stdin(spotter, bank, args)
     result = spotter.detect(bank, args.audio, hop=args.hop, min_hits=args.min_hits,
                             max_gap=args.max_gap, min_db=args.min_db)
+    return _report(result, args)
+
+
+def _report(result, args) -> int:
     if args.json:
         print(json.dumps({"path": str(args.audio), **result.to_dict()}, indent=2))
         return 0
-    for e in result.events:
-        print(_event_line(e))
+    if str(args.audio) != "-":
+        for e in result.events:
+            print(_event_line(e))
     print(f"{len(result.events)} event(s) in {result.duration:.1f} s of audio; {result.windows} "
           f"windows, {result.seconds:.2f} s processing: real-time factor {result.rtf:.4f}")
     return 0
 
 
+def _streaming(spotter, bank, args):
+    from kws_proto.spot.streaming import StreamingSpotter
+
+    return StreamingSpotter(spotter, bank, hop=args.hop, min_hits=args.min_hits,
+                            max_gap=args.max_gap, min_db=args.min_db)
+
+
+def _stdin(spotter, bank, args) -> int:
+    """Raw PCM from stdin through a StreamingSpotter; events printed as they are released."""
+    import sys
+
+    from kws_proto.audio.pcm import read_pcm16
+    from kws_proto.spot.streaming import detect_chunks
+
+    stream = _streaming(spotter, bank, args)
+    show = None if args.json else (lambda e: print(_event_line(e), flush=True))
+    chunks = read_pcm16(sys.stdin.buffer, stream.hop_samples, name="stdin")
+    return _report(detect_chunks(stream, chunks, on_event=show), args)
+
+
 def _listen(spotter, bank, args, sd) -> int:
-    """Score the latest window every hop from the microphone; print events as they close."""
-    import numpy as np
-
-    from kws_proto.spot.detect import EventMerger, window_scores
-
-    f = spotter.features
-    hop = max(1, int(round(args.hop * f.sample_rate)))
+    """Microphone blocks of one hop through a StreamingSpotter; print events as they close."""
+    stream = _streaming(spotter, bank, args)
     blocks: queue.Queue = queue.Queue()
-    merger = EventMerger(bank.names, f.clip_seconds, args.min_hits, args.max_gap)
-    ring = np.zeros(f.num_samples, np.float32)
-    received, t0 = 0, time.monotonic()
-    print(f"listening at {f.sample_rate} Hz for {', '.join(bank.names)} (Ctrl-C stops)", flush=True)
-    with sd.InputStream(samplerate=f.sample_rate, channels=1, dtype="float32", blocksize=hop,
+    t0 = time.monotonic()
+    print(f"listening at {stream.sample_rate} Hz for {', '.join(bank.names)} (Ctrl-C stops)",
+          flush=True)
+    with sd.InputStream(samplerate=stream.sample_rate, channels=1, dtype="float32",
+                        blocksize=stream.hop_samples,
                         callback=lambda data, *_: blocks.put(data[:, 0].copy())):
         while args.seconds is None or time.monotonic() - t0 < args.seconds:
-            block = blocks.get()
-            ring = np.concatenate([ring, block])[-f.num_samples:]  # the latest window
-            received += len(block)
-            start = (received - f.num_samples) / f.sample_rate  # of the window, in stream time
-            labels, ratio, dist = window_scores(spotter, bank, ring[None, :], args.min_db)
-            for e in merger.push(start, int(labels[0]), float(ratio[0]), float(dist[0])):
+            for e in stream.push(blocks.get()):
                 print(_event_line(e), flush=True)
-    for e in merger.flush():
+    for e in stream.flush():
         print(_event_line(e), flush=True)
     return 0

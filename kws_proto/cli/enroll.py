@@ -8,6 +8,11 @@ clip names and a rejection threshold calibrated from the clips (and --negatives)
 leave-one-out distance of the clips, capped by the 5% quantile of the negatives' distances
 (kws_proto/spot/spotter.py).  A bank keeps the encoder it was started with: adding with another
 encoder is refused.  --replace re-enrols a keyword, --remove deletes one.
+
+--text adds the keyword's text (--spoken TEXT, else the --keyword name) said by --voices (50)
+built-in eSpeak NG voices to the support, with or without recorded clips; --confusables N
+synthesises N words one phoneme away from it as negatives that cap the threshold
+(kws_proto/spot/text.py, kws_proto/spot/confusables.py).  The bank records what was synthesised.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ def add_arguments(p) -> None:
                         "repeat for more")
     p.add_argument("--threshold", type=float, default=None,
                    help="set the rejection threshold (squared distance) by hand")
+    p.add_argument("--text", action="store_true",
+                   help="add the keyword's name said by --voices built-in voices to the support")
+    p.add_argument("--spoken", default=None, metavar="TEXT",
+                   help="with --text: what the keyword says, when its name is not that")
+    p.add_argument("--voices", type=int, default=50, help="with --text: built-in voices saying it")
+    p.add_argument("--confusables", type=int, default=0, metavar="N",
+                   help="N synthesised words one phoneme from the keyword cap the threshold")
     p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
     p.add_argument("--remove", metavar="KEYWORD", help="remove KEYWORD from the bank and exit")
 
@@ -64,22 +76,34 @@ def run(args) -> int:
     if not args.keyword:
         raise ConfigError("--keyword NAME is required to enrol (or --remove KEYWORD)")
     model, clips = _split_model(args)
-    if not clips:
-        raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K FILE...`")
+    if args.spoken is not None and not args.text:
+        raise ConfigError(f"--spoken {args.spoken!r} needs --text")
+    if not clips and not args.text:
+        raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K "
+                          "FILE...` (or --text)")
     bank = load_bank(args.bank) if exists else None
     if model is None and bank is None:
         raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
                           "or `default`, as the first argument or with --model")
     spotter = KeywordSpotter.for_bank(bank, model) if bank is not None else KeywordSpotter.from_model(model)
     bank = bank if bank is not None else spotter.new_bank()
-    kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives, replace=args.replace,
-                        threshold=args.threshold)
+    if args.text or args.confusables:
+        text = args.spoken if args.spoken is not None else args.keyword
+        kw = spotter.enroll_text(bank, args.keyword, text, args.voices if args.text else 0,
+                                 clips=clips, negatives=args.negatives,
+                                 confusables=args.confusables, replace=args.replace,
+                                 threshold=args.threshold)
+    else:
+        kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives,
+                            replace=args.replace, threshold=args.threshold)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     cal = kw.calibration
     extra = (f"; {cal['negatives']} negatives, {100 * cal['negatives_accepted']:.0f}% of them "
              "within it" if "negatives" in cal else "")
-    print(f"enrolled {kw.name!r} from {len(kw.clips)} clips into {args.bank}: threshold "
+    synth = cal.get("synthesised", {}).get("clips", 0)
+    made = f" ({synth} synthesised)" if synth else ""
+    print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {args.bank}: threshold "
           f"{kw.threshold:.4g} ({cal.get('rule', '')}{extra})")
     print(f"the bank holds {len(bank)} keyword(s): {', '.join(bank.names)}")
     return 0

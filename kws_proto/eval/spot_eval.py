@@ -43,7 +43,11 @@ shipped one (``KeywordSpotter.enroll``; ``margin`` changes its 1.25) or, with ``
 the cohort rule: ``N`` clips of a cohort dataset (``--cohort``: words never in the stream,
 drawn once with the seed) cap the support rule at the ``quantile`` (0.05) of their distances
 to the prototype, ``min(margin x mean LOO, quantile)``, the rule of ``enroll --negatives``;
-``margin=inf`` leaves the cohort quantile alone.  Measured in ``experiments/spotting.md``.
+``margin=inf`` leaves the cohort quantile alone.  ``text=N`` adds the keyword's name (digits
+spelt) said by ``N`` built-in voices to the support (``KeywordSpotter.enroll_text``), ``real=K``
+keeps only the first ``K`` recorded clips (0: text alone), ``confusables=N`` caps the
+threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
+Measured in ``experiments/spotting.md``.
 
 **Factors** (``FACTORS``): 2**-5 to 2**3 in steps of 2**(1/8), 65 points including 1.  **Intervals**
 (``ci95``, ``vs_first``): 95% bootstrap over trials (``BOOTSTRAP`` resamples, seeded), the same
@@ -80,6 +84,9 @@ class Variant:
     negatives: int = 0
     margin: float = 1.25
     quantile: float = 0.05
+    text: int = 0
+    real: int = -1
+    confusables: int = 0
     label: str = ""
 
     @property
@@ -88,7 +95,8 @@ class Variant:
             return self.label
         base = Variant(self.model)
         extra = [f"{k}={getattr(self, k):g}" for k in ("hop", "min_hits", "max_gap", "min_db",
-                                                       "negatives", "margin", "quantile")
+                                                       "negatives", "margin", "quantile", "text",
+                                                       "real", "confusables")
                  if getattr(self, k) != getattr(base, k)]
         return self.model + (f"@{','.join(extra)}" if extra else "")
 
@@ -105,17 +113,27 @@ class Variant:
             raise ConfigError(f"variant {self.name}: margin={self.margin} must be > 0")
         if not 0 < self.quantile < 1:
             raise ConfigError(f"variant {self.name}: quantile={self.quantile} must be in (0, 1)")
+        if self.text < 0 or self.confusables < 0:
+            raise ConfigError(f"variant {self.name}: text={self.text} and confusables="
+                              f"{self.confusables} must be >= 0")
+        if self.real < -1 or (self.real >= 0 and not self.text):
+            raise ConfigError(f"variant {self.name}: real={self.real} (recorded clips kept; -1: "
+                              "all) must be >= 0, and is for text=N variants")
+        if (self.text or self.confusables) and (self.negatives or self.margin != 1.25):
+            raise ConfigError(f"variant {self.name}: text and confusables enrol with the shipped "
+                              "rule and do not combine with negatives or margin")
         if math.isnan(self.min_db):
             raise ConfigError(f"variant {self.name}: min_db must be a number")
 
 
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
-                  "negatives": int, "margin": float, "quantile": float, "label": str}
+                  "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
+                  "confusables": int, "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, label) as a :class:`Variant`."""
+    margin, quantile, text, real, confusables, label) as a :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
     if not model:
         raise ConfigError(f"variant {spec!r}: no model before '@' (a run directory or default)")
@@ -195,6 +213,13 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
     bank = spotter.new_bank()
     for k, clips in zip(trial.keywords, trial.support):
         files = [root / p for p in clips]
+        if variant.text or variant.confusables:
+            from kws_proto.spot.synthetic import keyword_text
+
+            spotter.enroll_text(bank, k, keyword_text(k), voices=variant.text,
+                                clips=files if variant.real < 0 else files[:variant.real],
+                                confusables=variant.confusables, seed=trial.index)
+            continue
         if not variant.negatives and variant.margin == Variant().margin:
             spotter.enroll(bank, k, files)
             continue

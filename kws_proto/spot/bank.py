@@ -78,7 +78,8 @@ class Keyword:
     ----------
     name : str
     prototype : np.ndarray [shape=(d,), dtype=float32]
-        Mean of ``support``.
+        Mean of ``support`` (beside recorded clips, text enrolment weighs the synthesised
+        ones as one half: :mod:`kws_proto.spot.text`).
     support : np.ndarray [shape=(k, d), dtype=float32]
         Embeddings of the support clips (enrolment: each the mean of its views,
         :func:`kws_proto.spot.decision.clip_embeddings`).

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.loading import crop_start, load_audio, read_audio, window_at
+from kws_proto.audio.loading import crop_start, fix_length, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 from kws_proto.model.loading import weights_fingerprint
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
@@ -169,9 +169,12 @@ class KeywordSpotter:
 
     # -- embedding --------------------------------------------------------------------------
     def load_clips(self, paths) -> np.ndarray:
-        """Clips cut by the run's front end (rate, length, crop): ``[n, num_samples]``."""
+        """Clips cut by the run's front end (rate, length, crop): ``[n, num_samples]``; an item
+        may be a 1-D array of samples at the front end's rate instead of a file."""
         f = self.features
-        return np.stack([load_audio(p, f.sample_rate, f.clip_seconds, f.crop) for p in paths])
+        return np.stack([fix_length(p, f.num_samples, f.crop, f.sample_rate)
+                         if isinstance(p, np.ndarray) else
+                         load_audio(p, f.sample_rate, f.clip_seconds, f.crop) for p in paths])
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Embeddings of ``audio [n, num_samples]``: ``[n, d]`` float32 (``training=False``)."""
@@ -183,12 +186,13 @@ class KeywordSpotter:
 
     def load_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
         """Each file cut at its crop moved by each of ``shifts_ms``: ``[n, S, num_samples]``
-        (the view at 0 ms is :meth:`load_clips`'s clip; zeros where a view leaves the file)."""
+        (the view at 0 ms is :meth:`load_clips`'s clip; zeros where a view leaves the file; an item
+        may be a 1-D array of samples at the front end's rate)."""
         f = self.features
         n = f.num_samples
         out = np.empty((len(paths), len(shifts_ms), n), dtype=np.float32)
         for i, p in enumerate(paths):
-            y = read_audio(p, f.sample_rate)
+            y = p if isinstance(p, np.ndarray) else read_audio(p, f.sample_rate)
             start = crop_start(y, n, f.crop, f.sample_rate)
             for j, ms in enumerate(shifts_ms):
                 out[i, j] = window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
@@ -223,6 +227,22 @@ class KeywordSpotter:
                                [f.name for f in files], threshold, info)
         bank.add(kw, replace=replace)
         return kw
+
+    def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = 50, clips=(),
+                    negatives=(), confusables: int = 0, replace: bool = False,
+                    threshold: float | None = None, seed: int = 0,
+                    recorded_weight: float | None = 0.5) -> Keyword:
+        """Enrol ``name`` from ``text`` said by ``voices`` built-in eSpeak NG voices, beside the
+        recorded ``clips`` (files or folders, may be empty); ``confusables`` synthesised words
+        one phoneme away cap the threshold as negatives; beside recorded clips the prototype is
+        ``recorded_weight`` x their mean + the rest x the synthesised mean (None: the plain mean).
+        See :mod:`kws_proto.spot.text`."""
+        from kws_proto.spot.text import enroll_text
+
+        return enroll_text(self, bank, name, text, voices, audio_files(clips) if clips else [],
+                           audio_files(negatives) if negatives else [], confusables=confusables,
+                           replace=replace, threshold=threshold, seed=seed,
+                           views_ms=ENROL_SHIFTS_MS, recorded_weight=recorded_weight)
 
     def classify(self, bank: KeywordBank, files) -> list[Classification]:
         """Nearest keyword, runner-up and unknown-rejection of each audio file."""
