@@ -33,7 +33,6 @@ import numpy as np
 
 from kws_proto.audio.loading import crop_start, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
-from kws_proto.model.loading import weights_fingerprint
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
 
@@ -102,27 +101,52 @@ class KeywordSpotter:
         The name the model was given by (``"default"``), recorded in banks.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, spec: str | None = None):
-        from kws_proto.spot.export import EmbeddingGraph
-        from kws_proto.model.loading import load_run_network
+    def __init__(self, model_dir: str | os.PathLike, spec: str | None = None,
+                 backend: str | None = None):
+        from kws_proto.model.runs import RunDir
+        from kws_proto.spot.backends import open_embedder
 
         self.model_dir = Path(model_dir).resolve()
         self.spec = spec
-        self.config, self.network = load_run_network(self.model_dir)
+        self.embedder = open_embedder(self.model_dir, backend)
+        self.config = RunDir(self.model_dir).read_config()
         self.features = self.config.features
         self.distance = self.config.model.distance
-        self.fingerprint = weights_fingerprint(self.network.encoder)
-        self.graph = EmbeddingGraph(self.network.encoder, self.features)
-        self.embedding_dim = int(self.graph.embed(np.zeros((1, self.features.num_samples),
-                                                           np.float32)).shape[-1])
+        self.fingerprint = self.embedder.fingerprint
+        self.embedding_dim = self.embedder.embedding_dim
+        self._tf = self.embedder if self.embedder.backend == "tf" else None
+
+    @property
+    def backend(self) -> str:
+        """``"tf"`` or ``"lite"``: what embeds (:mod:`kws_proto.spot.backends`)."""
+        return self.embedder.backend
+
+    def _tf_embedder(self):
+        """The TensorFlow embedder (built on first use when the backend is LiteRT)."""
+        if self._tf is None:
+            from kws_proto.spot.backends import tf_embedder
+
+            self._tf = tf_embedder(self.model_dir)
+        return self._tf
+
+    @property
+    def network(self):
+        """The run's Keras network (loads TensorFlow when the backend is LiteRT)."""
+        return self._tf_embedder().network
+
+    @property
+    def graph(self):
+        """The :class:`~kws_proto.spot.export.EmbeddingGraph` (TensorFlow)."""
+        return self._tf_embedder().graph
 
     @classmethod
-    def from_model(cls, spec: str | os.PathLike) -> "KeywordSpotter":
+    def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
         """A run directory or ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`)."""
         from kws_proto.model.pretrained import DEFAULT, resolve_model
 
         path = resolve_model(spec)
-        return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None)
+        return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None,
+                   backend=backend)
 
     @classmethod
     def pretrained(cls) -> "KeywordSpotter":
@@ -130,12 +154,13 @@ class KeywordSpotter:
         return cls.from_model("default")
 
     @classmethod
-    def for_bank(cls, bank: KeywordBank, model: str | os.PathLike | None = None) -> "KeywordSpotter":
+    def for_bank(cls, bank: KeywordBank, model: str | os.PathLike | None = None,
+                 backend: str | None = None) -> "KeywordSpotter":
         """The encoder that made ``bank`` (or ``model`` instead), checked against its fingerprint."""
         given = model is not None
         model = model if given else bank.encoder.spec or bank.encoder.model
         try:
-            spotter = cls.from_model(model)
+            spotter = cls.from_model(model, backend=backend)
         except CheckpointError as e:
             if given:
                 raise
@@ -175,7 +200,7 @@ class KeywordSpotter:
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Embeddings of ``audio [n, num_samples]``: ``[n, d]`` float32 (``training=False``)."""
-        return self.graph(np.asarray(audio, dtype=np.float32))
+        return self.embedder(np.asarray(audio, dtype=np.float32))
 
     def embed_files(self, paths) -> np.ndarray:
         """Embeddings of audio files: ``[n, d]``."""
