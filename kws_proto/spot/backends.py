@@ -94,14 +94,17 @@ def find_export(run_dir: str | os.PathLike) -> Path | None:
 
 def recorded_fingerprints(run_dir: str | os.PathLike) -> list[tuple[str, str]]:
     """``(where, fingerprint)`` recorded for ``run_dir`` without TensorFlow: ``record.json``'s
-    ``weights_fingerprint`` and the current export's metadata."""
+    ``weights_fingerprint`` (when its ``weights_sha256`` is the weights file's) and the current
+    export's metadata."""
     run_dir = Path(run_dir)
     out = []
     try:
         record = json.loads((run_dir / RECORD).read_text("utf-8"))
     except (OSError, ValueError):
         record = {}
-    if isinstance(record, dict) and record.get("weights_fingerprint"):
+    weights = run_dir / "best.weights.h5"
+    if (isinstance(record, dict) and record.get("weights_fingerprint") and weights.is_file()
+            and record.get("weights_sha256") == _sha256(weights)):  # a record of these weights
         out.append((str(run_dir / RECORD), record["weights_fingerprint"]))
     current = _current_export(run_dir)
     if current is not None:

@@ -59,6 +59,43 @@ class Classification:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A file :meth:`KeywordSpotter.classify` could not read (``skip_unreadable=True``):
+    ``error`` says why (the :class:`~kws_proto.errors.AudioError` without the path)."""
+
+    path: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "error": self.error}
+
+
+def read_each(paths, read) -> tuple[list, list[tuple[str, AudioError]]]:
+    """``read(path)`` of every path: the results (None where it failed) and the failures,
+    ``(path, AudioError)`` each, so one bad file does not stop the others."""
+    out, bad = [], []
+    for p in paths:
+        try:
+            out.append(read(p))
+        except AudioError as e:
+            out.append(None)
+            bad.append((str(p), e))
+    return out, bad
+
+
+def _refuse_unreadable(what: str, bad, total: int) -> None:
+    """Raise one :class:`AudioError` naming every unreadable file of ``bad`` (if any)."""
+    if bad:
+        raise AudioError(f"{what}: {len(bad)} of {total} clip(s) cannot be read, so nothing was "
+                         f"enrolled: " + "; ".join(str(e) for _, e in bad))
+
+
+def _without_path(path: str, error: Exception) -> str:
+    text = str(error)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+
+
 def classifications(bank: KeywordBank, distances: np.ndarray, paths) -> list[Classification]:
     """:class:`Classification` of each row of ``distances [n, n_kw]``."""
     labels = decide(distances, bank.thresholds)
@@ -99,6 +136,10 @@ class KeywordSpotter:
         :func:`kws_proto.model.pretrained.resolve_model`.
     spec : str or None
         The name the model was given by (``"default"``), recorded in banks.
+    backend : {"auto", "tf", "lite"} or None
+        What embeds (:mod:`kws_proto.spot.backends`): the TensorFlow graph or the exported
+        ``.tflite`` in LiteRT; None: ``$KWS_PROTO_BACKEND``, else ``auto`` (LiteRT when
+        installed).  Banks made either way are interchangeable.
     """
 
     def __init__(self, model_dir: str | os.PathLike, spec: str | None = None,
@@ -193,10 +234,14 @@ class KeywordSpotter:
                             f"encoder's run uses {self.features.digest}")
 
     # -- embedding --------------------------------------------------------------------------
+    def load_clip(self, path) -> np.ndarray:
+        """One clip cut by the run's front end (rate, length, crop): ``[num_samples]``."""
+        f = self.features
+        return load_audio(path, f.sample_rate, f.clip_seconds, f.crop)
+
     def load_clips(self, paths) -> np.ndarray:
         """Clips cut by the run's front end (rate, length, crop): ``[n, num_samples]``."""
-        f = self.features
-        return np.stack([load_audio(p, f.sample_rate, f.clip_seconds, f.crop) for p in paths])
+        return np.stack([self.load_clip(p) for p in paths])
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Embeddings of ``audio [n, num_samples]``: ``[n, d]`` float32 (``training=False``)."""
@@ -209,27 +254,32 @@ class KeywordSpotter:
     def load_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
         """Each file cut at its crop moved by each of ``shifts_ms``: ``[n, S, num_samples]``
         (the view at 0 ms is :meth:`load_clips`'s clip; zeros where a view leaves the file)."""
+        return np.stack([self.load_view(p, shifts_ms) for p in paths])
+
+    def load_view(self, path, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
+        """One file's views (:meth:`load_views`): ``[S, num_samples]``."""
         f = self.features
         n = f.num_samples
-        out = np.empty((len(paths), len(shifts_ms), n), dtype=np.float32)
-        for i, p in enumerate(paths):
-            y = read_audio(p, f.sample_rate)
-            start = crop_start(y, n, f.crop, f.sample_rate)
-            for j, ms in enumerate(shifts_ms):
-                out[i, j] = window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
-        return out
+        y = read_audio(path, f.sample_rate)
+        start = crop_start(y, n, f.crop, f.sample_rate)
+        return np.stack([window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
+                         for ms in shifts_ms]).astype(np.float32, copy=False)
 
     def embed_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
         """Embeddings of :meth:`load_views`: ``[n, S, d]``."""
-        views = self.load_views(paths, shifts_ms)
+        return self._embed_views(self.load_views(paths, shifts_ms))
+
+    def _embed_views(self, views: np.ndarray) -> np.ndarray:
         e = self.embed(views.reshape(-1, views.shape[-1]))
-        return np.asarray(e).reshape(len(views), len(shifts_ms), -1)
+        return np.asarray(e).reshape(views.shape[0], views.shape[1], -1)
 
     # -- the three jobs ---------------------------------------------------------------------
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
-        calibrate, add keyword ``name`` to ``bank``."""
+        calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
+        than given: any unreadable support clip or negative raises one
+        :class:`~kws_proto.errors.AudioError` naming every such file, and ``bank`` is unchanged."""
         self.check_bank(bank)
         files = audio_files(files)
         if threshold is None and len(files) < 2:
@@ -237,8 +287,13 @@ class KeywordSpotter:
                               "threshold needs at least 2 (or give --threshold)")
         if not files:
             raise ConfigError(f"keyword {name!r}: no support clips given")
-        views = self.embed_views(files)  # [k, S, d]
-        neg = self.embed_files(audio_files(negatives)) if negatives else None
+        views, bad = read_each(files, self.load_view)
+        _refuse_unreadable(f"keyword {name!r}", bad, len(files))
+        negatives = audio_files(negatives) if negatives else []
+        neg_clips, bad = read_each(negatives, self.load_clip)
+        _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
+        views = self._embed_views(np.stack(views))  # [k, S, d]
+        neg = self.embed(np.stack(neg_clips)) if negatives else None
         if threshold is None:
             threshold, info = calibrate_threshold(views, neg)
         else:
@@ -249,11 +304,22 @@ class KeywordSpotter:
         bank.add(kw, replace=replace)
         return kw
 
-    def classify(self, bank: KeywordBank, files) -> list[Classification]:
-        """Nearest keyword, runner-up and unknown-rejection of each audio file."""
+    def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
+        """Nearest keyword, runner-up and unknown-rejection of each audio file: one
+        :class:`Classification` per file, in order.  An unreadable file raises its
+        :class:`~kws_proto.errors.AudioError`, or with ``skip_unreadable`` gets an
+        :class:`Unreadable` in its place while every other file is classified."""
         self.check_bank(bank)
         files = list(files)
-        return classifications(bank, keyword_distances(bank, self.embed_files(files)), files)
+        clips, bad = read_each(files, self.load_clip)
+        if bad and not skip_unreadable:
+            raise bad[0][1]
+        read = [i for i, c in enumerate(clips) if c is not None]
+        done = iter(classifications(bank, keyword_distances(bank, self.embed(np.stack(
+            [clips[i] for i in read]))), [files[i] for i in read]) if read else [])
+        errors = dict(bad)
+        return [next(done) if c is not None else Unreadable(str(p), _without_path(str(p), errors[str(p)]))
+                for p, c in zip(files, clips)]
 
     def detect(self, bank: KeywordBank, audio, hop: float = 0.1, **merge):
         """Keyword events in a long recording (path or ``[n]`` samples at the front end's rate).
