@@ -65,7 +65,8 @@ def as_dataset(path: str | os.PathLike, progress: bool = False) -> Path:
     if (path / MANIFEST).is_file():
         return path
     if not path.is_dir():
-        raise DatasetError(f"{path}: no such dataset folder")
+        raise DatasetError(f"{path}: no such folder (not a prepared dataset, nor a raw folder "
+                           "of keyword recordings)")
     from data_prep.folder import index_folder
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.resolve().name) or "folder"

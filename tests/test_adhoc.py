@@ -53,7 +53,7 @@ def test_a_raw_folder_is_indexed_once_into_the_user_cache(raw, tmp_path):
     assert as_dataset(raw) != index  # an edited folder is indexed anew
     with pytest.raises(DatasetError, match="neither a prepared dataset"):
         as_dataset(raw / "computer")  # holds files, but no keyword folders or LABEL_SPEAKER_N names
-    with pytest.raises(DatasetError, match="no such dataset folder"):
+    with pytest.raises(DatasetError, match="nope: no such folder .not a prepared dataset"):
         as_dataset(tmp_path / "nope")
 
 

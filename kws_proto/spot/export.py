@@ -2,8 +2,10 @@
 
 :class:`EmbeddingGraph` is one ``tf.function`` of ``features.mfcc_batch`` (the TensorFlow path
 of the front end, which agrees with librosa to < 1e-3) followed by the encoder with
-``training=False``.  The spotter embeds clips and detection windows through it; the SavedModel
-is that same module, and the TFLite file its twin with the spectrum taken as a DFT:
+``training=False``; :class:`TFEmbedder` (a run's network in it) is the spotter's TensorFlow
+backend (:mod:`kws_proto.spot.backends`).  The SavedModel is that same module, and the TFLite
+file its twin with the spectrum taken as a DFT, which :class:`~kws_proto.spot.lite.TFLiteEmbedder`
+runs without TensorFlow:
 
 - SavedModel: ``OUT/`` with the signature ``serving_default(audio [None, num_samples] float32)
   -> {"embedding": [None, d] float32}`` and the method ``embed``;

@@ -10,7 +10,9 @@
 
 Clips go through the run's own front end (``cfg.features``: :func:`kws_proto.audio.loading.load_audio`
 with its rate, length and crop, then the in-graph MFCC of :mod:`kws_proto.spot.export`) and the
-encoder with ``training=False``.
+encoder with ``training=False``, on one of two embedding backends
+(:mod:`kws_proto.spot.backends`): the TensorFlow graph, or the encoder's TFLite export in LiteRT
+without TensorFlow.  Banks made on either are interchangeable.
 
 The decision rule and the threshold calibration: :mod:`kws_proto.spot.decision`.
 
@@ -315,9 +317,11 @@ class KeywordSpotter:
         if bad and not skip_unreadable:
             raise bad[0][1]
         read = [i for i, c in enumerate(clips) if c is not None]
-        done = iter(classifications(bank, keyword_distances(bank, self.embed(np.stack(
-            [clips[i] for i in read]))), [files[i] for i in read]) if read else [])
-        errors = dict(bad)
+        done = []
+        if read:
+            distances = keyword_distances(bank, self.embed(np.stack([clips[i] for i in read])))
+            done = classifications(bank, distances, [files[i] for i in read])
+        done, errors = iter(done), dict(bad)
         return [next(done) if c is not None else Unreadable(str(p), _without_path(str(p), errors[str(p)]))
                 for p, c in zip(files, clips)]
 
