@@ -6,14 +6,15 @@ else the default ProtoRes of ``experiments/configs/demo/protores.yaml`` with unt
 (speed does not depend on the weight values).  Both latency paths include the front end: raw
 1 s of 16 kHz audio in, embedding out, one clip per call.
 
-- Keras: :meth:`KeywordSpotter.embed` (the in-graph MFCC and the Keras encoder in one
-  ``tf.function``); TFLite: the exported ``.tflite`` in the TFLite interpreter with one thread.
+- Keras: :meth:`KeywordSpotter.embed` on the TensorFlow backend (the in-graph MFCC and the
+  Keras encoder in one ``tf.function``); TFLite: the exported ``.tflite`` in the TFLite interpreter with one thread.
   Measured in a child process pinned to one CPU with TensorFlow's thread pools at one thread;
   median over ``LATENCY_CALLS`` calls after warm-up.
 - detect: a bank of three keywords and 60 s of audio (real speech from ../shared/data when
   present, else the clips of tests/data, between stretches of noise), 1 s windows every 100 ms;
-  best of ``ROUNDS`` runs of :meth:`KeywordSpotter.detect` (reading the file included), goal
-  RTF <= 0.05 on 2 cores.
+  best of ``ROUNDS`` runs of :meth:`KeywordSpotter.detect` on the TensorFlow backend (reading
+  the file included), goal RTF <= 0.05 on 2 cores.  The whole commands, start to exit, on both
+  backends: :mod:`benchmarks.bench_cli`.
 
     python -m benchmarks.run bench_spotter
 """
@@ -81,7 +82,7 @@ def _latency_child(run_dir: str, tflite: str) -> None:
     from kws_proto.spot.export import load_exported
     from kws_proto.spot.spotter import KeywordSpotter
 
-    spotter = KeywordSpotter.from_model(run_dir)
+    spotter = KeywordSpotter.from_model(run_dir, backend="tf")
     lite = load_exported(tflite, num_threads=1)
     clip = (0.1 * np.random.default_rng(0).standard_normal((1, spotter.features.num_samples))
             ).astype(np.float32)
@@ -120,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run_dir, what = _model(tmp)
-        spotter = KeywordSpotter.from_model(run_dir)
+        spotter = KeywordSpotter.from_model(run_dir, backend="tf")
         tflite = export_model(spotter, tmp / "embedder.tflite", "tflite")
         child = subprocess.run(
             [sys.executable, "-c", "import sys; from benchmarks.bench_spotter import _latency_child;"

@@ -11,9 +11,12 @@
    1,000 fixed 5-way episodes per shot;
 3. writes ``kws_proto/model/pretrained/default/``: ``config.yaml`` (paths relative to the repository),
    ``best.weights.h5``, ``head.npz`` (the embedding head, when the config has one),
-   ``splits.json`` and ``record.json`` — command, seed, data, machine,
-   time, git commit, training minutes, the scores, the SHA-256 of the weights and the
-   embedding fingerprint (embeddings of a fixed probe batch) that the tests check.
+   ``splits.json``, ``record.json`` — command, seed, data, machine,
+   time, git commit, training minutes, the scores, the SHA-256 of the weights, the weights
+   fingerprint banks record (``weights_fingerprint``) and the embedding fingerprint (embeddings
+   of a fixed probe batch) that the tests check — and the exported ``embedder-<fp>.tflite``
+   with its metadata, which the keyword commands run without TensorFlow
+   (:mod:`kws_proto.spot.backends`).
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
 never leaves a half-written model.
@@ -108,8 +111,10 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
     from kws_proto.config import dump_config
     from kws_proto.model.head import read_head
-    from kws_proto.model.loading import load_run_network
+    from kws_proto.model.loading import load_run_network, weights_fingerprint
     from kws_proto.model.runs import RunDir
+    from kws_proto.spot.backends import write_export
+    from kws_proto.spot.export import TFEmbedder
 
     run = RunDir(run_dir)
     cfg, net = load_run_network(run_dir)
@@ -133,6 +138,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
         "scores": scores,
         "head": read_head(run.head_path)[1] if cfg.head.kind != "none" else {"kind": "none"},
         "weights_sha256": weights_sha256(run.best_weights),
+        "weights_fingerprint": weights_fingerprint(net.encoder),
         "fingerprint": {"probe_seed": PROBE_SEED, "probe_clips": PROBE_CLIPS, "atol": 1e-4,
                         "embeddings": embedding_fingerprint(net, cfg.features.shape)},
     }
@@ -146,6 +152,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
         shutil.copyfile(run.head_path, tmp / run.head_path.name)
     (tmp / "config.yaml").write_text(dump_config(shipped))
     (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_export(TFEmbedder(tmp), name=out.name)
     old = out.with_name(f".old{os.getpid()}.{out.name}")
     if out.exists():
         os.replace(out, old)

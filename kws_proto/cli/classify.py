@@ -4,7 +4,9 @@
 The bank's own encoder is reloaded (from the path recorded in the bank, or --model) and must
 have the weight fingerprint the bank records.  --json prints one object per clip: path (as
 given), keyword (or "unknown"), distance, runner_up, runner_up_distance, plus nearest and
-threshold.
+threshold.  An unreadable file does not stop the others: it gets the line `FILE: error: WHY`
+(in --json an object with path and error), and the command exits with status 1 once every
+other file is classified.
 """
 
 from __future__ import annotations
@@ -24,19 +26,32 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from kws_proto.spot.bank import load_bank
-    from kws_proto.spot.spotter import KeywordSpotter
+    from kws_proto.spot.spotter import KeywordSpotter, Unreadable
 
     bank = load_bank(args.bank)
     spotter = KeywordSpotter.for_bank(bank, args.model)
-    results = spotter.classify(bank, args.files)
+    results = spotter.classify(bank, args.files, skip_unreadable=True)
+    bad = [r for r in results if isinstance(r, Unreadable)]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
-        return 0
-    for r in results:
-        runner = (f", runner-up {r.runner_up} {r.runner_up_distance:.4g}"
-                  if r.runner_up is not None else "")
-        why = f" (nearest {r.nearest} at {r.distance:.4g} > threshold {r.threshold:.4g})" \
-            if r.keyword == "unknown" else f" distance {r.distance:.4g} (threshold {r.threshold:.4g})"
-        print(f"{r.path}: {r.keyword}{why}{runner}")
+    else:
+        for r in results:
+            print(_line(r))
+    if bad:
+        print(f"kws-proto classify: error: {len(bad)} of {len(results)} file(s) could not be "
+              "read (see their lines)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _line(r) -> str:
+    """One result as a line: the keyword (or why unknown) and the runner-up, or the error."""
+    if not hasattr(r, "keyword"):  # Unreadable
+        return f"{r.path}: error: {r.error}"
+    runner = f", runner-up {r.runner_up} {r.runner_up_distance:.4g}" if r.runner_up is not None else ""
+    why = (f" (nearest {r.nearest} at {r.distance:.4g} > threshold {r.threshold:.4g})"
+           if r.keyword == "unknown" else f" distance {r.distance:.4g} (threshold {r.threshold:.4g})")
+    return f"{r.path}: {r.keyword}{why}{runner}"

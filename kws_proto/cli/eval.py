@@ -23,7 +23,10 @@ def add_arguments(p) -> None:
     p.add_argument("--query", type=int, default=15, help="queries per class")
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
     p.add_argument("--data", type=Path, default=None,
-                   help="a prepared dataset folder to score on (default: the run's own dataset)")
+                   help="a prepared dataset folder to score on, or a raw keyword folder "
+                        "(SRC/<keyword>/*.wav or FSDD-style names; indexed into "
+                        "$KWS_PROTO_CACHE, default ~/.cache/kws_proto) (default: the run's own "
+                        "dataset)")
     p.add_argument("--classes", default=None,
                    help="comma-separated keywords (default: the dataset's test split)")
     p.add_argument("--unknown", default=None,

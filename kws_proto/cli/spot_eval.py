@@ -28,7 +28,10 @@ def add_arguments(p) -> None:
     from kws_proto.eval.spot_eval import DEFAULTS
 
     p.add_argument("model", help="a run directory or `default`, optionally MODEL@key=value,...")
-    p.add_argument("--data", type=Path, required=True, help="a prepared dataset folder")
+    p.add_argument("--data", type=Path, required=True,
+                   help="a prepared dataset folder, or a raw keyword folder (SRC/<keyword>/*.wav "
+                        "or FSDD-style names; indexed into $KWS_PROTO_CACHE, default "
+                        "~/.cache/kws_proto)")
     p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="trials")
     p.add_argument("--keywords", type=int, default=DEFAULTS["keywords"],
                    help="target keywords enrolled per trial")

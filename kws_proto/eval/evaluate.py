@@ -29,7 +29,8 @@ def evaluate_run(
         needs ``data_dir`` and the ``gse`` extra).
     settings : list of EvalSetting
     data_dir : path or None
-        A prepared dataset; None = the run's own dataset.
+        A prepared dataset, or a raw keyword folder (indexed on the fly into the user cache:
+        :mod:`data_prep.adhoc`); None = the run's own dataset.
     classes : sequence of str or None
         Keywords to draw episodes from; None = the dataset's test split.
     seed : int
@@ -43,9 +44,11 @@ def evaluate_run(
     rows : list of dict
         One per setting, as :func:`~kws_proto.eval.grid.score_grid` gives them.
     """
+    from data_prep.adhoc import as_dataset
     from kws_proto.eval.gse import evaluate_gse, is_gse
     from kws_proto.model.loading import load_run_network
 
+    data_dir = as_dataset(data_dir, progress) if data_dir is not None else None
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
                             progress, unknown)

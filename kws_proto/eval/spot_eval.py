@@ -279,6 +279,7 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
         interval), ``stream_hours``, ``seconds_per_trial`` and ``per_trial`` (hits / targets /
         false alarms at factor 1).
     """
+    from data_prep.adhoc import as_dataset
     from kws_proto.spot.spotter import KeywordSpotter
 
     check_options(trials, keywords, shots, words, target_ratio, seed, snr, factors)
@@ -290,7 +291,8 @@ def spot_eval(data, variants, trials: int = 20, keywords: int = 3, shots: int = 
         if v.negatives and cohort is None:
             raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
                               "(clips of words that are not in the stream)")
-    root = Path(data)
+    root = as_dataset(data, progress is not None)  # a prepared dataset, or a raw keyword folder
+    cohort = as_dataset(cohort, progress is not None) if cohort is not None else None
     specs = draw_trials(root, trials, keywords, shots, words, target_ratio, seed)
     factors = sorted({float(f) for f in factors} | {1.0})
     spotters: dict[str, KeywordSpotter] = {}

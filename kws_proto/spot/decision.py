@@ -25,19 +25,18 @@ import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.spot.bank import KeywordBank
+from kws_proto.util.vectors import squared_distances
 
 SUPPORT_MARGIN = 1.25
 NEGATIVE_QUANTILE = 0.05
 
 
 def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
-    """Squared distances of embeddings ``[n, d]`` to every prototype: ``[n, n_kw]`` float64."""
-    from kws_proto.model.protonet import squared_distances
-
+    """Squared distances of embeddings ``[n, d]`` to every prototype: ``[n, n_kw]`` float64
+    (numpy, so that classifying needs no TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
-    e = np.asarray(embeddings, dtype=np.float32)
-    return squared_distances(e, bank.prototypes).numpy().astype(np.float64)
+    return squared_distances(np.asarray(embeddings, dtype=np.float32), bank.prototypes)
 
 
 def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -93,8 +92,6 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
         ``rule``, ``loo`` (the leave-one-out distances), ``support_limit`` and, with negatives,
         ``negatives``, ``negative_limit`` and ``negatives_accepted`` (fraction at the threshold).
     """
-    from kws_proto.model.protonet import squared_distances
-
     views = _views(support).astype(np.float64)  # [k, S, d]
     k = len(views)
     if k < 2:
@@ -110,7 +107,7 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     if negatives is not None and len(negatives):
         n = np.asarray(negatives, dtype=np.float32)
         proto = clips.mean(axis=0, keepdims=True).astype(np.float32)  # [1, d]
-        nd = squared_distances(n, proto).numpy()[:, 0].astype(np.float64)  # [m]
+        nd = squared_distances(n, proto)[:, 0]  # [m]
         negative_limit = float(np.quantile(nd, NEGATIVE_QUANTILE))
         threshold = min(support_limit, negative_limit)
         info.update(rule=f"min({info['rule']}, {NEGATIVE_QUANTILE:g}-quantile of the negatives' "

@@ -2,8 +2,10 @@
 
 :class:`EmbeddingGraph` is one ``tf.function`` of ``features.mfcc_batch`` (the TensorFlow path
 of the front end, which agrees with librosa to < 1e-3) followed by the encoder with
-``training=False``.  The spotter embeds clips and detection windows through it; the SavedModel
-is that same module, and the TFLite file its twin with the spectrum taken as a DFT:
+``training=False``; :class:`TFEmbedder` (a run's network in it) is the spotter's TensorFlow
+backend (:mod:`kws_proto.spot.backends`).  The SavedModel is that same module, and the TFLite
+file its twin with the spectrum taken as a DFT, which :class:`~kws_proto.spot.lite.TFLiteEmbedder`
+runs without TensorFlow:
 
 - SavedModel: ``OUT/`` with the signature ``serving_default(audio [None, num_samples] float32)
   -> {"embedding": [None, d] float32}`` and the method ``embed``;
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,13 @@ import tensorflow as tf
 
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.audio.features import SPECTRA, FeatureConfig, mfcc_batch
+from kws_proto.spot.lite import BATCH_SIZE, TFLiteEmbedder, embed_in_batches, metadata_path
 from kws_proto.util.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 FORMATS = ("savedmodel", "tflite")
 METADATA = "kws_export.json"
 #: Max abs difference of exported embeddings from the Python path, relative to max |embedding|.
 PARITY_TOLERANCE = 1e-3
-BATCH_SIZE = 64  # windows per call: one trace, bounded memory
 
 
 class EmbeddingGraph(tf.Module):
@@ -74,20 +75,37 @@ class EmbeddingGraph(tf.Module):
         return embed_in_batches(lambda b: self.embed(b).numpy(), audio, batch_size)
 
 
-def embed_in_batches(fn, audio: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Apply ``fn`` (``[b, n] -> [b, d]``) to ``audio [n_clips, n]`` in batches of ``batch_size``."""
-    out = [np.asarray(fn(np.ascontiguousarray(audio[i:i + batch_size], dtype=np.float32)))
-           for i in range(0, len(audio), batch_size)]
-    if not out:
-        raise ConfigError("no audio to embed (0 clips)")
-    return np.concatenate(out).astype(np.float32, copy=False)
+class TFEmbedder:
+    """The embedding backend on TensorFlow: a run's network in an :class:`EmbeddingGraph`.
+
+    ``self(audio [n, num_samples]) -> [n, d]``; ``fingerprint`` is the weights fingerprint
+    (:func:`kws_proto.model.loading.weights_fingerprint`), computed from the loaded weights.
+    """
+
+    backend = "tf"
+
+    def __init__(self, model_dir: str | os.PathLike):
+        from kws_proto.model.loading import load_run_network, weights_fingerprint
+
+        self.model_dir = Path(model_dir).resolve()
+        self.config, self.network = load_run_network(self.model_dir)
+        self.features = self.config.features
+        self.distance = self.config.model.distance
+        self.fingerprint = weights_fingerprint(self.network.encoder)
+        self.graph = EmbeddingGraph(self.network.encoder, self.features)
+        probe = np.zeros((1, self.features.num_samples), np.float32)
+        self.embedding_dim = int(self.graph(probe).shape[-1])
+
+    def __call__(self, audio: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        return self.graph(audio, batch_size)
 
 
-def _metadata(spotter) -> dict:
-    return {"features": spotter.features.to_dict(), "fingerprint": spotter.fingerprint,
-            "embedding_dim": spotter.embedding_dim, "distance": spotter.distance,
-            "model": str(spotter.model_dir), "input": [None, spotter.features.num_samples],
-            "sample_rate": spotter.features.sample_rate}
+def _metadata(source, extra: dict | None = None) -> dict:
+    """What an export records: front end, fingerprint, size, ``extra`` (e.g. its sources)."""
+    return {"features": source.features.to_dict(), "fingerprint": source.fingerprint,
+            "embedding_dim": source.embedding_dim, "distance": source.distance,
+            "model": str(source.model_dir), "input": [None, source.features.num_samples],
+            "sample_rate": source.features.sample_rate, **(extra or {})}
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -110,8 +128,10 @@ def export_savedmodel(spotter, out: str | os.PathLike, force: bool = False) -> P
     return out
 
 
-def export_tflite(spotter, out: str | os.PathLike, force: bool = False) -> Path:
-    """Write ``spotter``'s embedding graph as a TFLite file ``out`` plus ``out.json`` metadata."""
+def export_tflite(spotter, out: str | os.PathLike, force: bool = False,
+                  extra: dict | None = None) -> Path:
+    """Write ``spotter``'s embedding graph as a TFLite file ``out`` plus ``out.json`` metadata
+    (``extra`` added to it).  ``spotter`` is a :class:`KeywordSpotter` or a :class:`TFEmbedder`."""
     out = Path(out)
     if spotter.features.top_db is None:
         raise ConfigError("FeatureConfig.top_db=None needs a float64 spectrum, which the TFLite "
@@ -124,7 +144,7 @@ def export_tflite(spotter, out: str | os.PathLike, force: bool = False) -> Path:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([graph.serve.get_concrete_function()])
     blob = converter.convert()
     atomic_write_bytes(out, blob)
-    atomic_write_text(out.with_name(out.name + ".json"), json.dumps(_metadata(spotter), indent=2) + "\n")
+    atomic_write_text(metadata_path(out), json.dumps(_metadata(spotter, extra), indent=2) + "\n")
     return out
 
 
@@ -150,47 +170,6 @@ class SavedModelEmbedder:
     def __call__(self, audio: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
         return embed_in_batches(lambda b: self._fn(audio=tf.constant(b))["embedding"].numpy(),
                                 audio, batch_size)
-
-
-def _interpreter(path: str, num_threads: int | None):
-    """LiteRT's interpreter when ``ai_edge_litert`` is installed, else ``tf.lite.Interpreter``."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():  # tf.lite.Interpreter warns that LiteRT replaces it
-        warnings.simplefilter("ignore", UserWarning)
-        return Interpreter(model_path=path, num_threads=num_threads)
-
-
-class TFLiteEmbedder:
-    """An exported ``.tflite`` file run by the TFLite interpreter; ``self(audio) -> [n, d]``.
-
-    The input is resized to each batch's size; ``num_threads`` as in ``tf.lite.Interpreter``
-    (None: the interpreter's default).
-    """
-
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such TFLite file")
-        self.metadata = json.loads(path.with_name(path.name + ".json").read_text())
-        self._interp = _interpreter(str(path), num_threads)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
-        self._batch = None
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self._interp.resize_tensor_input(self._in, list(batch.shape))
-            self._interp.allocate_tensors()
-            self._batch = batch.shape[0]
-        self._interp.set_tensor(self._in, batch)
-        self._interp.invoke()
-        return self._interp.get_tensor(self._out).copy()
-
-    def __call__(self, audio: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        return embed_in_batches(self._run, audio, batch_size)
 
 
 def load_exported(path: str | os.PathLike, num_threads: int | None = None):

@@ -10,7 +10,9 @@
 
 Clips go through the run's own front end (``cfg.features``: :func:`kws_proto.audio.loading.load_audio`
 with its rate, length and crop, then the in-graph MFCC of :mod:`kws_proto.spot.export`) and the
-encoder with ``training=False``.
+encoder with ``training=False``, on one of two embedding backends
+(:mod:`kws_proto.spot.backends`): the TensorFlow graph, or the encoder's TFLite export in LiteRT
+without TensorFlow.  Banks made on either are interchangeable.
 
 The decision rule and the threshold calibration: :mod:`kws_proto.spot.decision`.
 
@@ -33,7 +35,6 @@ import numpy as np
 
 from kws_proto.audio.loading import crop_start, fix_length, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
-from kws_proto.model.loading import weights_fingerprint
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
 
@@ -58,6 +59,43 @@ class Classification:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file :meth:`KeywordSpotter.classify` could not read (``skip_unreadable=True``):
+    ``error`` says why (the :class:`~kws_proto.errors.AudioError` without the path)."""
+
+    path: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "error": self.error}
+
+
+def read_each(paths, read) -> tuple[list, list[tuple[str, AudioError]]]:
+    """``read(path)`` of every path: the results (None where it failed) and the failures,
+    ``(path, AudioError)`` each, so one bad file does not stop the others."""
+    out, bad = [], []
+    for p in paths:
+        try:
+            out.append(read(p))
+        except AudioError as e:
+            out.append(None)
+            bad.append((str(p), e))
+    return out, bad
+
+
+def _refuse_unreadable(what: str, bad, total: int) -> None:
+    """Raise one :class:`AudioError` naming every unreadable file of ``bad`` (if any)."""
+    if bad:
+        raise AudioError(f"{what}: {len(bad)} of {total} clip(s) cannot be read, so nothing was "
+                         f"enrolled: " + "; ".join(str(e) for _, e in bad))
+
+
+def _without_path(path: str, error: Exception) -> str:
+    text = str(error)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
 
 
 def classifications(bank: KeywordBank, distances: np.ndarray, paths) -> list[Classification]:
@@ -100,29 +138,58 @@ class KeywordSpotter:
         :func:`kws_proto.model.pretrained.resolve_model`.
     spec : str or None
         The name the model was given by (``"default"``), recorded in banks.
+    backend : {"auto", "tf", "lite"} or None
+        What embeds (:mod:`kws_proto.spot.backends`): the TensorFlow graph or the exported
+        ``.tflite`` in LiteRT; None: ``$KWS_PROTO_BACKEND``, else ``auto`` (LiteRT when
+        installed).  Banks made either way are interchangeable.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, spec: str | None = None):
-        from kws_proto.spot.export import EmbeddingGraph
-        from kws_proto.model.loading import load_run_network
+    def __init__(self, model_dir: str | os.PathLike, spec: str | None = None,
+                 backend: str | None = None):
+        from kws_proto.model.runs import RunDir
+        from kws_proto.spot.backends import open_embedder
 
         self.model_dir = Path(model_dir).resolve()
         self.spec = spec
-        self.config, self.network = load_run_network(self.model_dir)
+        self.embedder = open_embedder(self.model_dir, backend)
+        self.config = RunDir(self.model_dir).read_config()
         self.features = self.config.features
         self.distance = self.config.model.distance
-        self.fingerprint = weights_fingerprint(self.network.encoder)
-        self.graph = EmbeddingGraph(self.network.encoder, self.features)
-        self.embedding_dim = int(self.graph.embed(np.zeros((1, self.features.num_samples),
-                                                           np.float32)).shape[-1])
+        self.fingerprint = self.embedder.fingerprint
+        self.embedding_dim = self.embedder.embedding_dim
+        self._tf = self.embedder if self.embedder.backend == "tf" else None
+
+    @property
+    def backend(self) -> str:
+        """``"tf"`` or ``"lite"``: what embeds (:mod:`kws_proto.spot.backends`)."""
+        return self.embedder.backend
+
+    def _tf_embedder(self):
+        """The TensorFlow embedder (built on first use when the backend is LiteRT)."""
+        if self._tf is None:
+            from kws_proto.spot.backends import tf_embedder
+
+            self._tf = tf_embedder(self.model_dir)
+        return self._tf
+
+    @property
+    def network(self):
+        """The run's Keras network (loads TensorFlow when the backend is LiteRT)."""
+        return self._tf_embedder().network
+
+    @property
+    def graph(self):
+        """The :class:`~kws_proto.spot.export.EmbeddingGraph` (TensorFlow)."""
+        return self._tf_embedder().graph
 
     @classmethod
-    def from_model(cls, spec: str | os.PathLike) -> "KeywordSpotter":
+    def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
         """A run directory or ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`)."""
         from kws_proto.model.pretrained import DEFAULT, resolve_model
 
         path = resolve_model(spec)
-        return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None)
+        return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None,
+                   backend=backend)
 
     @classmethod
     def pretrained(cls) -> "KeywordSpotter":
@@ -130,12 +197,13 @@ class KeywordSpotter:
         return cls.from_model("default")
 
     @classmethod
-    def for_bank(cls, bank: KeywordBank, model: str | os.PathLike | None = None) -> "KeywordSpotter":
+    def for_bank(cls, bank: KeywordBank, model: str | os.PathLike | None = None,
+                 backend: str | None = None) -> "KeywordSpotter":
         """The encoder that made ``bank`` (or ``model`` instead), checked against its fingerprint."""
         given = model is not None
         model = model if given else bank.encoder.spec or bank.encoder.model
         try:
-            spotter = cls.from_model(model)
+            spotter = cls.from_model(model, backend=backend)
         except CheckpointError as e:
             if given:
                 raise
@@ -168,17 +236,22 @@ class KeywordSpotter:
                             f"encoder's run uses {self.features.digest}")
 
     # -- embedding --------------------------------------------------------------------------
+    def load_clip(self, path) -> np.ndarray:
+        """One clip (a file, or a 1-D array of samples at the front end's rate) cut by the run's
+        front end (rate, length, crop): ``[num_samples]``."""
+        f = self.features
+        if isinstance(path, np.ndarray):
+            return fix_length(path, f.num_samples, f.crop, f.sample_rate)
+        return load_audio(path, f.sample_rate, f.clip_seconds, f.crop)
+
     def load_clips(self, paths) -> np.ndarray:
         """Clips cut by the run's front end (rate, length, crop): ``[n, num_samples]``; an item
         may be a 1-D array of samples at the front end's rate instead of a file."""
-        f = self.features
-        return np.stack([fix_length(p, f.num_samples, f.crop, f.sample_rate)
-                         if isinstance(p, np.ndarray) else
-                         load_audio(p, f.sample_rate, f.clip_seconds, f.crop) for p in paths])
+        return np.stack([self.load_clip(p) for p in paths])
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Embeddings of ``audio [n, num_samples]``: ``[n, d]`` float32 (``training=False``)."""
-        return self.graph(np.asarray(audio, dtype=np.float32))
+        return self.embedder(np.asarray(audio, dtype=np.float32))
 
     def embed_files(self, paths) -> np.ndarray:
         """Embeddings of audio files: ``[n, d]``."""
@@ -188,27 +261,32 @@ class KeywordSpotter:
         """Each file cut at its crop moved by each of ``shifts_ms``: ``[n, S, num_samples]``
         (the view at 0 ms is :meth:`load_clips`'s clip; zeros where a view leaves the file; an item
         may be a 1-D array of samples at the front end's rate)."""
+        return np.stack([self.load_view(p, shifts_ms) for p in paths])
+
+    def load_view(self, path, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
+        """One file's (or 1-D sample array's) views (:meth:`load_views`): ``[S, num_samples]``."""
         f = self.features
         n = f.num_samples
-        out = np.empty((len(paths), len(shifts_ms), n), dtype=np.float32)
-        for i, p in enumerate(paths):
-            y = p if isinstance(p, np.ndarray) else read_audio(p, f.sample_rate)
-            start = crop_start(y, n, f.crop, f.sample_rate)
-            for j, ms in enumerate(shifts_ms):
-                out[i, j] = window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
-        return out
+        y = path if isinstance(path, np.ndarray) else read_audio(path, f.sample_rate)
+        start = crop_start(y, n, f.crop, f.sample_rate)
+        return np.stack([window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
+                         for ms in shifts_ms]).astype(np.float32, copy=False)
 
     def embed_views(self, paths, shifts_ms=ENROL_SHIFTS_MS) -> np.ndarray:
         """Embeddings of :meth:`load_views`: ``[n, S, d]``."""
-        views = self.load_views(paths, shifts_ms)
+        return self._embed_views(self.load_views(paths, shifts_ms))
+
+    def _embed_views(self, views: np.ndarray) -> np.ndarray:
         e = self.embed(views.reshape(-1, views.shape[-1]))
-        return np.asarray(e).reshape(len(views), len(shifts_ms), -1)
+        return np.asarray(e).reshape(views.shape[0], views.shape[1], -1)
 
     # -- the three jobs ---------------------------------------------------------------------
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
-        calibrate, add keyword ``name`` to ``bank``."""
+        calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
+        than given: any unreadable support clip or negative raises one
+        :class:`~kws_proto.errors.AudioError` naming every such file, and ``bank`` is unchanged."""
         self.check_bank(bank)
         files = audio_files(files)
         if threshold is None and len(files) < 2:
@@ -216,8 +294,13 @@ class KeywordSpotter:
                               "threshold needs at least 2 (or give --threshold)")
         if not files:
             raise ConfigError(f"keyword {name!r}: no support clips given")
-        views = self.embed_views(files)  # [k, S, d]
-        neg = self.embed_files(audio_files(negatives)) if negatives else None
+        views, bad = read_each(files, self.load_view)
+        _refuse_unreadable(f"keyword {name!r}", bad, len(files))
+        negatives = audio_files(negatives) if negatives else []
+        neg_clips, bad = read_each(negatives, self.load_clip)
+        _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
+        views = self._embed_views(np.stack(views))  # [k, S, d]
+        neg = self.embed(np.stack(neg_clips)) if negatives else None
         if threshold is None:
             threshold, info = calibrate_threshold(views, neg)
         else:
@@ -244,11 +327,24 @@ class KeywordSpotter:
                            replace=replace, threshold=threshold, seed=seed,
                            views_ms=ENROL_SHIFTS_MS, recorded_weight=recorded_weight)
 
-    def classify(self, bank: KeywordBank, files) -> list[Classification]:
-        """Nearest keyword, runner-up and unknown-rejection of each audio file."""
+    def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
+        """Nearest keyword, runner-up and unknown-rejection of each audio file: one
+        :class:`Classification` per file, in order.  An unreadable file raises its
+        :class:`~kws_proto.errors.AudioError`, or with ``skip_unreadable`` gets an
+        :class:`Unreadable` in its place while every other file is classified."""
         self.check_bank(bank)
         files = list(files)
-        return classifications(bank, keyword_distances(bank, self.embed_files(files)), files)
+        clips, bad = read_each(files, self.load_clip)
+        if bad and not skip_unreadable:
+            raise bad[0][1]
+        read = [i for i, c in enumerate(clips) if c is not None]
+        done = []
+        if read:
+            distances = keyword_distances(bank, self.embed(np.stack([clips[i] for i in read])))
+            done = classifications(bank, distances, [files[i] for i in read])
+        done, errors = iter(done), dict(bad)
+        return [next(done) if c is not None else Unreadable(str(p), _without_path(str(p), errors[str(p)]))
+                for p, c in zip(files, clips)]
 
     def detect(self, bank: KeywordBank, audio, hop: float = 0.1, **merge):
         """Keyword events in a long recording (path or ``[n]`` samples at the front end's rate).
