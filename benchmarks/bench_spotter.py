@@ -139,7 +139,7 @@ def main() -> None:
         runs = [spotter.detect(bank, wav) for _ in range(ROUNDS)]
         best = min(runs, key=lambda r: r.seconds)
 
-    print(f"   model: {what}; {spotter.config.model.encoder}, {spotter.embedding_dim}-dim embedding")
+    print(f"   model: {what}; {spotter.encoder}, {spotter.embedding_dim}-dim embedding")
     print(f"   embedding latency per 1 s clip, one core, front end included (median of "
           f"{LATENCY_CALLS}):")
     print(f"      Keras (tf.function: in-graph MFCC + encoder): {ms['keras']:.2f} ms")

@@ -16,6 +16,8 @@ from kws_proto.audio.loading import load_audio
 from kws_proto.data.dataset import Clip, write_manifest
 from kws_proto.model.gse import INSTALL_HINT, GSEUnavailableError, model_dir
 
+from conftest import SHARED_DATA
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -181,3 +183,26 @@ def test_eval_gse_without_data_says_so(capsys):
 
     with pytest.raises(ConfigError, match="--data"):
         evaluate_run("gse", grid([2], [1], 1, 1))
+
+
+def test_the_spotter_enrols_and_classifies_with_the_speech_embedding(tmp_path):
+    """`KeywordSpotter.from_model("gse")`: the frozen peer through the package's own decision rule
+    (real clips of two FSDD digits: each classified as its own digit)."""
+    pytest.importorskip("pyopen_wakeword", reason="the 'gse' extra is not installed: "
+                        "pip install -e '.[gse]'")
+    from kws_proto.spot.bank import load_bank, save_bank
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    fsdd = SHARED_DATA / "fsdd"
+    if not fsdd.is_dir():
+        pytest.skip(f"real speech not available: {fsdd} is absent (set KWS_SHARED_DATA)")
+    spotter = KeywordSpotter.from_model("gse")
+    assert spotter.embedding_dim == 96 and spotter.backend == "gse"
+    bank = spotter.new_bank()
+    for digit in ("0", "1"):
+        spotter.enroll(bank, digit, [fsdd / f"{digit}_jackson_{i}.wav" for i in range(5)])
+    path = save_bank(bank, tmp_path / "gse.bank.npz")
+    again = KeywordSpotter.for_bank(load_bank(path))  # the bank names its encoder: gse
+    results = again.classify(load_bank(path), [fsdd / f"{d}_jackson_{i}.wav"
+                                               for d in ("0", "1") for i in range(10, 14)])
+    assert [r.nearest for r in results] == ["0"] * 4 + ["1"] * 4

@@ -145,16 +145,21 @@ class KeywordSpotter:
     """
 
     def __init__(self, model_dir: str | os.PathLike, spec: str | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, embedder=None):
         from kws_proto.model.runs import RunDir
         from kws_proto.spot.backends import open_embedder
 
         self.model_dir = Path(model_dir).resolve()
         self.spec = spec
-        self.embedder = open_embedder(self.model_dir, backend)
-        self.config = RunDir(self.model_dir).read_config()
-        self.features = self.config.features
-        self.distance = self.config.model.distance
+        if embedder is None:  # a trained run
+            self.embedder = open_embedder(self.model_dir, backend)
+            config = RunDir(self.model_dir).read_config()
+            self.features, self.encoder = config.features, config.model.encoder
+            self.distance = config.model.distance
+        else:  # a frozen embedder with its own front end (the Google speech embedding)
+            self.embedder = embedder
+            self.features, self.encoder = embedder.features, embedder.encoder
+            self.distance = "euclidean"
         self.fingerprint = self.embedder.fingerprint
         self.embedding_dim = self.embedder.embedding_dim
         self._tf = self.embedder if self.embedder.backend == "tf" else None
@@ -184,8 +189,16 @@ class KeywordSpotter:
 
     @classmethod
     def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
-        """A run directory or ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`)."""
+        """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`) or
+        ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
+        extra)."""
         from kws_proto.model.pretrained import DEFAULT, resolve_model
+
+        if str(spec) == "gse":
+            from kws_proto.spot.gse import NAME, GSEEmbedder
+
+            embedder = GSEEmbedder()
+            return cls(embedder.model_dir, spec=NAME, embedder=embedder)
 
         path = resolve_model(spec)
         return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None,
@@ -216,7 +229,7 @@ class KeywordSpotter:
     @property
     def encoder_info(self) -> EncoderInfo:
         return EncoderInfo(model=str(self.model_dir), fingerprint=self.fingerprint,
-                           encoder=self.config.model.encoder, distance=self.distance,
+                           encoder=self.encoder, distance=self.distance,
                            embedding_dim=self.embedding_dim, spec=self.spec)
 
     def new_bank(self) -> KeywordBank:
