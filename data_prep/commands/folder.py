@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from kws_proto.util.cli import positive_int, nonnegative_float
+
 HELP = "index a folder of keyword recordings (e.g. FSDD, Picovoice)"
 
 
@@ -19,11 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", metavar="OUT", help="dataset folder to write (not inside SRC)")
     p.add_argument("--audio", choices=("convert", "copy", "link", "symlink"), default="convert",
                    help="how the audio gets into OUT")
-    p.add_argument("--sr", type=int, default=16000, help="sample rate of converted clips")
-    p.add_argument("--duration", type=float, default=1.0,
+    p.add_argument("--sr", type=positive_int, default=16000, help="sample rate of converted clips")
+    p.add_argument("--duration", type=nonnegative_float, default=1.0,
                    help="converted recordings longer than this keep their loudest part (0: keep all)")
     p.add_argument("--strict", action="store_true", help="fail on any unreadable file instead of skipping it")
-    p.add_argument("--workers", type=int, default=2, help="processes reading the files")
+    p.add_argument("--workers", type=positive_int, default=2, help="processes reading the files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

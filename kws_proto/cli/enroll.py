@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kws_proto.util.cli import nonnegative_float
+
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 
 
@@ -29,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--negatives", action="append", type=Path, default=[], metavar="DIR",
                    help="a folder (or clip) of other words or noise, which caps the threshold; "
                         "repeat for more")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=nonnegative_float, default=None,
                    help="set the rejection threshold (squared distance) by hand")
     p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
     p.add_argument("--remove", metavar="KEYWORD", help="remove KEYWORD from the bank and exit")

@@ -255,6 +255,9 @@ def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HIT
     f = spotter.features
     if not hop > 0:
         raise ConfigError(f"hop={hop} must be a positive number of seconds")
+    if not (int(min_hits) == min_hits >= 1 and int(max_gap) == max_gap >= 0):
+        raise ConfigError(f"min_hits={min_hits!r} must be an integer >= 1 and "
+                          f"max_gap={max_gap!r} an integer >= 0")
     t0 = time.perf_counter()
     y = read_audio(audio, f.sample_rate) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
     if y.ndim != 1 or not len(y):
