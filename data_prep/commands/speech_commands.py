@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-speakers", type=positive_int, default=1000, help="parnami: speakers a word needs")
     p.add_argument("--one-clip-per-speaker", action="store_true",
                    help="keep one take per speaker and word (Parnami & Lee)")
-    p.add_argument("--strict", action="store_true", help="fail on any unreadable clip instead of skipping it")
+    p.add_argument("--strict", action="store_true", help="fail on any unusable clip instead of skipping it")
     p.add_argument("--workers", type=positive_int, default=2, help="processes checking the clips")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     )
     c = r.report["counts"]
     print(f"indexed {c['kept']} clips of {c['keywords']} keywords and {c['speakers']} speakers into "
-          f"{args.out} in {time.perf_counter() - t0:.1f} s; {c['skipped']} unreadable file(s) skipped "
+          f"{args.out} in {time.perf_counter() - t0:.1f} s; {c['skipped']} unusable file(s) skipped "
           f"(see report.json)")
     return 0

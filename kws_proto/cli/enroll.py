@@ -53,7 +53,7 @@ def run(args) -> int:
     from kws_proto.errors import ConfigError
     from kws_proto.spot.spotter import KeywordSpotter
 
-    exists = args.bank.is_file()
+    exists = args.bank.exists()  # a folder or a text file there is refused by load_bank
     if args.remove:
         if args.items or args.keyword:
             raise ConfigError("--remove takes no clips and no --keyword")
@@ -70,6 +70,11 @@ def run(args) -> int:
         raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K FILE...`")
     bank = load_bank(args.bank) if exists else None
     if model is None and bank is None:
+        first = Path(clips[0])
+        if not first.exists() or first.is_dir():  # it was meant as the new bank's encoder
+            why = "no such run directory" if not first.exists() else "not a run directory (no config.yaml)"
+            raise ConfigError(f"{first}: {why}; {args.bank} is new, so the first argument names "
+                              "its encoder (a run directory or `default`)")
         raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
                           "or `default`, as the first argument or with --model")
     spotter = KeywordSpotter.for_bank(bank, model) if bank is not None else KeywordSpotter.from_model(model)

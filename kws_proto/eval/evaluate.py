@@ -4,6 +4,7 @@ run's own test words or any prepared dataset (the scoring itself: :mod:`kws_prot
 from __future__ import annotations
 
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
+from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
 from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
                                      evaluate_episodes, prototype_distances, score_episodes)
@@ -47,10 +48,14 @@ def evaluate_run(
     """
     from kws_proto.eval.gse import evaluate_gse, is_gse
     from kws_proto.model.loading import load_run_network
+    from kws_proto.model.pretrained import is_shipped
 
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
                             progress, unknown)
+    if data_dir is None and is_shipped(run_dir):
+        raise ConfigError(f"{run_dir!s}: the shipped encoder comes without its training corpus, so "
+                          "scoring `default` needs --data DATASET (a prepared dataset folder)")
     cfg, net = load_run_network(run_dir)
     data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
     classes = tuple(classes) if classes else data.splits.test

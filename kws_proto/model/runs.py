@@ -70,6 +70,8 @@ class RunDir:
         atomic_write_text(self.config_path, dump_config(cfg))
 
     def read_config(self) -> ExperimentConfig:
+        if not self.root.is_dir():
+            raise CheckpointError(f"{self.root}: no such run directory")
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
         raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_proto.audio.loading import LEVEL_GATE_DB, power_db
 from kws_proto.errors import AudioError, ConfigError
 
 MIN_HITS = 3
 MAX_GAP = 1
-MIN_DB = -50.0
+MIN_DB = LEVEL_GATE_DB  # -50 dBFS; enrolment refuses support clips that never reach it
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def level_db(windows: np.ndarray, batch: int = 1024) -> np.ndarray:
     (``batch`` windows at a time, so a strided view of hours of audio is never copied whole)."""
     ms = np.concatenate([np.mean(np.square(windows[i:i + batch], dtype=np.float64), axis=-1)
                          for i in range(0, len(windows), batch)])
-    return 10.0 * np.log10(np.maximum(ms, 1e-20))
+    return power_db(ms)
 
 
 def decide_windows(distances: np.ndarray, levels: np.ndarray | None, thresholds: np.ndarray,

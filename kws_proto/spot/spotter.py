@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.loading import crop_start, load_audio, read_audio, window_at
+from kws_proto.audio.loading import check_word, crop_start, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 from kws_proto.model.loading import weights_fingerprint
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
@@ -85,6 +85,8 @@ def audio_files(paths) -> list[Path]:
             if not found:
                 raise AudioError(f"{p}: folder holds no {'/'.join(AUDIO_EXTS)} files")
             out.extend(found)
+        elif not p.exists():
+            raise AudioError(f"{p}: no such file or folder")
         else:
             out.append(p)
     return out
@@ -188,7 +190,7 @@ class KeywordSpotter:
         n = f.num_samples
         out = np.empty((len(paths), len(shifts_ms), n), dtype=np.float32)
         for i, p in enumerate(paths):
-            y = read_audio(p, f.sample_rate)
+            y = check_word(read_audio(p, f.sample_rate), f.sample_rate, p)  # silent, too short
             start = crop_start(y, n, f.crop, f.sample_rate)
             for j, ms in enumerate(shifts_ms):
                 out[i, j] = window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
