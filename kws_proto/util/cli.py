@@ -59,7 +59,10 @@ def number_list(item):
     """An argparse ``type=``: comma-separated values, each parsed by ``item`` (one of the above)."""
 
     def parse(text: str):
-        values = [item(x.strip()) for x in text.split(",") if x.strip()]
+        try:
+            values = [item(x.strip()) for x in text.split(",") if x.strip()]
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
         if not values:
             raise argparse.ArgumentTypeError(f"{text!r} names no value")
         return values
