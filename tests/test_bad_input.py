@@ -231,3 +231,41 @@ def test_a_killed_enrolls_temporary_is_removed_by_the_next_write_of_the_bank(tmp
     assert "removed 'jarvis'" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my.bank.npz"]
     assert load_bank(bank).names == ["smart mirror"]
+
+
+# -- 6: a copied or moved checkout keeps its runs ---------------------------------------------
+def test_a_copied_checkout_keeps_its_runs_and_a_changed_config_names_its_keys(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from kws_proto.config import load_config
+    from kws_proto.errors import CheckpointError
+    from kws_proto.eval.compare import ensure_trained
+    from kws_proto.model.pretrained import model_dir
+    from kws_proto.model.runs import RunDir
+
+    old = tmp_path / "old"
+    (old / "data" / "ds").mkdir(parents=True)
+    (old / "conv4.yaml").write_text("data: {dataset: data/ds, source: prepared}\n")
+    monkeypatch.chdir(old)
+    run = RunDir("runs/demo/conv4")
+    run.write_config(load_config("conv4.yaml"))
+    run.best_weights.write_bytes(b"weights")
+    run.write_result({"parameters": 1})
+    assert "dataset: ../../../data/ds\n" in run.config_path.read_text()  # relative to the run
+
+    shutil.move(old, tmp_path / "new")
+    monkeypatch.chdir(tmp_path / "new")
+    assert ensure_trained(load_config("conv4.yaml"), Path("runs/demo"), progress=False) == run
+    assert "reusing finished run runs/demo/conv4" in capsys.readouterr().out
+    assert run.read_config().data.dataset == str((tmp_path / "new" / "data" / "ds").resolve())
+
+    Path("conv4.yaml").write_text("data: {dataset: data/ds, source: prepared}\ntrain: {episodes: 7}\n")
+    with pytest.raises(CheckpointError, match=r"another config named 'conv4' \(train\.episodes: \d+ -> 7\)"):
+        ensure_trained(load_config("conv4.yaml"), Path("runs/demo"), progress=False)
+
+    outside = RunDir(tmp_path / "elsewhere")  # a run outside the project (and older runs): absolute
+    outside.write_config(load_config("conv4.yaml"))
+    assert f"dataset: {(tmp_path / 'new' / 'data' / 'ds').resolve()}\n" in outside.config_path.read_text()
+    assert outside.read_config() == load_config("conv4.yaml")
+    # the shipped model's path relative to the repository keeps its meaning (the current directory)
+    assert RunDir(model_dir()).read_config().data.dataset == "data/synth-870x50-flite65"
