@@ -181,6 +181,7 @@ def test_help_shows_each_default_once():
     helps = dict(_subcommand_helps())
     assert "(default: runs/<config name>)" in " ".join(helps["kws-proto train"].split())
     assert "(default: 0.1)" in " ".join(helps["kws-proto detect"].split())
+    assert "(default: 0)" in " ".join(helps["kws-proto train"].split())  # a 0 is a default too
 
 
 # -- 5: TensorFlow's start-up chatter ---------------------------------------------------------

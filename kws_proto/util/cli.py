@@ -25,7 +25,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "(default" in text or "default:" in text or action.default in (None, False, [], argparse.SUPPRESS):
+        silent = action.default is None or action.default is False or action.default == []
+        if silent or action.default is argparse.SUPPRESS or "(default" in text or "default:" in text:
             return text
         return super()._get_help_string(action)
 
