@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from kws_proto.util.cli import positive_int, nonnegative_float
+from kws_proto.util.cli import nonnegative_float, positive_int
 
 HELP = "index a folder of keyword recordings (e.g. FSDD, Picovoice)"
 

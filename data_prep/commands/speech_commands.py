@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from kws_proto.util.cli import positive_int, nonnegative_int, positive_float
+from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
 
 NAME = "speech-commands"
 HELP = "prepare Google Speech Commands v1 or v2 (download or --archive)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from kws_proto.util.cli import positive_int, nonnegative_int
+from kws_proto.util.cli import nonnegative_int, positive_int
 
 HELP = "write a keyword-class split into a prepared dataset folder"
 

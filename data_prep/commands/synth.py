@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from kws_proto.util.cli import positive_int, nonnegative_int, positive_float
+from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
 
 HELP = "build the built-in eSpeak NG corpus (default dataset, no download)"
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from kws_proto.util.cli import positive_int, nonnegative_int
+from kws_proto.util.cli import nonnegative_int, positive_int
 
 HELP = "compare encoders on identical test episodes"
 

@@ -13,7 +13,7 @@ import queue
 import time
 from pathlib import Path
 
-from kws_proto.util.cli import positive_int, nonnegative_int, positive_float, finite_float
+from kws_proto.util.cli import finite_float, nonnegative_int, positive_float, positive_int
 
 HELP = "spot keywords of a bank in long audio (a file or --mic)"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kws_proto.util.cli import positive_int, nonnegative_int
+from kws_proto.util.cli import nonnegative_int, positive_int
 
 HELP = "evaluate a run on fixed test episodes over a way/shot grid"
 
