@@ -131,7 +131,8 @@ def test_eval_names_a_class_the_dataset_lacks(tmp_path, capsys):
     assert "'zz' is not in the dataset (its keywords: 1, 5, 7, 9)" in err
 
 
-def test_eval_default_needs_data(capsys):
+def test_eval_default_needs_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a project without the shipped encoder's corpus
     err = _error(capsys, ["eval", "default"])
     assert "needs --data" in err and "`default`" in err and "flite" not in err
 

@@ -3,6 +3,8 @@ run's own test words or any prepared dataset (the scoring itself: :mod:`kws_prot
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
 from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
@@ -53,10 +55,11 @@ def evaluate_run(
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
                             progress, unknown)
-    if data_dir is None and is_shipped(run_dir):
-        raise ConfigError(f"{run_dir!s}: the shipped encoder comes without its training corpus, so "
-                          "scoring `default` needs --data DATASET (a prepared dataset folder)")
     cfg, net = load_run_network(run_dir)
+    if data_dir is None and is_shipped(run_dir) and not Path(cfg.data.dataset).is_dir():
+        raise ConfigError(f"`{run_dir!s}` needs --data DATASET (a prepared dataset folder) to "
+                          f"score on: the shipped encoder comes without its corpus "
+                          f"({cfg.data.dataset}, which `make pretrained` builds)")
     data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
     classes = tuple(classes) if classes else data.splits.test
     return score_grid(lambda episodes: embedding_table(net, data.features, episodes), data,
