@@ -134,7 +134,7 @@ def test_eval_names_a_class_the_dataset_lacks(tmp_path, capsys):
 def test_eval_default_needs_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a project without the shipped encoder's corpus
     err = _error(capsys, ["eval", "default"])
-    assert "needs --data" in err and "`default`" in err and "flite" not in err
+    assert "`default` needs --data" in err and "data/synth-870x50-flite65" in err and "apt-get" not in err
 
 
 def test_enroll_names_a_missing_run_or_clip_folder(tmp_path, capsys, trained_run):
