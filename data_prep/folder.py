@@ -30,7 +30,7 @@ from data_prep.manifest_builder import BuildResult, Candidate, Skip, build_manif
 from data_prep.sc_layout import NOHASH, parse_clip_name
 from data_prep.splits import all_test_split
 from data_prep.wav import write_wav
-from kws_proto.audio.loading import loudest_start, read_audio
+from kws_proto.audio.loading import check_word, loudest_start, read_audio
 from kws_proto.data.dataset import NOISE_DIR, Clip, write_splits
 from kws_proto.errors import AudioError, ConfigError
 
@@ -116,7 +116,7 @@ def convert_clip(cand: Candidate, out: str, sr: int, duration: float) -> Clip:
         info = sf.info(str(cand.src))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         raise AudioError(f"{cand.src}: unreadable or corrupt audio ({e})") from e
-    y = read_audio(cand.src, sr)  # [m] float32 at sr
+    y = check_word(read_audio(cand.src, sr), sr, cand.src)  # [m] float32 at sr
     original = y.shape[0] / sr
     n = int(round(sr * duration)) if duration > 0 else 0
     if n and y.shape[0] > n:

@@ -1,8 +1,8 @@
 """Build a dataset folder's manifest: every candidate file is read once, broken ones are reported.
 
 Every source (synthetic corpus, Speech Commands, any folder) ends here.  A file that cannot be read
-— corrupt, empty, truncated, non-finite, not audio — is named in ``report.json`` with its reason,
-skipped and counted, and the rest is kept; ``strict=True`` turns any such file into a
+— corrupt, empty, truncated, non-finite, not audio — or cannot hold a word — silent, too short — is
+named in ``report.json`` with its reason, skipped and counted, and the rest is kept; ``strict=True`` turns any such file into a
 :class:`~kws_proto.errors.DatasetError` (the report is still written, no manifest is).
 """
 
@@ -21,7 +21,7 @@ from typing import Callable
 import soundfile as sf
 from tqdm import tqdm
 
-from kws_proto.audio.loading import read_audio
+from kws_proto.audio.loading import check_word, read_audio
 from kws_proto.data.dataset import Clip, write_manifest
 from kws_proto.errors import AudioError, DatasetError
 from kws_proto.util.atomic import atomic_write_text
@@ -83,13 +83,14 @@ def check_clip(cand: Candidate) -> Clip:
     Raises
     ------
     AudioError
-        The file is unreadable, corrupt, empty or holds non-finite samples.
+        The file is unreadable, corrupt, empty or holds non-finite samples, or it cannot hold
+        a word: silent or too short (:func:`kws_proto.audio.loading.word_problem`).
     """
     try:
         rate = sf.info(str(cand.src)).samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         raise AudioError(f"{cand.src}: unreadable or corrupt audio ({e})") from e
-    y = read_audio(cand.src, sr=rate)  # [n] float32, no resampling
+    y = check_word(read_audio(cand.src, sr=rate), rate, cand.src)  # [n] float32, no resampling
     return Clip(cand.rel, cand.keyword, cand.speaker, y.shape[0] / rate, rate)
 
 
@@ -180,6 +181,7 @@ def build_manifest(
             "found": len(candidates),
             "kept": len(clips),
             "skipped": len(skipped),
+            "silent_or_short": sum(s.reason.startswith(("silent", "too short")) for s in skipped),
             "ignored": len(ignored),
             "keywords": len({c.keyword for c in clips}),
             "speakers": len({c.speaker for c in clips if c.speaker}),
@@ -193,10 +195,10 @@ def build_manifest(
     if strict and skipped:
         names = ", ".join(s.path for s in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
         raise DatasetError(
-            f"--strict: {len(skipped)} unreadable file(s) under {source}: {names} "
+            f"--strict: {len(skipped)} unusable file(s) under {source}: {names} "
             f"(reasons in {root / REPORT})"
         )
     if not clips:
-        raise DatasetError(f"{source}: no usable clip found ({len(skipped)} unreadable; see {root / REPORT})")
+        raise DatasetError(f"{source}: no usable clip found ({len(skipped)} unusable; see {root / REPORT})")
     write_manifest(root, clips)
     return BuildResult(clips=clips, skipped=skipped, ignored=ignored, report=report)

@@ -20,14 +20,16 @@ parsed by :func:`parse_overrides` and merged last.  A config must name its datas
 (``data.dataset``): an empty file is a :class:`ConfigError`, a config naming none trains on the
 default corpus with a warning.
 
-Relative dataset paths are resolved against the current directory at load time and recorded
-absolute in the run's ``config.yaml``, which holds the fully resolved config (no ``extends``).
+Relative dataset paths are resolved against the current directory at load time.  The run's
+``config.yaml`` holds the fully resolved config (no ``extends``), its data paths inside the
+project relative to the run directory (:func:`paths_for_run`, :func:`paths_from_run`).
 Variations are ``dataclasses.replace`` of a loaded config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import typing
 import warnings
@@ -404,11 +406,47 @@ def _check_key_path(parts: list[str], item: str) -> None:
 
 
 def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    ds = str(Path(cfg.data.dataset).expanduser().resolve())
-    words = cfg.data.synth_words_file
-    words = str(Path(words).expanduser().resolve()) if words else ""
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=ds,
-                                                             synth_words_file=words))
+    return _map_data_paths(cfg, lambda p: str(Path(p).expanduser().resolve()))
+
+
+def _map_data_paths(cfg: ExperimentConfig, fn) -> ExperimentConfig:
+    """``cfg`` with ``fn`` applied to each non-empty data path (dataset, synth_words_file)."""
+    data = cfg.data
+    return dataclasses.replace(cfg, data=dataclasses.replace(
+        data, dataset=fn(data.dataset) if data.dataset else data.dataset,
+        synth_words_file=fn(data.synth_words_file) if data.synth_words_file else ""))
+
+
+def _run_relative(p: str) -> bool:
+    return p in (".", "..") or p.startswith(("./", "../"))
+
+
+def paths_for_run(cfg: ExperimentConfig, run_root: str | Path) -> ExperimentConfig:
+    """``cfg`` as a run's ``config.yaml`` stores it: a data path inside the project (the current
+    directory, which holds the run too) relative to the run directory, ``../../data/synth``
+    (always starting with ``./`` or ``../``), so a copied or moved checkout keeps its runs; any
+    other path as it is.  :func:`paths_from_run` reads it back."""
+    project, root = Path.cwd().resolve(), Path(run_root).resolve()
+
+    def rel(p: str) -> str:
+        if not (Path(p).is_absolute() and Path(p).is_relative_to(project)
+                and root.is_relative_to(project)):
+            return p
+        r = Path(os.path.relpath(p, root)).as_posix()
+        return r if _run_relative(r) else f"./{r}"
+
+    return _map_data_paths(cfg, rel)
+
+
+def paths_from_run(cfg: ExperimentConfig, run_root: str | Path) -> ExperimentConfig:
+    """The config of a run's ``config.yaml`` with its run-relative paths (``./``, ``../``)
+    resolved against ``run_root``.  An absolute path (older runs) is kept; so is a path relative
+    to the project root (the shipped model's ``data/...``), which stays relative to the current
+    directory as it always was."""
+    def resolve(p: str) -> str:
+        return str((Path(run_root) / p).resolve()) if _run_relative(p) else p
+
+    return _map_data_paths(cfg, resolve)
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -28,7 +28,10 @@ CONFIGS = [REPO / "experiments" / "configs" / "demo" / f"{n}.yaml" for n in (SEQ
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kws_proto.util.quiet_tf import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up chatter off the terminal
+
     from kws_proto.config import load_config
     from kws_proto.eval.compare import compare, retire_stale_run
     from kws_proto.eval.evaluate import parse_grid

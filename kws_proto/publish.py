@@ -162,7 +162,10 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kws_proto.util.quiet_tf import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up chatter off the terminal
+
     p = argparse.ArgumentParser(prog="python -m kws_proto.publish", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)

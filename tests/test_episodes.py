@@ -146,7 +146,8 @@ def test_too_small_class_is_named_with_its_count(tmp_path):
         (dict(classes=[]), DatasetError, r"no classes"),
         (dict(classes=["w0", "w0", "w1"]), ConfigError, r"repeats \['w0'\]"),
         (dict(classes="w0"), ConfigError, r"not one string"),
-        (dict(classes=["w0", "nope"], n_way=2), DatasetError, r"\['nope'\] have no clips"),
+        (dict(classes=["w0", "nope"], n_way=2), DatasetError, r"'nope' is not in the dataset"),
+        (dict(classes=["w0", "w1", "zz"], n_way=5), DatasetError, r"'zz' is not in the dataset"),
         (dict(unknown_classes=["w0"]), ConfigError, r"\['w0'\] are also episode classes"),
     ],
 )

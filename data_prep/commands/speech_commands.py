@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
+
 NAME = "speech-commands"
 HELP = "prepare Google Speech Commands v1 or v2 (download or --archive)"
 
@@ -22,16 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sha256", metavar="HEX", default=None,
                    help="expected SHA-256 of --archive instead of the published one (e.g. a mirror)")
     p.add_argument("--url", default=None, help="download from this address instead of the official one")
-    p.add_argument("--timeout", type=float, default=10.0, help="network timeout in seconds")
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="network timeout in seconds")
     p.add_argument("--keep-archive", action="store_true", help="keep a downloaded archive after extraction")
     p.add_argument("--protocol", choices=("core", "parnami", "random", "none"), default="core",
                    help="class split written to splits.json")
-    p.add_argument("--seed", type=int, default=0, help="seed of the class split")
-    p.add_argument("--min-speakers", type=int, default=1000, help="parnami: speakers a word needs")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the class split")
+    p.add_argument("--min-speakers", type=positive_int, default=1000, help="parnami: speakers a word needs")
     p.add_argument("--one-clip-per-speaker", action="store_true",
                    help="keep one take per speaker and word (Parnami & Lee)")
-    p.add_argument("--strict", action="store_true", help="fail on any unreadable clip instead of skipping it")
-    p.add_argument("--workers", type=int, default=2, help="processes checking the clips")
+    p.add_argument("--strict", action="store_true", help="fail on any unusable clip instead of skipping it")
+    p.add_argument("--workers", type=positive_int, default=2, help="processes checking the clips")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -49,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     )
     c = r.report["counts"]
     print(f"indexed {c['kept']} clips of {c['keywords']} keywords and {c['speakers']} speakers into "
-          f"{args.out} in {time.perf_counter() - t0:.1f} s; {c['skipped']} unreadable file(s) skipped "
+          f"{args.out} in {time.perf_counter() - t0:.1f} s; {c['skipped']} unusable file(s) skipped "
           f"(see report.json)")
     return 0

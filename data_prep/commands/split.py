@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from kws_proto.util.cli import nonnegative_int, positive_int
+
 HELP = "write a keyword-class split into a prepared dataset folder"
 
 
@@ -21,16 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="prepared dataset folder (has manifest.csv)")
     p.add_argument("--protocol", choices=("random", "explicit", "parnami", "core", "test-only"),
                    default="random", help="how classes are assigned")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    p.add_argument("--validation", type=int, default=5, help="random/explicit: validation classes")
-    p.add_argument("--test", type=int, default=5, help="random: test classes")
-    p.add_argument("--train", type=int, default=0, help="random: training classes (0: all the rest)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every random choice")
+    p.add_argument("--validation", type=nonnegative_int, default=5, help="random/explicit: validation classes")
+    p.add_argument("--test", type=nonnegative_int, default=5, help="random: test classes")
+    p.add_argument("--train", type=nonnegative_int, default=0, help="random: training classes (0: all the rest)")
     p.add_argument("--test-words", default=None, help="explicit: comma-separated test keywords")
     p.add_argument("--validation-words", default=None,
                    help="explicit: comma-separated validation keywords; when absent, --validation seeded picks")
     p.add_argument("--train-words", default=None,
                    help="explicit: comma-separated training keywords; when absent, all the rest")
-    p.add_argument("--min-speakers", type=int, default=1000, help="parnami: speakers a word needs")
+    p.add_argument("--min-speakers", type=positive_int, default=1000, help="parnami: speakers a word needs")
 
 
 def run(args: argparse.Namespace) -> int:

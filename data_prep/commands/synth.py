@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import argparse
 
+from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
+
 HELP = "build the built-in eSpeak NG corpus (default dataset, no download)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", metavar="OUT", help="dataset folder to write")
-    p.add_argument("--words", type=int, default=200,
+    p.add_argument("--words", type=positive_int, default=200,
                    help="words used: a seeded pick from the word list (all of it when shorter)")
-    p.add_argument("--speakers", type=int, default=50, help="speakers (voice settings); each says every word")
-    p.add_argument("--flite-speakers", type=int, default=0,
+    p.add_argument("--speakers", type=positive_int, default=50, help="speakers (voice settings); each says every word")
+    p.add_argument("--flite-speakers", type=nonnegative_int, default=0,
                    help="CMU Flite voice settings (0-65) saying every word too; needs `apt-get install flite`")
-    p.add_argument("--seed", type=int, default=0, help="fixes words, speakers, offsets, gains, noise and split")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="fixes words, speakers, offsets, gains, noise and split")
     p.add_argument("--words-file", metavar="FILE", default=None,
                    help="word list to use instead of the built-in one (one word per line, # comments)")
-    p.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    p.add_argument("--noise-seconds", type=float, default=30.0, help="length of each background-noise recording")
+    p.add_argument("--workers", type=positive_int, default=2, help="synthesis processes")
+    p.add_argument("--noise-seconds", type=positive_float, default=30.0, help="length of each background-noise recording")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT when it is a previous dataset folder (else OUT must be new or empty)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -17,6 +17,13 @@ import soxr
 from kws_proto.errors import AudioError, ConfigError
 
 CROPS = ("center", "loudest", "start")
+#: The level gate of detection (:data:`kws_proto.spot.detect.MIN_DB`, RMS dB full scale): a
+#: window quieter than this is never a keyword.
+LEVEL_GATE_DB = -50.0
+#: The shortest stretch of audio that can hold a spoken word, in seconds.  The shortest words
+#: ("six", "eight") last 0.2-0.3 s; the shortest of the 3,000 FSDD digit clips is 0.143 s; below
+#: 0.1 s a clip fills fewer than 5 of the front end's 51 frames and is padding otherwise.
+MIN_WORD_SECONDS = 0.1
 
 
 def read_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
@@ -57,6 +64,41 @@ def read_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
         raise AudioError(f"{p}: audio holds non-finite samples (NaN or Inf)")
     if file_sr != sr:
         y = soxr.resample(y, file_sr, sr, quality="HQ").astype(np.float32, copy=False)
+    return y
+
+
+def power_db(mean_square) -> np.ndarray:
+    """A mean square (of samples in [-1, 1]) in dB full scale; digital silence is -200 dB."""
+    return 10.0 * np.log10(np.maximum(mean_square, 1e-20))
+
+
+def word_problem(y: np.ndarray, sr: int) -> str | None:
+    """Why ``y [n]`` at ``sr`` Hz cannot be a recording of a spoken word, or None when it can.
+
+    Too short: under :data:`MIN_WORD_SECONDS` of audio.  Silent: its loudest
+    :data:`MIN_WORD_SECONDS` is quieter than :data:`LEVEL_GATE_DB` (RMS), so that every window
+    the detector could cut from it is below its gate too (a window's mean square is the mean of
+    its tenths').  The quietest clips of FSDD and Picovoice measure -49.7 and -48.9 dBFS so.
+    """
+    n = int(round(MIN_WORD_SECONDS * sr))
+    if y.shape[0] < n:
+        return (f"too short: {y.shape[0] / sr:.3f} s of audio, less than a word "
+                f"({MIN_WORD_SECONDS:g} s)")
+    start = loudest_start(y, n, hop=max(1, sr // 100))
+    level = float(power_db(np.mean(np.square(y[start:start + n], dtype=np.float64))))
+    if level < LEVEL_GATE_DB:
+        what = ("digital silence" if level <= -200
+                else f"its loudest {MIN_WORD_SECONDS:g} s is at {level:.1f} dBFS")
+        return f"silent: {what}, below the detector's level gate ({LEVEL_GATE_DB:g} dBFS)"
+    return None
+
+
+def check_word(y: np.ndarray, sr: int, path) -> np.ndarray:
+    """``y`` unchanged, or an :class:`AudioError` naming ``path`` when :func:`word_problem` says
+    it cannot be a recording of a word."""
+    problem = word_problem(y, sr)
+    if problem:
+        raise AudioError(f"{path}: {problem}")
     return y
 
 

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from kws_proto.util.cli import nonnegative_int, positive_int
+
 HELP = "compare encoders on identical test episodes"
 
 
@@ -16,14 +18,14 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="report folder")
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="runs go to RUNS_ROOT/<name>")
     p.add_argument("--grid", default="5x1,5x5,10x5", help="comma-separated WAYxSHOT settings")
-    p.add_argument("--query", type=int, default=15, help="queries per class")
-    p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
+    p.add_argument("--query", type=positive_int, default=15, help="queries per class")
+    p.add_argument("--episodes", type=positive_int, default=1000, help="test episodes per setting")
     p.add_argument("--eval-data", type=Path, default=None,
                    help="score on this prepared dataset instead of the runs' own test split")
     p.add_argument("--classes", default=None, help="comma-separated keywords of --eval-data")
     p.add_argument("--speaker-disjoint", action="store_true",
                    help="support and query of a class come from different speakers")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the test episodes")
     p.add_argument("--no-dtw", action="store_true", help="skip the MFCC + DTW baseline")
     p.add_argument("--reference", default=None, metavar="NAME",
                    help="the compared model paired differences are taken against "

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kws_proto.util.cli import nonnegative_float
+
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 
 
@@ -35,7 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--negatives", action="append", type=Path, default=[], metavar="DIR",
                    help="a folder (or clip) of other words or noise, which caps the threshold; "
                         "repeat for more")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=nonnegative_float, default=None,
                    help="set the rejection threshold (squared distance) by hand")
     p.add_argument("--text", action="store_true",
                    help="add the keyword's name said by --voices built-in voices to the support")
@@ -64,7 +66,7 @@ def run(args) -> int:
     from kws_proto.errors import ConfigError
     from kws_proto.spot.spotter import KeywordSpotter
 
-    exists = args.bank.is_file()
+    exists = args.bank.exists()  # a folder or a text file there is refused by load_bank
     if args.remove:
         if args.items or args.keyword:
             raise ConfigError("--remove takes no clips and no --keyword")
@@ -84,6 +86,11 @@ def run(args) -> int:
                           "FILE...` (or --text)")
     bank = load_bank(args.bank) if exists else None
     if model is None and bank is None:
+        first = Path(clips[0])
+        if not first.exists() or first.is_dir():  # it was meant as the new bank's encoder
+            why = "no such run directory" if not first.exists() else "not a run directory (no config.yaml)"
+            raise ConfigError(f"{first}: {why}; {args.bank} is new, so the first argument names "
+                              "its encoder (a run directory or `default`)")
         raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
                           "or `default`, as the first argument or with --model")
     spotter = KeywordSpotter.for_bank(bank, model) if bank is not None else KeywordSpotter.from_model(model)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kws_proto.util.cli import nonnegative_int, positive_int
+
 HELP = "evaluate a run on fixed test episodes over a way/shot grid"
 
 
@@ -18,10 +20,10 @@ def add_arguments(p) -> None:
                         "pretrained encoder; give it --data), or `gse` / `gse-full`: the Google speech "
                         "embedding on the 1 s crop / the whole clip (needs --data and the extra: "
                         "pip install -e '.[gse]')")
-    p.add_argument("--way", type=int, nargs="+", default=[5], help="ways to evaluate")
-    p.add_argument("--shot", type=int, nargs="+", default=[1, 5], help="shots to evaluate")
-    p.add_argument("--query", type=int, default=15, help="queries per class")
-    p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
+    p.add_argument("--way", type=positive_int, nargs="+", default=[5], help="ways to evaluate")
+    p.add_argument("--shot", type=positive_int, nargs="+", default=[1, 5], help="shots to evaluate")
+    p.add_argument("--query", type=positive_int, default=15, help="queries per class")
+    p.add_argument("--episodes", type=positive_int, default=1000, help="test episodes per setting")
     p.add_argument("--data", type=Path, default=None,
                    help="a prepared dataset folder to score on, or a raw keyword folder "
                         "(SRC/<keyword>/*.wav or FSDD-style names; indexed into "
@@ -34,7 +36,7 @@ def add_arguments(p) -> None:
                         "adds AUROC and detection rate at 5%% false acceptance")
     p.add_argument("--speaker-disjoint", action="store_true",
                    help="support and query of a class come from different speakers")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the test episodes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -12,16 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kws_proto.util.cli import (finite_float, fraction, nonnegative_int, number_list,
+                                positive_float, positive_int)
+
 HELP = "benchmark keyword spotting on constructed streams (DET curve)"
-
-
-def _float_list(text: str) -> list[float]:
-    import argparse
-
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
 
 
 def add_arguments(p) -> None:
@@ -32,17 +26,17 @@ def add_arguments(p) -> None:
                    help="a prepared dataset folder, or a raw keyword folder (SRC/<keyword>/*.wav "
                         "or FSDD-style names; indexed into $KWS_PROTO_CACHE, default "
                         "~/.cache/kws_proto)")
-    p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="trials")
-    p.add_argument("--keywords", type=int, default=DEFAULTS["keywords"],
+    p.add_argument("--trials", type=positive_int, default=DEFAULTS["trials"], help="trials")
+    p.add_argument("--keywords", type=positive_int, default=DEFAULTS["keywords"],
                    help="target keywords enrolled per trial")
-    p.add_argument("--shots", type=int, default=DEFAULTS["shots"], help="support clips per keyword")
-    p.add_argument("--words", type=int, default=DEFAULTS["words"], help="words per stream")
-    p.add_argument("--target-ratio", type=float, default=DEFAULTS["target_ratio"],
+    p.add_argument("--shots", type=positive_int, default=DEFAULTS["shots"], help="support clips per keyword")
+    p.add_argument("--words", type=positive_int, default=DEFAULTS["words"], help="words per stream")
+    p.add_argument("--target-ratio", type=fraction, default=DEFAULTS["target_ratio"],
                    help="share of the stream's words that are targets")
-    p.add_argument("--snr", type=float, default=None,
+    p.add_argument("--snr", type=finite_float, default=None,
                    help="mix in background noise at this SNR (dB); clean when not given")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="trial seed")
-    p.add_argument("--factors", type=_float_list, default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=DEFAULTS["seed"], help="trial seed")
+    p.add_argument("--factors", type=number_list(positive_float), default=None,
                    help="threshold factors of the DET sweep, comma-separated (1 always added)")
     p.add_argument("--cohort", type=Path, default=None,
                    help="a prepared dataset of other words, for variants with negatives=N")

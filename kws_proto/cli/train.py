@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kws_proto.util.cli import nonnegative_int
+
 HELP = "train an encoder on episodes from a YAML config"
 
 
@@ -19,7 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                    help="'mirrored': one episode per local device, gradients all-reduced")
-    p.add_argument("--logical-cpus", type=int, default=0,
+    p.add_argument("--logical-cpus", type=nonnegative_int, default=0,
                    help="split the CPU into N logical devices (to use --strategy mirrored without GPUs)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.seed=1 --set model.params.members=3 "

@@ -137,6 +137,14 @@ class EpisodeSampler:
         self.unknown_classes = _unique(unknown_classes, "unknown_classes")
         if not self.classes:
             raise DatasetError("no classes to sample episodes from (the split is empty)")
+        by_kw = manifest.indices_by_keyword()
+        missing = [c for c in self.classes + self.unknown_classes if c not in by_kw]
+        if missing:
+            known = sorted(by_kw)
+            shown = ", ".join(known[:30]) + (f", ... ({len(known)} in all)" if len(known) > 30 else "")
+            raise DatasetError(f"{manifest.root}: {', '.join(map(repr, missing))} "
+                               f"{'is' if len(missing) == 1 else 'are'} not in the dataset "
+                               f"(its keywords: {shown})")
         if n_way > len(self.classes):
             raise ConfigError(
                 f"n_way={n_way} exceeds the {len(self.classes)} classes available: {self.classes}"
@@ -148,12 +156,6 @@ class EpisodeSampler:
         self.n_way, self.k_shot, self.n_query, self.seed = map(int, (n_way, k_shot, n_query, seed))
         self.speaker_disjoint, self.silence = bool(speaker_disjoint), bool(silence)
 
-        by_kw = manifest.indices_by_keyword()
-        missing = [c for c in self.classes + self.unknown_classes if c not in by_kw]
-        if missing:
-            raise DatasetError(
-                f"{manifest.root}: class(es) {missing} have no clips in the manifest"
-            )
         self._pools = {c: by_kw[c] for c in self.classes}  # class -> its manifest rows
         if self.unknown_classes:
             pooled = np.concatenate([by_kw[c] for c in self.unknown_classes])

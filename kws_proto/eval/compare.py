@@ -55,8 +55,8 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
         stored = run.read_config()
         if not same_training(stored, cfg):
             raise CheckpointError(
-                f"{run.root} holds a run of another config named {cfg.name!r}; "
-                "rename the config or move the old run away"
+                f"{run.root} holds a run of another config named {cfg.name!r} "
+                f"({_differences(stored, cfg)}); rename the config or move the old run away"
             )
         if run.is_finished() and stored == cfg:
             print(f"reusing finished run {run.root}")
@@ -84,9 +84,19 @@ def retire_stale_run(cfg: ExperimentConfig, runs_root: Path) -> Path | None:
     n = 1
     while (aside := run.root.with_name(f"{run.root.name}.old-{n}")).exists():
         n += 1
+    stored = run.read_config()
     run.root.rename(aside)
-    print(f"{run.root} held a run of an older {cfg.name!r} config: moved to {aside}", flush=True)
+    print(f"{run.root} held a run of an older {cfg.name!r} config ({_differences(stored, cfg)}): "
+          f"moved to {aside}", flush=True)
     return aside
+
+
+def _differences(stored: ExperimentConfig, cfg: ExperimentConfig) -> str:
+    """``"key: stored -> new; ..."`` of the keys where a stored run's config and ``cfg`` differ."""
+    from kws_proto.train.state import config_diff
+
+    diff = config_diff(stored.to_dict(), cfg.to_dict())
+    return "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
 
 
 def _train_in_subprocess(cfg: ExperimentConfig, run: RunDir, resume: bool, progress: bool) -> None:

@@ -3,7 +3,10 @@ run's own test words or any prepared dataset (the scoring itself: :mod:`kws_prot
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
+from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
 from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
                                      evaluate_episodes, prototype_distances, score_episodes)
@@ -47,12 +50,17 @@ def evaluate_run(
     from data_prep.adhoc import as_dataset
     from kws_proto.eval.gse import evaluate_gse, is_gse
     from kws_proto.model.loading import load_run_network
+    from kws_proto.model.pretrained import is_shipped
 
     data_dir = as_dataset(data_dir, progress) if data_dir is not None else None
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
                             progress, unknown)
     cfg, net = load_run_network(run_dir)
+    if data_dir is None and is_shipped(run_dir) and not Path(cfg.data.dataset).is_dir():
+        raise ConfigError(f"`{run_dir!s}` needs --data DATASET (a prepared dataset folder) to "
+                          f"score on: the shipped encoder comes without its corpus "
+                          f"({cfg.data.dataset}, which `make pretrained` builds)")
     data = open_eval_data(cfg, data_dir, speaker_disjoint, progress)
     classes = tuple(classes) if classes else data.splits.test
     return score_grid(lambda episodes: embedding_table(net, data.features, episodes), data,

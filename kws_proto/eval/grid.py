@@ -33,6 +33,8 @@ def parse_grid(text: str, n_query: int = 15, episodes: int = 1000) -> list[EvalS
             way, shot = (int(v) for v in item.lower().split("x"))
         except ValueError:
             raise ConfigError(f"--grid item {item!r} must look like WAYxSHOT, e.g. 5x1") from None
+        if way < 1 or shot < 1:
+            raise ConfigError(f"--grid item {item!r}: way and shot must be positive integers")
         out.append(EvalSetting(way, shot, n_query, episodes))
     return out
 

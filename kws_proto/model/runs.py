@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from kws_proto.config import ExperimentConfig, dump_config
+from kws_proto.config import ExperimentConfig, dump_config, paths_for_run, paths_from_run
 
 from kws_proto.errors import CheckpointError
 from kws_proto.util.atomic import atomic_write_text
@@ -67,13 +67,15 @@ class RunDir:
 
     def write_config(self, cfg: ExperimentConfig) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, dump_config(cfg))
+        atomic_write_text(self.config_path, dump_config(paths_for_run(cfg, self.root)))
 
     def read_config(self) -> ExperimentConfig:
+        if not self.root.is_dir():
+            raise CheckpointError(f"{self.root}: no such run directory")
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
         raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
-        return ExperimentConfig.from_dict(raw)
+        return paths_from_run(ExperimentConfig.from_dict(raw), self.root)
 
     def is_finished(self) -> bool:
         return self.result_path.is_file() and self.best_weights.is_file()

@@ -226,8 +226,7 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
         Missing, truncated, tampered with, of another format or version, or inconsistent.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BankError(f"{path}: no such keyword bank (create one with `kws-proto enroll`)")
+    _check_is_bank_file(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [m for m in MEMBERS if m not in z.files]
@@ -252,6 +251,29 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
         raise BankError(f"{path}: format {header.get('format')!r} version {header.get('version')!r}"
                         f" is not {FORMAT!r} version {VERSION}")
     return _from_parts(path, header, protos, support)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3 and b"\0" not in head  # cut inside a character
+    return b"\0" not in head
+
+
+def _check_is_bank_file(path: Path) -> None:
+    """A :class:`BankError` saying what ``path`` is when it cannot be a bank file at all."""
+    if path.is_dir():
+        raise BankError(f"{path}: is a directory, not a keyword bank (a .npz file written by "
+                        "`kws-proto enroll`)")
+    if not path.is_file():
+        raise BankError(f"{path}: no such keyword bank (create one with `kws-proto enroll`)")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head.startswith(b"PK"):  # a zip archive's signature; a truncated one is read below
+        kind = "an empty file" if not head else "a text file" if _is_text(head) else "not a zip archive"
+        raise BankError(f"{path}: {kind}, not a keyword bank (a bank is the .npz zip archive "
+                        "`kws-proto enroll` writes)")
 
 
 def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarray) -> KeywordBank:

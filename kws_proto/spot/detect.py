@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_proto.audio.loading import LEVEL_GATE_DB, power_db
 from kws_proto.errors import AudioError, ConfigError
 
 MIN_HITS = 3
 MAX_GAP = 1
-MIN_DB = -50.0
+MIN_DB = LEVEL_GATE_DB  # -50 dBFS; enrolment refuses support clips that never reach it
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def level_db(windows: np.ndarray, batch: int = 1024) -> np.ndarray:
     (``batch`` windows at a time, so a strided view of hours of audio is never copied whole)."""
     ms = np.concatenate([np.mean(np.square(windows[i:i + batch], dtype=np.float64), axis=-1)
                          for i in range(0, len(windows), batch)])
-    return 10.0 * np.log10(np.maximum(ms, 1e-20))
+    return power_db(ms)
 
 
 def decide_windows(distances: np.ndarray, levels: np.ndarray | None, thresholds: np.ndarray,
@@ -255,6 +256,9 @@ def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HIT
     f = spotter.features
     if not hop > 0:
         raise ConfigError(f"hop={hop} must be a positive number of seconds")
+    if not (int(min_hits) == min_hits >= 1 and int(max_gap) == max_gap >= 0):
+        raise ConfigError(f"min_hits={min_hits!r} must be an integer >= 1 and "
+                          f"max_gap={max_gap!r} an integer >= 0")
     t0 = time.perf_counter()
     y = read_audio(audio, f.sample_rate) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
     if y.ndim != 1 or not len(y):

@@ -21,6 +21,7 @@ the largest embedding magnitude, and identical keyword decisions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -128,6 +129,23 @@ def export_savedmodel(spotter, out: str | os.PathLike, force: bool = False) -> P
     return out
 
 
+@contextlib.contextmanager
+def _without_absl_notice(text: str):
+    """Drop the Python absl log records containing ``text`` while the block runs (all others pass)."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return text not in record.getMessage()
+
+    log, drop = logging.getLogger("absl"), _Drop()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
 def export_tflite(spotter, out: str | os.PathLike, force: bool = False,
                   extra: dict | None = None) -> Path:
     """Write ``spotter``'s embedding graph as a TFLite file ``out`` plus ``out.json`` metadata
@@ -141,7 +159,8 @@ def export_tflite(spotter, out: str | os.PathLike, force: bool = False,
     graph = EmbeddingGraph(spotter.network.encoder, spotter.features, spectrum="dft")
     # No trackable object: the converter then freezes the weights into constants (with one,
     # they stay resource variables, which the interpreter runs as uninitialised: NaN).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([graph.serve.get_concrete_function()])
+    with _without_absl_notice("trackable_obj"):  # the deprecation notice of exactly this choice
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([graph.serve.get_concrete_function()])
     blob = converter.convert()
     atomic_write_bytes(out, blob)
     atomic_write_text(metadata_path(out), json.dumps(_metadata(spotter, extra), indent=2) + "\n")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.loading import crop_start, fix_length, load_audio, read_audio, window_at
+from kws_proto.audio.loading import check_word, crop_start, fix_length, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
@@ -123,6 +123,8 @@ def audio_files(paths) -> list[Path]:
             if not found:
                 raise AudioError(f"{p}: folder holds no {'/'.join(AUDIO_EXTS)} files")
             out.extend(found)
+        elif not p.exists():
+            raise AudioError(f"{p}: no such file or folder")
         else:
             out.append(p)
     return out
@@ -280,7 +282,8 @@ class KeywordSpotter:
         """One file's (or 1-D sample array's) views (:meth:`load_views`): ``[S, num_samples]``."""
         f = self.features
         n = f.num_samples
-        y = path if isinstance(path, np.ndarray) else read_audio(path, f.sample_rate)
+        y = (path if isinstance(path, np.ndarray)  # a file: refused when silent or too short
+             else check_word(read_audio(path, f.sample_rate), f.sample_rate, path))
         start = crop_start(y, n, f.crop, f.sample_rate)
         return np.stack([window_at(y, start + int(round(ms * f.sample_rate / 1000.0)), n)
                          for ms in shifts_ms]).astype(np.float32, copy=False)

@@ -42,9 +42,14 @@ def model_dir(name: str = DEFAULT) -> Path:
 def resolve_model(spec: str | os.PathLike) -> Path:
     """A run directory for ``spec``: ``"default"`` is the shipped pretrained encoder, anything
     else a path to a run directory (returned as given, checked by whoever loads it)."""
-    if str(spec) == DEFAULT and not Path(spec).exists():
+    if is_shipped(spec):
         return model_dir(DEFAULT)
     return Path(spec)
+
+
+def is_shipped(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` names a shipped model (``"default"``, not a folder of that name)."""
+    return str(spec) == DEFAULT and not Path(spec).exists()
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
