@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="a prepared dataset folder to score on, or a raw keyword folder "
                         "(SRC/<keyword>/*.wav or FSDD-style names; indexed into "
-                        "$KWS_PROTO_CACHE, default ~/.cache/kws_proto) (default: the run's own "
+                        "$KWS_PROTO_CACHE, ~/.cache/kws_proto when unset) (default: the run's own "
                         "dataset)")
     p.add_argument("--classes", default=None,
                    help="comma-separated keywords (default: the dataset's test split)")

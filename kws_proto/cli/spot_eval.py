@@ -24,8 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("model", help="a run directory or `default`, optionally MODEL@key=value,...")
     p.add_argument("--data", type=Path, required=True,
                    help="a prepared dataset folder, or a raw keyword folder (SRC/<keyword>/*.wav "
-                        "or FSDD-style names; indexed into $KWS_PROTO_CACHE, default "
-                        "~/.cache/kws_proto)")
+                        "or FSDD-style names; indexed into $KWS_PROTO_CACHE, "
+                        "~/.cache/kws_proto when unset)")
     p.add_argument("--trials", type=positive_int, default=DEFAULTS["trials"], help="trials")
     p.add_argument("--keywords", type=positive_int, default=DEFAULTS["keywords"],
                    help="target keywords enrolled per trial")
