@@ -63,12 +63,12 @@ def train(
         Split the CPU into this many logical devices first (see
         :func:`~kws_proto.train.devices.make_strategy`).
     """
-    # first: thread pools and devices are fixed once TensorFlow runs an op
+    cluster = read_cluster() if strategy == "multi-worker" else SINGLE  # before TensorFlow starts
+    # then: thread pools and devices are fixed once TensorFlow runs an op
     if not set_feed_cores(cfg.train.feed_cores):
         warnings.warn(f"train.feed_cores={cfg.train.feed_cores} is not applied: TensorFlow already "
                       "runs with other thread pools in this process (train in a fresh one, e.g. "
                       "with `kws-proto train`, to apply it)", stacklevel=2)
-    cluster = read_cluster() if strategy == "multi-worker" else SINGLE
     dist = make_strategy(strategy, logical_cpus)
     run = RunDir(Path(run_dir))
     check_run_dir(run, cfg, resume)
