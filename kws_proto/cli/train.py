@@ -41,9 +41,14 @@ def worker_argv(args, run_dir: Path) -> list[str]:
 
 
 def run(args) -> int:
+    import signal
+
     from kws_proto.config import load_config
     from kws_proto.errors import ConfigError
 
+    # Ctrl-C (or the SIGINT --workers forwards) saves a checkpoint, also in a process started in
+    # the background, which inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = load_config(args.config, sets=args.sets)
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.workers:

@@ -187,8 +187,9 @@ def launch_workers(argv: list[str], n: int, env: dict | None = None) -> int:
 
     Each worker runs in its own process group, so Ctrl-C reaches this process alone, which
     forwards one SIGINT to every worker (each saves its checkpoint and stops) and waits for them.
-    When a worker exits with an error, the others are stopped (SIGTERM, then SIGKILL after
-    :data:`STOP_GRACE` s) and a :class:`WorkerError` names it.
+    When a worker exits with an error, the others are stopped the same way (SIGINT; SIGKILL
+    after :data:`STOP_GRACE` s for one stuck waiting for the dead one: TensorFlow's workers
+    catch SIGTERM) and a :class:`WorkerError` names the first that failed.
     """
     env = dict(os.environ if env is None else env)
     procs = []
@@ -203,8 +204,8 @@ def launch_workers(argv: list[str], n: int, env: dict | None = None) -> int:
             codes = [p.poll() for p in procs]
             failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
             if failed:
-                i = failed[0]
-                _stop(procs, signal.SIGTERM)
+                i = min(failed, key=lambda j: (codes[j] > 0, j))  # killed by a signal: the cause
+                _stop(procs, signal.SIGINT)
                 raise WorkerError(f"worker {i} of {n} (pid {procs[i].pid}) {_how(codes[i])}; "
                                   f"the other workers were stopped")
             if all(c == 0 for c in codes):
