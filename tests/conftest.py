@@ -44,6 +44,20 @@ def check_engine_joins_corpus(tmp_path: Path, engine: str, **extra) -> dict:
     return info
 
 
+def with_train(cfg, **train):
+    """``cfg`` with ``train`` fields replaced."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def cli(*args) -> list[str]:
+    """The ``kws-proto`` command line ``args`` as a subprocess runs it (this interpreter)."""
+    import sys
+
+    return [sys.executable, "-m", "kws_proto.cli", *map(str, args)]
+
+
 def load_experiment_script(name: str):
     """``experiments/NAME.py`` imported as a module (the scripts are not a package)."""
     import importlib.util

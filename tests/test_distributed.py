@@ -10,13 +10,14 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
+from conftest import cli as _cli
+from conftest import with_train as _with_train
 from kws_proto.config import dump_config
 from kws_proto.errors import ConfigError
 from kws_proto.model.runs import RunDir
@@ -25,19 +26,11 @@ from kws_proto.train.cluster import read_cluster
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _with_train(cfg, **train):
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
-
-
 def _plain(cfg, **train):
     """``cfg`` without augmentation (no XLA-compiled augmentation to build in every process)."""
     return dataclasses.replace(_with_train(cfg, **train),
                                augment=dataclasses.replace(cfg.augment, enabled=False),
                                episodes=dataclasses.replace(cfg.episodes, val_episodes=4))
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "kws_proto.cli", *map(str, args)]
 
 
 def _tf_config(workers, index=0):

@@ -46,8 +46,8 @@ def run(args) -> int:
     from kws_proto.config import load_config
     from kws_proto.errors import ConfigError
 
-    # Ctrl-C (or the SIGINT --workers forwards) saves a checkpoint, also in a process started in
-    # the background, which inherits SIGINT ignored
+    # Ctrl-C (or the SIGINT --workers forwards) stops training as KeyboardInterrupt, also in a
+    # process started in the background, which inherits SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = load_config(args.config, sets=args.sets)
     run_dir = args.run_dir or Path("runs") / cfg.name

@@ -14,7 +14,10 @@ Validation runs every ``train.val_every`` episodes on fixed episodes drawn once 
 the best weights by validation accuracy go to ``best.weights.h5`` (with ``train.ema`` > 0 it is
 the moving average of the weights that is validated and kept); a checkpoint of the whole
 :class:`~kws_proto.train.state.TrainState` is written at every validation, so ``--resume`` after
-Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is the step itself
+Ctrl-C or SIGKILL loses at most one validation interval.  Ctrl-C also writes one where the state is
+whole: between steps or within a step of one process (its update and its step count happen in
+one call), not during validation nor within a step of several workers (a worker that died can
+leave a collective step half applied).  The sampler's state is the step itself
 (episode ``i`` is drawn from ``(seed, i)``), so a resumed run sees the episodes it would have seen.
 """
 
@@ -126,22 +129,26 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
     writer = tf.summary.create_file_writer(str(out.root / "tb"))
 
     stopped_early = False
+    partial = False  # whether the state may be half-updated now (Ctrl-C then writes no checkpoint)
     t_train = _seconds_before(run, start)  # training time of earlier processes of this run
     bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="ep",
                disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
         for support, query in dataset.take(max(0, total - start)):
+            partial = cluster.workers > 1  # a dead worker fails a collective mid-step
             train_step(support, query)
-            state.step.assign_add(1)
+            partial = False
             s = int(state.step.numpy())
             bar.update(1)
             bar.set_postfix(loss=f"{loss_meter.result():.3f}", acc=f"{acc_meter.result():.3f}")
             if s % cfg.train.val_every and s != total:
                 continue
             t_train += time.perf_counter() - t0
+            partial = True  # weights swapped for their average; record and checkpoint unwritten
             record = validate_and_save(state, cfg, data, val_episodes, out, replicas,
                                        loss_meter, acc_meter, t_train)
+            partial = False
             with writer.as_default(step=s):
                 for k in ("train_loss", "train_acc", "val_acc", "lr"):
                     tf.summary.scalar(k, record[k])
@@ -156,7 +163,8 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
                 break
             t0 = time.perf_counter()
     except KeyboardInterrupt:
-        state.save()
+        if not partial:  # else the last checkpoint stands: --resume redoes what followed it
+            state.save()
         bar.close()
         raise
     bar.close()
@@ -174,7 +182,7 @@ def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile
     ``train_step(support, query)`` takes ``[n_way, k_shot, frames, n_mfcc]`` and
     ``[n_way, n_query, frames, n_mfcc]`` (with a leading axis of this process's replicas under
     a multi-replica strategy, the first of them global replica ``first_replica``), applies one
-    optimizer update, feeds the meters and moves the weight average.  ``jit_compile`` compiles
+    optimizer update, feeds the meters, moves the weight average and counts the step.  ``jit_compile`` compiles
     the forward and backward pass with XLA.  A loss-scaling optimizer (mixed precision) scales
     the loss before the gradients and unscales them in its update.
     """
@@ -215,6 +223,7 @@ def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile
         acc_meter.update_state(acc)
         if average:  # after the update
             average.update(state.step)
+        state.step.assign_add(1)  # in the call that updates: an interrupt never parts the two
 
     return train_step, loss_meter, acc_meter
 
