@@ -73,7 +73,7 @@ class Cluster:
 
 
 SINGLE = Cluster((f"{LOOPBACK}:0",), 0)
-"""The cluster of a run on one machine: one worker, the chief."""
+"""The cluster of a run in one process (default or mirrored): one worker, the chief."""
 
 
 def read_cluster(text: str | None = None, check_port: bool = True) -> Cluster:
