@@ -13,25 +13,38 @@ from pathlib import Path
 from kws_proto.config import DataConfig, ExperimentConfig
 from kws_proto.data.experiment import ExperimentData, open_data
 from kws_proto.errors import DatasetError
+from kws_proto.util.atomic import exclusive_lock
 
 
 def ensure_dataset(data: DataConfig, progress: bool = True) -> Path:
     """The dataset folder of ``data``, synthesising the built-in corpus first when asked and missing.
 
     A synthesised folder remembers its settings (``report.json``); asking for other settings in
-    the same folder is a :class:`DatasetError` rather than a silent reuse.
+    the same folder is a :class:`DatasetError` rather than a silent reuse.  Processes asking for
+    the same missing folder at once (the workers of one run) build it once: the first holds a
+    lock (``.<folder>.lock`` beside it) while it synthesises, the others wait and reuse it.
     """
     root = Path(data.dataset)
-    if (root / "manifest.csv").is_file() and (root / "splits.json").is_file():
-        if data.source == "synth":
-            _check_synth_settings(root, data)
+    if _prepared(root, data):
         return root
     if data.source != "synth":
         raise DatasetError(f"{root}: no prepared dataset there; build it with `kws-prep` first")
     from data_prep.synth import SynthConfig, build_synth
 
-    build_synth(root, _synth_config(data, SynthConfig), progress=progress)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root.parent / f".{root.name}.lock"):
+        if not _prepared(root, data):  # else built while this process waited
+            build_synth(root, _synth_config(data, SynthConfig), progress=progress)
     return root
+
+
+def _prepared(root: Path, data: DataConfig) -> bool:
+    """Whether ``root`` holds a prepared dataset (checked against ``data``'s synth settings)."""
+    if not ((root / "manifest.csv").is_file() and (root / "splits.json").is_file()):
+        return False
+    if data.source == "synth":
+        _check_synth_settings(root, data)
+    return True
 
 
 def _synth_config(data: DataConfig, cls):

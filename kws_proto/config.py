@@ -153,7 +153,10 @@ class TrainConfig:
     inter-op thread (:func:`kws_proto.train.devices.set_feed_cores`); 0 (the default) leaves TensorFlow
     its default pools, every core for the step.  On 2 cores that lets the augmented feed overlap
     a ProtoRes step; conv4, whose step dwarfs the feed, is faster with every core
-    (experiments/speed.md, "Feeding the training step").
+    (experiments/speed.md, "Feeding the training step").  ``mixed_precision`` trains in
+    Keras' ``mixed_float16`` (float16 compute, float32 weights, dynamic loss scaling; the
+    distances and the softmax stay float32), ``jit_compile`` compiles the step's forward and
+    backward pass with XLA; both are for GPUs and off by default (README, "GPUs").
     """
 
     episodes: int = 3000
@@ -165,6 +168,8 @@ class TrainConfig:
     seed: int = 0
     ema: float = 0.0
     feed_cores: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")

@@ -61,6 +61,20 @@ def assert_close_to_scale(actual, desired, rel: float = FLOAT32_SCALE, err_msg: 
                                err_msg=err_msg)
 
 
+def with_train(cfg, **train):
+    """``cfg`` with ``train`` fields replaced."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def cli(*args) -> list[str]:
+    """The ``kws-proto`` command line ``args`` as a subprocess runs it (this interpreter)."""
+    import sys
+
+    return [sys.executable, "-m", "kws_proto.cli", *map(str, args)]
+
+
 def load_experiment_script(name: str):
     """``experiments/NAME.py`` imported as a module (the scripts are not a package)."""
     import importlib.util

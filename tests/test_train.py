@@ -8,22 +8,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
+from conftest import cli as _cli
+from conftest import with_train as _with_train
 from kws_proto.config import dump_config
 from kws_proto.errors import CheckpointError, DatasetError
 from kws_proto.model.runs import RunDir
-
-
-def _with_train(cfg, **train):
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
-
-
-def _cli(*args, env=None):
-    return [sys.executable, "-m", "kws_proto.cli", *map(str, args)]
 
 
 def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):

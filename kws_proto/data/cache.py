@@ -14,6 +14,13 @@ records the cache kind, the full key (for features: every FeatureConfig field an
 manifest invalidates the cache), the shape and the dtype.  A cache is used only when its sidecar
 matches all of these and the array has that shape and dtype; otherwise it is rebuilt.
 
+Several processes may open one dataset at once (the workers of a multi-worker run, or runs
+side by side): a build holds an exclusive lock (:func:`~kws_proto.util.atomic.exclusive_lock`,
+``.<kind>-<digest>.lock`` beside the array), and a process that finds the cache missing takes
+the lock, then checks again, so it either builds the cache or waits for the one building it and
+reads the result; no two processes write the same cache.  ``kws-prep cache DATASET CONFIG``
+builds a config's caches beforehand.
+
 A build first deletes the old sidecar, writes the array batch by batch to a hidden temporary
 file (removed if the build fails), renames it into place with ``os.replace`` and writes the
 sidecar last (atomically), so an interrupted build never leaves a cache that looks complete.
@@ -38,7 +45,7 @@ from kws_proto.audio.loading import load_audio
 from kws_proto.data.dataset import MANIFEST, Manifest
 from kws_proto.errors import AudioError, ConfigError, DatasetError
 from kws_proto.audio.features import FRONTEND_VERSION, FeatureConfig, mfcc_function
-from kws_proto.util.atomic import atomic_path, atomic_write_text
+from kws_proto.util.atomic import atomic_path, atomic_write_text, exclusive_lock
 
 CACHE_DIR = ".cache"
 CACHE_FORMAT = 1
@@ -182,6 +189,23 @@ def _cached(
 
     try:
         array_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatasetError(f"{array_path.parent}: cannot write the {kind} cache ({e}); "
+                           f"pass a writable cache_dir") from e
+    with exclusive_lock(array_path.with_name(f".{array_path.stem}.lock")):
+        cached = _open_if_valid(array_path, meta_path, meta)  # built while this one waited
+        if cached is not None:
+            return cached
+        _build(manifest, config, array_path, meta_path, meta, kind, compute, progress, batch_size)
+    return np.load(array_path, mmap_mode="r")
+
+
+def _build(manifest: Manifest, config: FeatureConfig, array_path: Path, meta_path: Path,
+           meta: dict, kind: str, compute: Callable[[np.ndarray], np.ndarray], progress: bool,
+           batch_size: int) -> None:
+    """Write the cache array and then its sidecar (see the module docstring)."""
+    n, row_shape, dtype = meta["shape"][0], tuple(meta["shape"][1:]), meta["dtype"]
+    try:
         meta_path.unlink(missing_ok=True)  # a stale sidecar must not outlive its array
     except OSError as e:
         raise DatasetError(f"{array_path.parent}: cannot write the {kind} cache ({e}); "
@@ -199,7 +223,6 @@ def _cached(
         out.flush()
         del out
     atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return np.load(array_path, mmap_mode="r")
 
 
 def load_clip(manifest: Manifest, i: int, config: FeatureConfig) -> np.ndarray:

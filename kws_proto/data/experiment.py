@@ -67,15 +67,17 @@ class ExperimentData:
         """``n`` episodes drawn once from ``seed``: the same for every model scored on them."""
         return fixed_episodes(self.sampler(split, n_way, k_shot, n_query, seed), n)
 
-    def train_dataset(self, sampler: EpisodeSampler, start: int = 0):
-        """Endless prefetched ``(support, query)`` tensors of ``sampler``'s episodes from ``start``."""
+    def train_dataset(self, sampler: EpisodeSampler, start: int = 0, every: int = 1,
+                      offsets=(0,)):
+        """Endless prefetched ``(support, query)`` tensors of ``sampler``'s episodes from
+        ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard)."""
         from kws_proto.data.pipeline import EpisodePipeline
 
         pipe = EpisodePipeline(
             self.feature_config, features=self.features, waveforms=self.waveforms,
             noise=self.noise, augment=self.augment, seed=sampler.seed,
         )
-        return pipe.dataset(sampler, start=start)
+        return pipe.dataset(sampler, start=start, every=every, offsets=offsets)
 
     def write_splits(self, path: str | Path) -> None:
         """Record the class split in a run directory."""

@@ -120,6 +120,8 @@ class EpisodePipeline:
         episodes: EpisodeSampler | Sequence[Episode],
         start: int = 0,
         stop: int | None = None,
+        every: int = 1,
+        offsets: Sequence[int] = (0,),
     ) -> tf.data.Dataset:
         """``(support, query)`` of each episode, prefetched.
 
@@ -129,6 +131,9 @@ class EpisodePipeline:
             A sampler gives episodes ``start, start+1, ...`` (forever when ``stop`` is None); a
             sequence (e.g. :func:`kws_proto.data.episodes.fixed_episodes`) gives
             ``episodes[start:stop]``.
+        every, offsets : int, sequence of int
+            Keep only the episodes ``i`` with ``i % every`` in ``offsets`` (a shard: a worker's
+            replicas of a multi-worker step, :func:`kws_proto.train.loop.train`); by default all.
 
         Returns
         -------
@@ -162,6 +167,9 @@ class EpisodePipeline:
             raise ConfigError(
                 "a silence class needs background noise (noise=...), and there is none"
             )
+        if set(range(every)) - set(offsets):  # a shard: drop the other workers' episodes
+            keep = tf.constant(sorted(set(offsets)), tf.int64)
+            ids = ids.filter(lambda i: tf.reduce_any(tf.equal(i % every, keep)))
         ds = ids.map(self._loader(lookup), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.map(self._tensors(has_silence), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)

@@ -152,6 +152,8 @@ class PrototypicalNetwork(keras.Model):
         x = tf.concat([tf.reshape(support, flat), tf.reshape(query, flat)], axis=0)
         # x: (n_way * k_shot + n_way * n_query) x *input
         emb = self.encoder(x, training=training)  # (n_way * (k_shot + n_query)) x d
+        if emb.dtype != tf.float32:  # a mixed-precision encoder: distances and softmax in float32
+            emb = tf.cast(emb, tf.float32)
         n_support = n_way * k_shot
         out = []
         for part in tf.split(emb, self.groups, axis=-1) if self.groups > 1 else [emb]:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from kws_proto.errors import ConfigError
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
 def make_strategy(name: str, logical_cpus: int = 0):
-    """``tf.distribute`` strategy by name: the default (one device) or MirroredStrategy.
+    """``tf.distribute`` strategy by name: the default (one device), MirroredStrategy or
+    MultiWorkerMirroredStrategy.
 
     ``mirrored`` replicates over every GPU, or, on a machine without one, over the logical CPU
     devices; ``logical_cpus=N`` first splits the CPU into N logical devices (must run before
-    TensorFlow initialises its devices).
+    TensorFlow initialises its devices).  ``multi-worker`` is one worker of the cluster that
+    ``TF_CONFIG`` describes (check it first with :func:`kws_proto.train.cluster.read_cluster`),
+    its replicas every local GPU, or the CPU.
     """
     import tensorflow as tf
 
@@ -27,9 +31,39 @@ def make_strategy(name: str, logical_cpus: int = 0):
         )
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+
+
+def local_replicas(dist) -> list[int]:
+    """The global replica ids (``replica_id_in_sync_group``) of this process's replicas, in
+    order: ``[0]`` on one device, ``[0 .. R-1]`` mirrored, a block of them on a worker."""
+    import tensorflow as tf
+
+    ids = dist.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant(ctx.replica_id_in_sync_group))
+    return [int(v.numpy()) for v in dist.experimental_local_results(ids)]
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed: bool):
+    """Layers built inside the block compute in float16 with float32 weights (Keras'
+    ``mixed_float16``) when ``mixed``; the global policy is restored on exit, so later models
+    (evaluation, the head) are float32 as before.  Without ``mixed`` nothing changes."""
+    if not mixed:
+        yield
+        return
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def thread_pools() -> dict:

@@ -1,6 +1,7 @@
 """Episodic training: the explicit GradientTape loop of the design, with checkpoints.
 
-One optimizer step per N-way K-shot episode (per replica under ``--strategy mirrored``)::
+One optimizer step per N-way K-shot episode (per replica under ``--strategy mirrored`` or
+``multi-worker``)::
 
     with tf.GradientTape() as tape:
         loss, acc = net(support, query, training=True)
@@ -13,7 +14,10 @@ Validation runs every ``train.val_every`` episodes on fixed episodes drawn once 
 the best weights by validation accuracy go to ``best.weights.h5`` (with ``train.ema`` > 0 it is
 the moving average of the weights that is validated and kept); a checkpoint of the whole
 :class:`~kws_proto.train.state.TrainState` is written at every validation, so ``--resume`` after
-Ctrl-C or SIGKILL loses at most one validation interval.  The sampler's state is the step itself
+Ctrl-C or SIGKILL loses at most one validation interval.  Ctrl-C also writes one where the state is
+whole: between steps or within a step of one process (its update and its step count happen in
+one call), not during validation nor within a step of several workers (a worker that died can
+leave a collective step half applied).  The sampler's state is the step itself
 (episode ``i`` is drawn from ``(seed, i)``), so a resumed run sees the episodes it would have seen.
 """
 
@@ -28,7 +32,8 @@ from data_prep.builtin import prepare_data
 from kws_proto.config import ExperimentConfig
 from kws_proto.model.runs import RunDir
 from kws_proto.model.scoring import evaluate_episodes
-from kws_proto.train.devices import make_strategy, set_feed_cores, thread_pools
+from kws_proto.train.cluster import SINGLE, Cluster, read_cluster, worker_output
+from kws_proto.train.devices import local_replicas, make_strategy, set_feed_cores, thread_pools
 from kws_proto.train.head_fit import fit_head
 from kws_proto.train.state import TrainState, check_run_dir
 
@@ -52,16 +57,17 @@ def train(
         Continue from the latest checkpoint; the stored config must train the same encoder
         (:func:`~kws_proto.config.same_training`: only ``head`` may differ).  On a finished
         run nothing is trained: the config is rewritten and the head refitted.
-    strategy : {"default", "mirrored"}
-        "mirrored" runs one episode per local device and all-reduces the gradients.
+    strategy : {"default", "mirrored", "multi-worker"}
+        "mirrored" runs one episode per local device and all-reduces the gradients;
+        "multi-worker" is one worker of the cluster in ``TF_CONFIG``
+        (:mod:`kws_proto.train.cluster`): every worker calls this with the same arguments, the
+        chief writes ``run_dir``, the others a scratch folder removed at the end.
     logical_cpus : int
         Split the CPU into this many logical devices first (see
         :func:`~kws_proto.train.devices.make_strategy`).
     """
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    # first: thread pools and devices are fixed once TensorFlow runs an op
+    cluster = read_cluster() if strategy == "multi-worker" else SINGLE  # before TensorFlow starts
+    # then: thread pools and devices are fixed once TensorFlow runs an op
     if not set_feed_cores(cfg.train.feed_cores):
         warnings.warn(f"train.feed_cores={cfg.train.feed_cores} is not applied: TensorFlow already "
                       "runs with other thread pools in this process (train in a fresh one, e.g. "
@@ -70,61 +76,86 @@ def train(
     run = RunDir(Path(run_dir))
     check_run_dir(run, cfg, resume)
     if resume and run.is_finished():  # a new head for a trained encoder
-        print(f"{run.root}: training finished already; refitting its head only", flush=True)
-        run.write_config(cfg)
-        fit_head(run.root, progress=progress)
+        if cluster.is_chief:
+            print(f"{run.root}: training finished already; refitting its head only", flush=True)
+            run.write_config(cfg)
+            fit_head(run.root, progress=progress)
         return run.read_result()
-    if not resume and run.log_path.exists():
-        run.log_path.unlink()  # a fresh run's log starts empty
-    run.write_config(cfg)
+    with worker_output(run, cluster) as out:
+        return train_episodes(cfg, dist, cluster, run, out, resume, progress and cluster.is_chief)
+
+
+def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, out: RunDir,
+                   resume: bool, progress: bool) -> dict:
+    """The loop of :func:`train`: this worker's part of the run, written into ``out`` (``run``
+    itself on the chief), resumed from ``run``'s checkpoint.
+
+    Step ``s`` trains the sampler's episodes ``s*R .. s*R+R-1`` on the ``R`` replicas of the
+    cluster, episode ``s*R + r`` on replica ``r`` (:func:`~kws_proto.train.devices.local_replicas`);
+    each worker feeds only its own replicas' episodes, so the global sequence of episodes is
+    that of one process with ``R`` replicas, whatever the number of workers.
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    if not resume and out.log_path.exists():
+        out.log_path.unlink()  # a fresh run's log starts empty
+    out.write_config(cfg)
     tf.keras.utils.set_random_seed(cfg.train.seed)
 
     data = prepare_data(cfg, progress=progress)
-    data.write_splits(run.splits_path)
+    data.write_splits(out.splits_path)
     ep = cfg.episodes
     sampler = data.sampler("train", ep.n_way, ep.k_shot, ep.n_query, seed=cfg.train.seed,
                            unknown=ep.unknown, silence=ep.silence)
     val_episodes = data.fixed_episodes("validation", ep.val_way, ep.val_shot, ep.val_query,
                                        ep.val_episodes, seed=cfg.train.seed + 1)
 
-    state = TrainState.create(cfg, dist, run)
+    state = TrainState.create(cfg, dist, out.checkpoints)
     total = cfg.train.episodes
     if resume:
-        checkpoint = state.restore_latest()
+        checkpoint = state.restore_latest(run.checkpoints)  # the chief's
         start = int(state.step.numpy())
         print(f"resuming {run.root} at step {start} of {total} "
               f"(checkpoint {checkpoint or 'none: starting from step 0'})", flush=True)
-        run.truncate_log(start)
+        out.truncate_log(start)
     start = int(state.step.numpy())
     replicas = dist.num_replicas_in_sync
-    train_step, loss_meter, acc_meter = make_train_step(state, dist)
-    dataset = data.train_dataset(sampler, start=start * replicas)
+    mine = local_replicas(dist)
+    train_step, loss_meter, acc_meter = make_train_step(state, dist, mine[0], cfg.train.jit_compile)
+    dataset = data.train_dataset(sampler, start=start * replicas, every=replicas, offsets=mine)
     if replicas > 1:
-        dataset = dataset.batch(replicas, drop_remainder=True)
-    writer = tf.summary.create_file_writer(str(run.root / "tb"))
+        dataset = dataset.batch(len(mine), drop_remainder=True)
+    writer = tf.summary.create_file_writer(str(out.root / "tb"))
 
     stopped_early = False
+    partial = False  # whether the state may be half-updated now (Ctrl-C then writes no checkpoint)
     t_train = _seconds_before(run, start)  # training time of earlier processes of this run
     bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="ep",
                disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
         for support, query in dataset.take(max(0, total - start)):
+            partial = cluster.workers > 1  # a dead worker fails a collective mid-step
             train_step(support, query)
-            state.step.assign_add(1)
+            partial = False
             s = int(state.step.numpy())
             bar.update(1)
             bar.set_postfix(loss=f"{loss_meter.result():.3f}", acc=f"{acc_meter.result():.3f}")
             if s % cfg.train.val_every and s != total:
                 continue
             t_train += time.perf_counter() - t0
-            record = validate_and_save(state, cfg, data, val_episodes, run, replicas,
+            partial = True  # weights swapped for their average; record and checkpoint unwritten
+            record = validate_and_save(state, cfg, data, val_episodes, out, replicas,
                                        loss_meter, acc_meter, t_train)
+            partial = False
             with writer.as_default(step=s):
                 for k in ("train_loss", "train_acc", "val_acc", "lr"):
                     tf.summary.scalar(k, record[k])
-            bar.write(f"step {s}: loss {record['train_loss']:.3f} train acc {record['train_acc']:.3f} "
-                      f"val acc {record['val']}{' *' if record['improved'] else ''}")
+            if cluster.is_chief:
+                bar.write(f"step {s}: loss {record['train_loss']:.3f} train acc "
+                          f"{record['train_acc']:.3f} val acc {record['val']}"
+                          f"{' *' if record['improved'] else ''}")
             loss_meter.reset_state()
             acc_meter.reset_state()
             if cfg.train.patience and int(state.bad_validations.numpy()) >= cfg.train.patience:
@@ -132,23 +163,28 @@ def train(
                 break
             t0 = time.perf_counter()
     except KeyboardInterrupt:
-        state.save()
+        if not partial:  # else the last checkpoint stands: --resume redoes what followed it
+            state.save()
         bar.close()
         raise
     bar.close()
-    result = result_record(cfg, state, replicas, stopped_early, t_train)
-    fit_head(run.root, data)  # from the best weights; before result.json marks the run finished
-    run.append_log({"final": result})
-    run.write_result(result)
+    result = result_record(cfg, state, replicas, stopped_early, t_train, cluster.workers)
+    if cluster.is_chief:
+        fit_head(out.root, data)  # from the best weights; before result.json marks the run finished
+    out.append_log({"final": result})
+    out.write_result(result)
     return result
 
 
-def make_train_step(state: TrainState, dist):
+def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile: bool = False):
     """``(train_step, loss_meter, acc_meter)``: the traced step of one episode per replica.
 
     ``train_step(support, query)`` takes ``[n_way, k_shot, frames, n_mfcc]`` and
-    ``[n_way, n_query, frames, n_mfcc]`` (with a leading replica axis under a multi-replica
-    strategy), applies one optimizer update, feeds the meters and moves the weight average.
+    ``[n_way, n_query, frames, n_mfcc]`` (with a leading axis of this process's replicas under
+    a multi-replica strategy, the first of them global replica ``first_replica``), applies one
+    optimizer update, feeds the meters, moves the weight average and counts the step.  ``jit_compile`` compiles
+    the forward and backward pass with XLA.  A loss-scaling optimizer (mixed precision) scales
+    the loss before the gradients and unscales them in its update.
     """
     import tensorflow as tf
 
@@ -157,11 +193,17 @@ def make_train_step(state: TrainState, dist):
     loss_meter = tf.keras.metrics.Mean("loss")
     acc_meter = tf.keras.metrics.Mean("accuracy")
 
-    def step_fn(support, query):
+    def gradients(support, query):
         with tf.GradientTape() as tape:
             loss, acc = net(support, query, training=True)
-            scaled = loss / replicas
-        grads = tape.gradient(scaled, net.trainable_variables)
+            scaled = optimizer.scale_loss(loss / replicas)  # unchanged without loss scaling
+        return loss, acc, tape.gradient(scaled, net.trainable_variables)
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def step_fn(support, query):
+        loss, acc, grads = gradients(support, query)
         optimizer.apply_gradients(zip(grads, net.trainable_variables))
         return loss, acc
 
@@ -169,9 +211,10 @@ def make_train_step(state: TrainState, dist):
     def train_step(support, query):
         if replicas == 1:
             loss, acc = step_fn(support, query)
-        else:  # support/query: [replicas, n_way, k, ...]; replica r trains on episode r
+        else:  # support/query: [local replicas, n_way, k, ...]; replica r trains on episode r
             values = dist.experimental_distribute_values_from_function(
-                lambda ctx: (support[ctx.replica_id_in_sync_group], query[ctx.replica_id_in_sync_group])
+                lambda ctx: (support[ctx.replica_id_in_sync_group - first_replica],
+                             query[ctx.replica_id_in_sync_group - first_replica])
             )
             loss, acc = dist.run(step_fn, args=values)
             loss = dist.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
@@ -180,6 +223,7 @@ def make_train_step(state: TrainState, dist):
         acc_meter.update_state(acc)
         if average:  # after the update
             average.update(state.step)
+        state.step.assign_add(1)  # in the call that updates: an interrupt never parts the two
 
     return train_step, loss_meter, acc_meter
 
@@ -210,7 +254,7 @@ def validate_and_save(state: TrainState, cfg: ExperimentConfig, data, val_episod
 
 
 def result_record(cfg: ExperimentConfig, state: TrainState, replicas: int, stopped_early: bool,
-                  seconds: float) -> dict:
+                  seconds: float, workers: int = 1) -> dict:
     """The run's ``result.json``: how far it trained, how well, how fast, how big."""
     import numpy as np
 
@@ -221,6 +265,8 @@ def result_record(cfg: ExperimentConfig, state: TrainState, replicas: int, stopp
         "steps": steps,
         "episodes": steps * replicas,
         "replicas": replicas,
+        "workers": workers,
+        "global_batch": replicas,  # episodes per optimizer step, over every worker
         "stopped_early": stopped_early,
         "best_val_acc": float(state.best_acc.numpy()),
         "train_minutes": round(seconds / 60, 3),

@@ -3,7 +3,9 @@
 :class:`TrainState` holds the network, the optimizer and its learning-rate schedule, the step,
 the early-stopping state (best validation accuracy, validations without improvement) and the
 weight averages; one ``tf.train.Checkpoint`` covers them all, written at every validation, so a
-resumed run continues exactly where the checkpoint left it.
+resumed run continues exactly where the checkpoint left it.  With ``train.mixed_precision`` the
+network is built under Keras' ``mixed_float16`` policy and the optimizer is a
+``LossScaleOptimizer`` (dynamic loss scaling) around Adam.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from kws_proto.errors import CheckpointError
 from kws_proto.model.loading import build_network
 from kws_proto.model.runs import RunDir
 from kws_proto.train.averaging import WeightAverage
+from kws_proto.train.devices import dtype_policy
 
 
 @dataclass
@@ -29,16 +32,20 @@ class TrainState:
     manager: object  # tf.train.CheckpointManager
 
     @classmethod
-    def create(cls, cfg: ExperimentConfig, dist, run: RunDir) -> "TrainState":
-        """A fresh state for ``cfg`` under strategy ``dist``, checkpointed into ``run``."""
+    def create(cls, cfg: ExperimentConfig, dist, checkpoints) -> "TrainState":
+        """A fresh state for ``cfg`` under strategy ``dist``, checkpointed into the folder
+        ``checkpoints``."""
         import tensorflow as tf
 
         with dist.scope():
-            net = build_network(cfg)
+            with dtype_policy(cfg.train.mixed_precision):
+                net = build_network(cfg)
             schedule = tf.keras.optimizers.schedules.ExponentialDecay(
                 cfg.train.lr, cfg.train.lr_decay_every, cfg.train.lr_decay, staircase=True
             )
             optimizer = tf.keras.optimizers.Adam(schedule)
+            if cfg.train.mixed_precision:
+                optimizer = tf.keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(net.trainable_variables)
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             best_acc = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_acc")
@@ -46,12 +53,16 @@ class TrainState:
             average = WeightAverage(net.trainable_variables, cfg.train.ema)
         ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step, best_acc=best_acc,
                                    bad_validations=bad, averages=average.averages)
-        manager = tf.train.CheckpointManager(ckpt, str(run.checkpoints), max_to_keep=2)
+        manager = tf.train.CheckpointManager(ckpt, str(checkpoints), max_to_keep=2)
         return cls(net, optimizer, schedule, step, best_acc, bad, average, manager)
 
-    def restore_latest(self) -> str | None:
-        """Restore the latest checkpoint, if any; return its path."""
-        latest = self.manager.latest_checkpoint
+    def restore_latest(self, checkpoints=None) -> str | None:
+        """Restore the latest checkpoint of the folder ``checkpoints`` (default: this state's
+        own; a worker of a multi-worker run reads the chief's), if any; return its path."""
+        import tensorflow as tf
+
+        latest = (self.manager.latest_checkpoint if checkpoints is None
+                  else tf.train.latest_checkpoint(str(checkpoints)))
         if latest:
             self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
         return latest

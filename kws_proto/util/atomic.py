@@ -104,3 +104,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
+    """Hold an exclusive advisory lock (``flock``) on the file ``path`` for the block; another
+    process asking for the same lock waits until it is released (or its holder dies).
+
+    Yields True when locked; False without locking where ``path`` cannot be created (a
+    read-only folder: nothing can be written there either) or the platform has no ``flock``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield False
+        return
+    try:
+        f = open(path, "a")
+    except OSError:
+        yield False
+        return
+    with f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
