@@ -75,7 +75,7 @@ def test_relative_dataset_is_resolved(tmp_path, monkeypatch):
     assert load_config(path).data.dataset == str(tmp_path / "some" / "where")
 
 
-# --- what a config file must be (issue 27) --------------------------------------------------
+# --- what a config file must be --------------------------------------------------
 
 @pytest.mark.parametrize("text, kind", [("just a string", "str"), ("- 1\n- 2", "list"), ("42", "int")])
 def test_a_config_that_is_not_a_mapping_names_the_file(tmp_path, text, kind):

@@ -73,7 +73,8 @@ def _prelude() -> str:
     py = sys.executable
     return (f'export PYTHONPATH="{REPO}"\n'
             f'kws-proto() {{ "{py}" -m kws_proto.cli "$@"; }}\n'
-            f'kws-prep() {{ "{py}" -m data_prep.cli "$@"; }}\n')
+            f'kws-prep() {{ "{py}" -m data_prep.cli "$@"; }}\n'
+            f'python() {{ "{py}" "$@"; }}\n')  # the environment's, as after activating it
 
 
 def test_every_skip_rule_still_matches_a_line_of_the_manual():
