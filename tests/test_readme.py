@@ -109,7 +109,8 @@ def test_the_manuals_shell_blocks_run_in_order(tmp_path):
 
 
 #: What the manual's commands write, relative to where they run.
-OUTPUTS = ("quick.bank.npz", "my.bank.npz", "exported", "runs/smoke", "data/fsdd",
+OUTPUTS = ("quick.bank.npz", "my.bank.npz", "exported", "runs/smoke", "runs/smoke-mirrored",
+           "runs/smoke-2w", "data/fsdd",
            "data/picovoice", "data/synth-smoke")
 
 
