@@ -17,8 +17,8 @@ directory: ``RUN/embedder-<fingerprint[:16]>.tflite`` plus ``.tflite.json``, its
 (front end, weights fingerprint, embedding size, and ``sources``: the SHA-256 of the run's
 ``config.yaml``, ``best.weights.h5`` and ``head.npz``).  An export is used only while its
 ``sources`` match the run's files, which is checked without TensorFlow; building one (first use,
-or after the weights changed) takes TensorFlow once.  The shipped ``default`` encoder carries
-its export in the package.  When the run directory cannot be written the spotter stays on
+or after the weights changed) takes TensorFlow once.  The shipped ``default`` encoder builds
+its export the same way, into its package folder (not kept in git, being a 3 MB cache).  When the run directory cannot be written the spotter stays on
 TensorFlow.  Whenever TensorFlow builds the model, the fingerprint it computes must equal the
 ones recorded (``record.json``'s ``weights_fingerprint`` and a current export's), or
 :class:`~kws_proto.errors.CheckpointError` names both: banks made either way are
