@@ -11,7 +11,6 @@ Published archives (size in bytes, SHA-256), looked up rather than guessed:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from kws_proto.util.provenance import file_sha256
 from kws_proto.errors import ConfigError, DatasetError
 
 
@@ -62,18 +62,6 @@ def archive_info(version: int) -> ArchiveInfo:
     return ARCHIVES[version]
 
 
-def sha256_file(path: str | os.PathLike, progress: bool = False) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    size = os.path.getsize(path)
-    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc="checksum",
-                                      disable=not progress, file=sys.stderr, leave=False) as bar:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-            bar.update(len(chunk))
-    return h.hexdigest()
-
-
 def verify_archive(path: str | os.PathLike, sha256: str, size: int | None = None,
                    progress: bool = False) -> None:
     """Check an archive's size (when given) and SHA-256.
@@ -92,7 +80,7 @@ def verify_archive(path: str | os.PathLike, sha256: str, size: int | None = None
             f"{p}: checksum failed: size {actual_size} bytes, expected {size} "
             "(a truncated or different archive)"
         )
-    digest = sha256_file(p, progress=progress)
+    digest = file_sha256(p, progress=progress)
     if digest != sha256.lower():
         raise DatasetError(f"{p}: checksum failed: sha256 {digest}, expected {sha256.lower()}")
 

@@ -31,7 +31,6 @@ in the wheel) are CC BY-NC-SA 4.0 there and are not used here.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.errors import KwsError
+from kws_proto.util.provenance import file_sha256
 
 SAMPLE_RATE = 16000
 N_MELS = 32
@@ -84,7 +84,7 @@ def model_info() -> dict:
         version, licence = meta["Version"], meta.get("License") or meta.get("License-Expression")
     except PackageNotFoundError:  # a source checkout on sys.path rather than an installed wheel
         version, licence = None, None
-    files = {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in MODEL_FILES}
+    files = {f: file_sha256(d / f) for f in MODEL_FILES}
     return {"distribution": DISTRIBUTION, "version": version, "license": licence,
             "model_dir": str(d), "sha256": files}
 

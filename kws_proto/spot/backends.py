@@ -27,12 +27,12 @@ interchangeable because the fingerprint is the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from kws_proto.errors import CheckpointError, ConfigError
+from kws_proto.util.provenance import file_sha256
 from kws_proto.spot.lite import TFLiteEmbedder, litert_available, metadata_path
 
 BACKENDS = ("auto", "tf", "lite")
@@ -53,20 +53,12 @@ def resolve_backend(backend: str | None = None) -> str:
     return given
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def source_digests(run_dir: str | os.PathLike) -> dict | None:
     """SHA-256 of the run files an export is made from (None when the weights are missing)."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.weights.h5").is_file():
         return None
-    return {name: _sha256(run_dir / name) for name in SOURCES if (run_dir / name).is_file()}
+    return {name: file_sha256(run_dir / name) for name in SOURCES if (run_dir / name).is_file()}
 
 
 def _exports(run_dir: Path):
@@ -78,8 +70,10 @@ def _exports(run_dir: Path):
             continue
 
 
-def _current_export(run_dir: Path) -> tuple[Path, dict] | None:
-    sources = source_digests(run_dir)
+def _current_export(run_dir: Path, sources: dict | None = None) -> tuple[Path, dict] | None:
+    """The cached export made from the run's files as they are (``sources``: their digests,
+    when already computed)."""
+    sources = sources or source_digests(run_dir)
     if sources is None:
         return None
     return next(((p, m) for p, m in _exports(run_dir) if m.get("sources") == sources
@@ -102,11 +96,11 @@ def recorded_fingerprints(run_dir: str | os.PathLike) -> list[tuple[str, str]]:
         record = json.loads((run_dir / RECORD).read_text("utf-8"))
     except (OSError, ValueError):
         record = {}
-    weights = run_dir / "best.weights.h5"
-    if (isinstance(record, dict) and record.get("weights_fingerprint") and weights.is_file()
-            and record.get("weights_sha256") == _sha256(weights)):  # a record of these weights
+    sources = source_digests(run_dir)  # the run's files hashed once (None without weights)
+    if (sources and isinstance(record, dict) and record.get("weights_fingerprint")
+            and record.get("weights_sha256") == sources["best.weights.h5"]):  # of these weights
         out.append((str(run_dir / RECORD), record["weights_fingerprint"]))
-    current = _current_export(run_dir)
+    current = _current_export(run_dir, sources)
     if current is not None:
         out.append((str(metadata_path(current[0])), current[1].get("fingerprint")))
     return out

@@ -10,12 +10,12 @@ machine, time) and the fingerprint of its weights. ``make pretrained`` rebuilds 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from kws_proto.errors import CheckpointError
+from kws_proto.util.provenance import file_sha256
 
 MODELS_DIR = Path(__file__).resolve().parent  # each shipped model is a folder beside this file
 DEFAULT = "default"
@@ -54,11 +54,7 @@ def is_shipped(spec: str | os.PathLike) -> bool:
 
 def weights_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a weights file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def read_record(name: str = DEFAULT) -> dict:
