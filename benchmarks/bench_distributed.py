@@ -52,7 +52,7 @@ def measure(strategy: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         state = TrainState.create(cfg, dist, Path(tmp))
         mine = local_replicas(dist)
-        step, _, _ = make_train_step(state, dist, mine[0])
+        step, *_ = make_train_step(state, dist, mine[0])
         frames, n_mfcc = cfg.features.shape
         lead = [len(mine)] if dist.num_replicas_in_sync > 1 else []
         support = tf.random.normal([*lead, N_WAY, K_SHOT, frames, n_mfcc])

@@ -77,7 +77,8 @@ def crop_sweep(args, seconds=(1.0, 1.5, 2.0)) -> None:
     from kws_proto.data.dataset import load_manifest
     from kws_proto.eval.evaluate import EvalSetting, eval_episodes, score_episodes
     from kws_proto.audio.features import FeatureConfig
-    from kws_proto.eval.gse import crop_table, open_source
+    from kws_proto.eval.gse import open_source
+    from kws_proto.model.gse import crop_table
 
     print("\n| test set | setting | " + " | ".join(f"gse, loudest {c:g} s" for c in seconds) + " |")
     print("|---" * (2 + len(seconds)) + "|")

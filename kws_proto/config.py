@@ -46,6 +46,7 @@ from kws_proto.util.typed import from_dict, to_plain
 
 SOURCES = ("prepared", "synth")
 HEADS = ("none", "cl2n")
+TEACHERS = ("gse",)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,15 @@ class TrainConfig:
     Keras' ``mixed_float16`` (float16 compute, float32 weights, dynamic loss scaling; the
     distances and the softmax stay float32), ``jit_compile`` compiles the step's forward and
     backward pass with XLA; both are for GPUs and off by default (README, "GPUs").
+
+    ``distill`` > 0 adds a relational distillation term, weighted by ``distill``, to every
+    training episode's prototypical loss: the cosine similarities between the episode's clips in
+    the encoder's embedding (per ensemble member) are pulled towards those in the frozen
+    ``teacher``'s embedding (:mod:`kws_proto.model.distill`).  The only teacher is ``"gse"``, the
+    Google speech embedding of every clip's un-augmented crop (:func:`kws_proto.model.gse.crop_table`,
+    the optional extra ``gse``), built once into the dataset's cache; silence clips have no
+    target and are left out.  0 (the default) trains exactly as without the lever: no teacher
+    table, the same feed and step.  Single-replica training only.
     """
 
     episodes: int = 3000
@@ -170,9 +180,17 @@ class TrainConfig:
     feed_cores: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
+    distill: float = 0.0
+    teacher: str = "gse"
 
     def __post_init__(self) -> None:
         _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")
+        if not 0.0 <= self.distill < float("inf"):  # NaN too
+            raise ConfigError(f"train.distill={self.distill!r} must be a finite number >= 0 "
+                              "(0 = no distillation)")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"train.teacher={self.teacher!r} must be one of "
+                              f"{', '.join(map(repr, TEACHERS))}")
         if self.patience < 0:
             raise ConfigError(f"train.patience={self.patience} must be >= 0")
         if self.feed_cores < 0:

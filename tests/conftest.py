@@ -104,6 +104,21 @@ def picovoice_dir() -> Path:
     return _shared("picovoice")
 
 
+def gse_installed() -> bool:
+    """Whether the optional extra ``gse`` (the speech embedding's TFLite files) is installed."""
+    from kws_proto.model.gse import GSEUnavailableError, model_dir
+
+    try:
+        model_dir()
+    except GSEUnavailableError:
+        return False
+    return True
+
+
+needs_gse = pytest.mark.skipif(not gse_installed(), reason="the optional extra 'gse' (pyopen-wakeword "
+                               "with its TFLite files) is not installed: pip install -e '.[gse]'")
+
+
 TINY_SYNTH = {"synth_words": 20, "synth_speakers": 10, "synth_seed": 0}
 
 

@@ -46,6 +46,9 @@ def test_round_trip_through_yaml(tmp_path):
         ("train: {lr: -1}", "train.lr"),
         ("train: {ema: 1.0}", "train.ema"),
         ("train: {feed_cores: -1}", "train.feed_cores"),
+        ("train: {distill: -0.5}", "train.distill=-0.5"),
+        ("train: {distill: .nan}", "train.distill=nan"),
+        ("train: {teacher: wav2vec}", "train.teacher='wav2vec'"),
         ("episodes: {n_way: 1}", "n_way"),
         ("features: {n_mfcc: 0}", "n_mfcc"),
         ("data: {source: web}", "data.source"),
@@ -289,6 +292,18 @@ def test_train_command_takes_repeated_sets(tmp_path):
                                "--set", "model.params.members=3"])
     assert args.sets == ["train.seed=1", "model.params.members=3"]
     assert parse_args(build_parser("kws_proto.cli"), ["train", "c.yaml"]).sets == []
+
+
+def test_a_stored_config_without_the_distillation_keys_loads_with_it_off():
+    """Run directories written before the distillation lever have no train.distill or
+    train.teacher: they load with distillation off (and are then equal to a fresh config)."""
+    from kws_proto.model.pretrained import model_dir
+
+    raw = yaml.safe_load((model_dir("default") / "config.yaml").read_text())
+    assert "distill" not in raw["train"] and "teacher" not in raw["train"]
+    cfg = ExperimentConfig.from_dict(raw)
+    assert cfg.train.distill == 0.0 and cfg.train.teacher == "gse"
+    assert ExperimentConfig.from_dict(yaml.safe_load(dump_config(cfg))) == cfg
 
 
 # --- levers removed from the code -------------------------------------------------------------

@@ -14,24 +14,11 @@ import soundfile as sf
 
 from kws_proto.audio.loading import load_audio
 from kws_proto.data.dataset import Clip, write_manifest
-from kws_proto.model.gse import INSTALL_HINT, GSEUnavailableError, model_dir
+from kws_proto.model.gse import GSEUnavailableError
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, gse_installed, needs_gse
 
 DATA = Path(__file__).parent / "data"
-
-
-def _installed() -> bool:
-    try:
-        model_dir()
-    except GSEUnavailableError:
-        return False
-    return True
-
-
-needs_gse = pytest.mark.skipif(not _installed(), reason=f"the optional extra 'gse' (pyopen-wakeword "
-                                                        f"with its TFLite files) is not installed: "
-                                                        f"{INSTALL_HINT}")
 
 
 def _real_paths() -> list[Path]:
@@ -44,7 +31,7 @@ def real_clips() -> np.ndarray:
     return np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _real_paths()])
 
 
-@pytest.mark.skipif(_installed(), reason="the 'gse' extra is installed: its absence cannot be seen")
+@pytest.mark.skipif(gse_installed(), reason="the 'gse' extra is installed: its absence cannot be seen")
 def test_missing_extra_names_the_install_command():
     from kws_proto.model.gse import gse_embed_clips
 

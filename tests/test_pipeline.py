@@ -207,3 +207,70 @@ def test_dither_reaches_plain_clips_but_not_the_augmented_training_feed(data):
     # on another CPU reaches 1e-6 of it (1.8e-4 seen on an AMD EPYC), against a dither effect > 0.5
     assert_close_to_scale(plain.reshape(with_dither.shape), with_dither)
     assert_close_to_scale(fed.reshape(without.shape), without)
+
+
+# --- per-clip targets (a distillation teacher's table) -----------------------------------------
+
+def _row_targets(n: int) -> np.ndarray:
+    """Row ``i`` of the table is ``[i + 1, -(i + 1), 0.5]``: it names its manifest row, never 0."""
+    i = np.arange(1, n + 1, dtype=np.float32)
+    return np.stack([i, -i, np.full(n, 0.5, np.float32)], axis=1)
+
+
+def _take3(ds, n):
+    return [tuple(t.numpy() for t in element) for element in ds.take(n)]
+
+
+@pytest.mark.parametrize("augment", [None, NO_CHANGE])
+def test_targets_follow_the_networks_order_support_then_query_class_major(data, augment):
+    """Element ``j`` of the targets is the manifest row of clip ``j`` as the network embeds the
+    episode: every support clip class by class, then every query clip class by class (not the
+    pipeline's own per-class [support, query] gathering order)."""
+    targets = _row_targets(len(data["manifest"]))
+    smp = sampler(data, seed=6, n_way=3, k_shot=2, n_query=3)
+    ds = pipeline(data, augment, targets=targets).dataset(smp, stop=3)
+    assert len(ds.element_spec) == 3
+    assert ds.element_spec[2].shape.as_list() == [None, 3] and ds.element_spec[2].dtype == tf.float32
+    for i, (s, q, t) in enumerate(_take3(ds, 3)):
+        e = smp.sample(i)
+        rows = np.concatenate([e.support.reshape(-1), e.query.reshape(-1)])  # class-major each
+        assert t.shape == (3 * 2 + 3 * 3, 3)
+        np.testing.assert_array_equal(t[:, 0], rows + 1)
+        np.testing.assert_array_equal(t, targets[rows])
+        # the features the network flattens the same way are those rows' features
+        clips = np.concatenate([s.reshape(-1, *FC.shape), q.reshape(-1, *FC.shape)])
+        for j, r in enumerate(rows):
+            assert_close_to_scale(clips[j], data["features"][r])
+        assert not np.array_equal(rows, np.concatenate([e.support, e.query], axis=1).reshape(-1))
+
+
+def test_targets_of_silence_clips_are_zero_rows(data):
+    targets = _row_targets(len(data["manifest"]))
+    smp = sampler(data, seed=3, silence=True, unknown_classes=[WORDS[4]])
+    (s, q, t), = _take3(pipeline(data, targets=targets).dataset(smp), 1)
+    e = smp.sample(0)  # 3 keywords + unknown + silence, 2 shots, 3 queries
+    rows = np.concatenate([e.support.reshape(-1), e.query.reshape(-1)])
+    silent = rows == -1
+    assert silent.sum() == 2 + 3
+    assert (t[silent] == 0).all() and (t[~silent] != 0).all(axis=1).all()
+    np.testing.assert_array_equal(t[~silent, 0], rows[~silent] + 1)
+    from kws_proto.data.pipeline import episode_targets
+
+    np.testing.assert_array_equal(episode_targets(targets, e), t)
+
+
+def test_without_targets_elements_stay_pairs(data):
+    smp = sampler(data, seed=6)
+    plain = pipeline(data).dataset(smp, stop=2)
+    assert len(plain.element_spec) == 2
+    with_t = pipeline(data, targets=_row_targets(len(data["manifest"]))).dataset(smp, stop=2)
+    for (s1, q1), (s2, q2, _) in zip(take(plain, 2), _take3(with_t, 2)):
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(q1, q2)
+
+
+def test_targets_of_another_length_are_refused(data):
+    with pytest.raises(ConfigError, match=r"targets of shape \(59, 3\)"):
+        pipeline(data, targets=_row_targets(59))
+    with pytest.raises(ConfigError, match="targets of shape"):
+        pipeline(data, targets=np.zeros(60, np.float32))

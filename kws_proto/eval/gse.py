@@ -8,7 +8,8 @@ the shipped encoder's) as the project's encoders; only the embedding table diffe
 ``gse``
     every clip as the project's encoders see it: the waveform cache's 1 s crop
     (``FeatureConfig()``: 16 kHz, ``clip_seconds=1.0``, ``crop="loudest"``), 3 windows a clip;
-    the table is cached in ``DIR/.cache/gse-<digest>.npy`` like the feature caches.
+    the table (:func:`kws_proto.model.gse.crop_table`) is cached in
+    ``DIR/.cache/gse-<digest>.npy`` like the feature caches.
 ``gse-full``
     the whole recording (padded to one 775 ms window when shorter), every window of it;
     computed in memory.
@@ -23,12 +24,12 @@ import numpy as np
 
 from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
 from kws_proto.audio.features import FeatureConfig
+from kws_proto.model.gse import crop_table
 
 GSE_MODELS = {
     "gse": "the Google speech embedding on the project's 1 s crop (3 windows a clip)",
     "gse-full": "the Google speech embedding on the whole recording (every 775 ms window)",
 }
-GSE_VERSION = 1  # bump when the embedding of a clip changes (keys the table cache)
 
 
 def is_gse(name) -> bool:
@@ -50,22 +51,6 @@ def open_source(root, speaker_disjoint: bool = False) -> EpisodeSource:
     splits = (load_splits(root) if (Path(root) / "splits.json").is_file()
               else Splits((), (), tuple(manifest.keywords)))
     return EpisodeSource(manifest, splits, speaker_disjoint)
-
-
-def crop_table(manifest: Manifest, config: FeatureConfig = FeatureConfig(), cache_dir=None,
-               progress: bool = True, batch_size: int = 64) -> np.ndarray:
-    """``[n_clips, 96]`` GSE of every clip's fixed-length crop (``config``'s sample rate, length,
-    crop), built once into the dataset's cache like :func:`~kws_proto.data.cache.waveform_cache`."""
-    from kws_proto.data.cache import _cached, _digest
-    from kws_proto.model.gse import DIM, SAMPLE_RATE, gse_embed_clips, model_info
-
-    if config.sample_rate != SAMPLE_RATE:
-        raise ValueError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")
-    info = model_info()
-    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
-           "crop": config.crop, "models": info["sha256"], "gse_version": GSE_VERSION}
-    return _cached(manifest, config, cache_dir, "gse", _digest(key), key, (DIM,), "float32",
-                   gse_embed_clips, progress, batch_size)
 
 
 def full_table(manifest: Manifest, progress: bool = True) -> np.ndarray:

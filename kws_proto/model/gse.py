@@ -49,6 +49,7 @@ MEL_WIN = 640  # samples the mel model needs for its first frame
 MEL_HOP = 160  # samples per further frame (10 ms)
 MIN_SAMPLES = MEL_WIN + (WINDOW_FRAMES - 1) * MEL_HOP  # 12,640: one window
 PCM_SCALE = 32768.0  # float [-1, 1] -> int16 range (soundfile reads int16 as int / 32768)
+GSE_VERSION = 1  # bump when the embedding of a clip changes (keys the crop table's cache)
 PACKAGE = "pyopen_wakeword"
 DISTRIBUTION = "pyopen-wakeword"
 MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
@@ -198,3 +199,50 @@ def gse_embed_clips(audio: np.ndarray, batch_size: int = 64) -> np.ndarray:
     :class:`GSEUnavailableError` when the ``gse`` extra is not installed.
     """
     return shared_model().embed_clips(audio, batch_size=batch_size)
+
+
+def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
+               batch_size: int = 64) -> np.ndarray:
+    """GSE of every clip's fixed-length crop, built once into the dataset's cache.
+
+    The clips are read as :func:`~kws_proto.data.cache.waveform_cache` reads them (``config``'s
+    sample rate, length and crop) and cached like it, in ``DIR/.cache/gse-<digest>.npy``, keyed
+    by the sample rate, clip length, crop, the model files' sha256 and :data:`GSE_VERSION`.
+    The scored peer of ``kws-proto eval gse`` and the teacher of distillation
+    (:mod:`kws_proto.model.distill`).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    config : FeatureConfig or None
+        ``FeatureConfig()`` when None (16 kHz, 1 s, the loudest crop); its sample rate must be
+        :data:`SAMPLE_RATE`.
+    cache_dir : path or None
+        ``manifest.root / ".cache"`` when None.
+    progress : bool
+    batch_size : int > 0
+
+    Returns
+    -------
+    table : np.memmap [shape=(len(manifest), 96), dtype=float32]
+        Read-only, row ``i`` = manifest row ``i``.
+
+    Raises
+    ------
+    GSEUnavailableError
+        Without the ``gse`` extra.
+    ConfigError
+        A sample rate other than 16 kHz.
+    """
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.data.cache import _cached, _digest
+    from kws_proto.errors import ConfigError
+
+    config = FeatureConfig() if config is None else config
+    if config.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")
+    info = model_info()
+    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
+           "crop": config.crop, "models": info["sha256"], "gse_version": GSE_VERSION}
+    return _cached(manifest, config, cache_dir, "gse", _digest(key), key, (DIM,), "float32",
+                   gse_embed_clips, progress, batch_size)

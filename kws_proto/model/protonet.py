@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from kws_proto.encoders.ensemble import GROUPS_ATTR
+from kws_proto.model.distill import relational_distillation
 
 
 def prototypes(support_embeddings: tf.Tensor) -> tf.Tensor:
@@ -67,7 +68,8 @@ class PrototypicalNetwork(keras.Model):
 
     Snell, Swersky & Zemel 2017, "Prototypical networks for few-shot learning"
     (arXiv 1703.05175). Not compiled or fitted: a training step runs ``loss, acc =
-    model(support, query, training=True)`` under a ``tf.GradientTape``.
+    model(support, query, training=True)`` under a ``tf.GradientTape`` (``loss, acc, distill =
+    model(support, query, training=True, teacher=targets)`` with a distillation teacher).
 
     Support and query are embedded in ONE encoder pass over their concatenation, and every size
     (way, shot, query) is read with ``tf.shape``, so one ``tf.function`` trace whose signature
@@ -123,6 +125,32 @@ class PrototypicalNetwork(keras.Model):
         """
         return -squared_distances(query_embeddings, protos)
 
+    def episode_embeddings(self, support: tf.Tensor, query: tf.Tensor, training=None) -> tf.Tensor:
+        """Embeddings of an episode's clips, support and query in one encoder pass.
+
+        Parameters
+        ----------
+        support : tf.Tensor [shape=(n_way, k_shot, *input)]
+        query : tf.Tensor [shape=(n_way, n_query, *input)]
+        training : bool
+            Passed to the encoder (BatchNorm batch statistics when True).
+
+        Returns
+        -------
+        embeddings : tf.Tensor [shape=(n_way * k_shot + n_way * n_query, d), dtype=float32]
+            All support clips class-major (class 0's ``k_shot``, then class 1's, ...), then all
+            query clips class-major.
+        """
+        support = tf.convert_to_tensor(support)
+        query = tf.convert_to_tensor(query)
+        flat = tf.concat([[-1], tf.shape(support)[2:]], axis=0)
+        x = tf.concat([tf.reshape(support, flat), tf.reshape(query, flat)], axis=0)
+        # x: (n_way * k_shot + n_way * n_query) x *input
+        emb = self.encoder(x, training=training)  # (n_way * (k_shot + n_query)) x d
+        if emb.dtype != tf.float32:  # a mixed-precision encoder: distances and softmax in float32
+            emb = tf.cast(emb, tf.float32)
+        return emb
+
     def member_logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
         """Logits of every query against every class prototype, per ensemble member.
 
@@ -143,17 +171,12 @@ class PrototypicalNetwork(keras.Model):
         logits : list of G tf.Tensor [shape=(n_way * n_query, n_way)]
         labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
         """
-        support = tf.convert_to_tensor(support)
-        query = tf.convert_to_tensor(query)
-        n_way = tf.shape(support)[0]
-        k_shot = tf.shape(support)[1]
-        n_query = tf.shape(query)[1]
-        flat = tf.concat([[-1], tf.shape(support)[2:]], axis=0)
-        x = tf.concat([tf.reshape(support, flat), tf.reshape(query, flat)], axis=0)
-        # x: (n_way * k_shot + n_way * n_query) x *input
-        emb = self.encoder(x, training=training)  # (n_way * (k_shot + n_query)) x d
-        if emb.dtype != tf.float32:  # a mixed-precision encoder: distances and softmax in float32
-            emb = tf.cast(emb, tf.float32)
+        emb = self.episode_embeddings(support, query, training=training)
+        return self._member_logits(emb, tf.shape(support), tf.shape(query))
+
+    def _member_logits(self, emb: tf.Tensor, support_shape: tf.Tensor, query_shape: tf.Tensor):
+        """:meth:`member_logits` of the episode's embeddings ``emb`` (:meth:`episode_embeddings`)."""
+        n_way, k_shot, n_query = support_shape[0], support_shape[1], query_shape[1]
         n_support = n_way * k_shot
         out = []
         for part in tf.split(emb, self.groups, axis=-1) if self.groups > 1 else [emb]:
@@ -181,14 +204,18 @@ class PrototypicalNetwork(keras.Model):
         parts, labels = self.member_logits(support, query, training=training)
         return tf.add_n(parts), labels
 
-    def call(self, support: tf.Tensor, query: tf.Tensor, training=None):
-        """Episode loss and accuracy.
+    def call(self, support: tf.Tensor, query: tf.Tensor, training=None, teacher=None):
+        """Episode loss and accuracy, and with a ``teacher`` the distillation term.
 
         Parameters
         ----------
         support : tf.Tensor [shape=(n_way, k_shot, *input)]
         query : tf.Tensor [shape=(n_way, n_query, *input)]
         training : bool
+        teacher : tf.Tensor [shape=(n_way * k_shot + n_way * n_query, d_teacher)] or None
+            A frozen teacher's embeddings of the episode's clips in the order of
+            :meth:`episode_embeddings` (support class-major, then query class-major); a row of
+            zeros has no target (:func:`~kws_proto.model.distill.relational_distillation`).
 
         Returns
         -------
@@ -197,8 +224,13 @@ class PrototypicalNetwork(keras.Model):
             ensemble, the mean over members of each member's own loss).
         accuracy : tf.Tensor [shape=()]
             Fraction of queries whose nearest prototype is their own class.
+        distill : tf.Tensor [shape=()]
+            Only with a ``teacher``: the relational distillation term of the episode's
+            embeddings (per member, averaged), unweighted; the training step adds it to
+            ``loss`` with its weight (``train.distill``).
         """
-        parts, labels = self.member_logits(support, query, training=training)
+        emb = self.episode_embeddings(support, query, training=training)
+        parts, labels = self._member_logits(emb, tf.shape(support), tf.shape(query))
         loss = tf.add_n([  # each member learns from its own prototypes: independent members
             tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=p))
             for p in parts
@@ -206,4 +238,6 @@ class PrototypicalNetwork(keras.Model):
         logits = tf.add_n(parts)
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, labels), tf.float32))
-        return loss, accuracy
+        if teacher is None:
+            return loss, accuracy
+        return loss, accuracy, relational_distillation(emb, teacher, self.groups)

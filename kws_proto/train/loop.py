@@ -8,6 +8,12 @@ One optimizer step per N-way K-shot episode (per replica under ``--strategy mirr
     grads = tape.gradient(loss, net.trainable_variables)
     optimizer.apply_gradients(zip(grads, net.trainable_variables))
 
+With ``train.distill`` > 0 the feed also carries the frozen teacher's embeddings of the episode's
+clips (:func:`~kws_proto.model.distill.teacher_table`, built once into the dataset's cache), and
+the step minimises ``loss + train.distill * distill``, the relational distillation term
+(:mod:`kws_proto.model.distill`); the log's ``train_loss`` stays the prototypical loss and
+``train_distill`` is the term's mean, unweighted.  Distillation trains on one replica only.
+
 BatchNorm uses the statistics of the episode's own batch (support and query together) while
 training, and its moving averages (``training=False``) for validation, evaluation and enrolment.
 Validation runs every ``train.val_every`` episodes on fixed episodes drawn once from the seed;
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from data_prep.builtin import prepare_data
 from kws_proto.config import ExperimentConfig
+from kws_proto.errors import ConfigError
 from kws_proto.model.runs import RunDir
 from kws_proto.model.scoring import evaluate_episodes
 from kws_proto.train.cluster import SINGLE, Cluster, read_cluster, worker_output
@@ -73,6 +80,7 @@ def train(
                       "runs with other thread pools in this process (train in a fresh one, e.g. "
                       "with `kws-proto train`, to apply it)", stacklevel=2)
     dist = make_strategy(strategy, logical_cpus)
+    check_distill(cfg, dist.num_replicas_in_sync)
     run = RunDir(Path(run_dir))
     check_run_dir(run, cfg, resume)
     if resume and run.is_finished():  # a new head for a trained encoder
@@ -110,6 +118,11 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
                            unknown=ep.unknown, silence=ep.silence)
     val_episodes = data.fixed_episodes("validation", ep.val_way, ep.val_shot, ep.val_query,
                                        ep.val_episodes, seed=cfg.train.seed + 1)
+    targets = None  # [n_clips, d_teacher]: the teacher's embedding of every clip
+    if cfg.train.distill > 0:
+        from kws_proto.model.distill import teacher_table
+
+        targets = teacher_table(cfg.train.teacher, data.manifest, data.feature_config, progress)
 
     state = TrainState.create(cfg, dist, out.checkpoints)
     total = cfg.train.episodes
@@ -122,8 +135,10 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
     start = int(state.step.numpy())
     replicas = dist.num_replicas_in_sync
     mine = local_replicas(dist)
-    train_step, loss_meter, acc_meter = make_train_step(state, dist, mine[0], cfg.train.jit_compile)
-    dataset = data.train_dataset(sampler, start=start * replicas, every=replicas, offsets=mine)
+    train_step, loss_meter, acc_meter, distill_meter = make_train_step(
+        state, dist, mine[0], cfg.train.jit_compile, cfg.train.distill)
+    dataset = data.train_dataset(sampler, start=start * replicas, every=replicas, offsets=mine,
+                                 targets=targets)
     if replicas > 1:
         dataset = dataset.batch(len(mine), drop_remainder=True)
     writer = tf.summary.create_file_writer(str(out.root / "tb"))
@@ -135,9 +150,9 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
                disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
-        for support, query in dataset.take(max(0, total - start)):
+        for batch in dataset.take(max(0, total - start)):  # (support, query[, targets])
             partial = cluster.workers > 1  # a dead worker fails a collective mid-step
-            train_step(support, query)
+            train_step(*batch)
             partial = False
             s = int(state.step.numpy())
             bar.update(1)
@@ -147,17 +162,19 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
             t_train += time.perf_counter() - t0
             partial = True  # weights swapped for their average; record and checkpoint unwritten
             record = validate_and_save(state, cfg, data, val_episodes, out, replicas,
-                                       loss_meter, acc_meter, t_train)
+                                       loss_meter, acc_meter, t_train, distill_meter)
             partial = False
             with writer.as_default(step=s):
-                for k in ("train_loss", "train_acc", "val_acc", "lr"):
-                    tf.summary.scalar(k, record[k])
+                for k in ("train_loss", "train_acc", "train_distill", "val_acc", "lr"):
+                    if k in record:
+                        tf.summary.scalar(k, record[k])
             if cluster.is_chief:
-                bar.write(f"step {s}: loss {record['train_loss']:.3f} train acc "
+                term = f" distill {record['train_distill']:.4f}" if "train_distill" in record else ""
+                bar.write(f"step {s}: loss {record['train_loss']:.3f}{term} train acc "
                           f"{record['train_acc']:.3f} val acc {record['val']}"
                           f"{' *' if record['improved'] else ''}")
-            loss_meter.reset_state()
-            acc_meter.reset_state()
+            for meter in (loss_meter, acc_meter, distill_meter):
+                meter.reset_state()
             if cfg.train.patience and int(state.bad_validations.numpy()) >= cfg.train.patience:
                 stopped_early = True
                 break
@@ -176,15 +193,30 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
     return result
 
 
-def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile: bool = False):
-    """``(train_step, loss_meter, acc_meter)``: the traced step of one episode per replica.
+def check_distill(cfg: ExperimentConfig, replicas: int) -> None:
+    """A :class:`~kws_proto.errors.ConfigError` when ``cfg`` distils (``train.distill`` > 0) on
+    more than one replica: the teacher's targets are fed to single-replica training only."""
+    if cfg.train.distill > 0 and replicas > 1:
+        raise ConfigError(f"train.distill={cfg.train.distill!r} trains on one replica only, "
+                          f"not {replicas} (--strategy mirrored or multi-worker): set "
+                          "train.distill=0 or train with the default strategy")
+
+
+def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile: bool = False,
+                    distill: float = 0.0):
+    """``(train_step, loss_meter, acc_meter, distill_meter)``: the traced step of one episode per
+    replica.
 
     ``train_step(support, query)`` takes ``[n_way, k_shot, frames, n_mfcc]`` and
     ``[n_way, n_query, frames, n_mfcc]`` (with a leading axis of this process's replicas under
     a multi-replica strategy, the first of them global replica ``first_replica``), applies one
     optimizer update, feeds the meters, moves the weight average and counts the step.  ``jit_compile`` compiles
     the forward and backward pass with XLA.  A loss-scaling optimizer (mixed precision) scales
-    the loss before the gradients and unscales them in its update.
+    the loss before the gradients and unscales them in its update.  ``train_step(support, query,
+    targets)`` (one replica only, :func:`check_distill`) takes the teacher's ``[n_way * k_shot +
+    n_way * n_query, d_teacher]`` too and minimises ``loss + distill * term``
+    (:meth:`~kws_proto.model.protonet.PrototypicalNetwork.call`); ``distill_meter`` averages the
+    term (it stays empty without targets) and ``loss_meter`` the prototypical loss alone.
     """
     import tensorflow as tf
 
@@ -192,46 +224,57 @@ def make_train_step(state: TrainState, dist, first_replica: int = 0, jit_compile
     replicas = dist.num_replicas_in_sync
     loss_meter = tf.keras.metrics.Mean("loss")
     acc_meter = tf.keras.metrics.Mean("accuracy")
+    distill_meter = tf.keras.metrics.Mean("distill")
 
-    def gradients(support, query):
+    def gradients(support, query, targets=None):
         with tf.GradientTape() as tape:
-            loss, acc = net(support, query, training=True)
-            scaled = optimizer.scale_loss(loss / replicas)  # unchanged without loss scaling
-        return loss, acc, tape.gradient(scaled, net.trainable_variables)
+            if targets is None:
+                (loss, acc), term = net(support, query, training=True), None
+                objective = loss
+            else:
+                loss, acc, term = net(support, query, training=True, teacher=targets)
+                objective = loss + distill * term
+            scaled = optimizer.scale_loss(objective / replicas)  # unchanged without loss scaling
+        return loss, acc, term, tape.gradient(scaled, net.trainable_variables)
 
     if jit_compile:
         gradients = tf.function(gradients, jit_compile=True)
 
-    def step_fn(support, query):
-        loss, acc, grads = gradients(support, query)
+    def step_fn(support, query, targets=None):
+        loss, acc, term, grads = gradients(support, query, targets)
         optimizer.apply_gradients(zip(grads, net.trainable_variables))
-        return loss, acc
+        return loss, acc, term
 
     @tf.function(reduce_retracing=True)
-    def train_step(support, query):
+    def train_step(support, query, targets=None):
         if replicas == 1:
-            loss, acc = step_fn(support, query)
+            loss, acc, term = step_fn(support, query, targets)
         else:  # support/query: [local replicas, n_way, k, ...]; replica r trains on episode r
             values = dist.experimental_distribute_values_from_function(
                 lambda ctx: (support[ctx.replica_id_in_sync_group - first_replica],
                              query[ctx.replica_id_in_sync_group - first_replica])
             )
-            loss, acc = dist.run(step_fn, args=values)
+            loss, acc = dist.run(lambda s, q: step_fn(s, q)[:2], args=values)
             loss = dist.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
             acc = dist.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
+            term = None
         loss_meter.update_state(loss)
         acc_meter.update_state(acc)
+        if term is not None:
+            distill_meter.update_state(term)
         if average:  # after the update
             average.update(state.step)
         state.step.assign_add(1)  # in the call that updates: an interrupt never parts the two
 
-    return train_step, loss_meter, acc_meter
+    return train_step, loss_meter, acc_meter, distill_meter
 
 
 def validate_and_save(state: TrainState, cfg: ExperimentConfig, data, val_episodes, run: RunDir,
-                      replicas: int, loss_meter, acc_meter, seconds: float) -> dict:
+                      replicas: int, loss_meter, acc_meter, seconds: float,
+                      distill_meter=None) -> dict:
     """Score the (averaged) weights on the validation episodes, keep them when best, append the
-    log record and write a checkpoint; return the record (plus ``val`` and ``improved``)."""
+    log record and write a checkpoint; return the record (plus ``val`` and ``improved``).  With
+    ``train.distill`` > 0 the record holds ``train_distill``, ``distill_meter``'s mean."""
     from kws_proto.model.loading import save_weights
 
     s = int(state.step.numpy())
@@ -246,6 +289,8 @@ def validate_and_save(state: TrainState, cfg: ExperimentConfig, data, val_episod
         "val_acc": val.mean, "val_ci95": val.ci95,
         "lr": float(state.schedule(s)), "seconds": round(seconds, 2),
     }
+    if cfg.train.distill > 0 and distill_meter is not None:
+        record["train_distill"] = float(distill_meter.result())
     state.record_validation(val.mean)
     record["best_val_acc"] = float(state.best_acc.numpy())
     run.append_log(record)
