@@ -165,8 +165,11 @@ class TrainConfig:
     ``teacher``'s embedding (:mod:`kws_proto.model.distill`).  The only teacher is ``"gse"``, the
     Google speech embedding of every clip's un-augmented crop (:func:`kws_proto.model.gse.crop_table`,
     the optional extra ``gse``), built once into the dataset's cache; silence clips have no
-    target and are left out.  0 (the default) trains exactly as without the lever: no teacher
-    table, the same feed and step.  Single-replica training only.
+    target and are left out.  ``teacher_centre`` subtracts the teacher table's mean row first,
+    so the similarities compared are those of the teacher's deviations from its average clip
+    (the speech embedding's raw rows are all alike: cosine about 0.8 between any two clips).
+    0 (the default) trains exactly as without the lever: no teacher table, the same feed and
+    step.  Single-replica training only.
     """
 
     episodes: int = 3000
@@ -182,6 +185,7 @@ class TrainConfig:
     jit_compile: bool = False
     distill: float = 0.0
     teacher: str = "gse"
+    teacher_centre: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "train", "episodes", "lr", "lr_decay", "lr_decay_every", "val_every")

@@ -184,3 +184,20 @@ def test_a_tiny_run_distils_from_the_speech_embedding_and_logs_the_term(smoke_co
     plain = _with_train(cfg, distill=0.0)
     train(plain, tmp_path / "plain", progress=False)
     assert all("train_distill" not in r for r in RunDir(tmp_path / "plain").read_log())
+
+
+@needs_gse
+def test_a_centred_teacher_table_keeps_the_differences_between_clips(smoke_config):
+    from kws_proto.data.dataset import load_manifest
+    from kws_proto.model.distill import teacher_table
+
+    manifest = load_manifest(smoke_config.data.dataset)
+    raw = teacher_table("gse", manifest, smoke_config.features, progress=False)
+    centred = teacher_table("gse", manifest, smoke_config.features, progress=False, centre=True)
+    assert centred.shape == raw.shape and centred.dtype == np.float32
+    scale = float(np.abs(raw).max())
+    assert np.abs(centred.mean(axis=0)).max() < 1e-5 * scale
+    assert_close_to_scale(centred[1:] - centred[0], raw[1:] - raw[0])
+    # the raw rows are alike; centred, the similarities spread out
+    assert cosine_similarities(tf.constant(centred)).numpy().std() > \
+        cosine_similarities(tf.constant(raw)).numpy().std()

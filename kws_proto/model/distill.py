@@ -76,7 +76,8 @@ def relational_distillation(student: tf.Tensor, teacher: tf.Tensor, groups: int 
     return tf.add_n(terms) / len(terms)
 
 
-def teacher_table(teacher: str, manifest, feature_config, progress: bool = True) -> np.ndarray:
+def teacher_table(teacher: str, manifest, feature_config, progress: bool = True,
+                  centre: bool = False) -> np.ndarray:
     """The embedding of every clip of a dataset by a frozen teacher, built once and cached.
 
     Parameters
@@ -89,6 +90,8 @@ def teacher_table(teacher: str, manifest, feature_config, progress: bool = True)
     feature_config : FeatureConfig
         The run's front end: its sample rate, clip length and crop choose the clips' audio.
     progress : bool
+    centre : bool
+        Subtract the table's mean row (over every clip of the manifest).
 
     Returns
     -------
@@ -108,4 +111,7 @@ def teacher_table(teacher: str, manifest, feature_config, progress: bool = True)
         raise ConfigError(f"teacher={teacher!r} must be one of {', '.join(map(repr, TEACHERS))}")
     from kws_proto.model.gse import crop_table
 
-    return crop_table(manifest, feature_config, progress=progress)
+    table = crop_table(manifest, feature_config, progress=progress)
+    if not centre:
+        return table
+    return np.asarray(table - table.mean(axis=0, dtype=np.float64), dtype=np.float32)

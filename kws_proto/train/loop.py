@@ -122,7 +122,8 @@ def train_episodes(cfg: ExperimentConfig, dist, cluster: Cluster, run: RunDir, o
     if cfg.train.distill > 0:
         from kws_proto.model.distill import teacher_table
 
-        targets = teacher_table(cfg.train.teacher, data.manifest, data.feature_config, progress)
+        targets = teacher_table(cfg.train.teacher, data.manifest, data.feature_config, progress,
+                                centre=cfg.train.teacher_centre)
 
     state = TrainState.create(cfg, dist, out.checkpoints)
     total = cfg.train.episodes
