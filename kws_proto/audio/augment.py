@@ -51,9 +51,7 @@ class AugmentConfig:
         The same along time: ``time_masks`` runs of ``U{0..time_mask_frames}`` frames per clip
         take the clip's mean features.
 
-    Speed perturbation, a band-limiting low-pass and vocal tract length perturbation were
-    levers here up to commit eb06620; each measured worse on real speech and was removed
-    (experiments/augmentation.md).
+    Levers measured and left out of the package: experiments/augmentation.md.
     """
 
     enabled: bool = True
@@ -123,7 +121,7 @@ ALG = "philox"  # one algorithm everywhere, so eager, graph and XLA code draw th
 #: ``augment`` is split once more into the four draws every clip gets (time shift, noise
 #: segment, noise volume, whether noise is applied) and folded with these numbers into the
 #: optional draws, so that switching one on leaves every other draw as it was.  A new draw takes
-#: a new number (5 and 8 were the speed, low-pass and frequency-warp draws up to eb06620).
+#: a new number (5 and 8 are retired draws: experiments/augmentation.md).
 DRAWS = {"reverb": 6, "masks": 7}
 
 
