@@ -167,9 +167,8 @@ class HeadConfig:
     of ``clips`` clips of the run's training words, then scale each ensemble member's block to
     unit length (SimpleShot's CL2N).  The head is fitted once after training, from the best
     weights, and plays no part in training itself, so changing it on a finished run refits the
-    head without retraining (:func:`same_training`).  ``none`` is the default because a run
-    directory written before heads existed has no ``head`` section, and must keep meaning what
-    it meant.
+    head without retraining (:func:`same_training`).  ``none`` is the default, so that a stored
+    run's ``config.yaml`` without a ``head`` section means a run without a head.
     """
 
     kind: str = "none"
