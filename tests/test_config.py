@@ -46,9 +46,6 @@ def test_round_trip_through_yaml(tmp_path):
         ("train: {lr: -1}", "train.lr"),
         ("train: {ema: 1.0}", "train.ema"),
         ("train: {feed_cores: -1}", "train.feed_cores"),
-        ("train: {distill: -0.5}", "train.distill=-0.5"),
-        ("train: {distill: .nan}", "train.distill=nan"),
-        ("train: {teacher: wav2vec}", "train.teacher='wav2vec'"),
         ("episodes: {n_way: 1}", "n_way"),
         ("features: {n_mfcc: 0}", "n_mfcc"),
         ("data: {source: web}", "data.source"),
@@ -294,23 +291,11 @@ def test_train_command_takes_repeated_sets(tmp_path):
     assert parse_args(build_parser("kws_proto.cli"), ["train", "c.yaml"]).sets == []
 
 
-def test_a_stored_config_without_the_distillation_keys_loads_with_it_off():
-    """Run directories written before the distillation lever have no train.distill or
-    train.teacher: they load with distillation off (and are then equal to a fresh config)."""
-    from kws_proto.model.pretrained import model_dir
-
-    raw = yaml.safe_load((model_dir("default") / "config.yaml").read_text())
-    assert "distill" not in raw["train"] and "teacher" not in raw["train"]
-    cfg = ExperimentConfig.from_dict(raw)
-    assert cfg.train.distill == 0.0 and cfg.train.teacher == "gse"
-    assert ExperimentConfig.from_dict(yaml.safe_load(dump_config(cfg))) == cfg
-
-
 # --- levers removed from the code -------------------------------------------------------------
 
 def test_a_stored_config_naming_removed_levers_at_their_off_value_still_loads():
-    """Run directories written before the lean-core change name the removed levers switched off
-    (the shipped model's config.yaml does): they load, the keys dropped."""
+    """A run directory's config.yaml may name levers the package no longer has, switched off
+    (the shipped model's does): it loads, the keys dropped."""
     from kws_proto.model.pretrained import model_dir
 
     raw = yaml.safe_load((model_dir("default") / "config.yaml").read_text())
@@ -319,20 +304,53 @@ def test_a_stored_config_naming_removed_levers_at_their_off_value_still_loads():
     assert not hasattr(cfg.augment, "speed") and not hasattr(cfg.data, "synth_festival_speakers")
 
 
-@pytest.mark.parametrize("section, key, value, lever", [
-    ("augment", "speed", 0.1, "speed perturbation"),
-    ("augment", "lowpass_prob", 0.5, "low-pass"),
-    ("augment", "freq_warp", 0.1, "VTLP"),
-    ("data", "synth_festival_speakers", 3, "Festival"),
+def test_a_stored_run_naming_distillation_switched_off_loads(tmp_path):
+    """A run trained while distillation was a lever stores train.distill/teacher/teacher_centre."""
+    from kws_proto.model.runs import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.write_config(ExperimentConfig.from_dict({"data": {"dataset": "d"}, "train": {"episodes": 40}}))
+    fresh = run.read_config()
+    stored = yaml.safe_load(run.config_path.read_text())
+    stored["train"] |= {"distill": 0.0, "teacher": "gse", "teacher_centre": True}
+    run.config_path.write_text(yaml.safe_dump(stored))
+    assert run.read_config() == fresh
+    stored["train"]["distill"] = 0.5
+    run.config_path.write_text(yaml.safe_dump(stored))
+    with pytest.raises(ConfigError, match=r"train\.distill=0\.5: distillation .*distillation\.md"):
+        run.read_config()
+
+
+@pytest.mark.parametrize("section, key, value, lever, page", [
+    ("augment", "speed", 0.1, "speed perturbation", "augmentation"),
+    ("augment", "lowpass_prob", 0.5, "low-pass", "augmentation"),
+    ("augment", "freq_warp", 0.1, "VTLP", "augmentation"),
+    ("data", "synth_festival_speakers", 3, "Festival", "synthesisers"),
+    ("train", "distill", 0.5, "distillation", "distillation"),
 ])
-def test_a_removed_lever_switched_on_is_an_error_naming_it(tmp_path, section, key, value, lever):
+def test_a_removed_lever_switched_on_is_an_error_naming_it(tmp_path, section, key, value, lever,
+                                                           page):
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "d"}} | {section: {key: value}}
                                    if section != "data" else {"data": {"dataset": "d", key: value}}))
-    with pytest.raises(ConfigError, match=rf"{section}\.{key}={value}.*{lever}.*removed"):
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}={value}: .*{lever}.*no longer part of "
+                                          rf"the package \(experiments/{page}\.md\); drop the key"):
         load_config(path)
 
 
-def test_cosine_distance_is_refused_naming_its_removal():
-    with pytest.raises(ConfigError, match="model.distance='cosine'.*removed"):
+def test_cosine_distance_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match=r"model\.distance='cosine'.*no longer part of the package"):
         ExperimentConfig.from_dict({"model": {"distance": "cosine"}})
+
+
+# --- what the model section tells the model ---------------------------------------------------
+
+def test_groups_is_an_ensembles_member_count_else_one():
+    from kws_proto.config import ModelConfig
+    from kws_proto.encoders import encoder_defaults
+
+    assert ModelConfig("ensemble", {"members": 3}).groups == 3
+    assert ModelConfig("ensemble", {"members": 2}).groups == 2
+    assert ModelConfig("ensemble").groups == encoder_defaults("ensemble")["members"]
+    assert ModelConfig("protores").groups == 1
+    assert ModelConfig("conv4").groups == 1
