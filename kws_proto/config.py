@@ -109,6 +109,11 @@ class ModelConfig:
             raise ConfigError(f"model.distance={self.distance!r}: only 'euclidean' is supported "
                               "(the cosine distance was removed after commit eb06620)")
 
+    @property
+    def groups(self) -> int:
+        """How many equal member blocks the encoder's embedding has: an ensemble's members, else 1."""
+        return int(self.params["members"]) if self.encoder == "ensemble" else 1
+
 
 @dataclass(frozen=True)
 class EpisodeConfig:
