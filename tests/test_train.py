@@ -77,6 +77,22 @@ def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
         train_run(_with_train(cfg, lr=0.01), tmp_path / "run", resume=True)
 
 
+def test_the_cli_refuses_a_wrong_resume_before_building_any_data(smoke_config, tmp_path):
+    import dataclasses as dc
+
+    cfg = dc.replace(smoke_config, data=dc.replace(smoke_config.data, dataset=str(tmp_path / "synth")))
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.write_config(cfg)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(dump_config(_with_train(cfg, lr=0.01)))
+    done = subprocess.run(_cli("train", path, "--run-dir", run.root, "--resume", "--quiet"),
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "train.lr" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "synth").exists()  # no corpus synthesised for a run that cannot go on
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_steps_and_log(smoke_config, tmp_path):
     cfg = _with_train(smoke_config, episodes=400, val_every=10)

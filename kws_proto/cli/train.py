@@ -63,8 +63,11 @@ def run(args) -> int:
         print(f"run written to {run_dir} by {args.workers} workers")
         return 0
     from data_prep.builtin import prepare_data
+    from kws_proto.model.runs import RunDir
+    from kws_proto.train.state import check_run_dir
     from kws_proto.train.trainer import prepare_process, train
 
+    check_run_dir(RunDir(run_dir), cfg, args.resume)  # a wrong --resume before building any data
     # thread pools and devices first: building the dataset's caches runs TensorFlow, which fixes them
     cluster = prepare_process(cfg, args.strategy, args.logical_cpus)
     data = prepare_data(cfg, progress=not args.quiet and cluster.is_chief)  # every worker opens it
