@@ -4,7 +4,7 @@ replicas.
 Three layouts, each in fresh processes (TensorFlow fixes its devices per process): one replica
 (the default strategy), ``mirrored`` over 2 logical CPUs in one process, and 2 local workers
 (``multi-worker``, MultiWorkerMirroredStrategy over 127.0.0.1, one replica each).  Each runs the
-training loop's own step (:func:`kws_proto.train.loop.make_train_step`: forward, backward,
+training loop's own step (:func:`kws_proto.train.step.make_train_step`: forward, backward,
 all-reduce, Adam) of ProtoRes (package defaults) on ready 5-way 5-shot 15-query episodes, one
 per replica per step, so the feed is not measured.  A layout's figure is its fastest window of
 WINDOW steps over PASSES passes over the layouts, in alternating order (the host runs in slow
@@ -41,8 +41,8 @@ def measure(strategy: str) -> dict:
     from kws_proto.config import ExperimentConfig
     from kws_proto.train.cluster import read_cluster
     from kws_proto.train.devices import local_replicas, make_strategy
-    from kws_proto.train.loop import make_train_step
     from kws_proto.train.state import TrainState
+    from kws_proto.train.step import make_train_step
 
     if strategy == "multi-worker":
         read_cluster()
@@ -52,11 +52,10 @@ def measure(strategy: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         state = TrainState.create(cfg, dist, Path(tmp))
         mine = local_replicas(dist)
-        step, *_ = make_train_step(state, dist, mine[0])
+        step, _ = make_train_step(state, dist, mine[0])
         frames, n_mfcc = cfg.features.shape
-        lead = [len(mine)] if dist.num_replicas_in_sync > 1 else []
-        support = tf.random.normal([*lead, N_WAY, K_SHOT, frames, n_mfcc])
-        query = tf.random.normal([*lead, N_WAY, N_QUERY, frames, n_mfcc])
+        support = tf.random.normal([len(mine), N_WAY, K_SHOT, frames, n_mfcc])  # local replicas
+        query = tf.random.normal([len(mine), N_WAY, N_QUERY, frames, n_mfcc])
         for _ in range(WARMUP):
             step(support, query)
         windows = []

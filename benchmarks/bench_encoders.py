@@ -54,11 +54,12 @@ def _train_step(name: str, params: dict):
     import keras
     import tensorflow as tf
 
+    from kws_proto.config import ModelConfig
     from kws_proto.encoders import build_encoder
     from kws_proto.model.protonet import PrototypicalNetwork
 
     encoder = build_encoder(name, INPUT_SHAPE, **params)
-    model = PrototypicalNetwork(encoder)
+    model = PrototypicalNetwork(encoder, groups=ModelConfig(encoder=name, params=params).groups)
     optimizer = keras.optimizers.Adam(1e-3)
 
     @tf.function

@@ -72,7 +72,6 @@ def accuracies(table: np.ndarray, episodes, transform: str, groups: int,
 
 def main(run_dirs: list[str]) -> None:
     from kws_proto.eval.suites import REAL
-    from kws_proto.encoders.ensemble import GROUPS_ATTR
     from kws_proto.eval.evaluate import EvalSetting, embed_rows, embedding_table, eval_episodes, open_eval_data
     from kws_proto.model.loading import load_run_network
     from kws_proto.util.stats import mean_ci, paired_difference
@@ -81,7 +80,7 @@ def main(run_dirs: list[str]) -> None:
     print("|---|---|---|" + "---|" * len(TRANSFORMS))
     for run in run_dirs:
         cfg, net = load_run_network(run, head=False)  # the encoder as trained
-        groups = int(getattr(net.encoder, GROUPS_ATTR, 1))
+        groups = cfg.model.groups
         own = open_eval_data(cfg, progress=False)
         rows = own.manifest.indices_by_keyword()
         train_rows = np.concatenate([rows[k] for k in own.splits.train])

@@ -68,6 +68,15 @@ def with_train(cfg, **train):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
 
 
+def train_run(cfg, run_dir, **kwargs) -> dict:
+    """:func:`~kws_proto.train.trainer.train` of ``cfg`` into ``run_dir`` in this process, on its
+    dataset built and opened first (as ``kws-proto train`` does), without progress bars."""
+    from data_prep.builtin import prepare_data
+    from kws_proto.train.trainer import train
+
+    return train(cfg, prepare_data(cfg, progress=False), run_dir, progress=False, **kwargs)
+
+
 def cli(*args) -> list[str]:
     """The ``kws-proto`` command line ``args`` as a subprocess runs it (this interpreter)."""
     import sys
@@ -159,13 +168,12 @@ def trained_run(request, tmp_path_factory) -> Path:
 
         return model_dir()
     from kws_proto.config import load_config
-    from kws_proto.train.loop import train
 
     synth = request.getfixturevalue("synth_dataset")
     cfg = load_config(REPO / "experiments" / "configs" / "smoke.yaml",
                       overrides={"data": {"dataset": str(synth), **TINY_SYNTH}})
     run_dir = tmp_path_factory.mktemp("trained") / "smoke"
-    train(cfg, run_dir, progress=False)
+    train_run(cfg, run_dir)
     return run_dir
 
 

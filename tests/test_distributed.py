@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import cli as _cli
+from conftest import train_run
 from conftest import with_train as _with_train
 from kws_proto.config import dump_config
 from kws_proto.errors import ConfigError
@@ -174,13 +175,10 @@ def _float16_runs_on_this_cpu() -> str | None:
 def test_mixed_precision_trains_a_step_with_a_finite_loss(smoke_config, tmp_path):
     import keras
 
-    from kws_proto.train.loop import train
-
     reason = _float16_runs_on_this_cpu()
     if reason:
         pytest.skip(reason)
-    train(_plain(smoke_config, episodes=2, val_every=2, mixed_precision=True),
-          tmp_path / "run", progress=False)
+    train_run(_plain(smoke_config, episodes=2, val_every=2, mixed_precision=True), tmp_path / "run")
     (record,) = [r for r in RunDir(tmp_path / "run").read_log() if "step" in r]
     assert np.isfinite(record["train_loss"]) and 0.0 <= record["val_acc"] <= 1.0
     assert keras.config.dtype_policy().name == "float32"  # later models are float32 again
@@ -188,10 +186,8 @@ def test_mixed_precision_trains_a_step_with_a_finite_loss(smoke_config, tmp_path
 
 @pytest.mark.slow
 def test_jit_compiled_step_trains(smoke_config, tmp_path):
-    from kws_proto.train.loop import train
-
-    result = train(_plain(smoke_config, episodes=1, val_every=1, jit_compile=True),
-                   tmp_path / "run", progress=False)
+    result = train_run(_plain(smoke_config, episodes=1, val_every=1, jit_compile=True),
+                       tmp_path / "run")
     (record,) = [r for r in RunDir(tmp_path / "run").read_log() if "step" in r]
     assert result["steps"] == 1 and np.isfinite(record["train_loss"])
 

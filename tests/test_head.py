@@ -36,7 +36,7 @@ def test_with_head_centres_then_scales_each_member_to_unit_length():
     x = np.random.default_rng(0).standard_normal((5, 51, 40)).astype(np.float32)
     raw = enc(x, training=False).numpy().astype(np.float64)
     centre = raw[:3].mean(0) + 0.1  # anything but the batch's own mean
-    out = with_head(enc, centre)(x, training=False).numpy().astype(np.float64)
+    out = with_head(enc, centre, 2)(x, training=False).numpy().astype(np.float64)
     d = raw.shape[1] // 2
     for block in (slice(0, d), slice(d, 2 * d)):  # numpy, independently of the TF head
         y = raw[:, block] - centre[block]
@@ -44,7 +44,7 @@ def test_with_head_centres_then_scales_each_member_to_unit_length():
                                    atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out[:, :d], axis=1), 1.0, atol=1e-5)
     with pytest.raises(CheckpointError, match="does not fit"):
-        with_head(enc, centre[:d])
+        with_head(enc, centre[:d], 2)
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +52,15 @@ def head_run(synth_dataset, tmp_path_factory):
     """The smoke config trained with ``head: {kind: cl2n}`` and clips enough to use every
     training clip of the tiny corpus."""
     from kws_proto.config import load_config
-    from kws_proto.train.loop import train
 
-    from conftest import REPO, TINY_SYNTH
+    from conftest import REPO, TINY_SYNTH, train_run
 
     cfg = load_config(REPO / "experiments" / "configs" / "smoke.yaml",
                       overrides={"data": {"dataset": str(synth_dataset), **TINY_SYNTH},
                                  "train": {"episodes": 20, "val_every": 10},
                                  "head": {"kind": "cl2n", "clips": 100000}})
     root = tmp_path_factory.mktemp("head") / "run"
-    train(cfg, root, progress=False)
+    train_run(cfg, root)
     return cfg, root
 
 
@@ -123,19 +122,21 @@ def test_a_missing_head_file_is_a_clear_error(head_run, tmp_path):
 def test_resuming_a_finished_run_with_another_head_refits_it_without_training(head_run, tmp_path):
     import shutil
 
-    from kws_proto.train.loop import train
+    from data_prep.builtin import prepare_data
+    from kws_proto.train.trainer import train
 
     cfg, root = head_run
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
     run = RunDir(copy)
     log, weights = run.log_path.read_text(), run.best_weights.read_bytes()
-    result = train(_with(cfg, head=HeadConfig()), copy, resume=True, progress=False)
+    data = prepare_data(cfg, progress=False)  # the refit reads the data it is given
+    result = train(_with(cfg, head=HeadConfig()), data, copy, resume=True, progress=False)
     assert result == run.read_result()
     assert run.read_config().head.kind == "none" and not run.head_path.exists()
     assert run.log_path.read_text() == log and run.best_weights.read_bytes() == weights
-    train(_with(cfg, head=HeadConfig(kind="cl2n", clips=5)), copy, resume=True, progress=False)
+    train(_with(cfg, head=HeadConfig(kind="cl2n", clips=5)), data, copy, resume=True, progress=False)
     assert run.head_path.is_file()
     with pytest.raises(CheckpointError, match="episodes"):  # a change of training is refused
-        train(_with(cfg, train=dataclasses.replace(cfg.train, episodes=99)), copy, resume=True,
-              progress=False)
+        train(_with(cfg, train=dataclasses.replace(cfg.train, episodes=99)), data, copy,
+              resume=True, progress=False)

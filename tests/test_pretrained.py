@@ -53,13 +53,11 @@ def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
-    from kws_proto.train.loop import train
-
+    from conftest import train_run
     from kws_proto.config import HeadConfig
 
     run = tmp_path / "run"
-    train(dataclasses.replace(smoke_config, head=HeadConfig(kind="cl2n", clips=50)), run,
-          progress=False)
+    train_run(dataclasses.replace(smoke_config, head=HeadConfig(kind="cl2n", clips=50)), run)
     out = tmp_path / "models" / "mine"
     out.parent.mkdir()
     publish(run, out, "test", {"own_test_split": {"5w5s": [0.5, 0.1]}})

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import cli as _cli
+from conftest import train_run
 from conftest import with_train as _with_train
 from kws_proto.config import dump_config
 from kws_proto.errors import CheckpointError, DatasetError
@@ -20,11 +21,12 @@ from kws_proto.model.runs import RunDir
 
 
 def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
+    from data_prep.builtin import prepare_data
     from kws_proto.eval.evaluate import evaluate_run, grid
-    from kws_proto.train.loop import train
+    from kws_proto.train.trainer import train
 
     cfg = _with_train(smoke_config, episodes=30, val_every=10)
-    result = train(cfg, tmp_path / "run", progress=False)
+    result = train(cfg, prepare_data(cfg, progress=False), tmp_path / "run", progress=False)
     run = RunDir(tmp_path / "run")
     assert run.is_finished() and run.read_config() == cfg
     assert result["steps"] == 30 and result["episodes"] == 30
@@ -48,15 +50,47 @@ def test_training_writes_a_complete_run_that_evaluates(smoke_config, tmp_path):
     assert 0.0 <= open_rows[0]["auroc"] <= 1.0 and 0.0 <= open_rows[0]["detection_at_5pct_far"] <= 1.0
 
 
-def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
-    from kws_proto.train.loop import train
+def test_training_never_builds_corpora():
+    """``kws_proto.train`` reads the dataset its caller opened: none of its modules imports
+    ``data_prep`` (the corpus builders), not even lazily."""
+    import ast
 
+    from conftest import REPO
+
+    for path in sorted((REPO / "kws_proto" / "train").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            assert not [m for m in modules if m.split(".")[0] == "data_prep"], path.name
+
+
+def test_existing_run_needs_resume_and_the_same_config(smoke_config, tmp_path):
     cfg = _with_train(smoke_config, episodes=10, val_every=10)
-    train(cfg, tmp_path / "run", progress=False)
+    train_run(cfg, tmp_path / "run")
     with pytest.raises(CheckpointError, match="--resume"):
-        train(cfg, tmp_path / "run", progress=False)
+        train_run(cfg, tmp_path / "run")
     with pytest.raises(CheckpointError, match="train.lr"):
-        train(_with_train(cfg, lr=0.01), tmp_path / "run", resume=True, progress=False)
+        train_run(_with_train(cfg, lr=0.01), tmp_path / "run", resume=True)
+
+
+def test_the_cli_refuses_a_wrong_resume_before_building_any_data(smoke_config, tmp_path):
+    import dataclasses as dc
+
+    cfg = dc.replace(smoke_config, data=dc.replace(smoke_config.data, dataset=str(tmp_path / "synth")))
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.write_config(cfg)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(dump_config(_with_train(cfg, lr=0.01)))
+    done = subprocess.run(_cli("train", path, "--run-dir", run.root, "--resume", "--quiet"),
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "train.lr" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "synth").exists()  # no corpus synthesised for a run that cannot go on
 
 
 @pytest.mark.slow
@@ -99,10 +133,9 @@ def test_weight_averaging_validates_and_keeps_the_average(smoke_config, tmp_path
     import tensorflow as tf
 
     from kws_proto.model.loading import build_network
-    from kws_proto.train.loop import train
 
     cfg = _with_train(smoke_config, episodes=1, val_every=1, ema=0.99)
-    train(cfg, tmp_path / "run", progress=False)
+    train_run(cfg, tmp_path / "run")
     run = RunDir(tmp_path / "run")
     tf.keras.utils.set_random_seed(cfg.train.seed)  # as train() does before building
     initial = build_network(cfg)
@@ -127,15 +160,13 @@ def test_feed_cores_that_cannot_apply_warn_naming_the_key(smoke_config, tmp_path
     (Applied in a fresh process: tests/test_compare.py.)"""
     import tensorflow as tf
 
-    from kws_proto.train.loop import train
-
     float(tf.constant(1.0) + 1.0)  # TensorFlow runs
     pools = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
              "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     assert pools == {"intra_op": 0, "inter_op": 0}  # pytest's process has the defaults
     cfg = _with_train(smoke_config, episodes=1, val_every=1, feed_cores=1)
     with pytest.warns(UserWarning, match=r"train\.feed_cores=1 is not applied"):
-        result = train(cfg, tmp_path / "run", progress=False)
+        result = train_run(cfg, tmp_path / "run")
     assert result["threads"] == pools
 
 
@@ -160,7 +191,6 @@ def test_training_with_open_set_extras(smoke_config, synth_dataset, tmp_path):
     import shutil
 
     from kws_proto.data.dataset import load_splits, write_splits
-    from kws_proto.train.loop import train
 
     root = tmp_path / "data"
     shutil.copytree(synth_dataset, root, ignore=shutil.ignore_patterns(".cache"))
@@ -171,10 +201,10 @@ def test_training_with_open_set_extras(smoke_config, synth_dataset, tmp_path):
         data=dataclasses.replace(smoke_config.data, dataset=str(root)),
         episodes=dataclasses.replace(smoke_config.episodes, unknown=True, silence=True),
     )
-    result = train(cfg, tmp_path / "run", progress=False)
+    result = train_run(cfg, tmp_path / "run")
     assert result["steps"] == 4 and 0.0 <= result["best_val_acc"] <= 1.0
 
     closed = dataclasses.replace(cfg, episodes=dataclasses.replace(cfg.episodes, silence=False))
     write_splits(root, s)  # no unknown pool any more
     with pytest.raises(DatasetError, match="unknown"):
-        train(closed, tmp_path / "run2", progress=False)
+        train_run(closed, tmp_path / "run2")

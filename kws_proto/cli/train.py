@@ -62,9 +62,16 @@ def run(args) -> int:
         launch_workers(worker_argv(args, run_dir), args.workers)
         print(f"run written to {run_dir} by {args.workers} workers")
         return 0
-    from kws_proto.train.loop import train
+    from data_prep.builtin import prepare_data
+    from kws_proto.model.runs import RunDir
+    from kws_proto.train.state import check_run_dir
+    from kws_proto.train.trainer import prepare_process, train
 
-    result = train(cfg, run_dir, resume=args.resume, strategy=args.strategy,
+    check_run_dir(RunDir(run_dir), cfg, args.resume)  # a wrong --resume before building any data
+    # thread pools and devices first: building the dataset's caches runs TensorFlow, which fixes them
+    cluster = prepare_process(cfg, args.strategy, args.logical_cpus)
+    data = prepare_data(cfg, progress=not args.quiet and cluster.is_chief)  # every worker opens it
+    result = train(cfg, data, run_dir, resume=args.resume, strategy=args.strategy,
                    progress=not args.quiet, logical_cpus=args.logical_cpus)
     print(json.dumps(result, indent=2))
     print(f"run written to {run_dir}")

@@ -68,18 +68,14 @@ class ExperimentData:
         return fixed_episodes(self.sampler(split, n_way, k_shot, n_query, seed), n)
 
     def train_dataset(self, sampler: EpisodeSampler, start: int = 0, every: int = 1,
-                      offsets=(0,), targets: np.ndarray | None = None):
+                      offsets=(0,)):
         """Endless prefetched ``(support, query)`` tensors of ``sampler``'s episodes from
-        ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard).
-
-        ``targets [n_clips, d]`` (row ``i`` = manifest row ``i``, e.g. a distillation teacher's
-        table) adds a third tensor to every element, the episode's rows of it
-        (:func:`~kws_proto.data.pipeline.episode_targets`)."""
+        ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard)."""
         from kws_proto.data.pipeline import EpisodePipeline
 
         pipe = EpisodePipeline(
             self.feature_config, features=self.features, waveforms=self.waveforms,
-            noise=self.noise, augment=self.augment, seed=sampler.seed, targets=targets,
+            noise=self.noise, augment=self.augment, seed=sampler.seed,
         )
         return pipe.dataset(sampler, start=start, every=every, offsets=offsets)
 

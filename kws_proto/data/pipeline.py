@@ -12,10 +12,7 @@ Two sources, chosen by the augmentation config:
   they are (or, without a feature cache, MFCC of the raw waveforms).
 
 Silence rows (:data:`kws_proto.data.episodes.SILENCE`) become background noise at a volume from
-U(0, ``augment.silence_volume``) on either path.  With a ``targets`` table (a frozen teacher's
-embedding of every clip, for distillation: :mod:`kws_proto.model.distill`) each element also
-carries the episode's rows of it, in the order the network embeds the episode's clips
-(:func:`episode_targets`).  Every random draw of episode ``i`` is keyed by
+U(0, ``augment.silence_volume``) on either path.  Every random draw of episode ``i`` is keyed by
 ``(seed, i)``, so the tensors depend only on the seed and the episode, not on the order or
 number of passes.  ``prefetch`` lets the next episode be prepared while the model trains on
 the current one; the feed's graph ops run single-threaded on ``tf.data``'s threads, except the
@@ -61,9 +58,6 @@ class EpisodePipeline:
         None: no augmentation.
     seed : int
         Keys the augmentation and the silence clips of every episode, with its index.
-    targets : np.ndarray [shape=(n_clips, d)] or None
-        Per-clip targets (a memmap is fine), row ``i`` = manifest row ``i``: the elements gain
-        a third tensor, the episode's rows of it (:meth:`dataset`).
 
     Examples
     --------
@@ -82,7 +76,6 @@ class EpisodePipeline:
         noise: np.ndarray | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
-        targets: np.ndarray | None = None,
     ) -> None:
         self.feature_config = feature_config
         self.augment = augment if augment is not None else AugmentConfig(enabled=False)
@@ -111,10 +104,6 @@ class EpisodePipeline:
             raise ConfigError("EpisodePipeline needs a feature cache or a waveform cache")
         self.use_waveforms = self.augment.enabled or features is None
         self.source = waveforms if self.use_waveforms else features
-        if targets is not None and (targets.ndim != 2 or len(targets) != len(self.source)):
-            raise ConfigError(f"targets of shape {targets.shape} must be [n_clips, d] with one row "
-                              f"per row of the cache ({len(self.source)})")
-        self.targets = targets
         noise = np.zeros(0, np.float32) if noise is None else np.asarray(noise, np.float32)
         if noise.ndim != 1:
             raise ConfigError(f"noise must be 1-D (recordings joined), got shape {noise.shape}")
@@ -134,8 +123,7 @@ class EpisodePipeline:
         every: int = 1,
         offsets: Sequence[int] = (0,),
     ) -> tf.data.Dataset:
-        """``(support, query)`` of each episode (``(support, query, targets)`` with a
-        ``targets`` table), prefetched.
+        """``(support, query)`` of each episode, prefetched.
 
         Parameters
         ----------
@@ -145,7 +133,8 @@ class EpisodePipeline:
             ``episodes[start:stop]``.
         every, offsets : int, sequence of int
             Keep only the episodes ``i`` with ``i % every`` in ``offsets`` (a shard: a worker's
-            replicas of a multi-worker step, :func:`kws_proto.train.loop.train`); by default all.
+            replicas of a multi-worker step, :class:`kws_proto.train.trainer.Trainer`); by
+            default all.
 
         Returns
         -------
@@ -153,9 +142,6 @@ class EpisodePipeline:
             Elements ``(support [n_way, k_shot, frames, n_mfcc], query [n_way, n_query, frames,
             n_mfcc])`` float32; ``n_way`` counts the extra classes, and way, shot and query
             dims are ``None`` in the element spec so one ``tf.function`` trace serves all.
-            With a ``targets`` table a third tensor, ``targets [n_way * k_shot + n_way *
-            n_query, d]`` float32 (:func:`episode_targets`: support rows class-major, then
-            query rows class-major, silence rows zero), its first dim ``None``.
         """
         if isinstance(episodes, EpisodeSampler):
             if len(episodes.manifest) != len(self):
@@ -197,13 +183,9 @@ class EpisodePipeline:
         return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
     def _loader(self, lookup):
-        """A ``tf.data`` map fn: position -> (episode index, gathered rows, silence mask, sizes),
-        plus the episode's targets when the pipeline has a ``targets`` table."""
-        source, targets = self.source, self.targets
+        """A ``tf.data`` map fn: position -> (episode index, gathered rows, silence mask, sizes)."""
+        source = self.source
         row_shape = tuple(source.shape[1:])
-        out_types = (tf.int64, tf.float32, tf.bool, tf.int32)
-        if targets is not None:
-            out_types += (tf.float32,)
 
         def gather(i: np.int64):
             e = lookup(int(i))
@@ -211,27 +193,22 @@ class EpisodePipeline:
             is_silence = rows == SILENCE
             data = to_float32(source[np.where(is_silence, 0, rows)])  # int16 caches: / 32768
             sizes = np.asarray([e.n_way, e.k_shot, e.n_query], dtype=np.int32)
-            if targets is None:
-                return np.int64(e.index), data, is_silence, sizes
-            return np.int64(e.index), data, is_silence, sizes, episode_targets(targets, e)
+            return np.int64(e.index), data, is_silence, sizes
 
         def load(i):
-            index, data, is_silence, sizes, *target = tf.numpy_function(
-                gather, [i], out_types, stateful=False
+            index, data, is_silence, sizes = tf.numpy_function(
+                gather, [i], (tf.int64, tf.float32, tf.bool, tf.int32), stateful=False
             )
             index.set_shape([])
             data.set_shape([None, *row_shape])
             is_silence.set_shape([None])
             sizes.set_shape([3])
-            for t in target:
-                t.set_shape([None, targets.shape[1]])
-            return index, data, is_silence, sizes, *target
+            return index, data, is_silence, sizes
 
         return load
 
     def _tensors(self, has_silence: bool):
-        """A ``tf.data`` map fn: gathered rows -> (support, query) features (and the targets,
-        passed through)."""
+        """A ``tf.data`` map fn: gathered rows -> (support, query) features."""
         fc, aug, noise = self.feature_config, self.augment, self.noise
         augment = augment_function(aug, fc.sample_rate) if aug.enabled else None
         # augmented clips carry their own noise floor: no dither (FeatureConfig.dither_db)
@@ -245,7 +222,7 @@ class EpisodePipeline:
             clips = silence(noise, tf.shape(where)[0], fc.num_samples, s_sil, aug.silence_volume)
             return tf.tensor_scatter_nd_update(x, where, to_features(clips))
 
-        def tensors(index, data, is_silence, sizes, *target):
+        def tensors(index, data, is_silence, sizes):
             s_aug, s_sil = tf.unstack(seeds(tf.stack([seed, index]), 2))
             if self.use_waveforms:
                 waves = augment(data, noise, s_aug) if aug.enabled else data
@@ -260,32 +237,7 @@ class EpisodePipeline:
                 feats = spec_mask(feats, dct, aug, fold(s_aug, DRAWS["masks"]))
             n_way, k, q = tf.unstack(sizes)
             feats = tf.reshape(feats, [n_way, k + q, frames, n_mfcc])  # rows were class-major
-            return feats[:, :k], feats[:, k:], *target
+            return feats[:, :k], feats[:, k:]
 
         return tensors
 
-
-def episode_targets(targets: np.ndarray, episode: Episode) -> np.ndarray:
-    """An episode's rows of a per-clip ``targets`` table, in the order the network embeds them.
-
-    :meth:`~kws_proto.model.protonet.PrototypicalNetwork.episode_embeddings` embeds all support
-    clips class-major, then all query clips class-major; the rows here follow it.  A silence
-    clip (:data:`~kws_proto.data.episodes.SILENCE`) has no row of the table: its target is a
-    row of zeros, which the distillation loss leaves out
-    (:func:`kws_proto.model.distill.relational_distillation`).
-
-    Parameters
-    ----------
-    targets : np.ndarray [shape=(n_clips, d)]
-        Row ``i`` = manifest row ``i``.
-    episode : Episode
-
-    Returns
-    -------
-    rows : np.ndarray [shape=(n_way * k_shot + n_way * n_query, d), dtype=float32]
-    """
-    rows = np.concatenate([episode.support.reshape(-1), episode.query.reshape(-1)])
-    is_silence = rows == SILENCE
-    out = np.array(targets[np.where(is_silence, 0, rows)], dtype=np.float32)  # a copy
-    out[is_silence] = 0.0
-    return out

@@ -6,10 +6,6 @@ from kws_proto.encoders.params import input_shape_2d, positive_int
 from kws_proto.encoders.registry import ENCODERS, build_encoder, complete_params, register
 from kws_proto.errors import ConfigError
 
-#: Name of the attribute, set on an ensemble's Keras model, that tells
-#: :class:`~kws_proto.model.protonet.PrototypicalNetwork` how many equal member blocks its embedding has.
-GROUPS_ATTR = "embedding_groups"
-
 
 def check_member(member: object, member_params: object) -> None:
     """A :class:`ConfigError` naming ``member`` unless it is a registered plain encoder, or
@@ -69,7 +65,9 @@ def build_ensemble(
     -------
     encoder : keras.Model
         ``x [shape=(batch, frames, n_mfcc)]`` -> ``[shape=(batch, members * d)]``, member ``i``
-        in columns ``i*d : (i+1)*d``; the model carries ``embedding_groups = members``.
+        in columns ``i*d : (i+1)*d``.  The member count is not stored on the model: a
+        network built from a config passes ``ModelConfig.groups`` (= ``members``) to
+        :class:`~kws_proto.model.protonet.PrototypicalNetwork`.
     """
     frames, n_mfcc = input_shape_2d(input_shape)
     members = positive_int("members", members)
@@ -85,6 +83,4 @@ def build_ensemble(
         net = keras.Model(net.inputs[0], net.outputs[0], name=f"member_{i}")  # unique names
         outs.append(net(inputs))
     x = outs[0] if members == 1 else layers.Concatenate(name="members")(outs)
-    model = keras.Model(inputs, x, name="ensemble")
-    setattr(model, GROUPS_ATTR, members)
-    return model
+    return keras.Model(inputs, x, name="ensemble")

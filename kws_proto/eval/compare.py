@@ -46,8 +46,9 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
     asks for thread pools other than those TensorFlow already runs with here
     (``train.feed_cores``; pools are fixed per process).
     """
+    from data_prep.builtin import prepare_data
     from kws_proto.train.devices import set_feed_cores
-    from kws_proto.train.loop import train
+    from kws_proto.train.trainer import train
 
     run = RunDir(runs_root / cfg.name)
     resume = False
@@ -62,8 +63,8 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
             print(f"reusing finished run {run.root}")
             return run
         resume = run.checkpoints.is_dir() or run.is_finished()  # finished: only the head changed
-    if set_feed_cores(cfg.train.feed_cores):
-        train(cfg, run.root, resume=resume, progress=progress)
+    if set_feed_cores(cfg.train.feed_cores):  # before the data: building caches runs TensorFlow
+        train(cfg, prepare_data(cfg, progress=progress), run.root, resume=resume, progress=progress)
     else:
         _train_in_subprocess(cfg, run, resume, progress)
     return run

@@ -38,7 +38,7 @@ def learning_curves(logs: Mapping[str, Sequence[Mapping]], out) -> Path:
     logs : mapping of str to list of dict
         ``{run name: log records}``.  A record with a ``"step"`` key is one validation point and
         must hold ``episodes``, ``train_loss``, ``train_acc`` and ``val_acc`` (accuracies in
-        [0, 1]); records without ``"step"`` (the final summary of ``kws_proto.train.loop``) are skipped.
+        [0, 1]); records without ``"step"`` (the final summary of ``kws_proto.train.trainer``) are skipped.
     out : path
         The PNG file to write.
 

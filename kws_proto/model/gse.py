@@ -208,8 +208,7 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     The clips are read as :func:`~kws_proto.data.cache.waveform_cache` reads them (``config``'s
     sample rate, length and crop) and cached like it, in ``DIR/.cache/gse-<digest>.npy``, keyed
     by the sample rate, clip length, crop, the model files' sha256 and :data:`GSE_VERSION`.
-    The scored peer of ``kws-proto eval gse`` and the teacher of distillation
-    (:mod:`kws_proto.model.distill`).
+    The scored peer of ``kws-proto eval gse``.
 
     Parameters
     ----------

@@ -57,14 +57,17 @@ def centred_unit_layer(dim: int, groups: int, name: str = "head_cl2n"):
     return CentredUnitBlocks(name=name)
 
 
-def with_head(encoder, centre: np.ndarray):
+def with_head(encoder, centre: np.ndarray, groups: int):
     """``encoder`` followed by the CL2N head with ``centre``, as one Keras model.
 
     Parameters
     ----------
     encoder : keras.Model
-        ``[batch, frames, n_mfcc] -> [batch, d]``; an ensemble's ``embedding_groups`` is kept.
+        ``[batch, frames, n_mfcc] -> [batch, d]``.
     centre : np.ndarray [shape=(d,)]
+    groups : int
+        Equal member blocks of the embedding (an ensemble's members, ``ModelConfig.groups``):
+        each is scaled to unit length on its own.
 
     Returns
     -------
@@ -73,9 +76,6 @@ def with_head(encoder, centre: np.ndarray):
     """
     import keras
 
-    from kws_proto.encoders.ensemble import GROUPS_ATTR
-
-    groups = int(getattr(encoder, GROUPS_ATTR, 1))
     dim = int(encoder.output_shape[-1])
     centre = np.asarray(centre, dtype=np.float32)
     if centre.shape != (dim,):
@@ -85,7 +85,6 @@ def with_head(encoder, centre: np.ndarray):
     head = centred_unit_layer(dim, groups)
     model = keras.Model(inputs, head(encoder(inputs)), name=f"{encoder.name}_cl2n")
     head.centre.assign(centre)
-    setattr(model, GROUPS_ATTR, groups)
     return model
 
 

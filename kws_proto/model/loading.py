@@ -14,13 +14,14 @@ from kws_proto.util.atomic import atomic_path
 
 def build_network(cfg: ExperimentConfig, encoder=None):
     """The (untrained) :class:`PrototypicalNetwork` a config describes, built and ready to call
-    (around ``encoder`` instead, when given)."""
+    (around ``encoder`` instead, when given); its member blocks are the config's
+    ``model.groups``."""
     from kws_proto.encoders import build_encoder
     from kws_proto.model.protonet import PrototypicalNetwork
 
     if encoder is None:
         encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
-    return PrototypicalNetwork(encoder)
+    return PrototypicalNetwork(encoder, groups=cfg.model.groups)
 
 
 def save_weights(model, path: str | os.PathLike) -> None:
@@ -53,7 +54,7 @@ def load_run_network(run_dir: str | os.PathLike, head: bool = True):
         raise CheckpointError(f"{run.best_weights}: does not match the run's encoder ({e})") from e
     if head and cfg.head.kind != "none":
         centre, _ = read_head(run.head_path)
-        net = build_network(cfg, with_head(net.encoder, centre))
+        net = build_network(cfg, with_head(net.encoder, centre, cfg.model.groups))
     return cfg, net
 
 

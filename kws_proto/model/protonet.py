@@ -9,8 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kws_proto.encoders.ensemble import GROUPS_ATTR
-from kws_proto.model.distill import relational_distillation
+from kws_proto.errors import ConfigError
 
 
 def prototypes(support_embeddings: tf.Tensor) -> tf.Tensor:
@@ -68,8 +67,7 @@ class PrototypicalNetwork(keras.Model):
 
     Snell, Swersky & Zemel 2017, "Prototypical networks for few-shot learning"
     (arXiv 1703.05175). Not compiled or fitted: a training step runs ``loss, acc =
-    model(support, query, training=True)`` under a ``tf.GradientTape`` (``loss, acc, distill =
-    model(support, query, training=True, teacher=targets)`` with a distillation teacher).
+    model(support, query, training=True)`` under a ``tf.GradientTape``.
 
     Support and query are embedded in ONE encoder pass over their concatenation, and every size
     (way, shot, query) is read with ``tf.shape``, so one ``tf.function`` trace whose signature
@@ -87,15 +85,21 @@ class PrototypicalNetwork(keras.Model):
     ----------
     encoder : keras.Model
         Maps ``x [shape=(batch, *input)]`` to ``[shape=(batch, d)]``.
+    groups : int
+        How many equal member blocks the embedding has: an ensemble encoder's members
+        (:mod:`kws_proto.encoders.ensemble`; ``ModelConfig.groups``), else 1.  Each block gets its
+        own prototypes and loss (:meth:`member_logits`).
 
     The logits are minus the squared Euclidean distances (summed over ``d``, not averaged) of
     the queries to the class prototypes.
     """
 
-    def __init__(self, encoder: keras.Model, **kwargs):
+    def __init__(self, encoder: keras.Model, groups: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ConfigError(f"groups={groups!r} must be a positive integer")
         self.encoder = encoder
-        self.groups = int(getattr(encoder, GROUPS_ATTR, 1))
+        self.groups = groups
 
     def embed(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Embeddings of a batch of clips, ``training=False`` by default (enrolment).
@@ -154,9 +158,9 @@ class PrototypicalNetwork(keras.Model):
     def member_logits(self, support: tf.Tensor, query: tf.Tensor, training=None):
         """Logits of every query against every class prototype, per ensemble member.
 
-        A plain encoder is one member. An ensemble encoder (its model has
-        ``embedding_groups = G``, :mod:`kws_proto.encoders.ensemble`) embeds into ``G`` equal
-        blocks; each block gets its own prototypes and logits.
+        A plain encoder is one member. An ensemble encoder of ``G`` members (the network's
+        ``groups``, :mod:`kws_proto.encoders.ensemble`) embeds into ``G`` equal blocks; each
+        block gets its own prototypes and logits.
 
         Parameters
         ----------
@@ -172,10 +176,7 @@ class PrototypicalNetwork(keras.Model):
         labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
         """
         emb = self.episode_embeddings(support, query, training=training)
-        return self._member_logits(emb, tf.shape(support), tf.shape(query))
-
-    def _member_logits(self, emb: tf.Tensor, support_shape: tf.Tensor, query_shape: tf.Tensor):
-        """:meth:`member_logits` of the episode's embeddings ``emb`` (:meth:`episode_embeddings`)."""
+        support_shape, query_shape = tf.shape(support), tf.shape(query)
         n_way, k_shot, n_query = support_shape[0], support_shape[1], query_shape[1]
         n_support = n_way * k_shot
         out = []
@@ -204,18 +205,14 @@ class PrototypicalNetwork(keras.Model):
         parts, labels = self.member_logits(support, query, training=training)
         return tf.add_n(parts), labels
 
-    def call(self, support: tf.Tensor, query: tf.Tensor, training=None, teacher=None):
-        """Episode loss and accuracy, and with a ``teacher`` the distillation term.
+    def call(self, support: tf.Tensor, query: tf.Tensor, training=None):
+        """Episode loss and accuracy.
 
         Parameters
         ----------
         support : tf.Tensor [shape=(n_way, k_shot, *input)]
         query : tf.Tensor [shape=(n_way, n_query, *input)]
         training : bool
-        teacher : tf.Tensor [shape=(n_way * k_shot + n_way * n_query, d_teacher)] or None
-            A frozen teacher's embeddings of the episode's clips in the order of
-            :meth:`episode_embeddings` (support class-major, then query class-major); a row of
-            zeros has no target (:func:`~kws_proto.model.distill.relational_distillation`).
 
         Returns
         -------
@@ -224,13 +221,8 @@ class PrototypicalNetwork(keras.Model):
             ensemble, the mean over members of each member's own loss).
         accuracy : tf.Tensor [shape=()]
             Fraction of queries whose nearest prototype is their own class.
-        distill : tf.Tensor [shape=()]
-            Only with a ``teacher``: the relational distillation term of the episode's
-            embeddings (per member, averaged), unweighted; the training step adds it to
-            ``loss`` with its weight (``train.distill``).
         """
-        emb = self.episode_embeddings(support, query, training=training)
-        parts, labels = self._member_logits(emb, tf.shape(support), tf.shape(query))
+        parts, labels = self.member_logits(support, query, training=training)
         loss = tf.add_n([  # each member learns from its own prototypes: independent members
             tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=p))
             for p in parts
@@ -238,6 +230,4 @@ class PrototypicalNetwork(keras.Model):
         logits = tf.add_n(parts)
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, labels), tf.float32))
-        if teacher is None:
-            return loss, accuracy
-        return loss, accuracy, relational_distillation(emb, teacher, self.groups)
+        return loss, accuracy

@@ -187,7 +187,7 @@ def launch_workers(argv: list[str], n: int, env: dict | None = None) -> int:
 
     Each worker runs in its own process group, so Ctrl-C reaches this process alone, which
     forwards one SIGINT to every worker (each stops as after Ctrl-C,
-    :func:`kws_proto.train.loop.train`) and waits for them.
+    :func:`kws_proto.train.trainer.train`) and waits for them.
     When a worker exits with an error, the others are stopped the same way (SIGINT; SIGKILL
     after :data:`STOP_GRACE` s for one stuck waiting for the dead one: TensorFlow's workers
     catch SIGTERM) and a :class:`WorkerError` names the first that failed.

@@ -24,11 +24,7 @@ def make_strategy(name: str, logical_cpus: int = 0):
 
     if name not in STRATEGIES:
         raise ConfigError(f"strategy={name!r} must be one of {STRATEGIES}")
-    if logical_cpus:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)]
-        )
+    split_cpu(logical_cpus)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multi-worker":
@@ -36,6 +32,21 @@ def make_strategy(name: str, logical_cpus: int = 0):
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+
+
+def split_cpu(n: int) -> None:
+    """Split the CPU into ``n`` logical devices (none when 0), before TensorFlow initialises its
+    devices; nothing happens when it is split so already."""
+    import tensorflow as tf
+
+    if not n:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) == n:
+        return
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+    )
 
 
 def local_replicas(dist) -> list[int]:

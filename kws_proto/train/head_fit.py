@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.builtin import open_eval_data
 from kws_proto.errors import ConfigError
 from kws_proto.model.head import write_head
 from kws_proto.model.loading import load_run_network
@@ -38,7 +37,7 @@ def fit_centre(net, features, rows, clips: int, seed: int) -> np.ndarray:
     return embed_rows(net, features, pick).astype(np.float64).mean(axis=0).astype(np.float32)
 
 
-def fit_head(run_root: str | os.PathLike, data=None, progress: bool = False) -> Path | None:
+def fit_head(run_root: str | os.PathLike, data) -> Path | None:
     """Fit the head that the run's ``config.yaml`` asks for and write ``RUN/head.npz``.
 
     The centre is the mean embedding (best weights, ``training=False``) of ``head.clips``
@@ -49,8 +48,9 @@ def fit_head(run_root: str | os.PathLike, data=None, progress: bool = False) -> 
     ----------
     run_root : path
         A run directory with ``best.weights.h5``.
-    data : ExperimentData or None
-        The run's dataset (its un-augmented ``features`` are read); opened when None.
+    data : ExperimentData
+        The run's dataset, opened by the caller (its manifest, split and un-augmented
+        ``features`` are read).
 
     Returns
     -------
@@ -62,8 +62,6 @@ def fit_head(run_root: str | os.PathLike, data=None, progress: bool = False) -> 
     if cfg.head.kind == "none":
         path.unlink(missing_ok=True)
         return None
-    if data is None:
-        data = open_eval_data(cfg, progress=progress)
     by_kw = data.manifest.indices_by_keyword()
     rows = np.concatenate([by_kw[k] for k in data.splits.train if k in by_kw] or [np.zeros(0, int)])
     centre = fit_centre(net, data.features, rows, cfg.head.clips, cfg.train.seed)
