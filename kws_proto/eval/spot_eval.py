@@ -28,8 +28,8 @@ window every ``hop``: :mod:`kws_proto.spot.windows`; nearest keyword within its 
 ``min_db`` gate, event merging with ``min_hits`` / ``max_gap``, suppression) with every
 keyword's threshold scaled by a factor.  The windows are embedded once per trial; only the
 decision and the merging are repeated per factor, so the sweep is cheap and each point is exactly
-what ``detect`` would give with a bank whose thresholds were scaled (``tests/test_spot_eval.py`` checks factor 1 against
-``KeywordSpotter.detect``).  A cut on the events' scores of one permissive run would not be:
+what ``detect`` would give with a bank whose thresholds were scaled (``tests/test_spot_eval.py``
+checks factor 1 against ``KeywordSpotter.detect``).  A cut on the events' scores of one permissive run would not be:
 ``min_hits`` windows, gap bridging and the suppression between keywords all depend on the
 threshold.  :func:`kws_proto.spot.detect.match_events` scores each factor: a detection hits a true
 target of its keyword that it overlaps (each target at most once); every other detection is a
