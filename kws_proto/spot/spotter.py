@@ -329,7 +329,7 @@ class KeywordSpotter:
         return enroll_text(self, bank, name, text, voices, audio_files(clips) if clips else [],
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
-                           views_ms=ENROL_SHIFTS_MS, recorded_weight=recorded_weight)
+                           recorded_weight=recorded_weight)
 
     def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
         """Nearest keyword, runner-up and unknown-rejection of each audio file: one
