@@ -167,7 +167,8 @@ def hand_stream(keyword_clips):
 
 
 def test_scoring_counts_hits_and_false_alarms_on_a_hand_made_stream(hand_stream):
-    from kws_proto.eval.spot_eval import curve, recall_at, score
+    from kws_proto.eval.spot_eval import score
+    from kws_proto.eval.spot_results import curve, recall_at
 
     audio, truth, spans, _ = hand_stream
     (a0, a1), (c0, c1), _, (u0, u1) = spans

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from kws_proto.eval.plots import _figure, _save
-from kws_proto.eval.spot_eval import FA_POINTS, SpotEvalResult
+from kws_proto.eval.spot_results import FA_POINTS, SpotEvalResult
 
 
 def table(result: SpotEvalResult) -> str:
