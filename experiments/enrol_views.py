@@ -61,7 +61,7 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
     ``tests/test_detect.py``.  Returns ``{rule: [hits, misses, false alarms]}`` summed.
     """
     from kws_proto.spot.detect import Event, detect_audio, match_events
-    from kws_proto.spot.decision import calibrate_threshold, clip_embeddings
+    from kws_proto.spot.enrolment import enrol_keyword
 
     sr = spotter.features.sample_rate
     rng = np.random.default_rng(1)
@@ -88,16 +88,15 @@ def stream_scores(spotter, clips: dict[str, list[Path]], draws: int = STREAM_DRA
             bank = spotter.new_bank()
             for w in keywords:
                 v = views[w][:, [SHIFTS_MS.index(s) for s in shifts]]
-                thr, info = calibrate_threshold(v)
-                bank.add(bank.make_keyword(w, clip_embeddings(v),
-                                           [p.name for p in support[w]], thr, info))
+                bank.add(enrol_keyword(v, w, [p.name for p in support[w]], views_ms=shifts))
             r = match_events(detect_audio(spotter, bank, stream).events, truth)
             totals[rule] += (r["hits"], r["misses"], r["false_alarms"])
     return totals
 
 
 def main(argv: list[str]) -> int:
-    from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
+    from kws_proto.spot.decision import decide, keyword_distances
+    from kws_proto.spot.enrolment import enrol_keyword
     from kws_proto.spot.spotter import KeywordSpotter
 
     if not PICO.is_dir():
@@ -118,9 +117,8 @@ def main(argv: list[str]) -> int:
                 bank = spotter.new_bank()
                 for w in keywords:
                     v = emb[w][order[w][:K]][:, [col[s] for s in views]]  # [K, S, d]
-                    t, info = calibrate_threshold(v, margin=margin)
-                    bank.add(bank.make_keyword(w, clip_embeddings(v),
-                                               [str(i) for i in range(K)], t, info))
+                    bank.add(enrol_keyword(v, w, [str(i) for i in range(K)], margin=margin,
+                                           views_ms=views))
                 for query, shifts in QUERIES.items():
                     cols = [col[s] for s in shifts]
                     accepted = np.mean([np.mean(decide(keyword_distances(

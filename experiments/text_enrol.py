@@ -10,9 +10,9 @@ the mean of its support clips' embeddings (a clip: the mean of its enrolment vie
 - ``text 50``: the keyword's text said by 50 built-in eSpeak NG voices
   (``KeywordSpotter.enroll_text``'s clips, :func:`kws_proto.spot.synthetic.say`);
 - ``real 1 + text 50``, ``real 5 + text 50``: both, every clip weighing the same (the prototype
-  ``enroll_text`` makes);
+  ``enroll_text`` makes with ``recorded_weight=None``);
 - ``real 1 | text 50``: the mean of the recorded clip's embedding and the synthesised clips'
-  mean (each half the weight).
+  mean (each half the weight: ``enroll_text``'s default, :func:`kws_proto.spot.text.prototype_weights`).
 
 A query is the nearest prototype (closed set, thresholds play no part).  Prints a Markdown table
 of accuracy (mean over episodes and its 95% CI) and the paired differences.

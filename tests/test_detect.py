@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from kws_proto.cli import main
-from kws_proto.spot.detect import Event, EventMerger, _suppress, frame_windows, match_events
+from kws_proto.spot.detect import Event, EventMerger, _suppress, match_events
+from kws_proto.spot.windows import frame_windows
 
 SR = 16000
 GAP = 1.5  # seconds of background between spoken words

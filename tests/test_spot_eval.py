@@ -167,7 +167,8 @@ def hand_stream(keyword_clips):
 
 
 def test_scoring_counts_hits_and_false_alarms_on_a_hand_made_stream(hand_stream):
-    from kws_proto.eval.spot_eval import curve, recall_at, score
+    from kws_proto.eval.spot_eval import score
+    from kws_proto.eval.spot_results import curve, recall_at
 
     audio, truth, spans, _ = hand_stream
     (a0, a1), (c0, c1), _, (u0, u1) = spans
@@ -214,20 +215,27 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
     model = str(trained_run)
     r = spot_eval(pico_small, [model, f"{model}@min_hits=2"], trials=2, keywords=2, shots=3,
                   words=8, seed=5, factors=(0.5, 2.0))
-    assert [v["name"] for v in r["variants"]] == [model, f"{model}@min_hits=2"]
-    for v in r["variants"]:
-        assert [p["factor"] for p in v["curve"]] == [0.5, 1.0, 2.0]
-        cal = v["calibrated"]
-        assert cal["hits"] == sum(t["hits"] for t in v["per_trial"])
-        assert cal["false_alarms"] == sum(t["false_alarms"] for t in v["per_trial"])
+    assert [v.name for v in r.variants] == [model, f"{model}@min_hits=2"]
+    for v in r.variants:
+        assert [p["factor"] for p in v.curve] == [0.5, 1.0, 2.0]
+        assert v.counts.shape == (2, 3, 3)  # trials x factors x (hits, targets, false alarms)
+        cal = v.calibrated
+        assert cal["hits"] == sum(t["hits"] for t in v.per_trial) == v.counts[:, 1, 0].sum()
+        assert cal["false_alarms"] == sum(t["false_alarms"] for t in v.per_trial)
         assert cal["targets"] == 2 * 2  # round(0.25 * 8) per trial
-        assert v["stream_hours"] == pytest.approx(
-            sum(t["seconds_audio"] for t in v["per_trial"]) / 3600, rel=1e-3)
-        assert 0 <= v["recall_at"]["10"] <= v["recall_at"]["50"] <= 1
+        assert v.stream_hours == pytest.approx(
+            sum(t["seconds_audio"] for t in v.per_trial) / 3600, rel=1e-3)
+        assert 0 <= v.recall_at["10"] <= v.recall_at["50"] <= 1
+        lo, hi = v.ci95["recall"]
+        assert 0 <= lo <= hi <= 1
+    assert r.variants[0].vs_first is None and set(r.variants[1].vs_first) == {"10", "50"}
     # identical trials: the same thresholds (enrolment does not depend on the decision variant)
-    first, second = (v["per_trial"][0]["thresholds"] for v in r["variants"])
+    first, second = (v.per_trial[0]["thresholds"] for v in r.variants)
     assert first == second
-    assert json.loads(to_json(r))["trials"] == r["trials"]
+    out = json.loads(to_json(r))
+    assert out["trials"] == r.trials and out["variants"][1]["name"] == r.variants[1].name
+    assert out["variants"][0]["per_trial"] == r.variants[0].per_trial
+    assert "vs_first" not in out["variants"][0] and "vs_first" in out["variants"][1]
     assert "min_hits=2" in table(r)
     png = det_plot(r, tmp_path / "det.png")
     assert png.stat().st_size > 1000
@@ -241,8 +249,8 @@ def test_text_and_confusable_variants(trained_run, fsdd_small):
     model = str(trained_run)
     r = spot_eval(fsdd_small, [model, f"{model}@text=6,real=0", f"{model}@confusables=4"],
                   trials=1, keywords=2, shots=3, words=8, seed=5, factors=(0.5, 2.0))
-    plain, text, capped = (v["per_trial"][0]["thresholds"] for v in r["variants"])
-    assert r["variants"][1]["name"] == f"{model}@text=6,real=0"
+    plain, text, capped = (v.per_trial[0]["thresholds"] for v in r.variants)
+    assert r.variants[1].name == f"{model}@text=6,real=0"
     assert text != plain and all(np.isfinite(text))
     assert all(c <= p + 1e-4 for c, p in zip(capped, plain))  # negatives only lower a threshold
 

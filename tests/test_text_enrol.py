@@ -123,6 +123,37 @@ def test_recorded_clips_beside_text_and_confusables_as_negatives(keyword_spotter
         keyword_spotter.enroll_text(bank, "x", "c#mputer")
 
 
+def test_the_threshold_is_calibrated_against_the_stored_weighted_prototype(keyword_spotter,
+                                                                         keyword_clips):
+    """Beside recorded clips the prototype is 0.5 x their mean + 0.5 x the synthesised mean; the
+    leave-one-out distances and the negatives' quantile are measured against that prototype
+    (each clip's: the weighted mean of the others), not the plain mean of the clips."""
+    sp = keyword_spotter
+    name, paths = next(iter(keyword_clips["keywords"].items()))
+    negatives = paths[5:25]  # the keyword itself by other voices: close, so they cap
+    bank = sp.new_bank()
+    kw = sp.enroll_text(bank, name, keyword_text(name), voices=6, clips=paths[:2],
+                        negatives=negatives)
+    f = sp.features
+    said = say(keyword_text(name), voice_settings(6, 0), sr=f.sample_rate,
+               max_seconds=f.clip_seconds, seed=0)
+    views = sp.embed_views(list(paths[:2]) + [y for _, y in said]).astype(np.float64)  # [8, 3, d]
+    w = np.array([0.25, 0.25] + [0.5 / 6] * 6)
+    clips = views.mean(axis=1)
+    proto = (w[:, None] * clips).sum(0)
+    np.testing.assert_allclose(kw.prototype, proto, rtol=1e-4, atol=1e-5 * np.abs(proto).max())
+    loo = [np.mean(np.sum((views[i] - (proto - w[i] * clips[i]) / (1 - w[i])) ** 2, axis=1))
+           for i in range(8)]
+    support_limit = 1.25 * np.mean(loo)
+    neg = sp.embed_files(negatives).astype(np.float64)
+    cap = np.quantile(((neg - kw.prototype) ** 2).sum(axis=1), 0.05)
+    plain_cap = np.quantile(((neg - clips.mean(0)) ** 2).sum(axis=1), 0.05)
+    assert abs(plain_cap - cap) > 1e-3 * cap  # the two prototypes tell apart
+    assert kw.calibration["support_limit"] == pytest.approx(support_limit, rel=1e-4)
+    assert kw.calibration["negative_limit"] == pytest.approx(cap, rel=1e-4)
+    assert kw.threshold == pytest.approx(min(support_limit, cap), rel=1e-4)
+
+
 def test_cli_enroll_text(trained_run, keyword_clips, tmp_path, capsys):
     bank = tmp_path / "text.bank.npz"
     name, paths = next(iter(keyword_clips["keywords"].items()))

@@ -18,6 +18,8 @@ import queue
 import time
 from pathlib import Path
 
+from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
+from kws_proto.spot.windows import HOP
 from kws_proto.util.cli import finite_float, nonnegative_int, positive_float, positive_int
 
 HELP = "spot keywords of a bank in long audio (a file, - for stdin, or --mic)"
@@ -28,10 +30,11 @@ def add_arguments(p) -> None:
     p.add_argument("audio", nargs="?", type=Path,
                    help="a recording of any length (WAV/FLAC/OGG), or - for raw 16 kHz mono "
                         "int16 little-endian PCM on stdin")
-    p.add_argument("--hop", type=positive_float, default=0.1, help="seconds between windows")
-    p.add_argument("--min-hits", type=positive_int, default=3, help="windows an event needs")
-    p.add_argument("--max-gap", type=nonnegative_int, default=1, help="missed windows an event may bridge")
-    p.add_argument("--min-db", type=finite_float, default=-50.0,
+    p.add_argument("--hop", type=positive_float, default=HOP, help="seconds between windows")
+    p.add_argument("--min-hits", type=positive_int, default=MIN_HITS, help="windows an event needs")
+    p.add_argument("--max-gap", type=nonnegative_int, default=MAX_GAP,
+                   help="missed windows an event may bridge")
+    p.add_argument("--min-db", type=finite_float, default=MIN_DB,
                    help="windows quieter than this (RMS, dBFS) are never a keyword")
     p.add_argument("--model", default=None,
                    help="the bank's encoder at another place (a run directory or `default`)")

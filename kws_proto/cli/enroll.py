@@ -2,14 +2,15 @@
 
 The encoder is the first argument (a run directory, or `default` for the shipped one), --model,
 or, for an existing bank, the bank's own; the remaining arguments are clips or folders of them.
-The clips are embedded through the run's own front end, each at its crop and 100 ms either side
-(the offsets a sliding window sees); the bank stores the keyword's prototype, support embeddings,
-clip names and a rejection threshold calibrated from the clips (and --negatives): 1.25 x the mean
-leave-one-out distance of the clips, capped by the 5% quantile of the negatives' distances
-(kws_proto/spot/spotter.py).  A bank keeps the encoder it was started with: adding with another
+The clips are embedded through the run's own front end, each at its crop and one detection hop
+either side (the offsets a sliding window sees: kws_proto/spot/enrolment.py); the bank stores the
+keyword's prototype, support embeddings, clip names and a rejection threshold calibrated from the
+clips (and --negatives): a margin times the mean leave-one-out distance of the clips, capped by a
+low quantile of the negatives' distances (kws_proto/spot/decision.py: SUPPORT_MARGIN,
+NEGATIVE_QUANTILE).  A bank keeps the encoder it was started with: adding with another
 encoder is refused.  --replace re-enrols a keyword, --remove deletes one.
 
---text adds the keyword's text (--spoken TEXT, else the --keyword name) said by --voices (50)
+--text adds the keyword's text (--spoken TEXT, else the --keyword name) said by --voices
 built-in eSpeak NG voices to the support, with or without recorded clips; --confusables N
 synthesises N words one phoneme away from it as negatives that cap the threshold
 (kws_proto/spot/text.py, kws_proto/spot/confusables.py).  The bank records what was synthesised.
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kws_proto.errors import ConfigError
+from kws_proto.spot.text import VOICES
 from kws_proto.util.cli import nonnegative_float
 
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
@@ -43,7 +46,8 @@ def add_arguments(p) -> None:
                    help="add the keyword's name said by --voices built-in voices to the support")
     p.add_argument("--spoken", default=None, metavar="TEXT",
                    help="with --text: what the keyword says, when its name is not that")
-    p.add_argument("--voices", type=int, default=50, help="with --text: built-in voices saying it")
+    p.add_argument("--voices", type=int, default=VOICES,
+                   help="with --text: built-in voices saying it")
     p.add_argument("--confusables", type=int, default=0, metavar="N",
                    help="N synthesised words one phoneme from the keyword cap the threshold")
     p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
@@ -62,20 +66,10 @@ def _split_model(args):
 
 
 def run(args) -> int:
-    from kws_proto.spot.bank import load_bank, save_bank
-    from kws_proto.errors import ConfigError
-    from kws_proto.spot.spotter import KeywordSpotter
+    from kws_proto.spot.bank import load_bank, save_bank  # lazy: --help builds every parser
 
-    exists = args.bank.exists()  # a folder or a text file there is refused by load_bank
     if args.remove:
-        if args.items or args.keyword:
-            raise ConfigError("--remove takes no clips and no --keyword")
-        bank = load_bank(args.bank)
-        bank.remove(args.remove)
-        save_bank(bank, args.bank)
-        print(f"removed {args.remove!r} from {args.bank}; it holds {len(bank)} keyword(s): "
-              f"{', '.join(bank.names) or 'none'}")
-        return 0
+        return _remove(args)
     if not args.keyword:
         raise ConfigError("--keyword NAME is required to enrol (or --remove KEYWORD)")
     model, clips = _split_model(args)
@@ -84,17 +78,9 @@ def run(args) -> int:
     if not clips and not args.text:
         raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K "
                           "FILE...` (or --text)")
-    bank = load_bank(args.bank) if exists else None
-    if model is None and bank is None:
-        first = Path(clips[0])
-        if not first.exists() or first.is_dir():  # it was meant as the new bank's encoder
-            why = "no such run directory" if not first.exists() else "not a run directory (no config.yaml)"
-            raise ConfigError(f"{first}: {why}; {args.bank} is new, so the first argument names "
-                              "its encoder (a run directory or `default`)")
-        raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
-                          "or `default`, as the first argument or with --model")
-    spotter = KeywordSpotter.for_bank(bank, model) if bank is not None else KeywordSpotter.from_model(model)
-    bank = bank if bank is not None else spotter.new_bank()
+    # a folder or a text file at --bank is refused by load_bank
+    bank = load_bank(args.bank) if args.bank.exists() else None
+    spotter, bank = _spotter(args, model, clips, bank)
     if args.text or args.confusables:
         text = args.spoken if args.spoken is not None else args.keyword
         kw = spotter.enroll_text(bank, args.keyword, text, args.voices if args.text else 0,
@@ -106,12 +92,49 @@ def run(args) -> int:
                             replace=args.replace, threshold=args.threshold)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
+    _report(kw, bank, args.bank)
+    return 0
+
+
+def _remove(args) -> int:
+    """--remove: delete a keyword from the bank."""
+    from kws_proto.spot.bank import load_bank, save_bank
+
+    if args.items or args.keyword:
+        raise ConfigError("--remove takes no clips and no --keyword")
+    bank = load_bank(args.bank)
+    bank.remove(args.remove)
+    save_bank(bank, args.bank)
+    print(f"removed {args.remove!r} from {args.bank}; it holds {len(bank)} keyword(s): "
+          f"{', '.join(bank.names) or 'none'}")
+    return 0
+
+
+def _spotter(args, model, clips, bank):
+    """The spotter (the bank's encoder, or ``model``) and the bank (a new one when None)."""
+    from kws_proto.spot.spotter import KeywordSpotter  # lazy: --help builds every parser
+
+    if bank is not None:
+        return KeywordSpotter.for_bank(bank, model), bank
+    if model is None:
+        first = Path(clips[0])
+        if not first.exists() or first.is_dir():  # it was meant as the new bank's encoder
+            why = "no such run directory" if not first.exists() else "not a run directory (no config.yaml)"
+            raise ConfigError(f"{first}: {why}; {args.bank} is new, so the first argument names "
+                              "its encoder (a run directory or `default`)")
+        raise ConfigError(f"{args.bank} does not exist yet: name the encoder, a run directory "
+                          "or `default`, as the first argument or with --model")
+    spotter = KeywordSpotter.from_model(model)
+    return spotter, spotter.new_bank()
+
+
+def _report(kw, bank, path) -> None:
+    """Print what was enrolled and what the bank holds."""
     cal = kw.calibration
     extra = (f"; {cal['negatives']} negatives, {100 * cal['negatives_accepted']:.0f}% of them "
              "within it" if "negatives" in cal else "")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
-    print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {args.bank}: threshold "
+    print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {path}: threshold "
           f"{kw.threshold:.4g} ({cal.get('rule', '')}{extra})")
     print(f"the bank holds {len(bank)} keyword(s): {', '.join(bank.names)}")
-    return 0

@@ -10,8 +10,11 @@ label=NAME; negatives=N needs --cohort) on identical trials.  See kws_proto/eval
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from kws_proto.errors import ConfigError
+from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TARGET_RATIO, TRIALS, WORDS
 from kws_proto.util.cli import (finite_float, fraction, nonnegative_int, number_list,
                                 positive_float, positive_int)
 
@@ -19,23 +22,21 @@ HELP = "benchmark keyword spotting on constructed streams (DET curve)"
 
 
 def add_arguments(p) -> None:
-    from kws_proto.eval.spot_eval import DEFAULTS
-
     p.add_argument("model", help="a run directory or `default`, optionally MODEL@key=value,...")
     p.add_argument("--data", type=Path, required=True,
                    help="a prepared dataset folder, or a raw keyword folder (SRC/<keyword>/*.wav "
                         "or FSDD-style names; indexed into $KWS_PROTO_CACHE, "
                         "~/.cache/kws_proto when unset)")
-    p.add_argument("--trials", type=positive_int, default=DEFAULTS["trials"], help="trials")
-    p.add_argument("--keywords", type=positive_int, default=DEFAULTS["keywords"],
+    p.add_argument("--trials", type=positive_int, default=TRIALS, help="trials")
+    p.add_argument("--keywords", type=positive_int, default=KEYWORDS,
                    help="target keywords enrolled per trial")
-    p.add_argument("--shots", type=positive_int, default=DEFAULTS["shots"], help="support clips per keyword")
-    p.add_argument("--words", type=positive_int, default=DEFAULTS["words"], help="words per stream")
-    p.add_argument("--target-ratio", type=fraction, default=DEFAULTS["target_ratio"],
+    p.add_argument("--shots", type=positive_int, default=SHOTS, help="support clips per keyword")
+    p.add_argument("--words", type=positive_int, default=WORDS, help="words per stream")
+    p.add_argument("--target-ratio", type=fraction, default=TARGET_RATIO,
                    help="share of the stream's words that are targets")
     p.add_argument("--snr", type=finite_float, default=None,
                    help="mix in background noise at this SNR (dB); clean when not given")
-    p.add_argument("--seed", type=nonnegative_int, default=DEFAULTS["seed"], help="trial seed")
+    p.add_argument("--seed", type=nonnegative_int, default=SEED, help="trial seed")
     p.add_argument("--factors", type=number_list(positive_float), default=None,
                    help="threshold factors of the DET sweep, comma-separated (1 always added)")
     p.add_argument("--cohort", type=Path, default=None,
@@ -49,10 +50,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import sys
-
-    from kws_proto.errors import ConfigError
-    from kws_proto.eval.spot_eval import FACTORS, spot_eval
+    from kws_proto.eval.spot_eval import spot_eval  # lazy: --help builds every parser
     from kws_proto.eval.spot_report import det_plot, table, to_json
 
     if args.plot is not None and args.plot.suffix.lower() != ".png":

@@ -6,53 +6,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kws_proto.eval.spot_eval import FA_POINTS
+from kws_proto.eval.plots import _figure, _save
+from kws_proto.eval.spot_results import FA_POINTS, SpotEvalResult
 
 
-def table(result: dict) -> str:
+def table(result: SpotEvalResult) -> str:
     """The result as a plain-text table, one row per variant."""
-    o = result["options"]
-    head = (f"{result['dataset']}: {o['trials']} trials x {o['keywords']} keywords x "
+    o, variants = result.options, result.variants
+    head = (f"{result.dataset}: {o['trials']} trials x {o['keywords']} keywords x "
             f"{o['shots']} shots, {o['words']} words per stream ({o['target_ratio']:g} targets), "
             f"snr {o['snr'] if o['snr'] is not None else 'clean'}, seed {o['seed']}"
-            f"{', speaker-disjoint' if result['speaker_disjoint'] else ', file-disjoint'}")
-    w = max(8, *(len(v["name"]) for v in result["variants"]))
+            f"{', speaker-disjoint' if result.speaker_disjoint else ', file-disjoint'}")
+    w = max(8, *(len(v.name) for v in variants))
 
     def pct(x, ci):
         return f"{100 * x:5.1f} [{100 * ci[0]:4.1f}-{100 * ci[1]:4.1f}]"
 
-    keys = list(result["variants"][0]["recall_at"])
+    keys = list(variants[0].recall_at)
     cols = (f"{'variant':<{w}} {'recall @ calibrated':>19} {'FA/h @ cal':>18} " +
             " ".join(f"{'recall @ ' + k + ' FA/h':>19}" for k in keys) +
             f" {'hours':>5} {'s/trial':>7}")
     lines = [head, cols]
-    for v in result["variants"]:
-        c, ci = v["calibrated"], v["ci95"]
+    for v in variants:
+        c, ci, at = v.calibrated, v.ci95, v.recall_at
         fa = f"{c['fa_per_hour']:5.1f} [{ci['fa_per_hour'][0]:4.1f}-{ci['fa_per_hour'][1]:4.1f}]"
-        lines.append(f"{v['name']:<{w}} {pct(c['recall'], ci['recall']):>19} {fa:>18} " +
-                     " ".join(f"{pct(v['recall_at'][k], ci['recall_at_' + k]):>19}" for k in keys) +
-                     f" {v['stream_hours']:5.2f} {v['seconds_per_trial']:7.2f}")
-    for v in result["variants"][1:]:
-        lines.append(f"{v['name']} - {result['variants'][0]['name']}: " + ", ".join(
+        lines.append(f"{v.name:<{w}} {pct(c['recall'], ci['recall']):>19} {fa:>18} " +
+                     " ".join(f"{pct(at[k], ci['recall_at_' + k]):>19}" for k in keys) +
+                     f" {v.stream_hours:5.2f} {v.seconds_per_trial:7.2f}")
+    for v in variants[1:]:
+        lines.append(f"{v.name} - {variants[0].name}: " + ", ".join(
             f"recall @ {k} FA/h {100 * d['diff']:+.1f} points "
             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-            for k, d in v["vs_first"].items()))
+            for k, d in v.vs_first.items()))
     lines.append("[95% intervals: bootstrap over trials; differences paired on the same trials]")
     return "\n".join(lines)
 
 
-def det_plot(result: dict, out) -> Path:
+def det_plot(result: SpotEvalResult, out) -> Path:
     """Recall against false alarms per hour, one line per variant, factor 1 marked."""
-    from kws_proto.eval.plots import _figure, _save
-
     fig = _figure(5.2, 4.0)
     ax = fig.subplots()
-    for v in result["variants"]:
-        pts = v["curve"]
+    for v in result.variants:
+        pts = v.curve
         x = [p["fa_per_hour"] for p in pts]
         y = [100 * p["recall"] for p in pts]
-        (line,) = ax.plot(x, y, marker=".", markersize=4, label=v["name"])
-        c = v["calibrated"]
+        (line,) = ax.plot(x, y, marker=".", markersize=4, label=v.name)
+        c = v.calibrated
         ax.plot([c["fa_per_hour"]], [100 * c["recall"]], marker="o", markersize=8,
                 markerfacecolor="none", color=line.get_color())
     for x in FA_POINTS:
@@ -62,8 +61,8 @@ def det_plot(result: dict, out) -> Path:
     ax.set_xlabel("false alarms per hour of stream")
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 100)
-    o = result["options"]
-    ax.set_title(f"{Path(result['dataset']).name}: {o['trials']} trials, "
+    o = result.options
+    ax.set_title(f"{Path(result.dataset).name}: {o['trials']} trials, "
                  f"snr {o['snr'] if o['snr'] is not None else 'clean'} (o: calibrated)",
                  fontsize="medium")
     ax.grid(alpha=0.3)
@@ -71,5 +70,5 @@ def det_plot(result: dict, out) -> Path:
     return _save(fig, out)
 
 
-def to_json(result: dict) -> str:
-    return json.dumps(result, indent=2, default=float)
+def to_json(result: SpotEvalResult) -> str:
+    return json.dumps(result.to_dict(), indent=2, default=float)

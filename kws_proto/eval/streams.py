@@ -14,8 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.noise import colored_noise
+from kws_proto.audio.loading import read_audio
+from kws_proto.data.dataset import noise_files
 from kws_proto.errors import ConfigError, DatasetError
+from kws_proto.spot.detect import Event
 
+TRIALS = 20
+KEYWORDS = 3  # target keywords enrolled per trial
+SHOTS = 5  # support clips per keyword
+WORDS = 40  # words per stream
+TARGET_RATIO = 0.25  # share of a stream's words that are targets
+SEED = 0
 GAP_SECONDS = (0.3, 1.5)
 TRIM_DB = 30.0
 #: Threshold factors of the sweep: 2**-5 to 2**3 in steps of 2**(1/8), 1 among them.
@@ -119,8 +129,9 @@ class ClipPool:
         raise DatasetError(f"{self.root}: {what} has {len(out)} readable clip(s), need {n}")
 
 
-def draw_trials(data, trials: int = 20, keywords: int = 3, shots: int = 5, words: int = 40,
-                target_ratio: float = 0.25, seed: int = 0) -> list[Trial]:
+def draw_trials(data, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int = SHOTS,
+                words: int = WORDS, target_ratio: float = TARGET_RATIO,
+                seed: int = SEED) -> list[Trial]:
     """The seeded trials of a prepared dataset folder (module docstring: how one is drawn)."""
     check_options(trials, keywords, shots, words, target_ratio, seed)
     pool = data if isinstance(data, ClipPool) else ClipPool(Path(data))
@@ -188,9 +199,7 @@ class Stream:
 
 def trimmed_word(path, sr: int) -> np.ndarray:
     """A clip at ``sr`` Hz cut to its speech: ``librosa.effects.trim`` at ``TRIM_DB``."""
-    import librosa
-
-    from kws_proto.audio.loading import read_audio
+    import librosa  # lazy: slow to import, and only scoring needs it
 
     y = read_audio(path, sr)
     t, _ = librosa.effects.trim(y, top_db=TRIM_DB, frame_length=512, hop_length=128)
@@ -200,9 +209,6 @@ def trimmed_word(path, sr: int) -> np.ndarray:
 def noise_for(root: Path, n: int, sr: int, rng) -> np.ndarray:
     """``n`` samples of the dataset's background noise (a random recording from a random offset,
     looped), else pink noise; RMS 1."""
-    from kws_proto.audio.loading import read_audio
-    from kws_proto.data.dataset import noise_files
-
     files = noise_files(root)
     if files:
         y = read_audio(files[int(rng.integers(len(files)))], sr).astype(np.float64)
@@ -210,16 +216,12 @@ def noise_for(root: Path, n: int, sr: int, rng) -> np.ndarray:
         start = int(rng.integers(len(y) - n + 1))
         y = y[start:start + n]
     else:
-        from data_prep.noise import colored_noise
-
         y = colored_noise(n, 1.0, rng)
     return y / (np.sqrt(np.mean(y**2)) + 1e-12)
 
 
 def build_stream(trial: Trial, root, sr: int, snr: float | None = None) -> Stream:
     """The trial's stream at ``sr`` Hz with the true spans of its target words."""
-    from kws_proto.spot.detect import Event
-
     root = Path(root)
     parts, truth, spans, at = [], [], [], 0
     speech_power, speech_n = 0.0, 0

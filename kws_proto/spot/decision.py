@@ -5,13 +5,16 @@ within its threshold, and the threshold calibrated from a keyword's own support 
 clip's embedding to keyword ``k``'s prototype.  A clip is keyword ``k`` when ``k`` is the nearest keyword among those within their own threshold
 (``d_k <= t_k``); "unknown" when no keyword is.
 
-A support clip is embedded in several views (:mod:`kws_proto.spot.spotter`, "Enrolment
-views"); its support embedding is the mean of its views, the prototype the mean of the clips'.
+A support clip is embedded in several views (:mod:`kws_proto.spot.enrolment`); its support
+embedding is the mean of its views, the prototype the mean of the clips' (:func:`prototype`; text
+enrolment weighs its recorded and synthesised clips: :mod:`kws_proto.spot.text`).
 
 **Threshold rule** (:func:`calibrate_threshold`), per keyword, from its own ``k >= 2`` support
 clips: the leave-one-out distances ``l_i`` = mean over clip ``i``'s views of ``d(view, prototype
 of the other k - 1 clips)`` are distances of genuine clips to a prototype that has not seen them;
-``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x the typical distance of a genuine clip).  With
+``t = SUPPORT_MARGIN * mean_i l_i`` (1.25 x the typical distance of a genuine clip).  With a
+weighted prototype, the prototype of the other clips is their weighted mean (their weights
+renormalised), so each clip is measured against the prototype that is stored, minus itself.  With
 negative clips (``--negatives``), their distances ``n_j`` to the full prototype cap it:
 ``t = min(1.25 * mean_i l_i, NEGATIVE_QUANTILE-quantile of n_j)``, so at most that share (5%) of
 the given negatives is accepted.  ``--threshold`` sets it by hand.
@@ -72,8 +75,29 @@ def clip_embeddings(views: np.ndarray) -> np.ndarray:
     return _views(views).mean(axis=1)
 
 
+def prototype(support: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """A keyword's prototype from its support embeddings ``[k, d]``: their mean (float32
+    arithmetic, as banks have always stored it), or with per-clip ``weights [k]`` (>= 0) their
+    weighted mean (float64, then float32).  ``[d]`` float32."""
+    support = np.asarray(support, dtype=np.float32)
+    if weights is None:
+        return support.mean(axis=0).astype(np.float32)
+    w = _weights(weights, len(support))
+    return ((w[:, None] * support.astype(np.float64)).sum(axis=0) / w.sum()).astype(np.float32)
+
+
+def _weights(weights, k: int) -> np.ndarray:
+    """``weights`` as ``[k]`` float64, checked: finite, >= 0, not all zero."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ConfigError(f"prototype weights {w.tolist()}: expected {k} finite weights >= 0, "
+                          "not all zero")
+    return w
+
+
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
-                        margin: float = SUPPORT_MARGIN) -> tuple[float, dict]:
+                        margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
+                        weights: np.ndarray | None = None) -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
     Parameters
@@ -84,6 +108,12 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
         Embeddings of clips that are not the keyword.
     margin : float > 0
         The multiple of the mean leave-one-out distance (``SUPPORT_MARGIN``).
+    quantile : float in (0, 1)
+        The share of the negatives a threshold they cap may accept (``NEGATIVE_QUANTILE``).
+    weights : np.ndarray [shape=(k,)] or None
+        Per-clip weights of the prototype (:func:`prototype`); None: every clip the same.  The
+        leave-one-out prototype of clip ``i`` is the weighted mean of the others, and the
+        negatives are measured against the weighted prototype.
 
     Returns
     -------
@@ -97,8 +127,13 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     if k < 2:
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
+    w = np.ones(k) if weights is None else _weights(weights, k)  # [k]
+    if np.any(w.sum() - w <= 1e-12 * w.sum()):
+        raise ConfigError(f"prototype weights {w.tolist()}: one clip carries all the weight, so "
+                          "leaving it out leaves no prototype (give the threshold by hand)")
     clips = views.mean(axis=1).astype(np.float32).astype(np.float64)  # [k, d], as in the bank
-    loo_protos = (clips.sum(axis=0, keepdims=True) - clips) / (k - 1)  # [k, d]: without clip i
+    total = (w[:, None] * clips).sum(axis=0, keepdims=True)  # [1, d]
+    loo_protos = (total - w[:, None] * clips) / (w.sum() - w)[:, None]  # [k, d]: without clip i
     loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
     support_limit = margin * float(loo.mean())
     info = {"rule": f"{margin:g} x mean leave-one-out distance",
@@ -106,11 +141,11 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     threshold = support_limit
     if negatives is not None and len(negatives):
         n = np.asarray(negatives, dtype=np.float32)
-        proto = clips.mean(axis=0, keepdims=True).astype(np.float32)  # [1, d]
+        proto = (total / w.sum()).astype(np.float32)  # [1, d]
         nd = squared_distances(n, proto)[:, 0]  # [m]
-        negative_limit = float(np.quantile(nd, NEGATIVE_QUANTILE))
+        negative_limit = float(np.quantile(nd, quantile))
         threshold = min(support_limit, negative_limit)
-        info.update(rule=f"min({info['rule']}, {NEGATIVE_QUANTILE:g}-quantile of the negatives' "
+        info.update(rule=f"min({info['rule']}, {quantile:g}-quantile of the negatives' "
                          "distances)", negatives=int(len(nd)), negative_limit=negative_limit,
                     negatives_accepted=float(np.mean(nd <= threshold)))
     return float(threshold), info

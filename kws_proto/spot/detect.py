@@ -1,12 +1,13 @@
 """Spotting keywords in long audio: a sliding window, per-window decisions, merged events.
 
 A window of the front end's clip length (1 s) slides over the recording every ``hop`` seconds
-(the last window is zero-padded; audio shorter than one window is padded to one).  All windows
-go through the in-graph front end and encoder in batches (one ``tf.function``), each window
-gets the classification rule of :func:`kws_proto.spot.spotter.decide` (nearest keyword within its
-threshold, else none; windows quieter than ``min_db``, -50 dBFS by default, are none: the front
-end normalises every window, so faint background would otherwise look like any loud sound), and
-:class:`EventMerger` turns runs of windows of the same keyword into events:
+(:mod:`kws_proto.spot.windows`: the last window is zero-padded; audio shorter than one window is
+padded to one).  All windows go through the in-graph front end and encoder in batches (one
+``tf.function``), each window gets the classification rule of
+:func:`kws_proto.spot.decision.decide` (nearest keyword within its threshold, else none; windows
+quieter than ``min_db``, ``MIN_DB`` dBFS by default, are none: the front end normalises every
+window, so faint background would otherwise look like any loud sound), and :class:`EventMerger`
+turns runs of windows of the same keyword into events:
 
 - a run may skip up to ``max_gap`` windows (a brief dip under the threshold);
 - a run of fewer than ``min_hits`` hit windows is dropped;
@@ -26,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.loading import LEVEL_GATE_DB, power_db
+from kws_proto.audio.loading import LEVEL_GATE_DB, power_db, read_audio
 from kws_proto.errors import AudioError, ConfigError
+from kws_proto.spot.decision import decide, keyword_distances
+from kws_proto.spot.windows import HOP, Framing
 
 MIN_HITS = 3
 MAX_GAP = 1
@@ -68,28 +71,6 @@ class Detection:
         return {"events": [e.to_dict() for e in self.events], "duration": round(self.duration, 3),
                 "seconds": round(self.seconds, 3), "rtf": round(self.rtf, 4),
                 "windows": self.windows, "hop": self.hop}
-
-
-def frame_windows(y: np.ndarray, window: int, hop: int) -> np.ndarray:
-    """Windows of ``y`` every ``hop`` samples, as a read-only strided view (no copy).
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,)]
-    window, hop : int > 0
-
-    Returns
-    -------
-    windows : np.ndarray [shape=(max(1, ceil((n - window) / hop) + 1), window)]
-        The last window is padded with zeros to reach the end of ``y``.
-    """
-    if window <= 0 or hop <= 0:
-        raise ConfigError(f"window={window} and hop={hop} must be positive samples")
-    y = np.asarray(y, dtype=np.float32)
-    count = 1 + max(0, -(-(len(y) - window) // hop))  # ceil division
-    need = (count - 1) * hop + window
-    y = np.pad(y, (0, max(0, need - len(y))))
-    return np.lib.stride_tricks.sliding_window_view(y, window)[::hop][:count]  # [count, window]
 
 
 @dataclass
@@ -198,8 +179,6 @@ def decide_windows(distances: np.ndarray, levels: np.ndarray | None, thresholds:
     (-1 none), ``ratio [n]`` (``d / t`` of the label or of the nearest keyword) and
     ``distance [n]``.  Windows quieter than ``min_db`` are none (the front end normalises each
     window, so faint noise would look like any sound)."""
-    from kws_proto.spot.decision import decide
-
     labels = decide(distances, thresholds)  # [n]
     if min_db is not None:
         labels = np.where(levels >= min_db, labels, -1)
@@ -211,8 +190,6 @@ def decide_windows(distances: np.ndarray, levels: np.ndarray | None, thresholds:
 
 def window_scores(spotter, bank, windows: np.ndarray, min_db: float | None = MIN_DB):
     """:func:`decide_windows` of ``windows [n, samples]`` embedded by ``spotter``."""
-    from kws_proto.spot.decision import keyword_distances
-
     d = keyword_distances(bank, spotter.embed(windows))  # [n, n_kw]
     levels = level_db(windows) if min_db is not None else None
     return decide_windows(d, levels, bank.thresholds, min_db)
@@ -230,7 +207,7 @@ def merge_events(names, starts, labels, ratio, distance, window: float,
     return _suppress(events + merger.flush())
 
 
-def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HITS,
+def detect_audio(spotter, bank, audio, hop: float = HOP, min_hits: int = MIN_HITS,
                  max_gap: int = MAX_GAP, min_db: float | None = MIN_DB) -> Detection:
     """Slide the clip-length window over ``audio`` and merge hits into events.
 
@@ -251,11 +228,8 @@ def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HIT
     -------
     Detection
     """
-    from kws_proto.audio.loading import read_audio
-
     f = spotter.features
-    if not hop > 0:
-        raise ConfigError(f"hop={hop} must be a positive number of seconds")
+    framing = Framing.of(f, hop)
     if not (int(min_hits) == min_hits >= 1 and int(max_gap) == max_gap >= 0):
         raise ConfigError(f"min_hits={min_hits!r} must be an integer >= 1 and "
                           f"max_gap={max_gap!r} an integer >= 0")
@@ -263,11 +237,10 @@ def detect_audio(spotter, bank, audio, hop: float = 0.1, min_hits: int = MIN_HIT
     y = read_audio(audio, f.sample_rate) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
     if y.ndim != 1 or not len(y):
         raise AudioError(f"audio of shape {y.shape}: detection needs a non-empty 1-D signal")
-    hop_samples = max(1, int(round(hop * f.sample_rate)))
-    windows = frame_windows(y, f.num_samples, hop_samples)  # [n_windows, num_samples]
+    windows = framing.frame(y)  # [n_windows, num_samples]
     labels, ratio, dist = window_scores(spotter, bank, windows, min_db)
-    starts = np.arange(len(windows)) * hop_samples / f.sample_rate
-    events = merge_events(bank.names, starts, labels, ratio, dist, f.clip_seconds, min_hits, max_gap)
+    events = merge_events(bank.names, framing.starts(len(windows)), labels, ratio, dist,
+                          f.clip_seconds, min_hits, max_gap)
     seconds = time.perf_counter() - t0
     return Detection(events, len(y) / f.sample_rate, seconds, len(windows), hop)
 

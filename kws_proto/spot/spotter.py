@@ -14,15 +14,9 @@ encoder with ``training=False``, on one of two embedding backends
 (:mod:`kws_proto.spot.backends`): the TensorFlow graph, or the encoder's TFLite export in LiteRT
 without TensorFlow.  Banks made on either are interchangeable.
 
-The decision rule and the threshold calibration: :mod:`kws_proto.spot.decision`.
-
-**Enrolment views.**  A sliding window rarely starts where the front end would crop a clip, so
-each support clip is embedded as a sliding window would see it: cut at its crop and at
-``ENROL_SHIFTS_MS`` (-100 and +100 ms, one detection hop either side) from it, the recording's own
-samples where it has them, zeros beyond.  The clip's support embedding is the mean of its views;
-the prototype the mean of the clips'.
-
-Measured (views, margins, streams): experiments/enrolment.md.
+The decision rule and the threshold calibration: :mod:`kws_proto.spot.decision`; enrolment
+(each support clip embedded at ``ENROL_SHIFTS_MS``, the views a sliding window sees):
+:mod:`kws_proto.spot.enrolment`.
 """
 
 from __future__ import annotations
@@ -36,9 +30,11 @@ import numpy as np
 from kws_proto.audio.loading import check_word, crop_start, fix_length, load_audio, read_audio, window_at
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
-from kws_proto.spot.decision import calibrate_threshold, clip_embeddings, decide, keyword_distances
-
-ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
+from kws_proto.spot.decision import decide, keyword_distances
+from kws_proto.spot.detect import Detection, detect_audio
+from kws_proto.spot.enrolment import ENROL_SHIFTS_MS, enrol_keyword
+from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
+from kws_proto.spot.windows import HOP
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 UNKNOWN = "unknown"
 
@@ -317,31 +313,23 @@ class KeywordSpotter:
         _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
         views = self._embed_views(np.stack(views))  # [k, S, d]
         neg = self.embed(np.stack(neg_clips)) if negatives else None
-        if threshold is None:
-            threshold, info = calibrate_threshold(views, neg)
-        else:
-            info = {"rule": "given by hand"}
-        info["views_ms"] = list(ENROL_SHIFTS_MS)
-        kw = bank.make_keyword(name, clip_embeddings(views),
-                               [f.name for f in files], threshold, info)
+        kw = enrol_keyword(views, name, [f.name for f in files], neg, threshold=threshold)
         bank.add(kw, replace=replace)
         return kw
 
-    def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = 50, clips=(),
-                    negatives=(), confusables: int = 0, replace: bool = False,
+    def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = VOICES,
+                    clips=(), negatives=(), confusables: int = 0, replace: bool = False,
                     threshold: float | None = None, seed: int = 0,
-                    recorded_weight: float | None = 0.5) -> Keyword:
+                    recorded_weight: float | None = RECORDED_WEIGHT) -> Keyword:
         """Enrol ``name`` from ``text`` said by ``voices`` built-in eSpeak NG voices, beside the
         recorded ``clips`` (files or folders, may be empty); ``confusables`` synthesised words
         one phoneme away cap the threshold as negatives; beside recorded clips the prototype is
         ``recorded_weight`` x their mean + the rest x the synthesised mean (None: the plain mean).
         See :mod:`kws_proto.spot.text`."""
-        from kws_proto.spot.text import enroll_text
-
         return enroll_text(self, bank, name, text, voices, audio_files(clips) if clips else [],
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
-                           views_ms=ENROL_SHIFTS_MS, recorded_weight=recorded_weight)
+                           recorded_weight=recorded_weight)
 
     def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
         """Nearest keyword, runner-up and unknown-rejection of each audio file: one
@@ -362,12 +350,10 @@ class KeywordSpotter:
         return [next(done) if c is not None else Unreadable(str(p), _without_path(str(p), errors[str(p)]))
                 for p, c in zip(files, clips)]
 
-    def detect(self, bank: KeywordBank, audio, hop: float = 0.1, **merge):
+    def detect(self, bank: KeywordBank, audio, hop: float = HOP, **merge) -> Detection:
         """Keyword events in a long recording (path or ``[n]`` samples at the front end's rate).
 
         See :func:`kws_proto.spot.detect.detect_audio`; ``merge`` goes to its event merging.
         """
-        from kws_proto.spot.detect import detect_audio
-
         self.check_bank(bank)
         return detect_audio(self, bank, audio, hop=hop, **merge)

@@ -8,8 +8,8 @@
     for e in stream.flush():                             # the end of the audio
         ...
 
-The windows are :func:`kws_proto.spot.detect.detect_audio`'s: one clip length (1 s) every
-``hop`` seconds from the first sample, each scored (:func:`~kws_proto.spot.detect.window_scores`)
+The windows are :func:`kws_proto.spot.detect.detect_audio`'s (:mod:`kws_proto.spot.windows`):
+one clip length (1 s) every ``hop`` seconds from the first sample, each scored (:func:`~kws_proto.spot.detect.window_scores`)
 as soon as its last sample has arrived; :meth:`StreamingSpotter.flush` scores the zero-padded
 windows of the tail exactly as the offline detector pads its last window.  The decisions go
 through the same :class:`~kws_proto.spot.detect.EventMerger`, which releases an event once no
@@ -20,7 +20,8 @@ batch it is computed in).
 
 **Memory.**  Between calls it holds less than one window of audio (the samples from the next
 window's start on), the merger's open run and the events it has not released yet; a call also
-holds its own chunk, and scores its windows in batches of ``BATCH_SIZE``.
+holds its own chunk, and scores its windows in batches of
+:data:`~kws_proto.spot.windows.WINDOW_BATCH`.
 
 **Latency.**  A window is scored in the call that delivers its last sample.  An event ending at
 ``end`` s (its last hit window's end) is returned by the call that brings the audio to
@@ -37,9 +38,8 @@ import numpy as np
 
 from kws_proto.errors import AudioError, ConfigError
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, Detection, Event, EventMerger,
-                                   frame_windows, window_scores)
-
-BATCH_SIZE = 256  # windows scored per batch: bounds a long chunk's working memory
+                                   window_scores)
+from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
 
 
 class StreamingSpotter:
@@ -54,15 +54,14 @@ class StreamingSpotter:
         As for :func:`kws_proto.spot.detect.detect_audio`.
     """
 
-    def __init__(self, spotter, bank, hop: float = 0.1, min_hits: int = MIN_HITS,
+    def __init__(self, spotter, bank, hop: float = HOP, min_hits: int = MIN_HITS,
                  max_gap: int = MAX_GAP, min_db: float | None = MIN_DB):
-        if not hop > 0:
-            raise ConfigError(f"hop={hop} must be a positive number of seconds")
+        f = spotter.features
+        self.framing = Framing.of(f, hop)
         spotter.check_bank(bank)
         self.spotter, self.bank, self.hop, self.min_db = spotter, bank, hop, min_db
-        f = spotter.features
         self.sample_rate, self.window = f.sample_rate, f.num_samples
-        self.hop_samples = max(1, int(round(hop * f.sample_rate)))
+        self.hop_samples = self.framing.hop
         self._merger = EventMerger(bank.names, f.clip_seconds, min_hits=min_hits, max_gap=max_gap)
         self._buffer = np.zeros(0, np.float32)  # samples from window ``_next``'s start on
         self._next = 0  # index of the next window to score
@@ -90,8 +89,7 @@ class StreamingSpotter:
         t0 = time.perf_counter()
         self._buffer = np.concatenate([self._buffer, y])
         self.received += len(y)
-        complete = (self.received - self.window) // self.hop_samples + 1  # windows with all samples
-        events = self._score(max(0, complete - self._next))
+        events = self._score(max(0, self.framing.complete(self.received) - self._next))
         self.seconds += time.perf_counter() - t0
         return events
 
@@ -104,8 +102,7 @@ class StreamingSpotter:
         t0 = time.perf_counter()
         events: list[Event] = []
         if self.received:
-            total = 1 + max(0, -(-(self.received - self.window) // self.hop_samples))
-            events = self._score(total - self._next)
+            events = self._score(self.framing.count(self.received) - self._next)
         events += self._merger.flush()
         self._flushed = True
         self.seconds += time.perf_counter() - t0
@@ -120,14 +117,14 @@ class StreamingSpotter:
         """Score the next ``count`` windows (the last one zero-padded past the audio)."""
         out: list[Event] = []
         h, n = self.hop_samples, self.window
-        for first in range(0, count, BATCH_SIZE):
-            m = min(BATCH_SIZE, count - first)
+        for first in range(0, count, WINDOW_BATCH):
+            m = min(WINDOW_BATCH, count - first)
             offset = first * h  # of this batch's first window in the buffer
             span = self._buffer[offset:offset + (m - 1) * h + n]
-            windows = frame_windows(span, n, h)[:m]  # zero-padded only past the audio's end
+            windows = self.framing.frame(span)[:m]  # zero-padded only past the audio's end
             labels, ratio, dist = window_scores(self.spotter, self.bank, windows, self.min_db)
             for j in range(m):
-                start = (self._next + first + j) * h / self.sample_rate
+                start = self.framing.start(self._next + first + j)
                 out += self._merger.push(start, int(labels[j]), float(ratio[j]), float(dist[j]))
         self._next += count
         self.windows += count

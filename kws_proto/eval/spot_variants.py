@@ -1,0 +1,95 @@
+"""Variants of the spotting benchmark: a model and a decision setting
+(``MODEL@key=value,...`` on the command line), scored by :func:`kws_proto.eval.spot_eval.spot_eval`
+on identical trials (the keys' meaning: :mod:`kws_proto.eval.spot_eval`, "Variants")."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kws_proto.errors import ConfigError
+from kws_proto.spot.decision import NEGATIVE_QUANTILE, SUPPORT_MARGIN
+from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
+from kws_proto.spot.windows import HOP
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model and a decision setting scored on the trials."""
+
+    model: str = "default"
+    hop: float = HOP
+    min_hits: int = MIN_HITS
+    max_gap: int = MAX_GAP
+    min_db: float = MIN_DB
+    negatives: int = 0
+    margin: float = SUPPORT_MARGIN
+    quantile: float = NEGATIVE_QUANTILE
+    text: int = 0
+    real: int = -1
+    confusables: int = 0
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        base = Variant(self.model)
+        extra = [f"{k}={getattr(self, k):g}" for k in ("hop", "min_hits", "max_gap", "min_db",
+                                                       "negatives", "margin", "quantile", "text",
+                                                       "real", "confusables")
+                 if getattr(self, k) != getattr(base, k)]
+        return self.model + (f"@{','.join(extra)}" if extra else "")
+
+    def check(self) -> None:
+        if not self.hop > 0:
+            raise ConfigError(f"variant {self.name}: hop={self.hop} must be > 0 seconds")
+        if self.min_hits < 1:
+            raise ConfigError(f"variant {self.name}: min_hits={self.min_hits} must be >= 1")
+        if self.max_gap < 0:
+            raise ConfigError(f"variant {self.name}: max_gap={self.max_gap} must be >= 0")
+        if self.negatives < 0:
+            raise ConfigError(f"variant {self.name}: negatives={self.negatives} must be >= 0")
+        if not self.margin > 0:
+            raise ConfigError(f"variant {self.name}: margin={self.margin} must be > 0")
+        if not 0 < self.quantile < 1:
+            raise ConfigError(f"variant {self.name}: quantile={self.quantile} must be in (0, 1)")
+        if self.text < 0 or self.confusables < 0:
+            raise ConfigError(f"variant {self.name}: text={self.text} and confusables="
+                              f"{self.confusables} must be >= 0")
+        if self.real < -1 or (self.real >= 0 and not self.text):
+            raise ConfigError(f"variant {self.name}: real={self.real} (recorded clips kept; -1: "
+                              "all) must be >= 0, and is for text=N variants")
+        if (self.text or self.confusables) and (self.negatives or self.margin != SUPPORT_MARGIN):
+            raise ConfigError(f"variant {self.name}: text and confusables enrol with the shipped "
+                              "rule and do not combine with negatives or margin")
+        if math.isnan(self.min_db):
+            raise ConfigError(f"variant {self.name}: min_db must be a number")
+
+
+_VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
+                  "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
+                  "confusables": int, "label": str}
+
+
+def parse_variant(spec: str) -> Variant:
+    """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
+    margin, quantile, text, real, confusables, label) as a :class:`Variant`."""
+    model, _, rest = str(spec).partition("@")
+    if not model:
+        raise ConfigError(f"variant {spec!r}: no model before '@' (a run directory or default)")
+    kwargs = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in _VARIANT_TYPES:
+            raise ConfigError(f"variant {spec!r}: {item!r} is not key=value with a key of "
+                              f"{', '.join(_VARIANT_TYPES)}")
+        try:
+            kwargs[key] = _VARIANT_TYPES[key](value)
+        except ValueError:
+            kind = "an integer" if _VARIANT_TYPES[key] is int else "a number"
+            raise ConfigError(f"variant {spec!r}: {key}={value!r} is not {kind}") from None
+    v = Variant(model, **kwargs)
+    v.check()
+    return v

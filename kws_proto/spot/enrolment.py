@@ -1,0 +1,71 @@
+"""Enrolment: a keyword's support views (and negatives) in, a calibrated :class:`Keyword` out.
+
+Every way of enrolling goes through :func:`enrol_keyword`: recorded clips
+(:meth:`KeywordSpotter.enroll <kws_proto.spot.spotter.KeywordSpotter.enroll>`), text
+(:mod:`kws_proto.spot.text`), the spotting benchmark's variants (:mod:`kws_proto.eval.spot_eval`)
+and the experiments; they differ only in which clips they embed.
+
+**Enrolment views.**  A sliding window rarely starts where the front end would crop a clip, so
+each support clip is embedded as a sliding window would see it: cut at its crop and at
+``ENROL_SHIFTS_MS`` (-100 and +100 ms, one detection hop either side) from it, the recording's own
+samples where it has them, zeros beyond (:meth:`KeywordSpotter.load_view
+<kws_proto.spot.spotter.KeywordSpotter.load_view>`).  The clip's support embedding is the mean of
+its views; the prototype the mean of the clips' (or a weighted mean:
+:func:`kws_proto.spot.decision.prototype`); the threshold the rule of
+:func:`kws_proto.spot.decision.calibrate_threshold`.
+
+Measured (views, margins, streams): experiments/enrolment.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kws_proto.spot.bank import Keyword
+from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_threshold,
+                                     clip_embeddings, prototype)
+
+ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
+
+
+def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | None = None,
+                  margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
+                  threshold: float | None = None, weights: np.ndarray | None = None,
+                  views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None) -> Keyword:
+    """Keyword ``name`` from the embeddings of its support clips' views.
+
+    Parameters
+    ----------
+    views : np.ndarray [shape=(k, S, d)]
+        Each support clip's ``S`` views embedded (``views_ms`` apart).
+    name : str
+    clips : sequence of str [len k]
+        The support clips' names, stored with the keyword.
+    negatives : np.ndarray [shape=(m, d)] or None
+        Embeddings of clips that are not the keyword; they cap the threshold.
+    margin, quantile : float
+        The threshold rule's (:func:`~kws_proto.spot.decision.calibrate_threshold`).
+    threshold : float or None
+        Given by hand instead of calibrated.
+    weights : np.ndarray [shape=(k,)] or None
+        Per-clip weights of the prototype (None: the plain mean); the threshold is calibrated
+        against the prototype they give.
+    views_ms : sequence of float
+        The views' shifts, recorded in the calibration.
+    calibration : dict or None
+        More entries for the keyword's calibration record (after the rule's).
+
+    Returns
+    -------
+    Keyword
+        Not yet in any bank: ``bank.add(keyword)``.
+    """
+    if threshold is None:
+        threshold, info = calibrate_threshold(views, negatives, margin, quantile, weights)
+    else:
+        info = {"rule": "given by hand"}
+    info["views_ms"] = list(views_ms)
+    info.update(calibration or {})
+    support = clip_embeddings(views)  # [k, d]
+    return Keyword(name, prototype(support, weights), support, tuple(str(c) for c in clips),
+                   float(threshold), info)
