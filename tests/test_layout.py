@@ -139,3 +139,69 @@ def test_the_checker_sees_function_level_and_upward_imports(tmp_path):
     known = {"kws_proto.eval.compare", "kws_proto.data.lazy"}
     assert _imports("kws_proto.data.lazy", mod, known) == {"kws_proto.eval.compare"}
     assert RANK[_group("kws_proto.eval.compare")] > RANK[_group("kws_proto.data.lazy")]
+
+
+#: Imports forbidden whatever the layers allow, each with its reason.
+FORBIDDEN = {
+    ("kws_proto.train", "data_prep"): "training takes a prepared dataset: the command builds the "
+                                      "corpus before it calls train()",
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_forbidden_imports(graph):
+    found = [f"{m} -> {t}: {why}" for m, ts in sorted(graph.items()) for t in sorted(ts)
+             for (low, high), why in FORBIDDEN.items() if _within(m, low) and _within(t, high)]
+    assert found == []
+
+
+#: The longest function allowed, in lines without its docstring, under each folder.
+MAX_LINES = {"kws_proto": 60, "kws_proto/train": 40}
+
+
+def _long_functions(source: str, limit: int) -> list[tuple[str, int]]:
+    """``(name, lines)`` of every function of ``source`` longer than ``limit`` lines, counted
+    from its ``def`` to its last line, less its docstring."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        lines = node.end_lineno - node.lineno + 1
+        first = node.body[0]
+        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            lines -= first.end_lineno - first.lineno + 1
+        if lines > limit:
+            out.append((node.name, lines))
+    return out
+
+
+@pytest.mark.parametrize("folder", sorted(MAX_LINES))
+def test_functions_are_short(folder):
+    long = [f"{p.relative_to(REPO)}: {name} ({n} lines)"
+            for p in sorted((REPO / folder).rglob("*.py"))
+            for name, n in _long_functions(p.read_text(encoding="utf-8"), MAX_LINES[folder])]
+    assert long == []
+
+
+def test_the_length_checker_leaves_out_docstrings_only():
+    body = "".join(f"    x{i} = {i}\n" for i in range(5))
+    source = ('def f():\n    """One\n    two\n    three."""\n' + body
+              + "def g():\n    # a comment counts\n" + body)
+    # f: its def line and 5 statements; g: its def line, the comment and 5 statements
+    assert _long_functions(source, 6) == [("g", 7)]
+    assert _long_functions(source, 5) == [("f", 6), ("g", 7)]
+
+
+def test_the_forbidden_check_sees_a_lazy_import_of_a_corpus_builder(tmp_path):
+    mod = tmp_path / "kws_proto" / "train" / "lazy.py"
+    mod.parent.mkdir(parents=True)
+    mod.write_text("def f(cfg):\n    from data_prep.builtin import prepare_data\n"
+                   "    return prepare_data(cfg)\n")
+    known = {"data_prep.builtin", "kws_proto.train.lazy"}
+    graph = {"kws_proto.train.lazy": _imports("kws_proto.train.lazy", mod, known)}
+    with pytest.raises(AssertionError, match="kws_proto.train.lazy -> data_prep.builtin"):
+        test_forbidden_imports(graph)
