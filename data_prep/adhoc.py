@@ -25,6 +25,7 @@ import re
 import sys
 from pathlib import Path
 
+from data_prep.folder import discover_folder, index_folder
 from kws_proto.data.dataset import MANIFEST
 from kws_proto.errors import DatasetError
 from kws_proto.util.atomic import atomic_path
@@ -44,8 +45,6 @@ def folder_key(src: str | os.PathLike) -> str:
     """Hex SHA-256 of the raw folder ``src``: its resolved path and each recording's relative
     path, size and modification time.  Raises :class:`DatasetError` when it holds no keyword
     recordings."""
-    from data_prep.folder import discover_folder
-
     src = Path(src).resolve()
     cands, _, noises = discover_folder(src, convert=False)
     if not cands:
@@ -67,7 +66,6 @@ def as_dataset(path: str | os.PathLike, progress: bool = False) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{path}: no such folder (not a prepared dataset, nor a raw folder "
                            "of keyword recordings)")
-    from data_prep.folder import index_folder
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.resolve().name) or "folder"
     out = cache_root() / "folders" / f"{name}-{folder_key(path)[:16]}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from data_prep.synth import SynthConfig, build_synth
+from data_prep.words import load_words_file
 from kws_proto.config import DataConfig, ExperimentConfig
 from kws_proto.data.experiment import ExperimentData, open_data
 from kws_proto.errors import DatasetError
@@ -29,7 +31,6 @@ def ensure_dataset(data: DataConfig, progress: bool = True) -> Path:
         return root
     if data.source != "synth":
         raise DatasetError(f"{root}: no prepared dataset there; build it with `kws-prep` first")
-    from data_prep.synth import SynthConfig, build_synth
 
     root.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root.parent / f".{root.name}.lock"):
@@ -48,8 +49,6 @@ def _prepared(root: Path, data: DataConfig) -> bool:
 
 
 def _synth_config(data: DataConfig, cls):
-    from data_prep.words import load_words_file
-
     words = tuple(load_words_file(data.synth_words_file)) if data.synth_words_file else None
     return cls(n_words=data.synth_words, n_speakers=data.synth_speakers, seed=data.synth_seed,
                words=words, flite_speakers=data.synth_flite_speakers)
@@ -70,8 +69,6 @@ def _check_synth_settings(root: Path, data: DataConfig) -> None:
             "seed": data.synth_seed}
     differ = {k: (made[k], v) for k, v in want.items() if made[k] != v}
     if not differ:
-        from data_prep.synth import SynthConfig
-
         if sorted(info["words"]) != _synth_config(data, SynthConfig).vocabulary():
             differ = {"words": "another vocabulary (data.synth_words_file)"}
     if differ:

@@ -116,6 +116,7 @@ class LibEspeak:
     _instance: "LibEspeak | None" = None
 
     def __init__(self) -> None:
+        # lazy: optional `espeakng_loader`
         import espeakng_loader  # ImportError when the wheel is missing
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())

@@ -22,20 +22,22 @@ import sys
 import time
 from pathlib import Path
 
+from kws_proto.config import load_config
+from kws_proto.eval.compare import compare, retire_stale_run
+from kws_proto.eval.evaluate import parse_grid
+from kws_proto.eval.report import answer
+from kws_proto.eval.suites import BUILTIN, REAL
+from kws_proto.util.atomic import atomic_write_text
+from kws_proto.util.quiet_tf import quiet_tensorflow
+
 REPO = Path(__file__).resolve().parents[1]
 SEQUENTIAL, DESIGN, DEFAULT = "conv4", "protores_design", "protores"
 CONFIGS = [REPO / "experiments" / "configs" / "demo" / f"{n}.yaml" for n in (SEQUENTIAL, DESIGN, DEFAULT)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kws_proto.util.quiet_tf import quiet_tensorflow
-
     quiet_tensorflow()  # TensorFlow's start-up chatter off the terminal
 
-    from kws_proto.config import load_config
-    from kws_proto.eval.compare import compare, retire_stale_run
-    from kws_proto.eval.evaluate import parse_grid
-    from kws_proto.eval.suites import BUILTIN, REAL
 
     t0 = time.perf_counter()
     runs = Path("runs/demo")
@@ -67,15 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _answer(models, setting, where: str) -> str:
-    from kws_proto.eval.report import answer
-
     return answer(models, setting, DESIGN, SEQUENTIAL, DEFAULT, where)
 
 
 def _append(report: Path, text: str) -> None:
     """Add the answer to a comparison's ``results.md`` (rewritten atomically)."""
-    from kws_proto.util.atomic import atomic_write_text
-
     atomic_write_text(report, report.read_text(encoding="utf-8") + f"\n## The answer\n\n{text}\n")
 
 

@@ -33,12 +33,22 @@ import platform
 import shutil
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from kws_proto.config import dump_config, load_config
+from kws_proto.eval.compare import ensure_trained
+from kws_proto.eval.evaluate import evaluate_run, grid
+from kws_proto.eval.suites import REAL
+from kws_proto.model.head import read_head
+from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.model.pretrained import MODELS_DIR, weights_sha256
+from kws_proto.model.runs import RunDir
+from kws_proto.spot.backends import write_export
 from kws_proto.util.provenance import git_commit
+from kws_proto.util.quiet_tf import quiet_tensorflow
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "experiments" / "configs" / "pretrained.yaml"
@@ -65,9 +75,6 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
 
 def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
     """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and the own test split."""
-    from kws_proto.eval.evaluate import evaluate_run, grid
-    from kws_proto.eval.suites import REAL
-
     settings = grid([5], [1, 5], 15, episodes)
     out = {}
     for suite in REAL:
@@ -92,8 +99,6 @@ def _relative(path: str) -> str:
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:
@@ -109,12 +114,7 @@ def _describe_training_data(data, words: str) -> str:
 
 def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     """Copy the finished run ``run_dir`` into the model folder ``out`` with its record."""
-    from kws_proto.config import dump_config
-    from kws_proto.model.head import read_head
-    from kws_proto.model.loading import load_run_network, weights_fingerprint
-    from kws_proto.model.runs import RunDir
-    from kws_proto.spot.backends import write_export
-    from kws_proto.spot.export import TFEmbedder
+    from kws_proto.spot.export import TFEmbedder  # lazy: TensorFlow
 
     run = RunDir(run_dir)
     cfg, net = load_run_network(run_dir)
@@ -162,8 +162,6 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kws_proto.util.quiet_tf import quiet_tensorflow
-
     quiet_tensorflow()  # TensorFlow's start-up chatter off the terminal
 
     p = argparse.ArgumentParser(prog="python -m kws_proto.publish", description=__doc__,
@@ -174,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
     args = p.parse_args(argv)
 
-    from kws_proto.eval.compare import ensure_trained
-    from kws_proto.config import load_config
 
     t0 = time.perf_counter()
     cfg = load_config(args.config)

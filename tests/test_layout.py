@@ -205,3 +205,35 @@ def test_the_forbidden_check_sees_a_lazy_import_of_a_corpus_builder(tmp_path):
     graph = {"kws_proto.train.lazy": _imports("kws_proto.train.lazy", mod, known)}
     with pytest.raises(AssertionError, match="kws_proto.train.lazy -> data_prep.builtin"):
         test_forbidden_imports(graph)
+
+
+def _untagged_lazy_imports(source: str) -> list[int]:
+    """Line numbers of function-level imports in ``source`` without a ``# lazy: REASON`` comment
+    on their first line or the line above it."""
+    lines = source.splitlines()
+    out = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                here, above = lines[node.lineno - 1], lines[node.lineno - 2].strip()
+                if "# lazy: " not in here and not above.startswith("# lazy: "):
+                    out.append(node.lineno)
+    return sorted(set(out))
+
+
+def test_every_function_level_import_says_why_it_is_lazy():
+    """An import inside a function keeps something heavy (TensorFlow, librosa, SciPy, an optional
+    extra, the parsers `--help` builds) off its module's import; every other import sits at the
+    top of the module."""
+    untagged = [f"{p.relative_to(REPO)}:{n}" for pkg in ("kws_proto", "data_prep")
+                for p in sorted((REPO / pkg).rglob("*.py"))
+                for n in _untagged_lazy_imports(p.read_text(encoding="utf-8"))]
+    assert untagged == []
+
+
+def test_the_lazy_import_check_sees_an_untagged_import_in_a_nested_block():
+    source = ("def f(x):\n    if x:\n        import json\n        return json\n"
+              "    import math  # lazy: never mind\n    return math\n")
+    assert _untagged_lazy_imports(source) == [3]

@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kws_proto.config import load_config
-    from kws_proto.data.experiment import open_data
+    from kws_proto.config import load_config  # lazy: --help builds every parser
+    from kws_proto.data.experiment import open_data  # lazy: --help builds every parser
 
     cfg = load_config(args.config)
     data = open_data(args.dataset, cfg.features, cfg.augment, progress=not args.quiet)

@@ -11,6 +11,7 @@ symlink the originals).  A "test-only" split is written (change it with `kws-pre
 from __future__ import annotations
 
 import argparse
+import time
 
 from kws_proto.util.cli import nonnegative_float, positive_int
 
@@ -31,9 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
 
-    from data_prep.folder import index_folder
+    from data_prep.folder import index_folder  # lazy: --help builds every parser
 
     t0 = time.perf_counter()
     r = index_folder(args.src, args.out, mode=args.audio, sr=args.sr, duration=args.duration,

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.merge import merge_datasets
+    from data_prep.merge import merge_datasets  # lazy: --help builds every parser
 
     r = merge_datasets(args.out, args.base, args.extras)
     c = r["counts"]

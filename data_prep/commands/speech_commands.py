@@ -10,6 +10,7 @@ command words), "parnami" (Parnami & Lee: 5 test / 5 validation / rest over word
 from __future__ import annotations
 
 import argparse
+import time
 
 from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
 
@@ -38,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
 
+    # lazy: --help builds every parser
     from data_prep.speech_commands import prepare_speech_commands
 
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from kws_proto.errors import ConfigError
 from kws_proto.util.cli import nonnegative_int, positive_int
 
 HELP = "write a keyword-class split into a prepared dataset folder"
@@ -36,9 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep import splits as sp
+    from data_prep import splits as sp  # lazy: --help builds every parser
+
+    # lazy: --help builds every parser
     from kws_proto.data.dataset import load_manifest, write_splits
-    from kws_proto.errors import ConfigError
 
     manifest = load_manifest(args.dir)
     keywords = manifest.keywords

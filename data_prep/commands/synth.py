@@ -13,6 +13,7 @@ English words, none of the 35 Speech Commands words, the digits or the Picovoice
 from __future__ import annotations
 
 import argparse
+import time
 
 from kws_proto.util.cli import nonnegative_int, positive_float, positive_int
 
@@ -37,10 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
 
-    from data_prep.synth import SynthConfig, build_synth
-    from data_prep.words import DEFAULT_WORDS, load_words_file
+    from data_prep.synth import SynthConfig, build_synth  # lazy: --help builds every parser
+    from data_prep.words import DEFAULT_WORDS, load_words_file  # lazy: --help builds every parser
 
     t0 = time.perf_counter()
     words = tuple(load_words_file(args.words_file)) if args.words_file else DEFAULT_WORDS

@@ -127,7 +127,7 @@ DRAWS = {"reverb": 6, "masks": 7}
 
 def seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
     """``n`` independent stateless seeds derived from one: ``[2] -> [n, 2]``."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n, alg=ALG)
 
@@ -135,7 +135,7 @@ def seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
 def fold(seed: tf.Tensor, k: int) -> tf.Tensor:
     """Seed ``[2]`` of the optional draw numbered ``k``, derived from ``seed``: adding a draw
     with a new number leaves every other draw of the same seed as it was."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), k, alg=ALG)
 
@@ -147,7 +147,7 @@ def uniform(shape, seed: tf.Tensor, minval, maxval, dtype=None) -> tf.Tensor:
     float32) are made from 24-bit integers, because XLA turns Philox bits into floats
     differently from the CPU kernel.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     dtype = tf.float32 if dtype is None else dtype
 
@@ -170,7 +170,7 @@ def noise_segments(noise: tf.Tensor, n: int, num_samples: int, seed: tf.Tensor) 
     -------
     segments : tf.Tensor [shape=(n, num_samples), dtype=float32]
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     num_samples = tf.cast(num_samples, tf.int64)
     span = tf.shape(noise, out_type=tf.int64)[0] - num_samples + 1
@@ -193,7 +193,7 @@ def time_shift(waves: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
     shifted : tf.Tensor [shape=(batch, n)]
         ``shifted[b, t] = waves[b, t - s_b]`` where that index exists, else 0.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if max_shift == 0:
         return waves
@@ -231,7 +231,7 @@ def reverberate(waves: tf.Tensor, max_rt60: float, prob: float, seed: tf.Tensor,
     -------
     reverberant : tf.Tensor [shape=(batch, n)]
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if prob == 0:
         return waves
@@ -278,7 +278,7 @@ def augment(
     -------
     waves : tf.Tensor [shape=(batch, n), dtype=float32]
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     s_shift, s_noise, s_volume, s_apply = tf.unstack(seeds(seed, 4))
     if config.reverb_prob:
@@ -303,7 +303,7 @@ def _band_mask(batch: tf.Tensor, size: int, n_bands: int, max_width: int,
                seed: tf.Tensor) -> tf.Tensor:
     """``[batch, size]`` bool: True inside any of ``n_bands`` random bands of each row, each
     ``U{0..max_width}`` wide (clipped to ``size``) and placed uniformly where it fits."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     s_width, s_start = tf.unstack(seeds(seed, 2))
     width = uniform([batch, n_bands], s_width, 0, min(max_width, size) + 1, tf.int32)
@@ -337,7 +337,7 @@ def spec_mask(feats: tf.Tensor, dct: np.ndarray, config: AugmentConfig,
     -------
     feats : tf.Tensor [shape=(batch, frames, n_mfcc), dtype=float32]
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     s_freq, s_time = tf.unstack(seeds(seed, 2))
     batch, frames = tf.shape(feats)[0], int(feats.shape[1])
@@ -364,7 +364,7 @@ def silence(
     -------
     clips : tf.Tensor [shape=(n, num_samples), dtype=float32]
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     s_noise, s_volume = tf.unstack(seeds(seed, 2))
     gain = uniform([n], s_volume, 0.0, volume)
@@ -387,7 +387,7 @@ def augment_function(config: AugmentConfig, sr: int = 16000):
         once per distinct batch size, and the function is shared by every caller with the same
         ``(config, sr)``.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     return tf.function(lambda waves, noise, seed: augment(waves, noise, seed, config, sr),
                        jit_compile=True)

@@ -227,8 +227,8 @@ class FeatureConfig:
 @functools.lru_cache(maxsize=16)
 def _constants(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``window [win_length]``, ``mel [n_fft // 2 + 1, n_mels]``, ``dct [n_mels, n_mfcc]``."""
-    import librosa
-    import scipy.fft
+    import librosa  # lazy: librosa
+    import scipy.fft  # lazy: SciPy
 
     window = librosa.filters.get_window("hann", config.win_length, fftbins=True)
     with warnings.catch_warnings():  # librosa warns of empty bands; we raise instead
@@ -303,7 +303,7 @@ def mfcc(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     ConfigError
         ``y`` is not one-dimensional of exactly ``config.num_samples`` samples.
     """
-    import librosa
+    import librosa  # lazy: librosa
 
     y = np.asarray(y, dtype=np.float32)
     if y.shape != (config.num_samples,):
@@ -361,7 +361,7 @@ def mfcc_batch(Y, config: FeatureConfig = FeatureConfig(), spectrum: str = "fft"
         (a length known only at run time fails in ``tf.ensure_shape``), or ``spectrum`` is not
         one of :data:`SPECTRA`.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if spectrum not in SPECTRA:
         raise ConfigError(f"mfcc_batch: spectrum={spectrum!r} must be one of {SPECTRA}")
@@ -420,7 +420,7 @@ def _windowed_frames(Y, window: np.ndarray, T: int, hop: int):
     side by side, each times its part of the window: one copy, where ``tf.signal.frame`` gathers
     and the window multiply copies again (experiments/speed.md, "Front end").  Other windows go through ``tf.signal.frame``.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     win = int(window.shape[0])
     if win % hop:
@@ -442,7 +442,7 @@ def mfcc_function(config: FeatureConfig = FeatureConfig()):
     fn : callable
         ``fn(Y [batch, num_samples] float32) -> tf.Tensor [batch, num_frames, n_mfcc]``.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     _constants(config)  # raise a ConfigError now rather than at the first call
 

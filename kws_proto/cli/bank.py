@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kws_proto.spot.bank import load_bank
+    from kws_proto.spot.bank import load_bank  # lazy: --help builds every parser
 
     bank = load_bank(args.bank)
     if args.json:

@@ -12,6 +12,7 @@ other file is classified.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 HELP = "classify clips with a keyword bank"
@@ -26,9 +27,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import sys
 
-    from kws_proto.spot.bank import load_bank
+    from kws_proto.spot.bank import load_bank  # lazy: --help builds every parser
+
+    # lazy: --help builds every parser
     from kws_proto.spot.spotter import KeywordSpotter, Unreadable
 
     bank = load_bank(args.bank)

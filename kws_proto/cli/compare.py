@@ -37,8 +37,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kws_proto.eval.compare import compare
-    from kws_proto.eval.evaluate import parse_grid
+    from kws_proto.eval.compare import compare  # lazy: --help builds every parser
+    from kws_proto.eval.evaluate import parse_grid  # lazy: --help builds every parser
 
     compare(
         args.configs, args.out, runs_root=args.runs_root,

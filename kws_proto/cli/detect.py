@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import time
 from pathlib import Path
 
+from kws_proto.errors import ConfigError
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
 from kws_proto.spot.windows import HOP
 from kws_proto.util.cli import finite_float, nonnegative_int, positive_float, positive_int
@@ -48,15 +50,14 @@ def _event_line(e) -> str:
 
 
 def run(args) -> int:
-    from kws_proto.spot.bank import load_bank
-    from kws_proto.errors import ConfigError
-    from kws_proto.spot.spotter import KeywordSpotter
+    from kws_proto.spot.bank import load_bank  # lazy: --help builds every parser
+    from kws_proto.spot.spotter import KeywordSpotter  # lazy: --help builds every parser
 
     if args.mic == (args.audio is not None):
         raise ConfigError("give either an AUDIO file or --mic")
     if args.mic:
         try:
-            import sounddevice
+            import sounddevice  # lazy: optional extra `mic`
         except (ImportError, OSError) as e:
             raise ConfigError(f"--mic needs the optional package sounddevice "
                               f"(pip install 'kws_proto[mic]'): {e}") from None
@@ -84,7 +85,7 @@ def _report(result, args) -> int:
 
 
 def _streaming(spotter, bank, args):
-    from kws_proto.spot.streaming import StreamingSpotter
+    from kws_proto.spot.streaming import StreamingSpotter  # lazy: --help builds every parser
 
     return StreamingSpotter(spotter, bank, hop=args.hop, min_hits=args.min_hits,
                             max_gap=args.max_gap, min_db=args.min_db)
@@ -92,10 +93,9 @@ def _streaming(spotter, bank, args):
 
 def _stdin(spotter, bank, args) -> int:
     """Raw PCM from stdin through a StreamingSpotter; events printed as they are released."""
-    import sys
 
-    from kws_proto.audio.pcm import read_pcm16
-    from kws_proto.spot.streaming import detect_chunks
+    from kws_proto.audio.pcm import read_pcm16  # lazy: --help builds every parser
+    from kws_proto.spot.streaming import detect_chunks  # lazy: --help builds every parser
 
     stream = _streaming(spotter, bank, args)
     show = None if args.json else (lambda e: print(_event_line(e), flush=True))

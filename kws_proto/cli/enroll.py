@@ -98,7 +98,7 @@ def run(args) -> int:
 
 def _remove(args) -> int:
     """--remove: delete a keyword from the bank."""
-    from kws_proto.spot.bank import load_bank, save_bank
+    from kws_proto.spot.bank import load_bank, save_bank  # lazy: --help builds every parser
 
     if args.items or args.keyword:
         raise ConfigError("--remove takes no clips and no --keyword")

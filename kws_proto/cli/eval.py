@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kws_proto.eval.evaluate import evaluate_run, grid
+    from kws_proto.eval.evaluate import evaluate_run, grid  # lazy: --help builds every parser
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     rows = evaluate_run(

@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kws_proto.spot.export import export_model
-    from kws_proto.spot.spotter import KeywordSpotter
+    from kws_proto.spot.export import export_model  # lazy: --help builds every parser
+    from kws_proto.spot.spotter import KeywordSpotter  # lazy: --help builds every parser
 
     spotter = KeywordSpotter.from_model(args.model)
     out = export_model(spotter, args.out, args.format, force=args.force)

@@ -15,8 +15,14 @@ from pathlib import Path
 
 from kws_proto.errors import ConfigError
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TARGET_RATIO, TRIALS, WORDS
-from kws_proto.util.cli import (finite_float, fraction, nonnegative_int, number_list,
-                                positive_float, positive_int)
+from kws_proto.util.cli import (
+    finite_float,
+    fraction,
+    nonnegative_int,
+    number_list,
+    positive_float,
+    positive_int,
+)
 
 HELP = "benchmark keyword spotting on constructed streams (DET curve)"
 
@@ -51,6 +57,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from kws_proto.eval.spot_eval import spot_eval  # lazy: --help builds every parser
+
+    # lazy: --help builds every parser
     from kws_proto.eval.spot_report import det_plot, table, to_json
 
     if args.plot is not None and args.plot.suffix.lower() != ".png":

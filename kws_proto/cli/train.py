@@ -9,8 +9,10 @@ command; worker 0 writes the run); --workers N starts N such workers on this mac
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
+from kws_proto.errors import ConfigError
 from kws_proto.util.cli import nonnegative_int
 
 HELP = "train an encoder on episodes from a YAML config"
@@ -43,10 +45,8 @@ def worker_argv(args, run_dir: Path) -> list[str]:
 
 
 def run(args) -> int:
-    import signal
 
-    from kws_proto.config import load_config
-    from kws_proto.errors import ConfigError
+    from kws_proto.config import load_config  # lazy: --help builds every parser
 
     # Ctrl-C (or the SIGINT --workers forwards) stops training as KeyboardInterrupt, also in a
     # process started in the background, which inherits SIGINT ignored
@@ -54,7 +54,7 @@ def run(args) -> int:
     cfg = load_config(args.config, sets=args.sets)
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.workers:
-        from kws_proto.train.cluster import launch_workers
+        from kws_proto.train.cluster import launch_workers  # lazy: --help builds every parser
 
         if args.strategy not in ("default", "multi-worker") or args.logical_cpus:
             raise ConfigError(f"--workers {args.workers} runs --strategy multi-worker; "
@@ -62,10 +62,10 @@ def run(args) -> int:
         launch_workers(worker_argv(args, run_dir), args.workers)
         print(f"run written to {run_dir} by {args.workers} workers")
         return 0
-    from data_prep.builtin import prepare_data
-    from kws_proto.model.runs import RunDir
-    from kws_proto.train.state import check_run_dir
-    from kws_proto.train.trainer import prepare_process, train
+    from data_prep.builtin import prepare_data  # lazy: --help builds every parser
+    from kws_proto.model.runs import RunDir  # lazy: --help builds every parser
+    from kws_proto.train.state import check_run_dir  # lazy: --help builds every parser
+    from kws_proto.train.trainer import prepare_process, train  # lazy: --help builds every parser
 
     check_run_dir(RunDir(run_dir), cfg, args.resume)  # a wrong --resume before building any data
     # thread pools and devices first: building the dataset's caches runs TensorFlow, which fixes them

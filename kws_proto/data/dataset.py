@@ -16,6 +16,7 @@ cache, the episode sampler and evaluation.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -79,7 +80,6 @@ def write_manifest(root: str | os.PathLike, clips: list[Clip]) -> Path:
     """Write ``root/manifest.csv`` atomically, rows sorted by (keyword, path)."""
     root = Path(root)
     rows = sorted(clips, key=lambda c: (c.keyword, c.path))
-    import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

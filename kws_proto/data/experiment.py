@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.audio.augment import AugmentConfig, load_noise
+from kws_proto.audio.features import FeatureConfig
 from kws_proto.data.cache import feature_cache, waveform_cache
 from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits, noise_files
 from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
 from kws_proto.errors import DatasetError
-from kws_proto.audio.features import FeatureConfig
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ExperimentData:
                       offsets=(0,)):
         """Endless prefetched ``(support, query)`` tensors of ``sampler``'s episodes from
         ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard)."""
-        from kws_proto.data.pipeline import EpisodePipeline
+        from kws_proto.data.pipeline import EpisodePipeline  # lazy: TensorFlow
 
         pipe = EpisodePipeline(
             self.feature_config, features=self.features, waveforms=self.waveforms,

@@ -41,8 +41,8 @@ def build_conv4(input_shape: tuple[int, int], filters: int = 64):
             f"conv4 input_shape=({frames}, {n_mfcc}) is too small: {N_STAGES} 2x2 poolings need "
             f"at least {2 ** N_STAGES} frames and {2 ** N_STAGES} coefficients"
         )
-    import keras
-    from keras import layers
+    import keras  # lazy: TensorFlow
+    from keras import layers  # lazy: TensorFlow
 
     stack = [keras.Input(shape=(frames, n_mfcc)), layers.Reshape((frames, n_mfcc, 1))]
     # x: batch x frames x n_mfcc -> batch x frames x n_mfcc x 1

@@ -73,8 +73,8 @@ def build_ensemble(
     members = positive_int("members", members)
     check_member(member, member_params)
 
-    import keras
-    from keras import layers
+    import keras  # lazy: TensorFlow
+    from keras import layers  # lazy: TensorFlow
 
     inputs = keras.Input(shape=(frames, n_mfcc), name="mfcc")
     outs = []

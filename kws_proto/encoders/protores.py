@@ -93,10 +93,10 @@ def build_protores(
             f"at least {min_frames} frames"
         )
 
-    import keras
-    from keras import layers
+    import keras  # lazy: TensorFlow
+    from keras import layers  # lazy: TensorFlow
 
-    from kws_proto.encoders.blocks import BLOCKS, along
+    from kws_proto.encoders.blocks import BLOCKS, along  # lazy: TensorFlow
 
     inputs = keras.Input(shape=(frames, n_mfcc), name="mfcc")
     if layout == "temporal":

@@ -11,16 +11,32 @@ episode by episode (a paired difference), whose CI is far tighter than comparing
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kws_proto.config import ExperimentConfig, load_config, same_training
+from data_prep.builtin import prepare_data
+from kws_proto.config import ExperimentConfig, dump_config, load_config, same_training
 from kws_proto.errors import CheckpointError, ConfigError
-from kws_proto.eval.evaluate import EvalSetting, embedding_table, eval_episodes, open_eval_data, score_episodes
+from kws_proto.eval.evaluate import (
+    EvalSetting,
+    embedding_table,
+    eval_episodes,
+    open_eval_data,
+    score_episodes,
+)
+from kws_proto.eval.gse import available, rows_table
+from kws_proto.eval.report import write_report
+from kws_proto.model.gse import DIM
+from kws_proto.model.loading import load_run_network
 from kws_proto.model.runs import RunDir
+from kws_proto.train.devices import set_feed_cores
+from kws_proto.train.state import config_diff
 
 DEFAULT_GRID = (EvalSetting(5, 1), EvalSetting(5, 5), EvalSetting(10, 5))
 DTW_NAME = "mfcc-dtw"  # 1-NN DTW on the first run's MFCC (the encoders' own front end)
@@ -46,9 +62,7 @@ def ensure_trained(cfg: ExperimentConfig, runs_root: Path, progress: bool = True
     asks for thread pools other than those TensorFlow already runs with here
     (``train.feed_cores``; pools are fixed per process).
     """
-    from data_prep.builtin import prepare_data
-    from kws_proto.train.devices import set_feed_cores
-    from kws_proto.train.trainer import train
+    from kws_proto.train.trainer import train  # lazy: TensorFlow
 
     run = RunDir(runs_root / cfg.name)
     resume = False
@@ -94,20 +108,12 @@ def retire_stale_run(cfg: ExperimentConfig, runs_root: Path) -> Path | None:
 
 def _differences(stored: ExperimentConfig, cfg: ExperimentConfig) -> str:
     """``"key: stored -> new; ..."`` of the keys where a stored run's config and ``cfg`` differ."""
-    from kws_proto.train.state import config_diff
-
     diff = config_diff(stored.to_dict(), cfg.to_dict())
     return "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
 
 
 def _train_in_subprocess(cfg: ExperimentConfig, run: RunDir, resume: bool, progress: bool) -> None:
     """``kws-proto train`` of ``cfg`` into ``run`` in a child process (its own thread pools)."""
-    import subprocess
-    import sys
-    import tempfile
-
-    from kws_proto.config import dump_config
-
     run.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=run.root.parent) as tmp:
         path = Path(tmp) / f"{cfg.name}.yaml"
@@ -156,9 +162,6 @@ def compare(
     extra is installed); paired differences are taken against the model named ``reference``
     (default: the Sequential encoder).
     """
-    from kws_proto.model.loading import load_run_network
-    from kws_proto.eval.report import write_report
-
     cfgs = [load_config(p) for p in config_paths]
     names = [c.name for c in cfgs]
     if len(set(names)) != len(names):
@@ -190,8 +193,6 @@ def compare(
         models.append(m)
         print(f"scored {cfg.name}")
     if gse is None:
-        from kws_proto.eval.gse import available
-
         gse = available()
     if gse:
         models.append(_gse_scores(base, episodes))
@@ -203,7 +204,7 @@ def compare(
 
 
 def _dtw_scores(data, episodes) -> ModelScores:
-    from kws_proto.eval.dtw import dtw_scores
+    from kws_proto.eval.dtw import dtw_scores  # lazy: SciPy, numba
 
     m = ModelScores(DTW_NAME, "dtw", {"parameters": 0, "embedding_dim": 0, "train_minutes": 0.0,
                                       "ms_per_episode": float("nan"), "ms_per_clip": float("nan")})
@@ -218,9 +219,6 @@ def _dtw_scores(data, episodes) -> ModelScores:
 
 
 def _gse_scores(data, episodes) -> ModelScores:
-    from kws_proto.eval.gse import rows_table
-    from kws_proto.model.gse import DIM
-
     rows = np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
                                      for eps in episodes.values() for e in eps]))
     t0 = time.perf_counter()

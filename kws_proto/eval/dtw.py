@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from tqdm.auto import tqdm
 
 from kws_proto.errors import ConfigError
 from kws_proto.model.scoring import EpisodeScores
@@ -207,8 +208,6 @@ def pair_distances(features, a, b, metric: str = "euclidean", band: int | None =
     -------
     distances : np.ndarray [shape=(P,), dtype=float64]
     """
-    from tqdm.auto import tqdm
-
     radius = _check(metric, band, norm)
     if np.ndim(features) != 3:
         raise ConfigError(f"pair_distances: features of shape {np.shape(features)} must be "

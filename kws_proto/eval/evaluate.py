@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data_prep.adhoc import as_dataset
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
 from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
-from kws_proto.model.scoring import (EpisodeScores, embed_rows, embedding_table,  # noqa: F401
-                                     evaluate_episodes, prototype_distances, score_episodes)
+from kws_proto.eval.gse import evaluate_gse, is_gse
+from kws_proto.model.loading import load_run_network
+from kws_proto.model.pretrained import is_shipped
+from kws_proto.model.scoring import (  # noqa: F401
+    EpisodeScores,
+    embed_rows,
+    embedding_table,
+    evaluate_episodes,
+    prototype_distances,
+    score_episodes,
+)
 
 
 def evaluate_run(
@@ -47,11 +57,6 @@ def evaluate_run(
     rows : list of dict
         One per setting, as :func:`~kws_proto.eval.grid.score_grid` gives them.
     """
-    from data_prep.adhoc import as_dataset
-    from kws_proto.eval.gse import evaluate_gse, is_gse
-    from kws_proto.model.loading import load_run_network
-    from kws_proto.model.pretrained import is_shipped
-
     data_dir = as_dataset(data_dir, progress) if data_dir is not None else None
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
 from kws_proto.errors import ConfigError
 from kws_proto.model.scoring import score_episodes
 
@@ -43,8 +44,6 @@ def eval_episodes(data, classes, setting: EvalSetting, seed: int = 0, unknown=()
     """The fixed episodes of one grid cell over ``classes`` of ``data`` (same seed, same episodes).
 
     With ``unknown`` words, every episode gets the extra pooled class ``_unknown_`` (open set)."""
-    from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
-
     sampler = EpisodeSampler(
         data.manifest, classes, setting.n_way, setting.k_shot, setting.n_query, seed=seed,
         speaker_disjoint=data.speaker_disjoint, unknown_classes=tuple(unknown),
@@ -83,7 +82,7 @@ def score_grid(table_for, data, classes, settings, seed: int = 0, unknown=()) ->
             "mean": summary.mean, "ci95": summary.ci95, "accuracies": scores.accuracies.tolist(),
         })
         if unknown:
-            from kws_proto.eval.openset import open_set_scores
+            from kws_proto.eval.openset import open_set_scores  # lazy: SciPy
 
             o = open_set_scores(table, episodes, far=0.05)
             rows[-1].update(auroc=o.auroc, detection_at_5pct_far=o.detection)

@@ -21,10 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
 from kws_proto.audio.features import FeatureConfig
-from kws_proto.model.gse import crop_table
+from kws_proto.audio.loading import read_audio
+from kws_proto.data.cache import load_clip
+from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
+from kws_proto.errors import ConfigError
+from kws_proto.eval.grid import score_grid
+from kws_proto.model.gse import (
+    DIM,
+    SAMPLE_RATE,
+    GSEUnavailableError,
+    crop_table,
+    gse_embed_clips,
+    model_dir,
+)
 
 GSE_MODELS = {
     "gse": "the Google speech embedding on the project's 1 s crop (3 windows a clip)",
@@ -55,11 +67,6 @@ def open_source(root, speaker_disjoint: bool = False) -> EpisodeSource:
 
 def full_table(manifest: Manifest, progress: bool = True) -> np.ndarray:
     """``[n_clips, 96]`` GSE of every whole recording (max over all its windows)."""
-    from tqdm.auto import tqdm
-
-    from kws_proto.audio.loading import read_audio
-    from kws_proto.model.gse import SAMPLE_RATE, gse_embed_clips
-
     rows = [gse_embed_clips(read_audio(p, SAMPLE_RATE)[None])[0]
             for p in tqdm(manifest.paths(), unit="clip", desc="gse (whole clips)", disable=not progress)]
     return np.stack(rows).astype(np.float32)
@@ -67,8 +74,6 @@ def full_table(manifest: Manifest, progress: bool = True) -> np.ndarray:
 
 def available() -> bool:
     """Whether the ``gse`` extra (the embedding's TFLite files) is installed."""
-    from kws_proto.model.gse import GSEUnavailableError, model_dir
-
     try:
         model_dir()
     except GSEUnavailableError:
@@ -79,9 +84,6 @@ def available() -> bool:
 def rows_table(manifest: Manifest, rows, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """``[n_clips, 96]`` GSE of the 1 s crops of manifest ``rows`` only (the others zero): what a
     comparison needs of a large corpus, without embedding (or caching) all of it."""
-    from kws_proto.data.cache import load_clip
-    from kws_proto.model.gse import DIM, gse_embed_clips
-
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     table = np.zeros((len(manifest), DIM), np.float32)
     for i in range(0, len(rows), 64):
@@ -105,9 +107,6 @@ def evaluate_gse(name, settings, data_dir, classes=None, seed: int = 0,
 
     ``data_dir`` is required (the GSE has no dataset of its own).
     """
-    from kws_proto.errors import ConfigError
-    from kws_proto.eval.grid import score_grid
-
     if data_dir is None:
         raise ConfigError(f"`eval {name}` needs --data: the speech embedding has no dataset of its own")
     source = open_source(data_dir, speaker_disjoint)

@@ -56,7 +56,7 @@ def keyword_scores(table: np.ndarray, episodes):
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties half."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # lazy: SciPy
 
     pos = np.asarray(positive, bool)
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())

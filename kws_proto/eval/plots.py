@@ -288,14 +288,14 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _figure(width: float, height: float = 3.6):
     """A pyplot-free figure (rendered by the Agg canvas on save)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
 def _colormap(n: int):
     """``i -> colour`` for ``n`` distinct keywords: qualitative up to 20, then a sampled ramp."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # lazy: matplotlib
 
     if n <= 10:
         return colormaps["tab10"]

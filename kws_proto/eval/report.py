@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_proto.errors import ConfigError
+from kws_proto.eval import plots
 from kws_proto.util.atomic import atomic_write_text
 from kws_proto.util.provenance import git_commit
 from kws_proto.util.stats import mean_ci, paired_difference
@@ -25,7 +27,7 @@ COLUMNS = ("model", "encoder", "n_way", "k_shot", "n_query", "episodes", "accura
 
 def machine() -> str:
     """A one-line description of this machine for results tables."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     cpu = platform.processor() or platform.machine()
     gpus = len(tf.config.list_physical_devices("GPU"))
@@ -39,8 +41,6 @@ def reference_model(models, reference: str | None = None):
     if reference is not None:
         ref = next((m for m in models if m.name == reference), None)
         if ref is None:
-            from kws_proto.errors import ConfigError
-
             raise ConfigError(f"reference={reference!r} is none of the compared models "
                               f"({', '.join(m.name for m in models)})")
         return ref
@@ -136,8 +136,6 @@ def write_report(out, models, runs, settings, classes, seed, data, command: str 
 
 
 def _plots(out: Path, models, runs, settings, rows) -> None:
-    from kws_proto.eval import plots
-
     plots.learning_curves({r.root.name: r.read_log() for r in runs}, out / "learning_curves.png")
     plots.accuracy_by_shot(
         [{"model": r["model"], "n_way": r["n_way"], "k_shot": r["k_shot"], "mean": r["accuracy"],

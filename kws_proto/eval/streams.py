@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from data_prep.noise import colored_noise
 from kws_proto.audio.loading import read_audio
-from kws_proto.data.dataset import noise_files
+from kws_proto.data.dataset import load_manifest, noise_files
 from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.spot.detect import Event
 
@@ -93,8 +94,6 @@ class ClipPool:
     """The manifest's clips by keyword and speaker, and which files are readable."""
 
     def __init__(self, root: Path):
-        from kws_proto.data.dataset import load_manifest
-
         self.root = Path(root)
         self.manifest = load_manifest(self.root)
         clips = self.manifest.clips
@@ -109,8 +108,6 @@ class ClipPool:
 
     def readable(self, path: str) -> bool:
         if path not in self._ok:
-            import soundfile as sf
-
             try:
                 sf.info(str(self.root / path))
                 self._ok[path] = True

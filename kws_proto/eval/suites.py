@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_prep.folder import index_folder
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -57,8 +59,6 @@ class Suite:
             return None
         out = Path(data_root) / self.name
         if not (out / "manifest.csv").is_file():
-            from data_prep.folder import index_folder
-
             index_folder(self.source, out)
         return out
 

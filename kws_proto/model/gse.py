@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 
 import numpy as np
 
-from kws_proto.errors import KwsError
+from kws_proto.audio.features import FeatureConfig
+from kws_proto.data.cache import _cached, _digest
+from kws_proto.errors import ConfigError, KwsError
 from kws_proto.util.provenance import file_sha256
 
 SAMPLE_RATE = 16000
@@ -77,8 +81,6 @@ def model_dir() -> Path:
 
 def model_info() -> dict:
     """Where the model files come from: distribution, version, licence, path and sha256 of each."""
-    from importlib.metadata import PackageNotFoundError, metadata
-
     d = model_dir()
     try:
         meta = metadata(DISTRIBUTION)
@@ -120,9 +122,8 @@ class SpeechEmbedding:
     """
 
     def __init__(self, num_threads: int | None = None):
-        import warnings
 
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         d = model_dir()
         with warnings.catch_warnings():  # tf.lite.Interpreter warns it moves to ai_edge_litert
@@ -233,10 +234,6 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     ConfigError
         A sample rate other than 16 kHz.
     """
-    from kws_proto.audio.features import FeatureConfig
-    from kws_proto.data.cache import _cached, _digest
-    from kws_proto.errors import ConfigError
-
     config = FeatureConfig() if config is None else config
     if config.sample_rate != SAMPLE_RATE:
         raise ConfigError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")

@@ -34,7 +34,7 @@ from kws_proto.util.atomic import atomic_write_bytes
 
 def unit_blocks(x, groups: int):
     """``x [shape=(batch, groups * d)]`` with each ``d``-wide block scaled to unit length (TF)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     parts = tf.split(x, groups, axis=-1) if groups > 1 else [x]
     out = [tf.math.l2_normalize(p, axis=-1, epsilon=1e-12) for p in parts]
@@ -44,7 +44,7 @@ def unit_blocks(x, groups: int):
 def centred_unit_layer(dim: int, groups: int, name: str = "head_cl2n"):
     """A Keras layer ``[batch, dim] -> [batch, dim]``: minus its ``centre`` weight, then
     :func:`unit_blocks`.  ``centre [shape=(dim,)]`` is non-trainable, zero until assigned."""
-    import keras
+    import keras  # lazy: TensorFlow
 
     class CentredUnitBlocks(keras.layers.Layer):
         def build(self, input_shape):
@@ -74,7 +74,7 @@ def with_head(encoder, centre: np.ndarray, groups: int):
     model : keras.Model
         ``[batch, frames, n_mfcc] -> [batch, d]``, each member's block of unit length.
     """
-    import keras
+    import keras  # lazy: TensorFlow
 
     dim = int(encoder.output_shape[-1])
     centre = np.asarray(centre, dtype=np.float32)

@@ -8,7 +8,11 @@ import os
 import numpy as np
 
 from kws_proto.config import ExperimentConfig
+from kws_proto.encoders import build_encoder
 from kws_proto.errors import CheckpointError
+from kws_proto.model.head import read_head, with_head
+from kws_proto.model.pretrained import resolve_model
+from kws_proto.model.runs import RunDir
 from kws_proto.util.atomic import atomic_path
 
 
@@ -16,8 +20,7 @@ def build_network(cfg: ExperimentConfig, encoder=None):
     """The (untrained) :class:`PrototypicalNetwork` a config describes, built and ready to call
     (around ``encoder`` instead, when given); its member blocks are the config's
     ``model.groups``."""
-    from kws_proto.encoders import build_encoder
-    from kws_proto.model.protonet import PrototypicalNetwork
+    from kws_proto.model.protonet import PrototypicalNetwork  # lazy: TensorFlow
 
     if encoder is None:
         encoder = build_encoder(cfg.model.encoder, cfg.features.shape, **cfg.model.params)
@@ -39,10 +42,6 @@ def load_run_network(run_dir: str | os.PathLike, head: bool = True):
     encoder followed by the head fitted into ``RUN/head.npz`` (:mod:`kws_proto.model.head`);
     ``head=False`` gives the bare encoder, as trained.
     """
-    from kws_proto.model.head import read_head, with_head
-    from kws_proto.model.pretrained import resolve_model
-    from kws_proto.model.runs import RunDir
-
     run = RunDir(resolve_model(run_dir))
     cfg = run.read_config()
     if not run.best_weights.is_file():

@@ -82,8 +82,9 @@ def prototype_distances(table: np.ndarray, episode, known_only: bool = False) ->
     labels : np.ndarray [shape=(n_way * n_query,), dtype=int]
         Each query's class index in the episode (class-major order).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
+    # lazy: TensorFlow
     from kws_proto.model.protonet import prototypes, squared_distances
 
     n_way, n_query = episode.query.shape

@@ -32,8 +32,8 @@ import os
 from pathlib import Path
 
 from kws_proto.errors import CheckpointError, ConfigError
-from kws_proto.util.provenance import file_sha256
 from kws_proto.spot.lite import TFLiteEmbedder, litert_available, metadata_path
+from kws_proto.util.provenance import file_sha256
 
 BACKENDS = ("auto", "tf", "lite")
 BACKEND_ENV = "KWS_PROTO_BACKEND"
@@ -122,7 +122,7 @@ def write_export(embedder, name: str | None = None) -> Path:
     """Export ``embedder`` (a :class:`~kws_proto.spot.export.TFEmbedder`) as the cached
     ``.tflite`` of its run directory, removing older ones; ``name`` is recorded as the model in
     its metadata instead of the run's path (the shipped model: ``"default"``)."""
-    from kws_proto.spot.export import export_tflite
+    from kws_proto.spot.export import export_tflite  # lazy: TensorFlow
 
     out_dir = embedder.model_dir
     out = out_dir / f"{EXPORT_PREFIX}{embedder.fingerprint[:16]}.tflite"
@@ -137,7 +137,7 @@ def write_export(embedder, name: str | None = None) -> Path:
 
 def tf_embedder(run_dir: str | os.PathLike):
     """The TensorFlow embedder of ``run_dir``, its fingerprint checked against the records."""
-    from kws_proto.spot.export import TFEmbedder
+    from kws_proto.spot.export import TFEmbedder  # lazy: TensorFlow
 
     embedder = TFEmbedder(run_dir)
     check_fingerprint(embedder)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from kws_proto.errors import ConfigError
+from kws_proto.spot.synthetic import check_text, phonemes, say, voice_settings
 
 CONSONANTS = ("tS", "dZ", "p", "b", "t", "d", "k", "g", "f", "v", "T", "D", "s", "z", "S", "Z",
               "h", "m", "n", "N", "l", "r", "w", "j")
@@ -81,8 +82,6 @@ def confusables(text: str, n: int, seed: int = 0) -> list[str]:
     ConfigError
         ``n`` is not positive, or ``text`` is no speakable text (:mod:`kws_proto.spot.synthetic`).
     """
-    from kws_proto.spot.synthetic import check_text, phonemes
-
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"confusables={n!r} must be a positive number of words")
     base = phonemes(check_text(text))
@@ -98,8 +97,6 @@ def confusable_clips(text: str, n: int, voices: int = 3, sr: int = 16000, seed: 
     by voices ``i * voices`` to ``(i + 1) * voices - 1`` of speakers drawn with ``seed + 1``):
     ``[(name, samples)]`` as :func:`kws_proto.spot.synthetic.say` gives them, and the phoneme
     strings said (one no voice can say within the clip is left out)."""
-    from kws_proto.spot.synthetic import say, voice_settings
-
     words = confusables(text, n, seed)
     pool = voice_settings(max(1, len(words) * voices), seed=seed + 1)
     clips, said = [], []

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.audio.features import SPECTRA, FeatureConfig, mfcc_batch
+from kws_proto.errors import CheckpointError, ConfigError
+from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.spot.lite import BATCH_SIZE, TFLiteEmbedder, embed_in_batches, metadata_path
 from kws_proto.util.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -86,8 +88,6 @@ class TFEmbedder:
     backend = "tf"
 
     def __init__(self, model_dir: str | os.PathLike):
-        from kws_proto.model.loading import load_run_network, weights_fingerprint
-
         self.model_dir = Path(model_dir).resolve()
         self.config, self.network = load_run_network(self.model_dir)
         self.features = self.config.features
@@ -132,8 +132,6 @@ def export_savedmodel(spotter, out: str | os.PathLike, force: bool = False) -> P
 @contextlib.contextmanager
 def _without_absl_notice(text: str):
     """Drop the Python absl log records containing ``text`` while the block runs (all others pass)."""
-    import logging
-
     class _Drop(logging.Filter):
         def filter(self, record):
             return text not in record.getMessage()

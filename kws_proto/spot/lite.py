@@ -57,9 +57,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
 def _interpreter(path: str, num_threads: int | None):
     """LiteRT's interpreter when ``ai_edge_litert`` is installed, else ``tf.lite.Interpreter``."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # lazy: optional extra `lite`
     except ImportError:
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():  # tf.lite.Interpreter warns that LiteRT replaces it

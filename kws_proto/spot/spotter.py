@@ -27,14 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.loading import check_word, crop_start, fix_length, load_audio, read_audio, window_at
+from kws_proto.audio.loading import (
+    check_word,
+    crop_start,
+    fix_length,
+    load_audio,
+    read_audio,
+    window_at,
+)
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
+from kws_proto.model.pretrained import DEFAULT, resolve_model
+from kws_proto.model.runs import RunDir
+from kws_proto.spot.backends import open_embedder, tf_embedder
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
 from kws_proto.spot.enrolment import ENROL_SHIFTS_MS, enrol_keyword
+from kws_proto.spot.gse import NAME, GSEEmbedder
 from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
 from kws_proto.spot.windows import HOP
+
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 UNKNOWN = "unknown"
 
@@ -144,9 +156,6 @@ class KeywordSpotter:
 
     def __init__(self, model_dir: str | os.PathLike, spec: str | None = None,
                  backend: str | None = None, embedder=None):
-        from kws_proto.model.runs import RunDir
-        from kws_proto.spot.backends import open_embedder
-
         self.model_dir = Path(model_dir).resolve()
         self.spec = spec
         if embedder is None:  # a trained run
@@ -170,8 +179,6 @@ class KeywordSpotter:
     def _tf_embedder(self):
         """The TensorFlow embedder (built on first use when the backend is LiteRT)."""
         if self._tf is None:
-            from kws_proto.spot.backends import tf_embedder
-
             self._tf = tf_embedder(self.model_dir)
         return self._tf
 
@@ -190,11 +197,7 @@ class KeywordSpotter:
         """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`) or
         ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
         extra)."""
-        from kws_proto.model.pretrained import DEFAULT, resolve_model
-
         if str(spec) == "gse":
-            from kws_proto.spot.gse import NAME, GSEEmbedder
-
             embedder = GSEEmbedder()
             return cls(embedder.model_dir, spec=NAME, embedder=embedder)
 

@@ -23,6 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from data_prep.espeak import Voice, get_synthesizer
+from data_prep.speakers import draw_speakers, speaker_id
 from kws_proto.errors import ConfigError
 
 PEAK_DB = -6.0
@@ -54,8 +56,6 @@ def check_text(text) -> str:
 
 def voice_settings(n: int, seed: int = 0):
     """The first ``n`` built-in speakers of ``seed`` (:func:`data_prep.speakers.draw_speakers`)."""
-    from data_prep.speakers import draw_speakers
-
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"voices={n!r} must be a positive number of voice settings")
     return draw_speakers(int(n), seed=seed)
@@ -80,9 +80,7 @@ def say(text: str, voices, sr: int = 16000, max_seconds: float = 1.0, seed: int 
 
 @lru_cache(maxsize=64)
 def _say(text, voices, sr, max_seconds, seed):
-    from data_prep.espeak import get_synthesizer
-    from data_prep.speakers import speaker_id
-    from data_prep.synth import spoken
+    from data_prep.synth import spoken  # lazy: the corpus builder, 0.1 s, off `--help`
 
     synth = get_synthesizer()
     max_len, pad = int(round(max_seconds * sr)), int(round(PAD_SECONDS * sr))
@@ -105,8 +103,6 @@ def _say(text, voices, sr, max_seconds, seed):
 def phonemes(text: str) -> str:
     """eSpeak NG's phonemes of ``text`` in US English (ASCII mnemonics); :class:`ConfigError`
     when it finds nothing to say."""
-    from data_prep.espeak import Voice, get_synthesizer
-
     ph = get_synthesizer().phonemes(text, Voice("en-us", "m3"))
     if not ph.strip("_ "):
         raise ConfigError(f"keyword text {text!r}: the synthesiser finds nothing to say in it")

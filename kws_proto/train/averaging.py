@@ -17,7 +17,7 @@ class WeightAverage:
     """
 
     def __init__(self, variables: list, decay: float):
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         self.decay = decay
         self.variables = list(variables)
@@ -29,7 +29,7 @@ class WeightAverage:
 
     def update(self, step) -> None:
         """Move the averages towards the weights (after the optimizer's update at ``step``)."""
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         t = tf.cast(step, tf.float32)
         decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
@@ -43,7 +43,7 @@ class WeightAverage:
         With no averages nothing happens.  Under a distribution strategy this runs in
         cross-replica context, where an assignment writes every replica's copy.
         """
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         def swap():
             for a, v in zip(self.averages, self.variables):

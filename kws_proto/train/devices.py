@@ -20,7 +20,7 @@ def make_strategy(name: str, logical_cpus: int = 0):
     ``TF_CONFIG`` describes (check it first with :func:`kws_proto.train.cluster.read_cluster`),
     its replicas every local GPU, or the CPU.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if name not in STRATEGIES:
         raise ConfigError(f"strategy={name!r} must be one of {STRATEGIES}")
@@ -37,7 +37,7 @@ def make_strategy(name: str, logical_cpus: int = 0):
 def split_cpu(n: int) -> None:
     """Split the CPU into ``n`` logical devices (none when 0), before TensorFlow initialises its
     devices; nothing happens when it is split so already."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if not n:
         return
@@ -52,7 +52,7 @@ def split_cpu(n: int) -> None:
 def local_replicas(dist) -> list[int]:
     """The global replica ids (``replica_id_in_sync_group``) of this process's replicas, in
     order: ``[0]`` on one device, ``[0 .. R-1]`` mirrored, a block of them on a worker."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     ids = dist.experimental_distribute_values_from_function(
         lambda ctx: tf.constant(ctx.replica_id_in_sync_group))
@@ -67,7 +67,7 @@ def dtype_policy(mixed: bool):
     if not mixed:
         yield
         return
-    import keras
+    import keras  # lazy: TensorFlow
 
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
@@ -80,7 +80,7 @@ def dtype_policy(mixed: bool):
 def thread_pools() -> dict:
     """``{"intra_op": n, "inter_op": m}``: TensorFlow's thread pools in this process (0 = its
     default, one thread per core)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
@@ -101,7 +101,7 @@ def set_feed_cores(n: int) -> bool:
         Whether the process now runs with the pools ``n`` asks for (set now, or already so);
         False when TensorFlow already runs with others.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow
 
     if n:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

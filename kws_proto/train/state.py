@@ -35,7 +35,7 @@ class TrainState:
     def create(cls, cfg: ExperimentConfig, dist, checkpoints) -> "TrainState":
         """A fresh state for ``cfg`` under strategy ``dist``, checkpointed into the folder
         ``checkpoints``."""
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         with dist.scope():
             with dtype_policy(cfg.train.mixed_precision):
@@ -59,7 +59,7 @@ class TrainState:
     def restore_latest(self, checkpoints=None) -> str | None:
         """Restore the latest checkpoint of the folder ``checkpoints`` (default: this state's
         own; a worker of a multi-worker run reads the chief's), if any; return its path."""
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow
 
         latest = (self.manager.latest_checkpoint if checkpoints is None
                   else tf.train.latest_checkpoint(str(checkpoints)))

@@ -115,7 +115,7 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
     read-only folder: nothing can be written there either) or the platform has no ``flock``.
     """
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only
     except ImportError:  # not POSIX
         yield False
         return

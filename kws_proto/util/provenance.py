@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +28,6 @@ def git_commit(repo: str | Path = REPO) -> str:
 
 def file_sha256(path: str | os.PathLike, progress: bool = False) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks (a progress bar on stderr with ``progress``)."""
-    from tqdm.auto import tqdm
-
     h = hashlib.sha256()
     with open(path, "rb") as f, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True,
                                       desc="checksum", disable=not progress, file=sys.stderr,
