@@ -126,7 +126,7 @@ class Aligner:
         d.process_raw(pcm.tobytes(), full_utt=True)
         d.end_utt()
         segments = [(s.word.split("(")[0], s.start_frame, s.end_frame) for s in (d.seg() or [])]
-        timings = [WordTiming(w, a * FRAME_SECONDS, (b + 1) * FRAME_SECONDS)
+        timings = [WordTiming(w, round(a * FRAME_SECONDS, 2), round((b + 1) * FRAME_SECONDS, 2))
                    for w, a, b in segments if w not in _FILLERS and not w.startswith(("[", "+"))]
         found = [t.word for t in timings]
         if found != list(words):
