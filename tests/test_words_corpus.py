@@ -20,7 +20,8 @@ import soxr
 from conftest import REPO, SHARED_DATA
 from data_prep.wav import write_wav
 from data_prep.words_corpus.agreement import agreement, read_alignments
-from data_prep.words_corpus.transcripts import detect_format, read_transcripts, words_of
+from data_prep.commands.words import FORMATS as CLI_FORMATS
+from data_prep.words_corpus.transcripts import FORMATS, detect_format, read_transcripts, words_of
 from kws_proto.data.dataset import load_manifest, load_splits
 from kws_proto.errors import ConfigError, DatasetError, KwsError
 
@@ -134,6 +135,7 @@ def test_common_voice_reads_validated_tsv_with_clips_beside_it(tmp_path):
 
 
 def test_an_unknown_layout_is_named(tmp_path):
+    assert CLI_FORMATS == ("auto", *FORMATS)  # the command lists them without importing the readers
     (tmp_path / "notes.txt").write_text("nothing here")
     with pytest.raises(ConfigError, match="not a known layout"):
         read_transcripts(tmp_path)
