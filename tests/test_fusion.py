@@ -172,6 +172,7 @@ def test_streaming_gives_the_offline_events(fused_spotter, picovoice_dir):
 
 @needs_gse
 def test_eval_scores_the_members_episodes(fused_dir, fsdd_dir, tmp_path):
+    from kws_proto.eval.compare import _fused_scores
     from kws_proto.eval.evaluate import eval_episodes, evaluate_run, grid
     from kws_proto.eval.fusion import member_tables
     from kws_proto.model.scoring import score_episodes
@@ -194,6 +195,10 @@ def test_eval_scores_the_members_episodes(fused_dir, fsdd_dir, tmp_path):
                    for e, o in zip(episodes, other))
     table = fusion.fuse([t(episodes) for _, t in parts])
     assert rows[0]["accuracies"] == score_episodes(table, episodes).accuracies.tolist()
+    # `kws-proto compare --fused` scores it alike on the compared runs' episodes
+    scored = _fused_scores(fused_dir, data, {(2, 1): episodes}, progress=False)
+    assert scored.accuracies[(2, 1)].tolist() == rows[0]["accuracies"]
+    assert scored.info["embedding_dim"] == 288 and scored.info["ms_per_clip"] > 0
 
 
 def _dataset(folder: Path) -> Path:
