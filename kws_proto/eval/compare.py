@@ -5,7 +5,8 @@ interrupted one resumed), then every run — and the MFCC + DTW baseline — is 
 fixed episodes of each way/shot setting, drawn once from ``seed`` over the test classes of the
 evaluation dataset; so is the frozen Google speech embedding (``gse``, the backbone of
 openWakeWord: :mod:`kws_proto.eval.gse`) when its extra is installed, as the peer a user would
-pick instead of training anything.  Because the episodes are shared, the difference of two models is measured
+pick instead of training anything; and so is each fused model given (``fused``: folders of
+``kws-proto fuse``, :mod:`kws_proto.eval.fusion`).  Because the episodes are shared, the difference of two models is measured
 episode by episode (a paired difference), whose CI is far tighter than comparing two means.
 """
 
@@ -30,8 +31,10 @@ from kws_proto.eval.evaluate import (
     open_eval_data,
     score_episodes,
 )
+from kws_proto.eval.fusion import fused_tables
 from kws_proto.eval.gse import available, rows_table
 from kws_proto.eval.report import write_report
+from kws_proto.model.fusion import load_fusion
 from kws_proto.model.gse import DIM
 from kws_proto.model.loading import load_run_network
 from kws_proto.model.runs import RunDir
@@ -155,12 +158,13 @@ def compare(
     command: str = "",
     gse: bool | None = None,
     reference: str | None = None,
+    fused=(),
 ) -> list[ModelScores]:
     """Train (or reuse) every config, score all on identical episodes, write the report to ``out``.
 
     ``dtw`` adds the MFCC + DTW baseline; ``gse`` the Google speech embedding (None: when its
-    extra is installed); paired differences are taken against the model named ``reference``
-    (default: the Sequential encoder).
+    extra is installed); ``fused`` fused models' folders; paired differences are taken against
+    the model named ``reference`` (default: the Sequential encoder).
     """
     cfgs = [load_config(p) for p in config_paths]
     names = [c.name for c in cfgs]
@@ -196,6 +200,7 @@ def compare(
         gse = available()
     if gse:
         models.append(_gse_scores(base, episodes))
+    models += [_fused_scores(Path(f), base, episodes, progress) for f in fused]
     if dtw:
         models.append(_dtw_scores(base, episodes))
     data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
@@ -231,4 +236,27 @@ def _gse_scores(data, episodes) -> ModelScores:
         m.accuracies[key] = scores.accuracies
         m.confusion[key] = (eps, scores)
     print("scored the Google speech embedding (frozen)")
+    return m
+
+
+def _fused_scores(path: Path, data, episodes, progress: bool = True) -> ModelScores:
+    """A fused model on ``episodes`` of ``data``: its members' tables of the same manifest."""
+    fusion = load_fusion(path)
+    t0 = time.perf_counter()
+    own, table_for = fused_tables(fusion, data.manifest.root, data.speaker_disjoint, progress)
+    if len(own.manifest) != len(data.manifest):
+        raise ConfigError(f"{path}: its members read {len(own.manifest)} clips of "
+                          f"{data.manifest.root}, the compared runs {len(data.manifest)}")
+    every = [e for eps in episodes.values() for e in eps]
+    table = table_for(every)  # every row any setting uses, embedded once
+    rows = np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()]) for e in every]))
+    ms = 1000 * (time.perf_counter() - t0) / max(1, len(rows))
+    m = ModelScores(path.name, "fusion", {"parameters": None, "embedding_dim": fusion.dim,
+                                          "train_minutes": 0.0, "ms_per_episode": float("nan"),
+                                          "ms_per_clip": ms})
+    for key, eps in episodes.items():
+        scores = score_episodes(table, eps)
+        m.accuracies[key] = scores.accuracies
+        m.confusion[key] = (eps, scores)
+    print(f"scored the fused model {path}")
     return m

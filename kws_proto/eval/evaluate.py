@@ -9,7 +9,9 @@ from data_prep.adhoc import as_dataset
 from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
 from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
+from kws_proto.eval.fusion import evaluate_fused
 from kws_proto.eval.gse import evaluate_gse, is_gse
+from kws_proto.model.fusion import is_fusion
 from kws_proto.model.loading import load_run_network
 from kws_proto.model.pretrained import is_shipped
 from kws_proto.model.scoring import (  # noqa: F401
@@ -39,7 +41,8 @@ def evaluate_run(
     run_dir : path
         A run directory with ``best.weights.h5``, ``"default"`` (the shipped encoder), or
         ``"gse"`` / ``"gse-full"``: the Google speech embedding (:mod:`kws_proto.eval.gse`;
-        needs ``data_dir`` and the ``gse`` extra).
+        needs ``data_dir`` and the ``gse`` extra), or a fused model's folder
+        (:mod:`kws_proto.eval.fusion`; needs ``data_dir``).
     settings : list of EvalSetting
     data_dir : path or None
         A prepared dataset, or a raw keyword folder (indexed on the fly into the user cache:
@@ -61,6 +64,9 @@ def evaluate_run(
     if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
         return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
                             progress, unknown)
+    if is_fusion(run_dir):  # members' own tables, fused row by row: same episodes, same rule
+        return evaluate_fused(run_dir, settings, data_dir, classes, seed, speaker_disjoint,
+                              progress, unknown)
     cfg, net = load_run_network(run_dir)
     if data_dir is None and is_shipped(run_dir) and not Path(cfg.data.dataset).is_dir():
         raise ConfigError(f"`{run_dir!s}` needs --data DATASET (a prepared dataset folder) to "

@@ -36,6 +36,7 @@ from kws_proto.audio.loading import (
     window_at,
 )
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
+from kws_proto.model.fusion import is_fusion
 from kws_proto.model.pretrained import DEFAULT, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder, tf_embedder
@@ -43,6 +44,7 @@ from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
 from kws_proto.spot.enrolment import ENROL_SHIFTS_MS, enrol_keyword
+from kws_proto.spot.fusion import open_fused
 from kws_proto.spot.gse import NAME, GSEEmbedder
 from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
 from kws_proto.spot.windows import HOP
@@ -163,7 +165,7 @@ class KeywordSpotter:
             config = RunDir(self.model_dir).read_config()
             self.features, self.encoder = config.features, config.model.encoder
             self.distance = config.model.distance
-        else:  # a frozen embedder with its own front end (the Google speech embedding)
+        else:  # an embedder with its own front end (the Google speech embedding, a fused model)
             self.embedder = embedder
             self.features, self.encoder = embedder.features, embedder.encoder
             self.distance = "euclidean"
@@ -196,10 +198,13 @@ class KeywordSpotter:
     def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
         """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`) or
         ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
-        extra)."""
+        extra), or a fused model's folder (:mod:`kws_proto.spot.fusion`; members on ``backend``)."""
         if str(spec) == "gse":
             embedder = GSEEmbedder()
             return cls(embedder.model_dir, spec=NAME, embedder=embedder)
+        if is_fusion(spec):
+            embedder = open_fused(spec, backend)
+            return cls(embedder.model_dir, embedder=embedder)
 
         path = resolve_model(spec)
         return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None,

@@ -1,0 +1,58 @@
+"""Split speechocean762 words/ by speaker for the fusion measurements (experiments/encoders.md).
+
+Speakers are shuffled by --seed and halved: the first half's clips are the centre corpus of
+`kws-proto fuse` (OUT/centre/<word>/<speaker>_<n>.flac), the second half's the test folder
+(OUT/test/<word>/<word>_<speaker>_<n>.flac, names that carry the speaker, so --speaker-disjoint
+works), keeping only words with at least --min-clips clips of at least two test speakers.
+Symbolic links only: nothing is copied.
+
+    python experiments/fusion_split.py ../shared/data/speechocean762/words data/so762-split
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("words", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-clips", type=int, default=20)
+    a = p.parse_args()
+    clips = sorted(a.words.resolve().glob("*/*.flac"))
+    speakers = sorted({c.stem.split("_")[0] for c in clips})
+    order = np.random.default_rng(a.seed).permutation(len(speakers))
+    centre = {speakers[i] for i in order[: len(speakers) // 2]}
+    test = defaultdict(list)
+    for c in clips:
+        spk = c.stem.split("_")[0]
+        if spk in centre:
+            link = a.out / "centre" / c.parent.name / c.name
+        else:
+            test[c.parent.name].append(c)
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(c)
+    kept = 0
+    for word, cs in sorted(test.items()):
+        if len(cs) < a.min_clips or len({c.stem.split("_")[0] for c in cs}) < 2:
+            continue
+        kept += 1
+        for c in cs:
+            link = a.out / "test" / word / f"{word}_{c.name}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(c)
+    print(f"{len(centre)} centre speakers, {len(speakers) - len(centre)} test speakers; "
+          f"{kept} test words with >= {a.min_clips} clips")
+
+
+if __name__ == "__main__":
+    main()
