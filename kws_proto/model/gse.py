@@ -5,7 +5,12 @@ synthesized speech data", arXiv 2002.01322) is the frozen backbone of openWakeWo
 TensorFlow Lite files, the mel front end ``melspectrogram.tflite`` and the embedding network
 ``embedding_model.tflite``, ship inside the ``pyopen-wakeword`` wheel on PyPI; the optional
 extra ``gse`` installs it (``pip install -e '.[gse]'``).  Nothing is fetched at run time: the
-files are read from the installed wheel and run with ``tf.lite.Interpreter``.
+files are read from the installed wheel and run by a TFLite interpreter, ``backend``'s:
+``"lite"``, LiteRT's (``ai_edge_litert``, the ``lite`` extra; no TensorFlow is imported), or
+``"tf"``, ``tf.lite.Interpreter`` (also what ``"lite"`` falls back on without LiteRT).  The two
+give the same embeddings to float32 rounding (their kernels round alike but not bit for bit).
+The spotter picks the backend as it does for a trained run
+(:func:`kws_proto.spot.backends.resolve_backend`); the evaluation tables keep ``"tf"``.
 
 The use is openWakeWord's own (``openwakeword.utils.AudioFeatures`` and
 ``pyopen_wakeword.OpenWakeWordFeatures``):
@@ -53,6 +58,7 @@ MEL_WIN = 640  # samples the mel model needs for its first frame
 MEL_HOP = 160  # samples per further frame (10 ms)
 MIN_SAMPLES = MEL_WIN + (WINDOW_FRAMES - 1) * MEL_HOP  # 12,640: one window
 PCM_SCALE = 32768.0  # float [-1, 1] -> int16 range (soundfile reads int16 as int / 32768)
+BACKENDS = ("tf", "lite")  # the interpreters that run the two files
 GSE_VERSION = 1  # bump when the embedding of a clip changes (keys the crop table's cache)
 PACKAGE = "pyopen_wakeword"
 DISTRIBUTION = "pyopen-wakeword"
@@ -112,24 +118,43 @@ def n_windows(n_samples: int) -> int:
     return (frames - WINDOW_FRAMES) // STEP_FRAMES + 1
 
 
+def interpreter_class(backend: str = "tf"):
+    """``(Interpreter, name)``: the TFLite interpreter class ``backend`` names and which one it
+    is (``"lite"``: LiteRT's when ``ai_edge_litert`` is installed, else TensorFlow's; ``"tf"``:
+    ``tf.lite.Interpreter``)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+    if backend == "lite":
+        try:
+            from ai_edge_litert.interpreter import Interpreter  # lazy: optional extra `lite`
+
+            return Interpreter, "lite"
+        except ImportError:
+            pass  # TensorFlow's interpreter runs the same files
+    import tensorflow as tf  # lazy: TensorFlow
+
+    return tf.lite.Interpreter, "tf"
+
+
 class SpeechEmbedding:
-    """The two TFLite models of the installed wheel, run with ``tf.lite.Interpreter``.
+    """The two TFLite models of the installed wheel, run by ``backend``'s interpreter.
 
     Parameters
     ----------
     num_threads : int or None
         Interpreter threads (None: TensorFlow Lite's default).
+    backend : {"tf", "lite"}
+        ``"tf"``: ``tf.lite.Interpreter``; ``"lite"``: LiteRT's, without TensorFlow (TensorFlow's
+        when ``ai_edge_litert`` is not installed).  :attr:`backend` says which one runs.
     """
 
-    def __init__(self, num_threads: int | None = None):
-
-        import tensorflow as tf  # lazy: TensorFlow
-
+    def __init__(self, num_threads: int | None = None, backend: str = "tf"):
         d = model_dir()
+        interpreter, self.backend = interpreter_class(backend)
         with warnings.catch_warnings():  # tf.lite.Interpreter warns it moves to ai_edge_litert
             warnings.simplefilter("ignore")
-            self._mel = tf.lite.Interpreter(model_path=str(d / MODEL_FILES[0]), num_threads=num_threads)
-            self._emb = tf.lite.Interpreter(model_path=str(d / MODEL_FILES[1]), num_threads=num_threads)
+            self._mel = interpreter(model_path=str(d / MODEL_FILES[0]), num_threads=num_threads)
+            self._emb = interpreter(model_path=str(d / MODEL_FILES[1]), num_threads=num_threads)
         self._mel_shape: tuple[int, ...] | None = None
         self._emb_shape: tuple[int, ...] | None = None
 
@@ -181,25 +206,27 @@ class SpeechEmbedding:
         return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
 
 
-_SHARED: dict[int, SpeechEmbedding] = {}
+_SHARED: dict[tuple[int, str], SpeechEmbedding] = {}
 
 
-def shared_model() -> SpeechEmbedding:
-    """One :class:`SpeechEmbedding` per process (interpreters are not thread-safe: one per pid)."""
-    pid = os.getpid()
-    if pid not in _SHARED:
-        _SHARED[pid] = SpeechEmbedding()
-    return _SHARED[pid]
+def shared_model(backend: str = "tf") -> SpeechEmbedding:
+    """One :class:`SpeechEmbedding` per process and backend (interpreters are not thread-safe:
+    one per pid)."""
+    key = (os.getpid(), backend)
+    if key not in _SHARED:
+        _SHARED[key] = SpeechEmbedding(backend=backend)
+    return _SHARED[key]
 
 
-def gse_embed_clips(audio: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def gse_embed_clips(audio: np.ndarray, batch_size: int = 64, backend: str = "tf") -> np.ndarray:
     """Google speech embedding of each clip: ``audio [n, samples]`` float32 16 kHz -> ``[n, 96]``.
 
     The element-wise maximum over the 96-d outputs of the clip's 775 ms windows (one every
-    80 ms); a clip shorter than one window (12,640 samples) is zero-padded, centred.  Raises
+    80 ms); a clip shorter than one window (12,640 samples) is zero-padded, centred.
+    ``backend``: the interpreter (:class:`SpeechEmbedding`).  Raises
     :class:`GSEUnavailableError` when the ``gse`` extra is not installed.
     """
-    return shared_model().embed_clips(audio, batch_size=batch_size)
+    return shared_model(backend).embed_clips(audio, batch_size=batch_size)
 
 
 def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,

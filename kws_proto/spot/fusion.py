@@ -4,8 +4,9 @@
 embedding as its centre, and writes the fused model's folder; :func:`open_fused` opens it as a
 :class:`FusedEmbedder`, which runs each member's own embedder on the same clips (a trained run on
 its backend, :mod:`kws_proto.spot.backends`: the TFLite export in LiteRT or the TensorFlow graph;
-the Google speech embedding on its two TFLite files, :mod:`kws_proto.spot.gse`) and fuses their
-outputs in NumPy.  ``KeywordSpotter.from_model(FOLDER)`` enrols, classifies and detects with it.
+the Google speech embedding's two TFLite files in the same backend's interpreter,
+:mod:`kws_proto.spot.gse`) and fuses their outputs in NumPy: with LiteRT installed, no member
+imports TensorFlow.  ``KeywordSpotter.from_model(FOLDER)`` enrols, classifies and detects with it.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def member_name(model: str | os.PathLike) -> str:
 
 
 def member_embedder(model: str | os.PathLike, backend: str | None = None):
-    """The embedder of one member: the Google speech embedding or a trained run on ``backend``."""
+    """The embedder of one member on ``backend``: the Google speech embedding or a trained run."""
     if str(model) == GSE:
-        return GSEEmbedder()
+        return GSEEmbedder(backend)
     if is_fusion(model):
         raise ConfigError(f"{model}: a fused model cannot be a member of another")
     return open_embedder(resolve_model(model), backend)

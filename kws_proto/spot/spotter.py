@@ -200,7 +200,7 @@ class KeywordSpotter:
         ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
         extra), or a fused model's folder (:mod:`kws_proto.spot.fusion`; members on ``backend``)."""
         if str(spec) == "gse":
-            embedder = GSEEmbedder()
+            embedder = GSEEmbedder(backend)
             return cls(embedder.model_dir, spec=NAME, embedder=embedder)
         if is_fusion(spec):
             embedder = open_fused(spec, backend)
