@@ -1,5 +1,6 @@
 """The keyword commands' fast path: the exported encoder in LiteRT, without TensorFlow, gives the
-answers of the TensorFlow path (banks interchangeable); a batch survives its unreadable files."""
+answers of the TensorFlow path (banks interchangeable); the Google speech embedding and a fused
+model run there too; a batch survives its unreadable files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, gse_installed
 from kws_proto.cli import main
 from kws_proto.errors import AudioError, CheckpointError, ConfigError
 from kws_proto.spot.backends import (BACKEND_ENV, find_export, recorded_fingerprints,
@@ -77,23 +78,51 @@ def test_banks_made_either_way_are_interchangeable(spotters, keyword_clips, tmp_
         assert answers["tf"] == answers["lite"]
 
 
+@pytest.fixture(scope="module")
+def fused_model(trained_run, tmp_path_factory):
+    """A fused model of the trained run and the Google speech embedding (centres of 4 clips)."""
+    if not gse_installed():
+        pytest.skip("the optional extra 'gse' is not installed: pip install -e '.[gse]'")
+    from kws_proto.spot.fusion import fuse_models
+
+    out = tmp_path_factory.mktemp("fused") / "fused"
+    fuse_models([trained_run, "gse"], DATA, out, clips=4, seed=0, backend="lite", progress=False)
+    return out
+
+
+def _model(kind: str, request) -> str:
+    """The model the commands enrol with: the trained run (its export built first), ``gse``, or
+    a fused model's folder."""
+    if kind == "gse":
+        if not gse_installed():
+            pytest.skip("the optional extra 'gse' is not installed: pip install -e '.[gse]'")
+        return "gse"
+    if kind == "fused":
+        return str(request.getfixturevalue("fused_model"))
+    run = request.getfixturevalue("trained_run")
+    KeywordSpotter.from_model(run, backend="lite")  # the export exists from here on
+    return str(run)
+
+
 @needs_litert
-def test_the_commands_run_without_tensorflow(trained_run, keyword_clips, tmp_path):
-    KeywordSpotter.from_model(trained_run, backend="lite")  # the export exists from here on
+@pytest.mark.parametrize("kind", ["run", "gse", "fused"])
+def test_the_commands_run_without_tensorflow(kind, request, keyword_clips, tmp_path):
+    """enroll, classify and detect in fresh interpreters on the ``auto`` backend: LiteRT embeds,
+    and neither TensorFlow nor Keras is imported."""
+    model = _model(kind, request)
     bank = tmp_path / "b.npz"
     support = list(keyword_clips["keywords"].values())[0]
     code = ("import sys; from kws_proto.cli import main; rc = main(sys.argv[1:]); "
-            "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'no TF'); "
-            "sys.exit(rc)")
+            "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'no TF', "
+            "'ai_edge_litert' in sys.modules); sys.exit(rc)")
     env = {**os.environ, BACKEND_ENV: "auto"}
-    for argv in (["enroll", str(trained_run), "--bank", str(bank), "--keyword", "kw",
-                  *map(str, support[:5])],
+    for argv in (["enroll", model, "--bank", str(bank), "--keyword", "kw", *map(str, support[:5])],
                  ["classify", str(bank), str(support[6])],
                  ["detect", str(bank), str(support[7])]):
         out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                              cwd=REPO, env=env)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.strip().splitlines()[-1] == "no TF", argv
+        assert out.stdout.strip().splitlines()[-1] == "no TF True", argv
 
 
 @needs_litert

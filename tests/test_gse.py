@@ -14,9 +14,14 @@ import soundfile as sf
 
 from kws_proto.audio.loading import load_audio
 from kws_proto.data.dataset import Clip, write_manifest
+from kws_proto.errors import ConfigError
 from kws_proto.model.gse import GSEUnavailableError
+from kws_proto.spot.lite import litert_available
 
-from conftest import SHARED_DATA, gse_installed, needs_gse
+from conftest import SHARED_DATA, assert_close_to_scale, gse_installed, needs_gse
+
+needs_litert = pytest.mark.skipif(not litert_available(), reason="ai-edge-litert is not installed "
+                                  "(pip install -e '.[lite]'; the dev extra brings it)")
 
 DATA = Path(__file__).parent / "data"
 
@@ -63,6 +68,52 @@ def test_real_clips_embed_finite_96d_and_deterministic(real_clips):
     # different words embed apart
     d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
     assert d[np.triu_indices(len(emb), 1)].min() > 10
+
+
+@needs_gse
+@needs_litert
+def test_litert_and_tensorflow_interpreters_embed_alike(real_clips):
+    """The two files in LiteRT and in tf.lite.Interpreter: the same log-mels and the same 96-d
+    window embeddings, to float32 rounding of their scale, on 1 s crops and whole recordings."""
+    from kws_proto.audio.loading import read_audio
+    from kws_proto.model.gse import SpeechEmbedding, gse_embed_clips, to_pcm16
+
+    models = {b: SpeechEmbedding(backend=b) for b in ("tf", "lite")}
+    assert {b: m.backend for b, m in models.items()} == {"tf": "tf", "lite": "lite"}
+    pcm = to_pcm16(real_clips)
+    assert_close_to_scale(models["lite"].melspectrogram(pcm), models["tf"].melspectrogram(pcm))
+    ref = models["tf"].window_embeddings(real_clips)  # [6, 3, 96]
+    assert_close_to_scale(models["lite"].window_embeddings(real_clips), ref)
+    assert_close_to_scale(gse_embed_clips(real_clips, backend="lite"), ref.max(axis=1))
+    for path in _real_paths():  # every window of the whole recording (1 to 11 of them)
+        y = read_audio(path, 16000)[None]
+        want = models["tf"].window_embeddings(y)
+        assert_close_to_scale(models["lite"].window_embeddings(y), want, err_msg=path.name)
+
+
+def test_an_unknown_interpreter_is_named():
+    from kws_proto.model.gse import interpreter_class
+
+    with pytest.raises(ConfigError, match="backend='onnx'"):
+        interpreter_class("onnx")
+
+
+@needs_gse
+def test_the_spotter_picks_the_interpreter_as_for_a_trained_run(monkeypatch):
+    """``backend=``, else ``$KWS_PROTO_BACKEND``, else LiteRT when installed; one fingerprint."""
+    from kws_proto.spot.backends import BACKEND_ENV
+    from kws_proto.spot.gse import GSEEmbedder
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert GSEEmbedder().interpreter == ("lite" if litert_available() else "tf")
+    assert GSEEmbedder("lite").interpreter == "lite"
+    monkeypatch.setenv(BACKEND_ENV, "tf")
+    chosen = GSEEmbedder()
+    assert chosen.interpreter == "tf" and chosen.backend == "gse"
+    assert chosen.fingerprint == GSEEmbedder("lite").fingerprint  # banks are interchangeable
+    monkeypatch.setenv(BACKEND_ENV, "gpu")
+    with pytest.raises(ConfigError, match=r"\$KWS_PROTO_BACKEND='gpu'"):
+        GSEEmbedder()
 
 
 @needs_gse
