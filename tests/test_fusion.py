@@ -17,7 +17,12 @@ from kws_proto.audio.loading import load_audio
 from kws_proto.errors import BankError, CheckpointError, ConfigError
 from kws_proto.model.fusion import Fusion, Member, centred_unit, is_fusion, load_fusion, save_fusion
 
+from kws_proto.spot.lite import litert_available
+
 from conftest import REPO, needs_gse
+
+needs_litert = pytest.mark.skipif(not litert_available(), reason="ai-edge-litert is not installed "
+                                  "(pip install -e '.[lite]'; the dev extra brings it)")
 
 TEST_DATA = REPO / "tests" / "data"
 WEIGHTS = (1.0, 2.0)
@@ -116,7 +121,8 @@ def test_fused_embedding_is_the_hand_made_concatenation(fused_dir, fused_spotter
     assert [m.model for m in fusion.members] == ["default", "gse"]
     assert fusion.centre_data["clips"] == 4 and fusion.centre_data["path"] == str(TEST_DATA)
     trained = open_embedder(model_dir())  # the spotter's own backend for the trained member
-    members = [trained, gse_embed_clips]
+    interpreter = fused_spotter.embedder.embedders[1].interpreter  # and its GSE interpreter
+    members = [trained, lambda audio: gse_embed_clips(audio, backend=interpreter)]
     centre_audio = np.stack([load_audio(p, 16000, 1.0, "loudest") for p in centre_files(TEST_DATA, 4, 0)])
     for m, embed in zip(fusion.members, members):  # a centre is the mean embedding of the corpus
         np.testing.assert_allclose(m.centre, embed(centre_audio).mean(0), rtol=1e-5, atol=1e-5)
@@ -131,6 +137,24 @@ def test_fused_embedding_is_the_hand_made_concatenation(fused_dir, fused_spotter
     d = ((got[:, None] - got[None]) ** 2).sum(-1)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1) ** 2, sum(WEIGHTS), rtol=1e-5)
     assert d[np.triu_indices(len(got), 1)].min() > 0.05  # different words embed apart
+
+
+@needs_gse
+@needs_litert
+def test_both_backends_embed_alike_and_share_one_fingerprint(fused_dir, fused_spotter):
+    """Every member on TensorFlow or on LiteRT: one fingerprint (banks interchangeable) and the
+    same fused embeddings to the export's tolerance."""
+    from kws_proto.spot.export import PARITY_TOLERANCE
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    spotters = {b: KeywordSpotter.from_model(fused_dir, backend=b) for b in ("tf", "lite")}
+    assert {b: s.backend for b, s in spotters.items()} == {"tf": "tf+gse", "lite": "lite+gse"}
+    assert [e.interpreter for e in (s.embedder.embedders[1] for s in spotters.values())] == ["tf", "lite"]
+    assert spotters["tf"].fingerprint == spotters["lite"].fingerprint == fused_spotter.fingerprint
+    audio = np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _clips()])
+    ref = spotters["tf"].embed(audio)
+    err = np.abs(spotters["lite"].embed(audio) - ref).max() / np.abs(ref).max()
+    assert err <= PARITY_TOLERANCE, err
 
 
 @needs_gse
