@@ -32,7 +32,7 @@ from benchmarks.bench_cli import _command, _wall
 from benchmarks.bench_spotter import REPO
 
 BATCH = 64
-ROUNDS = 7
+ROUNDS = 15
 CLI_ROUNDS = 3
 DATA = REPO / "tests" / "data"
 
