@@ -7,16 +7,12 @@ import json
 from pathlib import Path
 
 from kws_proto.eval.plots import _figure, _save
-from kws_proto.eval.spot_results import FA_POINTS, SpotEvalResult
+from kws_proto.eval.spot_results import SpotEvalResult
 
 
 def table(result: SpotEvalResult) -> str:
     """The result as a plain-text table, one row per variant."""
-    o, variants = result.options, result.variants
-    head = (f"{result.dataset}: {o['trials']} trials x {o['keywords']} keywords x "
-            f"{o['shots']} shots, {o['words']} words per stream ({o['target_ratio']:g} targets), "
-            f"snr {o['snr'] if o['snr'] is not None else 'clean'}, seed {o['seed']}"
-            f"{', speaker-disjoint' if result.speaker_disjoint else ', file-disjoint'}")
+    variants = result.variants
     w = max(8, *(len(v.name) for v in variants))
 
     def pct(x, ci):
@@ -26,7 +22,7 @@ def table(result: SpotEvalResult) -> str:
     cols = (f"{'variant':<{w}} {'recall @ calibrated':>19} {'FA/h @ cal':>18} " +
             " ".join(f"{'recall @ ' + k + ' FA/h':>19}" for k in keys) +
             f" {'hours':>5} {'s/trial':>7}")
-    lines = [head, cols]
+    lines = [_head(result), cols]
     for v in variants:
         c, ci, at = v.calibrated, v.ci95, v.recall_at
         fa = f"{c['fa_per_hour']:5.1f} [{ci['fa_per_hour'][0]:4.1f}-{ci['fa_per_hour'][1]:4.1f}]"
@@ -38,12 +34,44 @@ def table(result: SpotEvalResult) -> str:
             f"recall @ {k} FA/h {100 * d['diff']:+.1f} points "
             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
             for k, d in v.vs_first.items()))
+    lines += [line for v in variants for line in _background(v)]
     lines.append("[95% intervals: bootstrap over trials; differences paired on the same trials]")
     return "\n".join(lines)
 
 
+def _head(result: SpotEvalResult) -> str:
+    o = result.options
+    disjoint = ", speaker-disjoint" if result.speaker_disjoint else ", file-disjoint"
+    if not o.get("sentences"):
+        return (f"{result.dataset}: {o['trials']} trials x {o['keywords']} keywords x "
+                f"{o['shots']} shots, {o['words']} words per stream ({o['target_ratio']:g} "
+                f"targets), snr {o['snr'] if o['snr'] is not None else 'clean'}, "
+                f"seed {o['seed']}{disjoint}")
+    s = result.extra["sentences"]
+    return (f"{result.dataset}: {o['trials']} trials x {o['keywords']} keywords x {o['shots']} "
+            f"shots in {s['utterances']} sentences ({s['hours']:.2f} h, {s['speakers']} speakers"
+            f", {len(s['skipped'])} skipped); keywords of >= {o['min_letters']} letters, "
+            f"{len(result.extra['excluded_words'])} training words excluded, seed {o['seed']}"
+            f"{disjoint}")
+
+
+def _background(v) -> list[str]:
+    """Lines of a variant's false alarms on keyword-free speech (sentence benchmark)."""
+    b = v.background
+    if b is None:
+        return []
+    out = [f"{v.name}: background at calibrated: {b['per_keyword_fa_per_hour']:.1f} FA/h per "
+           f"keyword ({b['per_keyword_false_alarms']} in {b['per_keyword_hours']:.2f} keyword-"
+           "hours of sentences without it)"]
+    out += [f"{v.name}: background at calibrated: {f['fa_per_hour']:.1f} FA/h of the trial's "
+            f"bank in {name} ({f['false_alarms']} in {f['hours']:.3f} h)"
+            for name, f in b["folders"].items()]
+    return out
+
+
 def det_plot(result: SpotEvalResult, out) -> Path:
     """Recall against false alarms per hour, one line per variant, factor 1 marked."""
+    o = result.options
     fig = _figure(5.2, 4.0)
     ax = fig.subplots()
     for v in result.variants:
@@ -54,16 +82,16 @@ def det_plot(result: SpotEvalResult, out) -> Path:
         c = v.calibrated
         ax.plot([c["fa_per_hour"]], [100 * c["recall"]], marker="o", markersize=8,
                 markerfacecolor="none", color=line.get_color())
-    for x in FA_POINTS:
+    for x in result.variants[0].fa_points:
         ax.axvline(x, color="grey", linestyle=":", linewidth=1)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=0)
-    ax.set_xlabel("false alarms per hour of stream")
+    ax.set_xlabel("false alarms per hour of " + ("sentences" if o.get("sentences") else "stream"))
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 100)
-    o = result.options
-    ax.set_title(f"{Path(result.dataset).name}: {o['trials']} trials, "
-                 f"snr {o['snr'] if o['snr'] is not None else 'clean'} (o: calibrated)",
+    ax.set_title(f"{Path(result.dataset).name}: {o['trials']} trials, " + (
+                 "sentences" if o.get("sentences") else
+                 f"snr {o['snr'] if o['snr'] is not None else 'clean'}") + " (o: calibrated)",
                  fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left")

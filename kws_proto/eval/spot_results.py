@@ -63,6 +63,8 @@ class VariantResult:
     seconds_per_trial: float
     ci95: dict = field(default_factory=dict)
     vs_first: dict | None = None
+    fa_points: tuple[float, ...] = FA_POINTS
+    background: dict | None = None  # false alarms on keyword-free speech (sentence benchmark)
 
     @property
     def stream_hours(self) -> float:
@@ -84,7 +86,7 @@ class VariantResult:
     @property
     def recall_at(self) -> dict[str, float]:
         points = self.curve
-        return {f"{x:g}": recall_at(points, x) for x in FA_POINTS}
+        return {f"{x:g}": recall_at(points, x) for x in self.fa_points}
 
     @property
     def per_trial(self) -> list[dict]:
@@ -99,6 +101,8 @@ class VariantResult:
              "calibrated": self.calibrated, "recall_at": self.recall_at,
              "stream_hours": self.stream_hours, "seconds_per_trial": self.seconds_per_trial,
              "per_trial": self.per_trial, "ci95": self.ci95}
+        if self.background is not None:
+            d["background"] = self.background
         return d if self.vs_first is None else {**d, "vs_first": self.vs_first}
 
 
@@ -112,18 +116,19 @@ class SpotEvalResult:
     options: dict
     trials: list[dict]
     variants: list[VariantResult]
+    extra: dict = field(default_factory=dict)  # benchmark-specific facts (sentence benchmark)
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "speaker_disjoint": self.speaker_disjoint,
-                "options": self.options, "trials": self.trials,
+                "options": self.options, "trials": self.trials, **self.extra,
                 "variants": [v.to_dict() for v in self.variants]}
 
 
 def bootstrap(results: list[VariantResult], seed: int, draws: int = BOOTSTRAP) -> None:
     """Set each result's ``ci95`` and (later variants) ``vs_first``: 95% intervals over trials
     (resampled with replacement, the same resamples for every variant) of each variant's
-    calibrated recall and FA/h and recall at ``FA_POINTS``, and of each later variant's
-    difference in recall at ``FA_POINTS`` from the first (paired)."""
+    calibrated recall and FA/h and recall at its ``fa_points`` (``FA_POINTS`` unless set), and
+    of each later variant's difference in recall at them from the first (paired)."""
     n = len(results[0].trials)
     idx = np.random.default_rng([seed, 7]).integers(n, size=(draws, n))  # [B, n]
     at = {}
@@ -134,7 +139,8 @@ def bootstrap(results: list[VariantResult], seed: int, draws: int = BOOTSTRAP) -
         h = hrs[idx].sum(axis=1)[:, None]  # [B, 1]
         recall = c[..., 0] / np.maximum(c[..., 1], 1)  # [B, F]
         fa = c[..., 2] / h  # [B, F]
-        at[r.name] = {f"{x:g}": np.where(fa <= x, recall, 0.0).max(axis=1) for x in FA_POINTS}
+        at[r.name] = {f"{x:g}": np.where(fa <= x, recall, 0.0).max(axis=1)
+                      for x in r.fa_points}
         r.ci95 = {"recall": _ci(recall[:, one]), "fa_per_hour": _ci(fa[:, one]),
                   **{f"recall_at_{k}": _ci(v) for k, v in at[r.name].items()}}
     first = results[0]
