@@ -14,6 +14,10 @@ encoder is refused.  --replace re-enrols a keyword, --remove deletes one.
 built-in eSpeak NG voices to the support, with or without recorded clips; --confusables N
 synthesises N words one phoneme away from it as negatives that cap the threshold
 (kws_proto/spot/text.py, kws_proto/spot/confusables.py).  The bank records what was synthesised.
+
+--fa-per-hour R --background FILE sets the threshold instead so that the keyword would fire at
+most R times an hour on keyword-free audio (FILE from `kws-proto background`; made by the same
+encoder): kws_proto/spot/background.py.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from kws_proto.errors import ConfigError
 from kws_proto.model.fusion import is_fusion
 from kws_proto.spot.text import VOICES
-from kws_proto.util.cli import nonnegative_float
+from kws_proto.util.cli import nonnegative_float, positive_float
 
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 
@@ -43,6 +47,12 @@ def add_arguments(p) -> None:
                         "repeat for more")
     p.add_argument("--threshold", type=nonnegative_float, default=None,
                    help="set the rejection threshold (squared distance) by hand")
+    p.add_argument("--fa-per-hour", type=positive_float, default=None, metavar="R",
+                   help="set the threshold so that the keyword fires at most R times an hour on "
+                        "--background (instead of the support clips' rule)")
+    p.add_argument("--background", type=Path, default=None, metavar="FILE",
+                   help="with --fa-per-hour: keyword-free audio embedded by `kws-proto "
+                        "background` (.npz)")
     p.add_argument("--text", action="store_true",
                    help="add the keyword's name said by --voices built-in voices to the support")
     p.add_argument("--spoken", default=None, metavar="TEXT",
@@ -79,9 +89,11 @@ def run(args) -> int:
     if not clips and not args.text:
         raise ConfigError("no support clips given: `kws-proto enroll RUN_DIR --bank B --keyword K "
                           "FILE...` (or --text)")
+    _check_rate(args)
     # a folder or a text file at --bank is refused by load_bank
     bank = load_bank(args.bank) if args.bank.exists() else None
     spotter, bank = _spotter(args, model, clips, bank)
+    background = _background(args)
     if args.text or args.confusables:
         text = args.spoken if args.spoken is not None else args.keyword
         kw = spotter.enroll_text(bank, args.keyword, text, args.voices if args.text else 0,
@@ -90,11 +102,29 @@ def run(args) -> int:
                                  threshold=args.threshold)
     else:
         kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives,
-                            replace=args.replace, threshold=args.threshold)
+                            replace=args.replace, threshold=args.threshold,
+                            fa_per_hour=args.fa_per_hour, background=background)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     _report(kw, bank, args.bank)
     return 0
+
+
+def _check_rate(args) -> None:
+    """--fa-per-hour needs --background, and neither goes with --text (yet)."""
+    if (args.fa_per_hour is None) != (args.background is None):
+        raise ConfigError("--fa-per-hour R and --background FILE go together (build FILE with "
+                          "`kws-proto background MODEL AUDIO... --out FILE`)")
+    if args.fa_per_hour is not None and (args.text or args.confusables):
+        raise ConfigError("--fa-per-hour sets the threshold of recorded clips only: it does not "
+                          "go with --text or --confusables")
+
+
+def _background(args):
+    """The --background file, or None."""
+    from kws_proto.spot.background import load_background  # lazy: --help builds every parser
+
+    return load_background(args.background) if args.background is not None else None
 
 
 def _remove(args) -> int:
@@ -134,6 +164,9 @@ def _report(kw, bank, path) -> None:
     cal = kw.calibration
     extra = (f"; {cal['negatives']} negatives, {100 * cal['negatives_accepted']:.0f}% of them "
              "within it" if "negatives" in cal else "")
+    if "fa_per_hour" in cal:
+        extra = (f"; {cal['achieved_fa_per_hour']:.4g} false alarms per hour on "
+                 f"{cal['background_hours'] * 60:.4g} min of {cal['background']}")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
     print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {path}: threshold "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import Keyword
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_threshold,
                                      clip_embeddings, prototype)
@@ -31,7 +32,8 @@ ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
 def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | None = None,
                   margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
                   threshold: float | None = None, weights: np.ndarray | None = None,
-                  views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None) -> Keyword:
+                  views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
+                  fa_per_hour: float | None = None, background=None) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -54,18 +56,36 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         The views' shifts, recorded in the calibration.
     calibration : dict or None
         More entries for the keyword's calibration record (after the rule's).
+    fa_per_hour : float or None
+        Instead of the support rule: the threshold at which the keyword fires at most this many
+        times an hour on ``background`` (:func:`kws_proto.spot.background.threshold_for_rate`).
+    background : Background or None
+        Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``.
 
     Returns
     -------
     Keyword
         Not yet in any bank: ``bank.add(keyword)``.
     """
-    if threshold is None:
+    support = clip_embeddings(views)  # [k, d]
+    proto = prototype(support, weights)
+    if fa_per_hour is not None:
+        _check_rate_rule(fa_per_hour, background, threshold, negatives)
+        threshold, info = background.threshold(proto, fa_per_hour)
+    elif threshold is None:
         threshold, info = calibrate_threshold(views, negatives, margin, quantile, weights)
     else:
         info = {"rule": "given by hand"}
     info["views_ms"] = list(views_ms)
     info.update(calibration or {})
-    support = clip_embeddings(views)  # [k, d]
-    return Keyword(name, prototype(support, weights), support, tuple(str(c) for c in clips),
-                   float(threshold), info)
+    return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info)
+
+
+def _check_rate_rule(fa_per_hour, background, threshold, negatives) -> None:
+    """Refuse ``fa_per_hour`` without a background, or beside another threshold rule."""
+    if background is None:
+        raise ConfigError(f"fa_per_hour={fa_per_hour!r} needs a background (keyword-free audio "
+                          "embedded by `kws-proto background`)")
+    if threshold is not None or (negatives is not None and len(negatives)):
+        raise ConfigError(f"fa_per_hour={fa_per_hour!r} sets the threshold from the background: "
+                          "give it without a threshold by hand and without negatives")

@@ -40,6 +40,7 @@ from kws_proto.model.fusion import is_fusion
 from kws_proto.model.pretrained import DEFAULT, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder, tf_embedder
+from kws_proto.spot.background import Background, build_background
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
@@ -302,14 +303,19 @@ class KeywordSpotter:
 
     # -- the three jobs ---------------------------------------------------------------------
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
-               threshold: float | None = None) -> Keyword:
+               threshold: float | None = None, fa_per_hour: float | None = None,
+               background: Background | None = None) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
         calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
         than given: any unreadable support clip or negative raises one
-        :class:`~kws_proto.errors.AudioError` naming every such file, and ``bank`` is unchanged."""
+        :class:`~kws_proto.errors.AudioError` naming every such file, and ``bank`` is unchanged.
+        With ``fa_per_hour`` the threshold is the one at which the keyword fires at most that many
+        times an hour on ``background`` (:mod:`kws_proto.spot.background`; of this encoder)."""
         self.check_bank(bank)
+        if background is not None:
+            background.check(self.fingerprint, self.features.digest)
         files = audio_files(files)
-        if threshold is None and len(files) < 2:
+        if threshold is None and fa_per_hour is None and len(files) < 2:
             raise ConfigError(f"keyword {name!r}: {len(files)} clip(s) given; calibrating its "
                               "threshold needs at least 2 (or give --threshold)")
         if not files:
@@ -321,7 +327,8 @@ class KeywordSpotter:
         _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
         views = self._embed_views(np.stack(views))  # [k, S, d]
         neg = self.embed(np.stack(neg_clips)) if negatives else None
-        kw = enrol_keyword(views, name, [f.name for f in files], neg, threshold=threshold)
+        kw = enrol_keyword(views, name, [f.name for f in files], neg, threshold=threshold,
+                           fa_per_hour=fa_per_hour, background=background)
         bank.add(kw, replace=replace)
         return kw
 
@@ -338,6 +345,14 @@ class KeywordSpotter:
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
                            recorded_weight=recorded_weight)
+
+    def background(self, files, hop: float = HOP) -> Background:
+        """Keyword-free audio (files or folders of them: long recordings or clips) cut by the
+        detector's window every ``hop`` seconds and embedded: a :class:`Background` for
+        ``enroll(..., fa_per_hour=R, background=...)`` (:mod:`kws_proto.spot.background`)."""
+        paths = list(files)
+        return build_background(self, audio_files(paths), hop,
+                                source=", ".join(str(p) for p in paths))
 
     def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
         """Nearest keyword, runner-up and unknown-rejection of each audio file: one

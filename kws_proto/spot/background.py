@@ -1,0 +1,313 @@
+"""An operating point in false alarms per hour: a keyword's threshold from keyword-free audio.
+
+A *background* is long audio that does not hold the keyword (other speech, noise, any
+recordings), cut by the detector's own sliding window (:class:`~kws_proto.spot.windows.Framing`,
+``hop`` seconds) and embedded: :class:`Background` keeps each window's embedding, its start
+within its file, which file, and its level (dBFS), plus the audio's length in hours.  Short clips
+are fine too: each file contributes its windows and its duration.
+
+**Rate rule** (:func:`threshold_for_rate`).  At a threshold ``t`` the windows with ``d <= t`` (and
+at least ``min_db`` loud, as the detector gates them) are merged into events file by file exactly
+as :func:`kws_proto.spot.detect.merge_events` merges them (runs within ``max_gap``, at least
+``min_hits`` hits, overlapping events joined); the allowed events are ``floor(rate x hours)``.
+The threshold is a background distance ``t`` at which the events are at most that and at the next
+distance up more: a crossing going up from the smallest distance, found by doubling steps
+through the sorted distances and then halving the last one.  The count is not monotone
+everywhere (a new hit can join two events into one, and accepting every window makes one event
+per file), so the search starts at the bottom, where a rate far below the background's windows
+per hour puts the crossing, and reaches the largest distance last; where the count dips
+between two probes, a crossing inside the dip can be stepped over.  A background on which no
+threshold exceeds the rate is refused: it is too short to set the threshold.
+
+A background is saved as one ``.npz`` (header JSON, arrays, SHA-256 checksum; written
+atomically, like :mod:`kws_proto.spot.bank`) with the fingerprint of the encoder that embedded
+it: a keyword is never calibrated on another encoder's embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.audio.loading import read_audio
+from kws_proto.errors import BankError, ConfigError
+from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
+from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
+from kws_proto.util.atomic import atomic_write_bytes
+from kws_proto.util.vectors import squared_distances
+
+FORMAT = "kws_proto.spot.background"
+VERSION = 1
+ARRAYS = ("embeddings", "starts", "segments", "levels")
+
+
+@dataclass(frozen=True)
+class Background:
+    """Embedded windows of keyword-free audio.
+
+    Attributes
+    ----------
+    embeddings : np.ndarray [shape=(n, d), dtype=float32]
+    hours : float
+        Length of the audio the windows cover.
+    source : str
+        What the audio was (the files or folders given).
+    fingerprint : str
+        The encoder's weights fingerprint (:attr:`KeywordSpotter.fingerprint`).
+    starts : np.ndarray [shape=(n,), dtype=float64] or None
+        Each window's start in seconds within its file; None: ``hop`` apart from 0.
+    segments : np.ndarray [shape=(n,), dtype=int64] or None
+        Each window's file (windows of a file are contiguous); None: one file.
+    levels : np.ndarray [shape=(n,), dtype=float64] or None
+        Each window's RMS level (dBFS); None: every window loud (0 dBFS).
+    window, hop : float
+        Window length and hop in seconds.
+    features : str
+        The front end's digest (empty: not recorded).
+    """
+
+    embeddings: np.ndarray
+    hours: float
+    source: str
+    fingerprint: str
+    starts: np.ndarray | None = None
+    segments: np.ndarray | None = None
+    levels: np.ndarray | None = None
+    window: float = 1.0
+    hop: float = HOP
+    features: str = ""
+
+    def __post_init__(self):
+        e = np.asarray(self.embeddings, dtype=np.float32)
+        n = len(e)
+        fill = {"embeddings": e,
+                "starts": np.arange(n) * self.hop if self.starts is None else self.starts,
+                "segments": np.zeros(n) if self.segments is None else self.segments,
+                "levels": np.zeros(n) if self.levels is None else self.levels}
+        for name, kind in zip(ARRAYS, (np.float32, np.float64, np.int64, np.float64)):
+            a = np.asarray(fill[name], dtype=kind)
+            if a.shape[:1] != (n,) or (name != "embeddings" and a.ndim != 1) or e.ndim != 2:
+                raise ConfigError(f"background {name} of shape {a.shape}: expected one row per "
+                                  f"window of embeddings {e.shape}")
+            object.__setattr__(self, name, a)
+        if not (math.isfinite(self.hours) and self.hours > 0):
+            raise ConfigError(f"background of {self.hours!r} hours: expected a positive length")
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def check(self, fingerprint: str, features: str = "") -> None:
+        """Raise :class:`BankError` unless this background was embedded by the encoder of
+        ``fingerprint`` (and the front end of digest ``features``, when both are recorded)."""
+        if self.fingerprint != fingerprint:
+            raise BankError(f"the background ({self.source}) was embedded by another encoder: "
+                            f"background fingerprint {self.fingerprint[:16]}..., this encoder "
+                            f"{fingerprint[:16]}...; build it again with this encoder "
+                            "(`kws-proto background`)")
+        if self.features and features and self.features != features:
+            raise BankError(f"the background ({self.source}) was embedded with front end "
+                            f"{self.features}, this encoder uses {features}")
+
+    def threshold(self, prototype: np.ndarray, rate: float, min_hits: int = MIN_HITS,
+                  max_gap: int = MAX_GAP, min_db: float | None = MIN_DB) -> tuple[float, dict]:
+        """:func:`threshold_for_rate` of a keyword ``prototype [d]`` on this background; the
+        calibration record names the background."""
+        d = squared_distances(self.embeddings, np.asarray(prototype, np.float32)[None, :])[:, 0]
+        t, info = threshold_for_rate(d, self.hours, rate, self.starts, self.segments, self.levels,
+                                     self.window, min_hits, max_gap, min_db)
+        info.update(background=self.source, background_hours=round(self.hours, 6),
+                    background_windows=len(self))
+        return t, info
+
+
+def _segments(segments: np.ndarray) -> list[slice]:
+    """The contiguous runs of equal values of ``segments [n]`` as slices."""
+    cuts = np.flatnonzero(np.diff(segments)) + 1
+    edges = [0, *cuts.tolist(), len(segments)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def count_events(distances, threshold: float, starts, parts: list[slice], loud, window: float,
+                 min_hits: int = MIN_HITS, max_gap: int = MAX_GAP) -> int:
+    """Events the detector would report at ``threshold`` on windows at ``distances [n]`` (one
+    keyword), merged per file (``parts``) by :func:`kws_proto.spot.detect.merge_events`;
+    ``loud [n]`` (bool) marks the windows the level gate lets through."""
+    hit = (distances <= threshold) & loud  # [n]
+    labels = np.where(hit, 0, -1)
+    ratio = distances / max(threshold, 1e-12)
+    total = 0
+    for s in parts:
+        if hit[s].sum() >= min_hits:  # fewer hits make no event
+            total += len(merge_events(["keyword"], starts[s], labels[s], ratio[s], distances[s],
+                                      window, min_hits, max_gap))
+    return total
+
+
+def threshold_for_rate(distances, hours: float, rate: float, starts=None, segments=None,
+                       levels=None, window: float = 1.0, min_hits: int = MIN_HITS,
+                       max_gap: int = MAX_GAP, min_db: float | None = MIN_DB,
+                       hop: float = HOP) -> tuple[float, dict]:
+    """The threshold at which a keyword fires at most ``rate`` times an hour on a background
+    (module docstring: the rule).
+
+    Parameters
+    ----------
+    distances : np.ndarray [shape=(n,)]
+        Squared distances of the background's windows to the keyword's prototype.
+    hours : float > 0
+        Length of the background audio.
+    rate : float > 0
+        False alarms (events) per hour allowed.
+    starts, segments, levels : np.ndarray [shape=(n,)] or None
+        As :class:`Background` holds them (None: one file, ``hop`` apart, all loud).
+    window : float
+        Window length in seconds.
+    min_hits, max_gap, min_db
+        The detector's merging and level gate (:func:`kws_proto.spot.detect.detect_audio`).
+
+    Returns
+    -------
+    threshold : float
+    calibration : dict
+        ``rule``, ``fa_per_hour`` (the rate asked), ``achieved_fa_per_hour`` (events / hours at
+        the threshold), ``events``, ``next_fa_per_hour`` (at the next background distance up).
+    """
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"fa_per_hour={rate!r} must be a positive number of false alarms per hour")
+    d = np.asarray(distances, dtype=np.float64)
+    n = len(d)
+    starts = np.arange(n) * hop if starts is None else np.asarray(starts, np.float64)
+    parts = _segments(np.zeros(n) if segments is None else np.asarray(segments))
+    loud = (np.ones(n, bool) if levels is None or min_db is None
+            else np.asarray(levels, np.float64) >= min_db)
+    budget = math.floor(rate * hours + 1e-9)
+    candidates = np.unique(d[loud])  # sorted
+
+    def count(i: int) -> int:
+        return count_events(d, candidates[i], starts, parts, loud, window, min_hits, max_gap)
+
+    lo, hi, at = _crossing(count, len(candidates), budget)
+    if hi is None:
+        raise ConfigError(f"the background ({hours:.4g} h, {n} windows) is too short for "
+                          f"{rate:g} false alarms per hour: no threshold makes more than "
+                          f"{budget} event(s) on it before every window is accepted; give a "
+                          "longer background or a lower rate")
+    threshold = float(candidates[lo]) if lo >= 0 else float(np.nextafter(candidates[0], 0.0))
+    return max(threshold, 0.0), {
+        "rule": f"at most {rate:g} false alarms per hour on a background",
+        "fa_per_hour": float(rate), "achieved_fa_per_hour": round(at / hours, 6), "events": at,
+        "next_fa_per_hour": round(count(hi) / hours, 6)}
+
+
+def _crossing(count, n: int, budget: int):
+    """``(lo, hi, count(lo))``: ``count(lo) <= budget < count(hi)``, ``hi = lo + 1``, found by
+    doubling steps up from the first candidate (the last, every window accepted, only after the one
+    before it), then halving the last step (``lo = -1``: even the first exceeds; ``hi = None``:
+    no candidate probed exceeds)."""
+    lo, at, step = -1, 0, 1
+    while True:
+        i = min(lo + step, n - 2) if lo < n - 2 else n - 1  # all accepted (one event a file): last
+        if i <= lo:
+            return lo, None, at
+        c = count(i)
+        if c > budget:
+            hi = i
+            break
+        lo, at, step = i, c, 2 * step
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        c = count(mid)
+        lo, hi, at = (mid, hi, c) if c <= budget else (lo, mid, at)
+    return lo, hi, at
+
+
+def build_background(spotter, files, hop: float = HOP, source: str | None = None) -> Background:
+    """Embed the sliding windows (``hop`` seconds) of every audio file of ``files`` with
+    ``spotter``; each file is read whole (any rate: resampled), an unreadable one raises its
+    :class:`~kws_proto.errors.AudioError`."""
+    f = spotter.features
+    framing = Framing.of(f, hop)
+    emb, starts, segments, levels, samples = [], [], [], [], 0
+    for i, path in enumerate(files):
+        y = read_audio(path, f.sample_rate)
+        windows = framing.frame(y)  # [m, num_samples]
+        emb += [np.asarray(spotter.embed(windows[j:j + WINDOW_BATCH]), np.float32)
+                for j in range(0, len(windows), WINDOW_BATCH)]
+        starts.append(framing.starts(len(windows)))
+        segments.append(np.full(len(windows), i))
+        levels.append(level_db(windows))
+        samples += len(y)
+    if not samples:
+        raise ConfigError("no background audio given")
+    return Background(np.concatenate(emb), samples / f.sample_rate / 3600.0,
+                      source or ", ".join(str(p) for p in files), spotter.fingerprint,
+                      np.concatenate(starts), np.concatenate(segments), np.concatenate(levels),
+                      f.clip_seconds, hop, f.digest)
+
+
+def _header(bg: Background) -> bytes:
+    h = {"format": FORMAT, "version": VERSION, "hours": bg.hours, "source": bg.source,
+         "fingerprint": bg.fingerprint, "window": bg.window, "hop": bg.hop,
+         "features": bg.features}
+    return json.dumps(h, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _checksum(header: bytes, arrays: dict) -> str:
+    h = hashlib.sha256()
+    h.update(len(header).to_bytes(8, "little") + header)
+    for name in ARRAYS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_background(bg: Background, path: str | os.PathLike) -> Path:
+    """Write ``bg`` to ``path`` (.npz) atomically, with a SHA-256 checksum."""
+    path = Path(path)
+    header = _header(bg)
+    arrays = {name: getattr(bg, name) for name in ARRAYS}
+    digest = _checksum(header, arrays)
+    buf = io.BytesIO()
+    np.savez(buf, header=np.frombuffer(header, np.uint8),
+             checksum=np.frombuffer(digest.encode("ascii"), np.uint8), **arrays)
+    atomic_write_bytes(path, buf.getvalue(), fsync=True)
+    return path
+
+
+def load_background(path: str | os.PathLike) -> Background:
+    """Read and verify a background written by :func:`save_background`.
+
+    Raises
+    ------
+    BankError
+        Missing, unreadable, not a background, of another version, or a checksum mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BankError(f"{path}: no such background file (build one with `kws-proto background`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {m: z[m] for m in ("header", "checksum", *ARRAYS)}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise BankError(f"{path}: not a background file, or truncated ({e})") from e
+    header = arrays.pop("header").tobytes()
+    stored = arrays.pop("checksum").tobytes().decode("ascii", "replace")
+    if stored != _checksum(header, arrays):
+        raise BankError(f"{path}: checksum mismatch: the background was modified or damaged "
+                        "after it was written; build it again")
+    h = json.loads(header.decode("utf-8"))
+    if h.get("format") != FORMAT or h.get("version") != VERSION:
+        raise BankError(f"{path}: format {h.get('format')!r} version {h.get('version')!r} is "
+                        f"not {FORMAT!r} version {VERSION}")
+    return Background(arrays["embeddings"], float(h["hours"]), h["source"], h["fingerprint"],
+                      arrays["starts"], arrays["segments"], arrays["levels"],
+                      float(h["window"]), float(h["hop"]), h.get("features", ""))
