@@ -178,5 +178,15 @@ def test_the_background_and_enroll_commands(speech, tmp_path, capsys):
                  *map(str, support), "--fa-per-hour", "300", "--background", str(out)]) == 0
     assert "false alarms per hour" in capsys.readouterr().out
     assert load_bank(bank)["computer"].calibration["fa_per_hour"] == 300.0
+    digits = sorted(map(str, (DATA / "fsdd").glob("*.wav")))  # each under 1.2 s
+    assert main(["background", "default", *digits, "--out", str(out)]) == 0
+    assert "in 4 recording(s)" in capsys.readouterr().out.replace("\n", " ")
+    alone = load_background(out)
+    assert main(["background", "default", *digits, "--out", str(out), "--join"]) == 0
+    assert "in 1 recording(s)" in capsys.readouterr().out
+    joined = load_background(out)
+    assert set(joined.segments) == {0} and joined.source.endswith("(joined)")
+    assert math.isclose(joined.hours, alone.hours, rel_tol=1e-9)
+    assert len(joined) > len(alone)  # windows across the joins
     assert main(["enroll", "default", "--bank", str(bank), "--keyword", "c2",
                  *map(str, support), "--fa-per-hour", "300"]) == 2

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from kws_proto.spot.detect import MIN_HITS
 from kws_proto.spot.windows import HOP
 from kws_proto.util.cli import positive_float
 
@@ -26,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, required=True, help="the background file to write (.npz)")
     p.add_argument("--hop", type=positive_float, default=HOP,
                    help="seconds between window starts (the detector's)")
+    p.add_argument("--join", action="store_true",
+                   help="the files back to back as one recording (for short clips: one shorter "
+                        "than 1.2 s makes no event on its own)")
 
 
 def run(args) -> int:
@@ -33,9 +39,14 @@ def run(args) -> int:
     from kws_proto.spot.spotter import KeywordSpotter  # lazy: --help builds every parser
 
     spotter = KeywordSpotter.from_model(args.model)
-    bg = spotter.background(args.audio, hop=args.hop)
+    bg = spotter.background(args.audio, hop=args.hop, join=args.join)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_background(bg, args.out)
+    files = int(bg.segments.max()) + 1
+    short = int(np.sum(np.bincount(bg.segments) < MIN_HITS))
     print(f"wrote {args.out}: {len(bg)} windows of {bg.hours * 60:.4g} min of audio "
-          f"({bg.hop:g} s hop) from {bg.source}")
+          f"({bg.hop:g} s hop) in {files} recording(s) from {bg.source}")
+    if short:
+        print(f"note: {short} of them hold fewer than {MIN_HITS} windows and can make no event "
+              "on their own; --join puts the files back to back")
     return 0

@@ -3,8 +3,10 @@
 A *background* is long audio that does not hold the keyword (other speech, noise, any
 recordings), cut by the detector's own sliding window (:class:`~kws_proto.spot.windows.Framing`,
 ``hop`` seconds) and embedded: :class:`Background` keeps each window's embedding, its start
-within its file, which file, and its level (dBFS), plus the audio's length in hours.  Short clips
-are fine too: each file contributes its windows and its duration.
+within its file, which file, and its level (dBFS), plus the audio's length in hours.  Each file
+contributes its windows and its duration; a clip shorter than ``min_hits`` windows (1.2 s) can
+make no event on its own, so folders of short clips are better joined back to back into one
+recording (``join``), as a stream of them would reach the detector.
 
 **Rate rule** (:func:`threshold_for_rate`).  At a threshold ``t`` the windows with ``d <= t`` (and
 at least ``min_db`` loud, as the detector gates them) are merged into events file by file exactly
@@ -229,28 +231,32 @@ def _crossing(count, n: int, budget: int):
     return lo, hi, at
 
 
-def build_background(spotter, files, hop: float = HOP, source: str | None = None) -> Background:
+def build_background(spotter, files, hop: float = HOP, source: str | None = None,
+                     join: bool = False) -> Background:
     """Embed the sliding windows (``hop`` seconds) of every audio file of ``files`` with
     ``spotter``; each file is read whole (any rate: resampled), an unreadable one raises its
-    :class:`~kws_proto.errors.AudioError`."""
+    :class:`~kws_proto.errors.AudioError`.  ``join``: the files back to back as one recording
+    (a clip shorter than ``min_hits`` windows, 1.2 s, can make no event on its own)."""
     f = spotter.features
     framing = Framing.of(f, hop)
-    emb, starts, segments, levels, samples = [], [], [], [], 0
-    for i, path in enumerate(files):
-        y = read_audio(path, f.sample_rate)
+    audios = [read_audio(path, f.sample_rate) for path in files]
+    if join and audios:
+        audios = [np.concatenate(audios)]
+    emb, starts, segments, levels = [], [], [], []
+    for i, y in enumerate(audios):
         windows = framing.frame(y)  # [m, num_samples]
         emb += [np.asarray(spotter.embed(windows[j:j + WINDOW_BATCH]), np.float32)
                 for j in range(0, len(windows), WINDOW_BATCH)]
         starts.append(framing.starts(len(windows)))
         segments.append(np.full(len(windows), i))
         levels.append(level_db(windows))
-        samples += len(y)
+    samples = sum(len(y) for y in audios)
     if not samples:
         raise ConfigError("no background audio given")
     return Background(np.concatenate(emb), samples / f.sample_rate / 3600.0,
-                      source or ", ".join(str(p) for p in files), spotter.fingerprint,
-                      np.concatenate(starts), np.concatenate(segments), np.concatenate(levels),
-                      f.clip_seconds, hop, f.digest)
+                      (source or ", ".join(str(p) for p in files)) + (" (joined)" if join else ""),
+                      spotter.fingerprint, np.concatenate(starts), np.concatenate(segments),
+                      np.concatenate(levels), f.clip_seconds, hop, f.digest)
 
 
 def _header(bg: Background) -> bytes:
