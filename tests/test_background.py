@@ -58,6 +58,19 @@ def test_events_are_counted_per_file_and_through_the_level_gate():
     assert (t, info["events"]) == (3.0, 1)  # B; C needs its third hit at 4
 
 
+def test_counting_by_stretches_is_counting_the_whole_file():
+    from kws_proto.spot.background import count_events
+    from kws_proto.spot.detect import merge_events
+
+    rng = np.random.default_rng(0)
+    d = rng.gamma(2.0, size=3000)  # [n]: hits of every density as t grows
+    starts, loud = np.arange(3000) * 0.1, rng.random(3000) > 0.1
+    for t in np.quantile(d, [0.01, 0.05, 0.2, 0.5, 0.8]):
+        labels = np.where((d <= t) & loud, 0, -1)
+        whole = merge_events(["k"], starts, labels, d / t, d, 1.0)
+        assert count_events(d, t, starts, [slice(0, 3000)], loud, 1.0) == len(whole)
+
+
 def test_a_background_that_cannot_reach_the_rate_is_refused():
     # at t >= 10 every window makes one event: no threshold gives more than 3
     with pytest.raises(ConfigError, match="too short for 3 false alarms per hour"):

@@ -141,15 +141,24 @@ def count_events(distances, threshold: float, starts, parts: list[slice], loud, 
                  min_hits: int = MIN_HITS, max_gap: int = MAX_GAP) -> int:
     """Events the detector would report at ``threshold`` on windows at ``distances [n]`` (one
     keyword), merged per file (``parts``) by :func:`kws_proto.spot.detect.merge_events`;
-    ``loud [n]`` (bool) marks the windows the level gate lets through."""
+    ``loud [n]`` (bool) marks the windows the level gate lets through.  Stretches between hits
+    more than ``max_gap`` windows and at least ``window`` seconds apart are merged apart: no run
+    and no event spans them, so the count is the same and the misses far from any hit are skipped."""
     hit = (distances <= threshold) & loud  # [n]
     labels = np.where(hit, 0, -1)
     ratio = distances / max(threshold, 1e-12)
     total = 0
     for s in parts:
-        if hit[s].sum() >= min_hits:  # fewer hits make no event
-            total += len(merge_events(["keyword"], starts[s], labels[s], ratio[s], distances[s],
-                                      window, min_hits, max_gap))
+        at = np.flatnonzero(hit[s]) + s.start  # [h] the file's hit windows
+        if len(at) < min_hits:  # fewer hits make no event
+            continue
+        apart = (np.diff(at) > max_gap + 1) & (np.diff(starts[at]) >= window)  # [h - 1]
+        cuts = np.flatnonzero(apart)
+        for a, b in zip([0, *(cuts + 1).tolist()], [*cuts.tolist(), len(at) - 1]):
+            if b - a + 1 >= min_hits:
+                w = slice(at[a], at[b] + 1)
+                total += len(merge_events(["keyword"], starts[w], labels[w], ratio[w],
+                                          distances[w], window, min_hits, max_gap))
     return total
 
 
