@@ -201,5 +201,13 @@ def test_the_background_and_enroll_commands(speech, tmp_path, capsys):
     assert set(joined.segments) == {0} and joined.source.endswith("(joined)")
     assert math.isclose(joined.hours, alone.hours, rel_tol=1e-9)
     assert len(joined) > len(alone)  # windows across the joins
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEfmt ")
+    assert main(["background", "default", *digits, str(broken), "--out", str(out)]) == 2
+    assert "broken.wav" in capsys.readouterr().err
+    assert main(["background", "default", *digits, str(broken), "--out", str(out),
+                 "--skip-unreadable"]) == 0
+    assert load_background(out).source.endswith("(1 unreadable left out)")
+    assert math.isclose(load_background(out).hours, alone.hours, rel_tol=1e-9)
     assert main(["enroll", "default", "--bank", str(bank), "--keyword", "c2",
                  *map(str, support), "--fa-per-hour", "300"]) == 2

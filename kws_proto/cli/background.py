@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, required=True, help="the background file to write (.npz)")
     p.add_argument("--hop", type=positive_float, default=HOP,
                    help="seconds between window starts (the detector's)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out files that cannot be read (the background's source says how "
+                        "many) instead of stopping")
     p.add_argument("--join", action="store_true",
                    help="the files back to back as one recording (for short clips: one shorter "
                         "than 1.2 s makes no event on its own)")
@@ -39,7 +42,8 @@ def run(args) -> int:
     from kws_proto.spot.spotter import KeywordSpotter  # lazy: --help builds every parser
 
     spotter = KeywordSpotter.from_model(args.model)
-    bg = spotter.background(args.audio, hop=args.hop, join=args.join)
+    bg = spotter.background(args.audio, hop=args.hop, join=args.join,
+                            skip_unreadable=args.skip_unreadable)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_background(bg, args.out)
     files = int(bg.segments.max()) + 1

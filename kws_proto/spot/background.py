@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.audio.loading import read_audio
-from kws_proto.errors import BankError, ConfigError
+from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
 from kws_proto.util.atomic import atomic_write_bytes
@@ -241,14 +241,24 @@ def _crossing(count, n: int, budget: int):
 
 
 def build_background(spotter, files, hop: float = HOP, source: str | None = None,
-                     join: bool = False) -> Background:
+                     join: bool = False, skip_unreadable: bool = False) -> Background:
     """Embed the sliding windows (``hop`` seconds) of every audio file of ``files`` with
     ``spotter``; each file is read whole (any rate: resampled), an unreadable one raises its
-    :class:`~kws_proto.errors.AudioError`.  ``join``: the files back to back as one recording
-    (a clip shorter than ``min_hits`` windows, 1.2 s, can make no event on its own)."""
+    :class:`~kws_proto.errors.AudioError` (``skip_unreadable``: is left out, and the source
+    says how many were).  ``join``: the files back to back as one recording (a clip shorter
+    than ``min_hits`` windows, 1.2 s, can make no event on its own)."""
     f = spotter.features
     framing = Framing.of(f, hop)
-    audios = [read_audio(path, f.sample_rate) for path in files]
+    audios, skipped = [], 0
+    for path in files:
+        try:
+            audios.append(read_audio(path, f.sample_rate))
+        except AudioError:
+            if not skip_unreadable:
+                raise
+            skipped += 1
+    source = (source or ", ".join(str(p) for p in files)) + (
+        f" ({skipped} unreadable left out)" if skipped else "")
     if join and audios:
         audios = [np.concatenate(audios)]
     emb, starts, segments, levels = [], [], [], []
@@ -263,7 +273,7 @@ def build_background(spotter, files, hop: float = HOP, source: str | None = None
     if not samples:
         raise ConfigError("no background audio given")
     return Background(np.concatenate(emb), samples / f.sample_rate / 3600.0,
-                      (source or ", ".join(str(p) for p in files)) + (" (joined)" if join else ""),
+                      source + (" (joined)" if join else ""),
                       spotter.fingerprint, np.concatenate(starts), np.concatenate(segments),
                       np.concatenate(levels), f.clip_seconds, hop, f.digest)
 

@@ -346,14 +346,16 @@ class KeywordSpotter:
                            replace=replace, threshold=threshold, seed=seed,
                            recorded_weight=recorded_weight)
 
-    def background(self, files, hop: float = HOP, join: bool = False) -> Background:
+    def background(self, files, hop: float = HOP, join: bool = False,
+                   skip_unreadable: bool = False) -> Background:
         """Keyword-free audio (files or folders of them: long recordings or clips) cut by the
         detector's window every ``hop`` seconds and embedded: a :class:`Background` for
         ``enroll(..., fa_per_hour=R, background=...)`` (:mod:`kws_proto.spot.background`);
-        ``join``: the files back to back as one recording."""
+        ``join``: the files back to back as one recording; ``skip_unreadable``: leave out the
+        files that cannot be read instead of raising."""
         paths = list(files)
-        return build_background(self, audio_files(paths), hop,
-                                source=", ".join(str(p) for p in paths), join=join)
+        return build_background(self, audio_files(paths), hop, ", ".join(str(p) for p in paths),
+                                join=join, skip_unreadable=skip_unreadable)
 
     def classify(self, bank: KeywordBank, files, skip_unreadable: bool = False) -> list:
         """Nearest keyword, runner-up and unknown-rejection of each audio file: one
