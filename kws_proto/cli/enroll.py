@@ -165,7 +165,7 @@ def _report(kw, bank, path) -> None:
     extra = (f"; {cal['negatives']} negatives, {100 * cal['negatives_accepted']:.0f}% of them "
              "within it" if "negatives" in cal else "")
     if "fa_per_hour" in cal:
-        extra = (f"; {cal['achieved_fa_per_hour']:.4g} false alarms per hour on "
+        extra = (f": {cal['achieved_fa_per_hour']:.4g} reached on "
                  f"{cal['background_hours'] * 60:.4g} min of {cal['background']}")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
