@@ -41,13 +41,12 @@ from kws_proto.eval.sentences import (BACKGROUND_FILES, MIN_LETTERS, SentenceCor
                                       SentenceTrial, audio_files, builtin_words, candidate_words,
                                       clip_speaker, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
-from kws_proto.eval.spot_eval import WindowScores, _variants, cohort_embeddings, enrol
+from kws_proto.eval.spot_eval import SharedModels, WindowScores, _variants, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows, level_db, merge_events
-from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.windows import WINDOW_BATCH, Framing
 
 FA_POINTS = (10.0, 30.0, 100.0)
@@ -102,27 +101,13 @@ def background_files(folder, n: int, seed: int) -> list[Path]:
     return [files[i] for i in sorted(pick)]
 
 
-class _SentenceBench:
+class _SentenceBench(SharedModels):
     """What the variants share: the corpus, the trials, spotters, cohorts and embedded windows."""
 
     def __init__(self, corpus: SentenceCorpus, specs, factors, cohort, background, seed):
-        self.corpus, self.specs, self.factors = corpus, specs, factors
-        self.cohort, self.background, self.seed = cohort, background, seed
-        self._spotters, self._cohorts, self._windows, self.unreadable = {}, {}, {}, []
-
-    def spotter(self, model: str) -> KeywordSpotter:
-        if model not in self._spotters:
-            self._spotters[model] = KeywordSpotter.from_model(model)
-        return self._spotters[model]
-
-    def cohort_of(self, v: Variant):
-        if not v.negatives:
-            return None
-        key = (v.model, v.negatives)
-        if key not in self._cohorts:
-            self._cohorts[key] = cohort_embeddings(self.spotter(v.model), self.cohort,
-                                                   v.negatives, self.seed)
-        return self._cohorts[key]
+        super().__init__(cohort, seed)
+        self.corpus, self.specs, self.factors, self.background = corpus, specs, factors, background
+        self._windows, self.unreadable = {}, []
 
     def windows(self, v: Variant, what: str = "sentences") -> Embedded:
         """The embedded windows of the sentences (or of background folder ``what``)."""

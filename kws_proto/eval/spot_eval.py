@@ -150,13 +150,13 @@ def cohort_embeddings(spotter, cohort, n: int, seed: int) -> np.ndarray:
 
 
 # -- the benchmark --------------------------------------------------------------------------------
-class _Bench:
-    """The trials and what variants share: spotters per model, cohort embeddings, streams."""
+class SharedModels:
+    """What a benchmark's variants share: one spotter per model, and the cohort embeddings of
+    each model and negatives count (``cohort``: a dataset folder, drawn with ``seed``)."""
 
-    def __init__(self, root, specs: list[Trial], factors: list[float], snr, cohort, seed: int):
-        self.root, self.specs, self.factors, self.snr = root, specs, factors, snr
+    def __init__(self, cohort, seed: int):
         self.cohort, self.seed = cohort, seed
-        self._spotters, self._cohorts, self._streams = {}, {}, {}
+        self._spotters, self._cohorts = {}, {}
 
     def spotter(self, model: str) -> KeywordSpotter:
         if model not in self._spotters:
@@ -171,6 +171,15 @@ class _Bench:
             self._cohorts[key] = cohort_embeddings(self.spotter(v.model), self.cohort,
                                                    v.negatives, self.seed)
         return self._cohorts[key]
+
+
+class _Bench(SharedModels):
+    """The trials and what variants share: spotters per model, cohort embeddings, streams."""
+
+    def __init__(self, root, specs: list[Trial], factors: list[float], snr, cohort, seed: int):
+        super().__init__(cohort, seed)
+        self.root, self.specs, self.factors, self.snr = root, specs, factors, snr
+        self._streams = {}
 
     def stream(self, trial: Trial, sr: int) -> Stream:
         if (trial.index, sr) not in self._streams:
