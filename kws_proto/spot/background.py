@@ -28,8 +28,6 @@ it: a keyword is never calibrated on another encoder's embeddings.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
 import os
@@ -44,6 +42,7 @@ from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
 from kws_proto.util.atomic import atomic_write_bytes
+from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
 from kws_proto.util.vectors import squared_distances
 
 FORMAT = "kws_proto.spot.background"
@@ -285,26 +284,12 @@ def _header(bg: Background) -> bytes:
     return json.dumps(h, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _checksum(header: bytes, arrays: dict) -> str:
-    h = hashlib.sha256()
-    h.update(len(header).to_bytes(8, "little") + header)
-    for name in ARRAYS:
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def save_background(bg: Background, path: str | os.PathLike) -> Path:
     """Write ``bg`` to ``path`` (.npz) atomically, with a SHA-256 checksum."""
     path = Path(path)
     header = _header(bg)
     arrays = {name: getattr(bg, name) for name in ARRAYS}
-    digest = _checksum(header, arrays)
-    buf = io.BytesIO()
-    np.savez(buf, header=np.frombuffer(header, np.uint8),
-             checksum=np.frombuffer(digest.encode("ascii"), np.uint8), **arrays)
-    atomic_write_bytes(path, buf.getvalue(), fsync=True)
+    atomic_write_bytes(path, checked_npz(header, arrays), fsync=True)
     return path
 
 
@@ -324,9 +309,9 @@ def load_background(path: str | os.PathLike) -> Background:
             arrays = {m: z[m] for m in ("header", "checksum", *ARRAYS)}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BankError(f"{path}: not a background file, or truncated ({e})") from e
-    header = arrays.pop("header").tobytes()
-    stored = arrays.pop("checksum").tobytes().decode("ascii", "replace")
-    if stored != _checksum(header, arrays):
+    header, stored = arrays.pop("header").tobytes(), stored_checksum(arrays)
+    del arrays["checksum"]
+    if stored != checksum(header, arrays):
         raise BankError(f"{path}: checksum mismatch: the background was modified or damaged "
                         "after it was written; build it again")
     h = json.loads(header.decode("utf-8"))

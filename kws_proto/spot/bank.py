@@ -28,8 +28,6 @@ checksum that does not match (any edited byte of header or arrays), and inconsis
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import zipfile
@@ -41,6 +39,7 @@ import numpy as np
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.audio.features import FeatureConfig
 from kws_proto.util.atomic import atomic_write_bytes
+from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
 
 FORMAT = "kws_proto.spot.bank"
 VERSION = 1
@@ -192,15 +191,6 @@ class KeywordBank:
         }
 
 
-def _checksum(header: bytes, prototypes: np.ndarray, support: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(len(header).to_bytes(8, "little") + header)
-    for a in (prototypes, support):
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
 def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:
     """Write ``bank`` to ``path`` atomically (sibling temporary file, then ``os.replace``)."""
     path = Path(path)
@@ -209,11 +199,8 @@ def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:
     protos = bank.prototypes.astype(np.float32)
     support = (np.concatenate([k.support for k in bank.keywords]).astype(np.float32)
                if len(bank) else np.zeros((0, d), np.float32))
-    digest = _checksum(header, protos, support)
-    buf = io.BytesIO()
-    np.savez(buf, header=np.frombuffer(header, np.uint8), prototypes=protos, support=support,
-             checksum=np.frombuffer(digest.encode("ascii"), np.uint8))
-    atomic_write_bytes(path, buf.getvalue(), fsync=True)
+    data = checked_npz(header, {"prototypes": protos, "support": support}, named=False)
+    atomic_write_bytes(path, data, fsync=True)
     return path
 
 
@@ -239,8 +226,8 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
         raise BankError(f"{path}: unreadable or truncated keyword bank ({e})") from e
     header_bytes = arrays["header"].tobytes()
     protos, support = arrays["prototypes"], arrays["support"]
-    stored = arrays["checksum"].tobytes().decode("ascii", "replace")
-    if stored != _checksum(header_bytes, protos, support):
+    if stored_checksum(arrays) != checksum(header_bytes, {"prototypes": protos,
+                                                          "support": support}, named=False):
         raise BankError(f"{path}: checksum mismatch: the bank was modified or damaged after it "
                         "was written; enrol the keywords again")
     try:
