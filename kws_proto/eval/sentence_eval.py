@@ -41,9 +41,9 @@ from kws_proto.eval.sentences import (BACKGROUND_FILES, MIN_LETTERS, SentenceCor
                                       SentenceTrial, audio_files, builtin_words, candidate_words,
                                       clip_speaker, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
-from kws_proto.eval.spot_eval import SharedModels, WindowScores, _variants, enrol
+from kws_proto.eval.spot_eval import SharedModels, WindowScores, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
-from kws_proto.eval.spot_variants import Variant
+from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows, level_db, merge_events
@@ -242,7 +242,7 @@ def sentence_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS
     check_options(trials, keywords, shots, 1, 1.0, seed, None, factors)
     if isinstance(min_letters, bool) or not isinstance(min_letters, int) or min_letters < 1:
         raise ConfigError(f"--min-letters={min_letters!r} must be an integer >= 1")
-    variants = _variants(variants, cohort)
+    variants = parse_variants(variants, cohort)
     corpus = load_sentences(data)
     for s in corpus.skipped:
         if progress:

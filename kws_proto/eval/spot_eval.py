@@ -66,12 +66,11 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.adhoc import as_dataset
-from kws_proto.errors import ConfigError
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
                                     TRIALS, TRIM_DB, WORDS, ClipPool, Stream, Trial, build_stream,
                                     check_options, draw_trials)
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
-from kws_proto.eval.spot_variants import Variant, parse_variant
+from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, level_db,
                                    match_events, merge_events)
@@ -215,19 +214,6 @@ def run_variant(bench: _Bench, v: Variant, progress=None) -> VariantResult:
     return VariantResult(v.name, v, bench.factors, done, seconds / len(bench.specs))
 
 
-def _variants(variants, cohort) -> list[Variant]:
-    """``variants`` (:class:`Variant` or ``MODEL@...`` strings) parsed and checked."""
-    variants = [parse_variant(v) if isinstance(v, str) else v for v in variants]
-    if not variants:
-        raise ConfigError("no model to evaluate")
-    for v in variants:
-        v.check()
-        if v.negatives and cohort is None:
-            raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
-                              "(clips of words that are not in the stream)")
-    return variants
-
-
 def spot_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int = SHOTS,
               words: int = WORDS, target_ratio: float = TARGET_RATIO, snr: float | None = None,
               seed: int = SEED, factors=FACTORS, cohort=None, progress=None) -> SpotEvalResult:
@@ -240,7 +226,7 @@ def spot_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS, sh
         ``variants``: one :class:`VariantResult` each, with its bootstrap intervals.
     """
     check_options(trials, keywords, shots, words, target_ratio, seed, snr, factors)
-    variants = _variants(variants, cohort)
+    variants = parse_variants(variants, cohort)
     root = as_dataset(data, progress is not None)  # a prepared dataset, or a raw keyword folder
     cohort = as_dataset(cohort, progress is not None) if cohort is not None else None
     specs = draw_trials(root, trials, keywords, shots, words, target_ratio, seed)

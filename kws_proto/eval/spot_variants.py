@@ -93,3 +93,17 @@ def parse_variant(spec: str) -> Variant:
     v = Variant(model, **kwargs)
     v.check()
     return v
+
+
+def parse_variants(variants, cohort) -> list[Variant]:
+    """``variants`` (:class:`Variant` or ``MODEL@...`` strings) parsed and checked; a variant
+    with ``negatives`` needs a ``cohort``."""
+    variants = [parse_variant(v) if isinstance(v, str) else v for v in variants]
+    if not variants:
+        raise ConfigError("no model to evaluate")
+    for v in variants:
+        v.check()
+        if v.negatives and cohort is None:
+            raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
+                              "(clips of words that are not in the stream)")
+    return variants
