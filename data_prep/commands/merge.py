@@ -3,7 +3,8 @@ training classes (e.g. the built-in corpus plus real wake-word recordings).  OUT
 links to the sources, one manifest and one split; no audio is copied or decoded again.  A word
 found in several sources (compared exactly, case included) is one class with every source's clips;
 the extras' clips of a word BASE validates, tests or pools as unknown are left out and counted.
-``--keep-apart`` keeps each extra's copy as its own training class ``<name>:<word>`` instead.
+--keep-apart keeps each extra's copy as its own training class NAME:WORD (NAME: its folder name)
+instead.
 """
 
 from __future__ import annotations
