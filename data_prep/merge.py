@@ -186,16 +186,17 @@ def _source_report(name: str, src: Path, m: Manifest, rows: list[Clip],
 def _shared(sources: list[dict], manifests: dict[str, Manifest], keep_apart: bool) -> dict:
     """Every word found in several sources: its sources and, per source, clips taken."""
     who: dict[str, list[str]] = {}
-    for name, m in manifests.items():
-        for kw in m.keywords:
+    sizes = {name: {kw: len(ix) for kw, ix in m.indices_by_keyword().items()}
+             for name, m in manifests.items()}
+    for name, per_word in sizes.items():
+        for kw in per_word:
             who.setdefault(kw, []).append(name)
     out = {}
     for kw, names in sorted(who.items()):
         if len(names) > 1:
             left = [s["name"] for s in sources if kw in s["left_out"]["words"]]
             how = "left out" if left else "kept apart" if keep_apart else "joined"
-            out[kw] = {"sources": names, "clips": {n: len(manifests[n].indices_by_keyword()[kw])
-                                                   for n in names}, "as": how}
+            out[kw] = {"sources": names, "clips": {n: sizes[n][kw] for n in names}, "as": how}
     return out
 
 
