@@ -15,9 +15,10 @@ end, ``eff_word_net.audio_utils.logfbank``, and its ONNX Runtime session on the 
 per call (the ONNX graph takes a batch of exactly one).  Only the window is cut here instead of by
 its ``fixPaddingIssues``, which pads and crops at random positions: a clip shorter than 1.5 s is
 centred between zeros, a longer one keeps its loudest 1.5 s (on a 10 ms grid) — both
-:func:`kws_proto.audio.loading.fix_length` with ``crop="loudest"``, the project's own cut.  Its
-embedding does not depend on the input's scale (``x`` and ``32768 * x`` give the same vector),
-so audio is fed as float in ``[-1, 1]``, as the package's ``generate_reference`` reads files.
+:func:`kws_proto.audio.loading.fix_length` with ``crop="loudest"``, the project's own cut.  Audio is
+fed as float in ``[-1, 1]``, as the package's ``generate_reference`` reads the reference files
+(its microphone stream feeds int16 values instead); the embedding depends on the level a little
+(on real clips, cosine 0.98 to the same clip 20 dB quieter, 0.88 to it times 32768).
 
 Its detector scores a window by ``(cos + 1) / 2`` against the references (threshold 0.7 in its
 README); on unit vectors the squared Euclidean distance the package compares, ``2 - 2 cos``,
