@@ -2,6 +2,7 @@
 
     python experiments/ewn_eval.py --shared ../shared/data --episodes 1000 \
         --fused runs/fused-so762 runs/fused3-so762 --out runs/ewn-eval.json
+    python experiments/ewn_eval.py --models ewn ewn-1.5s --out runs/ewn15-eval.json
 
 The table of experiments/encoders.md's EfficientWord-Net section: every model through
 `kws_proto.eval.evaluate.evaluate_run` (what `kws-proto eval` runs) with the same seed, data and
@@ -20,6 +21,8 @@ from pathlib import Path
 from fusion_eval import SETS, ms_per_clip  # experiments/ is the script's folder
 
 from kws_proto.eval.evaluate import evaluate_run, grid
+from kws_proto.eval.frozen import is_frozen
+from kws_proto.spot.frozen import is_frozen as is_spotter_model
 from kws_proto.util.stats import paired_difference
 
 
@@ -39,7 +42,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/ewn-eval.json"))
     a = p.parse_args()
     models = list(a.models) + list(a.fused)
-    out = {"episodes": a.episodes, "ms_per_clip": {m: ms_per_clip(m, n=16) for m in models}, "rows": []}
+    timed = [m for m in models if not is_frozen(m) or is_spotter_model(m)]  # not `ewn-1.5s`: eval only
+    out = {"episodes": a.episodes, "ms_per_clip": {m: ms_per_clip(m, n=16) for m in timed}, "rows": []}
     print("ms per clip:", out["ms_per_clip"], flush=True)
     for name, (sub, classes, sd, cells) in SETS.items():
         for way, shot in cells:
