@@ -51,7 +51,8 @@ def add_arguments(p) -> None:
                    help="a folder (or clip) of other words or noise, which caps the threshold; "
                         "repeat for more")
     p.add_argument("--threshold", type=nonnegative_float, default=None,
-                   help="set the rejection threshold (squared distance) by hand")
+                   help="set the rejection threshold (squared distance; with --score maxcos the "
+                        "cosine distance) by hand")
     p.add_argument("--fa-per-hour", type=positive_float, default=None, metavar="R",
                    help="set the threshold so that the keyword fires at most R times an hour on "
                         "--background (instead of the support clips' rule)")
