@@ -83,6 +83,24 @@ def test_a_rate_that_is_not_positive_is_refused(rate):
         threshold_for_rate(_hand_made(), 1.0, rate)
 
 
+@pytest.mark.parametrize("rate", [0, -5.0, float("nan")])
+def test_enrolment_names_a_rate_that_is_not_positive_before_anything_else(rate):
+    from kws_proto.spot.enrolment import enrol_keyword
+
+    views = np.random.default_rng(0).normal(size=(3, 1, 8)).astype(np.float32)
+    for background in (None, _background()):  # with a background or without, the rate is named
+        with pytest.raises(ConfigError, match=f"fa_per_hour={rate!r} must be a positive"):
+            enrol_keyword(views, "k", "abc", fa_per_hour=rate, background=background)
+
+
+def test_enroll_names_a_rate_that_is_not_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["enroll", "default", "--bank", str(tmp_path / "b.npz"), "--keyword", "k", "a.wav",
+              "--fa-per-hour", "0", "--background", "bg.npz"])
+    assert e.value.code == 2
+    assert "argument --fa-per-hour: '0'" in capsys.readouterr().err
+
+
 def _background(fingerprint="ab" * 32) -> Background:
     rng = np.random.default_rng(0)
     return Background(rng.normal(size=(50, 8)).astype(np.float32), 0.25, "noise", fingerprint,

@@ -146,6 +146,18 @@ def test_utterances_whose_timings_do_not_fit_are_skipped_and_named(tmp_path):
     assert "not in text.tsv" in why["u9"]
 
 
+@pytest.mark.parametrize("span, shown", [
+    (("-0.30", "0.40"), "-0.30-0.40 s"),  # starts before the audio
+    (("0.90", "0.60"), "0.90-0.60 s"),  # ends before it starts
+])
+def test_negative_or_reversed_spans_are_skipped_named_and_counted(tmp_path, span, shown):
+    root = make_corpus(tmp_path, extra_alignments=[("u2", "garden", *span)])
+    corpus = load_sentences(root)
+    assert [u.name for u in corpus.utterances] == ["u1", "u3"]  # the rest goes on
+    assert corpus.skipped == [{"utterance": "u2", "why": f"word 'garden' aligned at {shown} does "
+                                                        "not fit its audio (2.00 s)"}]
+
+
 @pytest.mark.parametrize("name", ["text.tsv", "alignments.tsv"])
 def test_a_missing_table_is_an_error_naming_it(tmp_path, name):
     root = make_corpus(tmp_path)

@@ -18,6 +18,10 @@ synthesises N words one phoneme away from it as negatives that cap the threshold
 --fa-per-hour R --background FILE sets the threshold instead so that the keyword would fire at
 most R times an hour on keyword-free audio (FILE from `kws-proto background`; made by the same
 encoder): kws_proto/spot/background.py.
+
+--score maxcos scores a window by its cosine distance to the nearest support clip instead of the
+squared distance to the prototype (the threshold rules apply with that distance; one rule per
+bank, default: the bank's, `prototype` for a new bank): kws_proto/spot/decision.py.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from kws_proto.errors import ConfigError
 from kws_proto.model.fusion import is_fusion
+from kws_proto.spot.bank import SCORES
 from kws_proto.spot.text import VOICES
 from kws_proto.util.cli import nonnegative_float, positive_float
 
@@ -46,13 +51,18 @@ def add_arguments(p) -> None:
                    help="a folder (or clip) of other words or noise, which caps the threshold; "
                         "repeat for more")
     p.add_argument("--threshold", type=nonnegative_float, default=None,
-                   help="set the rejection threshold (squared distance) by hand")
+                   help="set the rejection threshold (squared distance; with --score maxcos the "
+                        "cosine distance) by hand")
     p.add_argument("--fa-per-hour", type=positive_float, default=None, metavar="R",
                    help="set the threshold so that the keyword fires at most R times an hour on "
                         "--background (instead of the support clips' rule)")
     p.add_argument("--background", type=Path, default=None, metavar="FILE",
                    help="with --fa-per-hour: keyword-free audio embedded by `kws-proto "
                         "background` (.npz)")
+    p.add_argument("--score", choices=SCORES, default=None,
+                   help="the scoring rule: `prototype` (squared distance to the mean support) or "
+                        "`maxcos` (cosine distance to the nearest support clip); default: the "
+                        "bank's, `prototype` for a new bank")
     p.add_argument("--text", action="store_true",
                    help="add the keyword's name said by --voices built-in voices to the support")
     p.add_argument("--spoken", default=None, metavar="TEXT",
@@ -103,7 +113,8 @@ def run(args) -> int:
     else:
         kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives,
                             replace=args.replace, threshold=args.threshold,
-                            fa_per_hour=args.fa_per_hour, background=background)
+                            fa_per_hour=args.fa_per_hour, background=background,
+                            score=args.score)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     _report(kw, bank, args.bank)
@@ -118,6 +129,9 @@ def _check_rate(args) -> None:
     if args.fa_per_hour is not None and (args.text or args.confusables):
         raise ConfigError("--fa-per-hour sets the threshold of recorded clips only: it does not "
                           "go with --text or --confusables")
+    if args.score not in (None, "prototype") and (args.text or args.confusables):
+        raise ConfigError(f"--score {args.score}: --text and --confusables enrol with the "
+                          "prototype rule")
 
 
 def _background(args):

@@ -5,7 +5,9 @@ recall and false alarms per hour at the calibrated thresholds, recall at 10 and 
 alarms per hour on the DET curve (every threshold scaled by --factors), and writes the curve
 as JSON (--json) and a PNG (--plot).  --compare scores more models or decision variants
 (MODEL@hop=0.05,min_hits=2,max_gap=0,min_db=-40,margin=1.5,negatives=200,quantile=0.01,
-label=NAME; negatives=N needs --cohort) on identical trials.  See kws_proto/eval/spot_eval.py.
+score=maxcos,label=NAME; negatives=N needs --cohort; score=maxcos scores by the cosine to the
+nearest support clip instead of the distance to the prototype) on identical trials.  See
+kws_proto/eval/spot_eval.py.
 
 With --sentences CORPUS (in place of --data) the keywords are enrolled from CORPUS/words/ and
 detected in its read sentences (CORPUS/utterances/), scored against their word timings, with

@@ -45,7 +45,10 @@ the cohort rule: ``N`` clips of a cohort dataset (``--cohort``: words never in t
 drawn once with the seed) are the negatives of :func:`kws_proto.spot.enrolment.enrol_keyword`,
 capping the support rule at the ``quantile`` (0.05) of their distances to the prototype,
 ``min(margin x mean LOO, quantile)``, the rule of ``enroll --negatives``;
-``margin=inf`` leaves the cohort quantile alone.  ``text=N`` adds the keyword's name (digits
+``margin=inf`` leaves the cohort quantile alone.  ``score=maxcos`` scores each window by its
+cosine distance to the nearest support embedding instead of the distance to the prototype (the
+frozen-embedding peers' rule; :mod:`kws_proto.spot.decision`), its threshold calibrated by the
+same rule with that distance, swept by the same factors.  ``text=N`` adds the keyword's name (digits
 spelt) said by ``N`` built-in voices to the support (``KeywordSpotter.enroll_text``), ``real=K``
 keeps only the first ``K`` recorded clips (0: text alone), ``confusables=N`` caps the
 threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -136,7 +139,7 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
             continue
         bank.add(enrol_keyword(spotter.embed_views(files), k, [f.name for f in files],
                                cohort if variant.negatives else None, margin=variant.margin,
-                               quantile=variant.quantile))
+                               quantile=variant.quantile, score=variant.score))
     return bank
 
 

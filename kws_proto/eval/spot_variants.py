@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from kws_proto.errors import ConfigError
+from kws_proto.spot.bank import PROTOTYPE, SCORES
 from kws_proto.spot.decision import NEGATIVE_QUANTILE, SUPPORT_MARGIN
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
 from kws_proto.spot.windows import HOP
@@ -28,6 +29,7 @@ class Variant:
     text: int = 0
     real: int = -1
     confusables: int = 0
+    score: str = PROTOTYPE
     label: str = ""
 
     @property
@@ -39,6 +41,7 @@ class Variant:
                                                        "negatives", "margin", "quantile", "text",
                                                        "real", "confusables")
                  if getattr(self, k) != getattr(base, k)]
+        extra += [f"score={self.score}"] if self.score != base.score else []
         return self.model + (f"@{','.join(extra)}" if extra else "")
 
     def check(self) -> None:
@@ -63,18 +66,24 @@ class Variant:
         if (self.text or self.confusables) and (self.negatives or self.margin != SUPPORT_MARGIN):
             raise ConfigError(f"variant {self.name}: text and confusables enrol with the shipped "
                               "rule and do not combine with negatives or margin")
+        if self.score not in SCORES:
+            raise ConfigError(f"variant {self.name}: score={self.score!r} is not a scoring rule "
+                              f"({', '.join(SCORES)})")
+        if (self.text or self.confusables) and self.score != PROTOTYPE:
+            raise ConfigError(f"variant {self.name}: text and confusables enrol with the "
+                              f"prototype rule, not score={self.score}")
         if math.isnan(self.min_db):
             raise ConfigError(f"variant {self.name}: min_db must be a number")
 
 
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
-                  "confusables": int, "label": str}
+                  "confusables": int, "score": str, "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, text, real, confusables, label) as a :class:`Variant`."""
+    margin, quantile, text, real, confusables, score, label) as a :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
     if not model:
         raise ConfigError(f"variant {spec!r}: no model before '@' (a run directory or default)")

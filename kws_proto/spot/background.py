@@ -39,11 +39,12 @@ import numpy as np
 
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
+from kws_proto.spot.bank import PROTOTYPE
+from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
 from kws_proto.util.atomic import atomic_write_bytes
 from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
-from kws_proto.util.vectors import squared_distances
 
 FORMAT = "kws_proto.spot.background"
 VERSION = 1
@@ -118,10 +119,15 @@ class Background:
                             f"{self.features}, this encoder uses {features}")
 
     def threshold(self, prototype: np.ndarray, rate: float, min_hits: int = MIN_HITS,
-                  max_gap: int = MAX_GAP, min_db: float | None = MIN_DB) -> tuple[float, dict]:
-        """:func:`threshold_for_rate` of a keyword ``prototype [d]`` on this background; the
-        calibration record names the background."""
-        d = squared_distances(self.embeddings, np.asarray(prototype, np.float32)[None, :])[:, 0]
+                  max_gap: int = MAX_GAP, min_db: float | None = MIN_DB,
+                  support: np.ndarray | None = None,
+                  score: str = PROTOTYPE) -> tuple[float, dict]:
+        """:func:`threshold_for_rate` of a keyword ``prototype [d]`` on this background (with
+        ``score="maxcos"``: of its ``support [k, d]``, :func:`kws_proto.spot.decision.distances_to`);
+        the calibration record names the background."""
+        if score != PROTOTYPE and support is None:
+            raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
+        d = distances_to(self.embeddings, prototype, support, score)  # [n]
         t, info = threshold_for_rate(d, self.hours, rate, self.starts, self.segments, self.levels,
                                      self.window, min_hits, max_gap, min_db)
         info.update(background=self.source, background_hours=round(self.hours, 6),

@@ -15,10 +15,14 @@ The header::
                  "encoder": "protores", "distance": "euclidean", "embedding_dim": d},
      "features": {...every FeatureConfig field...},
      "keywords": [{"name": str, "clips": [str, ...], "threshold": float,
-                   "calibration": {...how the threshold was chosen...}}, ...]}
+                   "calibration": {...how the threshold was chosen...},
+                   "score": "maxcos"   (only for a rule other than "prototype")}, ...]}
 
 ``support`` rows are split by the number of clips of each keyword.  Embeddings are stored as the
-encoder gives them, and a prototype is the mean support embedding.
+encoder gives them, and a prototype is the mean support embedding.  A bank of the default
+scoring rule (``"prototype"``) is written as version 1, as it always was; a bank whose keywords
+score by another rule (``Keyword.score``: :mod:`kws_proto.spot.decision`) as version 2, so that
+a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.
 
 A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
 leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
@@ -42,7 +46,10 @@ from kws_proto.util.atomic import atomic_write_bytes
 from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
 
 FORMAT = "kws_proto.spot.bank"
-VERSION = 1
+VERSION = 1  # a bank of the default scoring rule
+SCORED_VERSION = 2  # keywords with a "score" entry
+PROTOTYPE, MAXCOS = "prototype", "maxcos"
+SCORES = (PROTOTYPE, MAXCOS)  # the scoring rules (kws_proto.spot.decision)
 MEMBERS = ("header", "prototypes", "support", "checksum")
 
 
@@ -85,9 +92,13 @@ class Keyword:
     clips : tuple of str [len k]
         Names of the support clips.
     threshold : float
-        A clip is within this keyword when its squared distance to ``prototype`` is at most this.
+        A clip is within this keyword when its distance (by ``score``) is at most this: larger
+        accepts more.
     calibration : dict
         How ``threshold`` was chosen (rule and the numbers behind it).
+    score : str
+        The scoring rule: ``"prototype"`` (squared distance to ``prototype``) or ``"maxcos"``
+        (cosine distance to the nearest of ``support``); :mod:`kws_proto.spot.decision`.
     """
 
     name: str
@@ -96,6 +107,7 @@ class Keyword:
     clips: tuple[str, ...]
     threshold: float
     calibration: dict = field(default_factory=dict)
+    score: str = PROTOTYPE
 
 
 class KeywordBank:
@@ -145,6 +157,11 @@ class KeywordBank:
         return np.stack([k.prototype for k in self.keywords]) if self else np.zeros((0, d), np.float32)
 
     @property
+    def score(self) -> str:
+        """The keywords' scoring rule (one per bank; ``"prototype"`` while it is empty)."""
+        return self.keywords[0].score if self else PROTOTYPE
+
+    @property
     def thresholds(self) -> np.ndarray:
         """``[n_kw]`` float64, in :attr:`names` order."""
         return np.asarray([k.threshold for k in self.keywords], dtype=np.float64)
@@ -165,7 +182,20 @@ class KeywordBank:
         if not (np.isfinite(keyword.threshold) and keyword.threshold >= 0):
             raise BankError(f"keyword {keyword.name!r}: threshold={keyword.threshold!r} must be "
                             "finite and >= 0")
+        self._check_score(keyword)
         self._keywords[keyword.name] = keyword
+
+    def _check_score(self, keyword: Keyword) -> None:
+        """Refuse an unknown scoring rule, or one other than the bank's other keywords' (the
+        nearest keyword is chosen by comparing their distances)."""
+        if keyword.score not in SCORES:
+            raise BankError(f"keyword {keyword.name!r}: score={keyword.score!r} is not a scoring "
+                            f"rule ({', '.join(SCORES)})")
+        others = [k for k in self.keywords if k.name != keyword.name]
+        if others and others[0].score != keyword.score:
+            raise BankError(f"keyword {keyword.name!r} scores by {keyword.score!r}, the bank's "
+                            f"keywords ({', '.join(k.name for k in others)}) by "
+                            f"{others[0].score!r}: one bank holds one scoring rule")
 
     def remove(self, name: str) -> Keyword:
         """Remove and return keyword ``name``."""
@@ -183,11 +213,13 @@ class KeywordBank:
 
     # -- header -----------------------------------------------------------------------------
     def header(self) -> dict:
+        scored = self.score != PROTOTYPE
         return {
-            "format": FORMAT, "version": VERSION, "encoder": self.encoder.to_dict(),
-            "features": self.features.to_dict(),
+            "format": FORMAT, "version": SCORED_VERSION if scored else VERSION,
+            "encoder": self.encoder.to_dict(), "features": self.features.to_dict(),
             "keywords": [{"name": k.name, "clips": list(k.clips), "threshold": k.threshold,
-                          "calibration": k.calibration} for k in self.keywords],
+                          "calibration": k.calibration, **({"score": k.score} if scored else {})}
+                         for k in self.keywords],
         }
 
 
@@ -234,9 +266,9 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise BankError(f"{path}: malformed header ({e})") from e
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
+    if header.get("format") != FORMAT or header.get("version") not in (VERSION, SCORED_VERSION):
         raise BankError(f"{path}: format {header.get('format')!r} version {header.get('version')!r}"
-                        f" is not {FORMAT!r} version {VERSION}")
+                        f" is not {FORMAT!r} version {VERSION} or {SCORED_VERSION}")
     return _from_parts(path, header, protos, support)
 
 
@@ -282,5 +314,6 @@ def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarra
     offsets = np.cumsum([0] + sizes)
     for i, k in enumerate(entries):
         bank.add(Keyword(k["name"], protos[i], support[offsets[i]:offsets[i + 1]],
-                         tuple(k["clips"]), float(k["threshold"]), k.get("calibration", {})))
+                         tuple(k["clips"]), float(k["threshold"]), k.get("calibration", {}),
+                         k.get("score", PROTOTYPE)))
     return bank

@@ -2,8 +2,14 @@
 within its threshold, and the threshold calibrated from a keyword's own support clips.
 
 **Decision rule.**  ``d_k`` is the squared Euclidean distance (summed over dimensions) from a
-clip's embedding to keyword ``k``'s prototype.  A clip is keyword ``k`` when ``k`` is the nearest keyword among those within their own threshold
-(``d_k <= t_k``); "unknown" when no keyword is.
+clip's embedding to keyword ``k``'s prototype.  A clip is keyword ``k`` when ``k`` is the nearest
+keyword among those within their own threshold (``d_k <= t_k``); "unknown" when no keyword is.
+
+**Scoring rules** (``Keyword.score``, one per bank): ``"prototype"`` (the above, the default) or
+``"maxcos"``: ``d_k = 1 - max_j cos(e, s_kj)``, the cosine distance to the nearest of the
+keyword's support embeddings ``s_kj`` (how the frozen speech-embedding peers score,
+:func:`nearest_cosine_distances`).  Either way ``d_k`` is a distance: the decision, the
+threshold (larger accepts more) and the detector's merging are the same.
 
 A support clip is embedded in several views (:mod:`kws_proto.spot.enrolment`); its support
 embedding is the mean of its views, the prototype the mean of the clips' (:func:`prototype`; text
@@ -17,7 +23,9 @@ weighted prototype, the prototype of the other clips is their weighted mean (the
 renormalised), so each clip is measured against the prototype that is stored, minus itself.  With
 negative clips (``--negatives``), their distances ``n_j`` to the full prototype cap it:
 ``t = min(1.25 * mean_i l_i, NEGATIVE_QUANTILE-quantile of n_j)``, so at most that share (5%) of
-the given negatives is accepted.  ``--threshold`` sets it by hand.
+the given negatives is accepted.  ``--threshold`` sets it by hand.  With ``maxcos`` the same rule
+holds with its distance (:func:`calibrate_maxcos`): ``l_i`` = mean over clip ``i``'s views of the
+cosine distance to the nearest *other* support clip, ``n_j`` = a negative's to the nearest support.
 
 How the margin and the views were chosen: experiments/enrolment.md.
 """
@@ -27,19 +35,49 @@ from __future__ import annotations
 import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
-from kws_proto.spot.bank import KeywordBank
-from kws_proto.util.vectors import squared_distances
+from kws_proto.spot.bank import MAXCOS, PROTOTYPE, SCORES, KeywordBank
+from kws_proto.util.vectors import l2_normalize, squared_distances
 
 SUPPORT_MARGIN = 1.25
 NEGATIVE_QUANTILE = 0.05
 
 
 def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
-    """Squared distances of embeddings ``[n, d]`` to every prototype: ``[n, n_kw]`` float64
-    (numpy, so that classifying needs no TensorFlow)."""
+    """Distances of embeddings ``[n, d]`` to every keyword by the bank's scoring rule (squared
+    distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support):
+    ``[n, n_kw]`` float64 (numpy, so that classifying needs no TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
-    return squared_distances(np.asarray(embeddings, dtype=np.float32), bank.prototypes)
+    e = np.asarray(embeddings, dtype=np.float32)
+    if bank.score == MAXCOS:
+        return np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
+    return squared_distances(e, bank.prototypes)
+
+
+def check_score(score: str) -> str:
+    """``score`` if it is a scoring rule of :data:`SCORES`, else a :class:`ConfigError`."""
+    if score not in SCORES:
+        raise ConfigError(f"score={score!r}: the scoring rule is one of {', '.join(SCORES)}")
+    return score
+
+
+def nearest_cosine_distances(embeddings: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """``1 - max_j cos(e_i, s_j)``: each embedding's cosine distance to the nearest of the
+    ``support [k, d]`` embeddings, ``[n]`` float64 in ``[0, 2]`` (a zero vector is at 1)."""
+    a = l2_normalize(np.asarray(embeddings, np.float64))  # [n, d]
+    b = l2_normalize(np.asarray(support, np.float64))  # [k, d]
+    return np.clip(1.0 - (a @ b.T).max(axis=1), 0.0, 2.0)
+
+
+def distances_to(embeddings: np.ndarray, prototype_: np.ndarray, support: np.ndarray,
+                 score: str = PROTOTYPE) -> np.ndarray:
+    """One keyword's distances ``[n]`` (float64) of ``embeddings [n, d]`` by rule ``score``:
+    squared distance to ``prototype_ [d]``, or (``maxcos``) cosine distance to the nearest row
+    of ``support [k, d]``."""
+    e = np.asarray(embeddings, np.float32)
+    if check_score(score) == MAXCOS:
+        return nearest_cosine_distances(e, support)
+    return squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]
 
 
 def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -135,14 +173,46 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     total = (w[:, None] * clips).sum(axis=0, keepdims=True)  # [1, d]
     loo_protos = (total - w[:, None] * clips) / (w.sum() - w)[:, None]  # [k, d]: without clip i
     loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
+    nd = None
+    if negatives is not None and len(negatives):
+        proto = (total / w.sum()).astype(np.float32)  # [1, d]
+        nd = squared_distances(np.asarray(negatives, dtype=np.float32), proto)[:, 0]  # [m]
+    return _limit(loo, margin, nd, quantile, "leave-one-out distance")
+
+
+def calibrate_maxcos(support: np.ndarray, negatives: np.ndarray | None = None,
+                     margin: float = SUPPORT_MARGIN,
+                     quantile: float = NEGATIVE_QUANTILE) -> tuple[float, dict]:
+    """:func:`calibrate_threshold`'s rule with the ``maxcos`` distance: ``l_i`` = mean over clip
+    ``i``'s views of their cosine distance to the nearest other clip's embedding (the mean of
+    its views, as the bank stores it); a negative's distance is to the nearest clip.
+
+    Parameters and returns as :func:`calibrate_threshold` (no weights: every support clip is a
+    reference of its own).
+    """
+    views = _views(support)  # [k, S, d]
+    k = len(views)
+    if k < 2:
+        raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
+                          "(or give the threshold by hand)")
+    clips = clip_embeddings(views)  # [k, d]
+    loo = np.array([nearest_cosine_distances(views[i], np.delete(clips, i, axis=0)).mean()
+                    for i in range(k)])  # [k]
+    nd = (nearest_cosine_distances(negatives, clips)
+          if negatives is not None and len(negatives) else None)
+    return _limit(loo, margin, nd, quantile, "leave-one-out max-cosine distance")
+
+
+def _limit(loo: np.ndarray, margin: float, negative_distances: np.ndarray | None,
+           quantile: float, what: str) -> tuple[float, dict]:
+    """``margin x mean(loo)``, capped by the ``quantile`` of ``negative_distances [m]`` when
+    given; the calibration record of :func:`calibrate_threshold`."""
     support_limit = margin * float(loo.mean())
-    info = {"rule": f"{margin:g} x mean leave-one-out distance",
+    info = {"rule": f"{margin:g} x mean {what}",
             "loo": [round(float(x), 6) for x in loo], "support_limit": support_limit}
     threshold = support_limit
-    if negatives is not None and len(negatives):
-        n = np.asarray(negatives, dtype=np.float32)
-        proto = (total / w.sum()).astype(np.float32)  # [1, d]
-        nd = squared_distances(n, proto)[:, 0]  # [m]
+    if negative_distances is not None:
+        nd = negative_distances
         negative_limit = float(np.quantile(nd, quantile))
         threshold = min(support_limit, negative_limit)
         info.update(rule=f"min({info['rule']}, {quantile:g}-quantile of the negatives' "

@@ -12,28 +12,39 @@ samples where it has them, zeros beyond (:meth:`KeywordSpotter.load_view
 <kws_proto.spot.spotter.KeywordSpotter.load_view>`).  The clip's support embedding is the mean of
 its views; the prototype the mean of the clips' (or a weighted mean:
 :func:`kws_proto.spot.decision.prototype`); the threshold the rule of
-:func:`kws_proto.spot.decision.calibrate_threshold`.
+:func:`kws_proto.spot.decision.calibrate_threshold` (with ``score="maxcos"``:
+:func:`~kws_proto.spot.decision.calibrate_maxcos`).
+
+**Alike supports.**  Calibrating from the supports needs them to differ: clips whose embeddings
+are all the same (one file given five times, or copies of one recording) have no spread between
+clips, and a threshold from their spread would measure only the views' shifts.  Such a keyword is
+refused, naming it (:func:`check_spread`); a threshold by hand or ``fa_per_hour`` does not use the
+spread.
 
 Measured (views, margins, streams): experiments/enrolment.md.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kws_proto.errors import ConfigError
-from kws_proto.spot.bank import Keyword
-from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_threshold,
-                                     clip_embeddings, prototype)
+from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
+from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
+                                     calibrate_threshold, check_score, clip_embeddings, prototype)
 
 ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
+ALIKE = 1e-4  # support clips closer than this (relative to their size) are the same clip
 
 
 def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | None = None,
                   margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
                   threshold: float | None = None, weights: np.ndarray | None = None,
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
-                  fa_per_hour: float | None = None, background=None) -> Keyword:
+                  fa_per_hour: float | None = None, background=None,
+                  score: str = PROTOTYPE) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -61,28 +72,58 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         times an hour on ``background`` (:func:`kws_proto.spot.background.threshold_for_rate`).
     background : Background or None
         Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``.
+    score : str
+        The scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`);
+        every threshold rule above is applied with its distance (``maxcos`` takes no weights).
 
     Returns
     -------
     Keyword
         Not yet in any bank: ``bank.add(keyword)``.
     """
+    if check_score(score) == MAXCOS and weights is not None:
+        raise ConfigError(f"keyword {name!r}: score='maxcos' scores by each support clip, so it "
+                          "takes no prototype weights")
     support = clip_embeddings(views)  # [k, d]
     proto = prototype(support, weights)
     if fa_per_hour is not None:
         _check_rate_rule(fa_per_hour, background, threshold, negatives)
-        threshold, info = background.threshold(proto, fa_per_hour)
+        threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score)
     elif threshold is None:
-        threshold, info = calibrate_threshold(views, negatives, margin, quantile, weights)
+        check_spread(support, name, clips)
+        threshold, info = (calibrate_maxcos(views, negatives, margin, quantile)
+                           if score == MAXCOS else
+                           calibrate_threshold(views, negatives, margin, quantile, weights))
     else:
         info = {"rule": "given by hand"}
     info["views_ms"] = list(views_ms)
     info.update(calibration or {})
-    return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info)
+    return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
+                   score)
+
+
+def check_spread(support: np.ndarray, name: str, clips) -> None:
+    """Refuse keyword ``name`` when its support embeddings ``[k, d]`` are all alike (every clip
+    within ``ALIKE`` of the first, relative to its length): no spread to calibrate from."""
+    s = np.asarray(support, np.float64)
+    if len(s) < 2:
+        return
+    spread = float(np.linalg.norm(s - s[0], axis=1).max())
+    if spread <= ALIKE * max(float(np.linalg.norm(s[0])), 1e-12):
+        names = ", ".join(dict.fromkeys(str(c) for c in clips))
+        raise ConfigError(f"keyword {name!r}: its {len(s)} support clips ({names}) are all alike "
+                          "(the same recording?), so their spread cannot set a threshold; give "
+                          "different recordings of the keyword, or set the threshold by hand "
+                          "(--threshold) or from a background (--fa-per-hour)")
 
 
 def _check_rate_rule(fa_per_hour, background, threshold, negatives) -> None:
-    """Refuse ``fa_per_hour`` without a background, or beside another threshold rule."""
+    """Refuse a rate that is not positive, ``fa_per_hour`` without a background, or beside
+    another threshold rule."""
+    if not (isinstance(fa_per_hour, (int, float)) and math.isfinite(fa_per_hour)
+            and fa_per_hour > 0):
+        raise ConfigError(f"fa_per_hour={fa_per_hour!r} must be a positive number of false "
+                          "alarms per hour")
     if background is None:
         raise ConfigError(f"fa_per_hour={fa_per_hour!r} needs a background (keyword-free audio "
                           "embedded by `kws-proto background`)")
