@@ -112,7 +112,7 @@ def render(table: dict, against: str | None) -> str:
             text = f"{100 * r['mean']:.1f} ± {100 * r['ci95']:.1f}" if r else "–"
             if r and against and against in table and model != against:
                 d = paired_difference(r["accuracies"], table[against]["cells"][c]["accuracies"])
-                text += f" ({100 * d.mean:+.1f})"
+                text += f" ({100 * d.mean:+.1f} ± {100 * d.ci95:.1f})"
             out.append(text)
         lines.append(f"| {model} | {row['parameters']:,} | {row['ms_per_clip']:.2f} | " + " | ".join(out) + " |")
     return "\n".join(lines)
