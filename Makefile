@@ -4,13 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench pretrained clean-venv
+EWN    := efficientword-net==1.0.5
 
+.PHONY: demo test bench pretrained ewn clean-venv
+
+# the dev install also brings EfficientWord-Net's wheel (its tests use it), without the
+# dependencies it declares for microphones (pyaudio needs PortAudio headers to build)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(EWN)
 	touch $(STAMP)
+
+## make ewn: EfficientWord-Net's embedding in .venv (`kws-proto eval ewn`, the spotter's `ewn`):
+## ONNX Runtime (the dev and `ewn` extras) and its 101 MB wheel with the model, without its
+## microphone dependencies; elsewhere: pip install -e '.[ewn]' && pip install --no-deps $(EWN)
+ewn: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps $(EWN)
 
 ## make demo: build the built-in corpus, train Sequential and ProtoRes, compare them
 demo: $(STAMP)

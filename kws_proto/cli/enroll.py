@@ -35,7 +35,7 @@ HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 def add_arguments(p) -> None:
     p.add_argument("items", nargs="*", metavar="RUN_DIR FILE",
                    help="the model (a run directory, `default`, `gse`: the Google speech "
-                        "embedding, or a fused model's folder) then the support clips or "
+                        "embedding, `ewn`: EfficientWord-Net's, or a fused model's folder) then the support clips or "
                         "folders; with --model (or an existing bank) all are clips")
     p.add_argument("--bank", type=Path, required=True, help="the keyword bank file (.npz)")
     p.add_argument("--keyword", help="name of the keyword to enrol")
@@ -70,7 +70,7 @@ def _split_model(args):
     items = list(args.items)
     if args.model is not None:
         return args.model, items
-    if items and (items[0] in ("default", "gse") or is_fusion(items[0]) or Path(items[0]).is_dir()
+    if items and (items[0] in ("default", "gse", "ewn") or is_fusion(items[0]) or Path(items[0]).is_dir()
                   and (Path(items[0]) / "config.yaml").is_file()):
         return items[0], items[1:]
     return None, items

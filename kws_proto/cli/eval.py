@@ -19,7 +19,9 @@ def add_arguments(p) -> None:
                    help="a run directory written by `kws-proto train`, or `default` (the shipped "
                         "pretrained encoder; give it --data), or `gse` / `gse-full`: the Google speech "
                         "embedding on the 1 s crop / the whole clip (needs --data and the extra: "
-                        "pip install -e '.[gse]'), or a fused model's folder (`kws-proto fuse`; "
+                        "pip install -e '.[gse]'), or `ewn` / `ewn-1.5s`: EfficientWord-Net's "
+                        "embedding on the 1 s crop / the loudest 1.5 s (needs --data and `make ewn`), "
+                        "or a fused model's folder (`kws-proto fuse`; "
                         "needs --data)")
     p.add_argument("--way", type=positive_int, nargs="+", default=[5], help="ways to evaluate")
     p.add_argument("--shot", type=positive_int, nargs="+", default=[1, 5], help="shots to evaluate")

@@ -10,7 +10,7 @@ from data_prep.builtin import open_eval_data  # noqa: F401  (re-exported)
 from kws_proto.errors import ConfigError
 from kws_proto.eval.grid import EvalSetting, eval_episodes, grid, parse_grid, score_grid  # noqa: F401
 from kws_proto.eval.fusion import evaluate_fused
-from kws_proto.eval.gse import evaluate_gse, is_gse
+from kws_proto.eval.frozen import evaluate_frozen, is_frozen
 from kws_proto.model.fusion import is_fusion
 from kws_proto.model.loading import load_run_network
 from kws_proto.model.pretrained import is_shipped
@@ -41,7 +41,8 @@ def evaluate_run(
     run_dir : path
         A run directory with ``best.weights.h5``, ``"default"`` (the shipped encoder), or
         ``"gse"`` / ``"gse-full"``: the Google speech embedding (:mod:`kws_proto.eval.gse`;
-        needs ``data_dir`` and the ``gse`` extra), or a fused model's folder
+        needs ``data_dir`` and the ``gse`` extra), ``"ewn"`` / ``"ewn-1.5s"``: EfficientWord-Net's
+        (:mod:`kws_proto.eval.ewn`; needs ``data_dir`` and ``make ewn``), or a fused model's folder
         (:mod:`kws_proto.eval.fusion`; needs ``data_dir``).
     settings : list of EvalSetting
     data_dir : path or None
@@ -61,9 +62,9 @@ def evaluate_run(
         One per setting, as :func:`~kws_proto.eval.grid.score_grid` gives them.
     """
     data_dir = as_dataset(data_dir, progress) if data_dir is not None else None
-    if is_gse(run_dir):  # the frozen Google speech embedding: same episodes, same rule
-        return evaluate_gse(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
-                            progress, unknown)
+    if is_frozen(run_dir):  # a frozen pretrained embedding: same episodes, same rule
+        return evaluate_frozen(str(run_dir), settings, data_dir, classes, seed, speaker_disjoint,
+                               progress, unknown)
     if is_fusion(run_dir):  # members' own tables, fused row by row: same episodes, same rule
         return evaluate_fused(run_dir, settings, data_dir, classes, seed, speaker_disjoint,
                               progress, unknown)

@@ -4,24 +4,22 @@
 ``eval gse`` (same seed, data and classes: :func:`~kws_proto.eval.grid.eval_episodes`) and scores
 them with the same nearest-prototype rule; the table is each member's own evaluation table — a
 trained run's embeddings of its feature cache (:func:`~kws_proto.model.scoring.embedding_table`),
-the speech embedding's cached crop table (:func:`~kws_proto.model.gse.crop_table`) — fused row by
-row with the recorded centres and weights.
+a frozen embedding's cached crop table (:func:`~kws_proto.eval.frozen.frozen_table`: the Google
+speech embedding's or EfficientWord-Net's) — fused row by row with the recorded centres and weights.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from data_prep.builtin import open_eval_data
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.eval.grid import score_grid
+from kws_proto.eval.frozen import frozen_table
 from kws_proto.eval.gse import open_source
 from kws_proto.model.fusion import Fusion, load_fusion
-from kws_proto.model.gse import crop_table
 from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.model.scoring import embedding_table
-from kws_proto.spot.gse import NAME as GSE, GSEEmbedder
+from kws_proto.spot.frozen import frozen_embedder, is_frozen
 
 
 def member_tables(model: str, fingerprint: str, data_dir, speaker_disjoint: bool = False,
@@ -29,10 +27,10 @@ def member_tables(model: str, fingerprint: str, data_dir, speaker_disjoint: bool
     """``(data, table_for)`` of one member on the dataset ``data_dir``: ``table_for(episodes)
     -> [n_clips, d]`` as its own ``eval`` makes it.  Raises :class:`CheckpointError` when the
     member's weights fingerprint is not ``fingerprint`` (the one its centre was taken with)."""
-    if model == GSE:
-        found = GSEEmbedder().fingerprint
+    if is_frozen(model):
+        found = frozen_embedder(model).fingerprint
         data = open_source(data_dir, speaker_disjoint)
-        table = np.asarray(crop_table(data.manifest, progress=progress))
+        table = frozen_table(model, data.manifest, progress=progress)
 
         def table_for(episodes):
             return table

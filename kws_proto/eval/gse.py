@@ -1,9 +1,10 @@
 """Score the Google speech embedding (:mod:`kws_proto.model.gse`) on the project's fixed episodes.
 
-``kws-proto eval gse --data DIR ...`` goes through the same :func:`~kws_proto.eval.grid.eval_episodes`
-(same seed, data and classes: the same episodes as ``kws-proto eval default``) and the same
-nearest-prototype rule (:func:`~kws_proto.model.scoring.score_episodes`, squared Euclidean distance,
-the shipped encoder's) as the project's encoders; only the embedding table differs:
+``kws-proto eval gse --data DIR ...`` (:mod:`kws_proto.eval.frozen`) goes through the same
+:func:`~kws_proto.eval.grid.eval_episodes` (same seed, data and classes: the same episodes as
+``kws-proto eval default``) and the same nearest-prototype rule
+(:func:`~kws_proto.model.scoring.score_episodes`, squared Euclidean distance, the shipped
+encoder's) as the project's encoders; only the embedding table differs:
 
 ``gse``
     every clip as the project's encoders see it: the waveform cache's 1 s crop
@@ -27,8 +28,6 @@ from kws_proto.audio.features import FeatureConfig
 from kws_proto.audio.loading import read_audio
 from kws_proto.data.cache import load_clip
 from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
-from kws_proto.errors import ConfigError
-from kws_proto.eval.grid import score_grid
 from kws_proto.model.gse import (
     DIM,
     SAMPLE_RATE,
@@ -42,11 +41,6 @@ GSE_MODELS = {
     "gse": "the Google speech embedding on the project's 1 s crop (3 windows a clip)",
     "gse-full": "the Google speech embedding on the whole recording (every 775 ms window)",
 }
-
-
-def is_gse(name) -> bool:
-    """Whether ``name`` (the ``run_dir`` of ``kws-proto eval``) names a GSE variant."""
-    return str(name) in GSE_MODELS
 
 
 @dataclass
@@ -99,17 +93,3 @@ def gse_table(name: str, manifest: Manifest, progress: bool = True) -> np.ndarra
     if name == "gse-full":
         return full_table(manifest, progress=progress)
     raise ValueError(f"{name!r} is not one of {sorted(GSE_MODELS)}")
-
-
-def evaluate_gse(name, settings, data_dir, classes=None, seed: int = 0,
-                 speaker_disjoint: bool = False, progress: bool = True, unknown=()) -> list[dict]:
-    """:func:`~kws_proto.eval.evaluate.evaluate_run` for a GSE variant: the same rows, the same episodes.
-
-    ``data_dir`` is required (the GSE has no dataset of its own).
-    """
-    if data_dir is None:
-        raise ConfigError(f"`eval {name}` needs --data: the speech embedding has no dataset of its own")
-    source = open_source(data_dir, speaker_disjoint)
-    classes = tuple(classes) if classes else source.splits.test
-    table = gse_table(str(name), source.manifest, progress=progress)
-    return score_grid(lambda episodes: table, source, classes, settings, seed, unknown)

@@ -5,8 +5,8 @@ embedding as its centre, and writes the fused model's folder; :func:`open_fused`
 :class:`FusedEmbedder`, which runs each member's own embedder on the same clips (a trained run on
 its backend, :mod:`kws_proto.spot.backends`: the TFLite export in LiteRT or the TensorFlow graph;
 the Google speech embedding's two TFLite files in the same backend's interpreter,
-:mod:`kws_proto.spot.gse`) and fuses their outputs in NumPy: with LiteRT installed, no member
-imports TensorFlow.  ``KeywordSpotter.from_model(FOLDER)`` enrols, classifies and detects with it.
+:mod:`kws_proto.spot.gse`; EfficientWord-Net's ONNX model in ONNX Runtime, :mod:`kws_proto.spot.ewn`)
+and fuses their outputs in NumPy: with LiteRT installed, no member imports TensorFlow.  ``KeywordSpotter.from_model(FOLDER)`` enrols, classifies and detects with it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from kws_proto.model.fusion import Fusion, Member, is_fusion, load_fusion, save_
 from kws_proto.model.pretrained import is_shipped, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder
-from kws_proto.spot.gse import NAME as GSE, GSEEmbedder
+from kws_proto.spot.frozen import frozen_embedder, is_frozen
 from kws_proto.spot.lite import BATCH_SIZE
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
@@ -33,16 +33,17 @@ CLIPS = 1000  # corpus clips a centre is the mean of, by default
 
 
 def member_name(model: str | os.PathLike) -> str:
-    """How a member is recorded: ``"gse"``, ``"default"``, or a run directory's absolute path."""
-    if str(model) == GSE or is_shipped(model):
+    """How a member is recorded: ``"gse"``, ``"ewn"``, ``"default"``, or a run directory's
+    absolute path."""
+    if is_frozen(model) or is_shipped(model):
         return str(model)
     return str(Path(model).resolve())
 
 
 def member_embedder(model: str | os.PathLike, backend: str | None = None):
-    """The embedder of one member on ``backend``: the Google speech embedding or a trained run."""
-    if str(model) == GSE:
-        return GSEEmbedder(backend)
+    """The embedder of one member on ``backend``: a frozen embedding or a trained run."""
+    if is_frozen(model):
+        return frozen_embedder(model, backend)
     if is_fusion(model):
         raise ConfigError(f"{model}: a fused model cannot be a member of another")
     return open_embedder(resolve_model(model), backend)
@@ -50,7 +51,7 @@ def member_embedder(model: str | os.PathLike, backend: str | None = None):
 
 def member_features(model: str, embedder) -> FeatureConfig:
     """The front end of one member: the run's recorded one, or the embedder's own."""
-    if str(model) == GSE:
+    if is_frozen(model):
         return embedder.features
     return RunDir(resolve_model(model)).read_config().features
 
@@ -133,7 +134,7 @@ def load_centre_clips(files, features: FeatureConfig, progress: bool = True):
 def fuse_models(models, centre_data: str | os.PathLike, out: str | os.PathLike, weights=None,
                 clips: int = CLIPS, seed: int = 0, backend: str | None = None,
                 progress: bool = True) -> Fusion:
-    """Fuse ``models`` (run directories, ``default``, ``gse``) into the folder ``out``.
+    """Fuse ``models`` (run directories, ``default``, ``gse``, ``ewn``) into the folder ``out``.
 
     Each member's centre is its mean embedding of ``clips`` clips of ``centre_data`` drawn by
     ``seed`` (:func:`centre_files`), cut by the members' common front end; ``weights`` (one

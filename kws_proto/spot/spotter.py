@@ -46,7 +46,7 @@ from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
 from kws_proto.spot.enrolment import ENROL_SHIFTS_MS, enrol_keyword
 from kws_proto.spot.fusion import open_fused
-from kws_proto.spot.gse import NAME, GSEEmbedder
+from kws_proto.spot.frozen import frozen_embedder, is_frozen
 from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
 from kws_proto.spot.windows import HOP
 
@@ -197,12 +197,13 @@ class KeywordSpotter:
 
     @classmethod
     def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
-        """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`) or
+        """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`),
         ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
-        extra), or a fused model's folder (:mod:`kws_proto.spot.fusion`; members on ``backend``)."""
-        if str(spec) == "gse":
-            embedder = GSEEmbedder(backend)
-            return cls(embedder.model_dir, spec=NAME, embedder=embedder)
+        extra), ``"ewn"``: EfficientWord-Net's (:mod:`kws_proto.spot.ewn`; ``make ewn``), or a
+        fused model's folder (:mod:`kws_proto.spot.fusion`; members on ``backend``)."""
+        if is_frozen(spec):
+            embedder = frozen_embedder(spec, backend)
+            return cls(embedder.model_dir, spec=str(spec), embedder=embedder)
         if is_fusion(spec):
             embedder = open_fused(spec, backend)
             return cls(embedder.model_dir, embedder=embedder)
