@@ -32,13 +32,14 @@ from kws_proto.config.loading import dump_config, load_config, read_config_mappi
 from kws_proto.config.overrides import parse_overrides
 from kws_proto.config.paths import paths_for_run, paths_from_run, resolve_paths
 from kws_proto.config.retired import RETIRED
-from kws_proto.config.schema import (HEADS, SOURCES, DataConfig, EpisodeConfig, ExperimentConfig,
-                                     HeadConfig, ModelConfig, TrainConfig, same_training)
+from kws_proto.config.schema import (FROZEN, HEADS, SOURCES, BesideConfig, DataConfig,
+                                     EpisodeConfig, ExperimentConfig, HeadConfig, ModelConfig,
+                                     TrainConfig, same_training)
 from kws_proto.errors import ConfigError
 
 __all__ = [
-    "HEADS", "RETIRED", "SOURCES", "ConfigError", "DataConfig", "EpisodeConfig",
-    "ExperimentConfig", "HeadConfig", "ModelConfig", "TrainConfig", "dump_config", "load_config",
+    "FROZEN", "HEADS", "RETIRED", "SOURCES", "BesideConfig", "ConfigError", "DataConfig",
+    "EpisodeConfig", "ExperimentConfig", "HeadConfig", "ModelConfig", "TrainConfig", "dump_config", "load_config",
     "parse_overrides", "paths_for_run", "paths_from_run", "read_config_mapping", "resolve_paths",
     "same_training",
 ]

@@ -20,6 +20,7 @@ from kws_proto.util.typed import from_dict, to_plain
 
 SOURCES = ("prepared", "synth")
 HEADS = ("none", "cl2n")
+FROZEN = ("gse",)  # frozen embeddings a run can train beside (kws_proto.model.frozen)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,37 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class BesideConfig:
+    """Training beside a frozen embedding (:mod:`kws_proto.model.beside`).
+
+    With ``member`` set (``"gse"``: the Google speech embedding, the ``gse`` extra), every
+    training episode also scores its queries by the *joint* distance of the fused model
+    (:mod:`kws_proto.model.fusion`): the trained embedding and the frozen member's, each centred
+    and scaled to unit length, squared distances summed with the frozen one weighted by
+    ``weight``, times a learned scale (``temperature`` at the start).  The loss is
+    ``(1 - loss) * own + loss * joint``: ``own`` is the network's own episode loss, ``joint``
+    the cross-entropy of the joint logits, so the trained member learns what the frozen one
+    misses.  ``member=""`` (the default) trains the network alone; validation always scores
+    the trained member alone.
+    """
+
+    member: str = ""
+    weight: float = 1.0
+    loss: float = 0.5
+    temperature: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.member and self.member not in FROZEN:
+            raise ConfigError(f"beside.member={self.member!r} must be '' (off) or one of "
+                              f"{', '.join(map(repr, FROZEN))}")
+        if not self.weight >= 0:
+            raise ConfigError(f"beside.weight={self.weight!r} must be >= 0")
+        if not 0 <= self.loss <= 1:
+            raise ConfigError(f"beside.loss={self.loss!r} must be in [0, 1]")
+        _positive(self, "beside", "temperature")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: every section above plus a name."""
 
@@ -192,6 +224,7 @@ class ExperimentConfig:
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    beside: BesideConfig = field(default_factory=BesideConfig)
 
     def to_dict(self) -> dict:
         return to_plain(self)

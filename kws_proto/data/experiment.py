@@ -68,14 +68,16 @@ class ExperimentData:
         return fixed_episodes(self.sampler(split, n_way, k_shot, n_query, seed), n)
 
     def train_dataset(self, sampler: EpisodeSampler, start: int = 0, every: int = 1,
-                      offsets=(0,)):
+                      offsets=(0,), tables: dict | None = None):
         """Endless prefetched ``(support, query)`` tensors of ``sampler``'s episodes from
-        ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard)."""
+        ``start`` (only those ``i`` with ``i % every`` in ``offsets``: a worker's shard), plus
+        ``{name: (support_rows, query_rows)}`` of each per-clip table in ``tables``
+        (:class:`~kws_proto.data.pipeline.EpisodePipeline`)."""
         from kws_proto.data.pipeline import EpisodePipeline  # lazy: TensorFlow
 
         pipe = EpisodePipeline(
             self.feature_config, features=self.features, waveforms=self.waveforms,
-            noise=self.noise, augment=self.augment, seed=sampler.seed,
+            noise=self.noise, augment=self.augment, seed=sampler.seed, tables=tables,
         )
         return pipe.dataset(sampler, start=start, every=every, offsets=offsets)
 

@@ -11,6 +11,9 @@ Two sources, chosen by the augmentation config:
 - *plain*: rows of the un-augmented feature cache ``[n_clips, frames, n_mfcc]`` are gathered as
   they are (or, without a feature cache, MFCC of the raw waveforms).
 
+Per-clip tables (``tables``, e.g. a frozen embedding of every clip, :mod:`kws_proto.model.beside`)
+ride along: each episode then also carries, per table, the rows of its support and query clips.
+
 Silence rows (:data:`kws_proto.data.episodes.SILENCE`) become background noise at a volume from
 U(0, ``augment.silence_volume``) on either path.  Every random draw of episode ``i`` is keyed by
 ``(seed, i)``, so the tensors depend only on the seed and the episode, not on the order or
@@ -58,6 +61,10 @@ class EpisodePipeline:
         None: no augmentation.
     seed : int
         Keys the augmentation and the silence clips of every episode, with its index.
+    tables : dict of str to np.ndarray [shape=(n_clips, d)], optional
+        Per-clip rows gathered with each episode's clips (silence rows get zeros); each
+        element then has a third part, ``{name: (support [n_way, k_shot, d], query [n_way,
+        n_query, d])}``.
 
     Examples
     --------
@@ -76,6 +83,7 @@ class EpisodePipeline:
         noise: np.ndarray | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        tables: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.feature_config = feature_config
         self.augment = augment if augment is not None else AugmentConfig(enabled=False)
@@ -110,6 +118,11 @@ class EpisodePipeline:
         if 0 < len(noise) < num_samples:
             noise = np.resize(noise, num_samples)  # repeat a short recording
         self.noise = tf.constant(noise) if len(noise) else None
+        self.tables = {k: np.asarray(v, np.float32) for k, v in (tables or {}).items()}
+        for name, table in self.tables.items():
+            if table.ndim != 2 or len(table) != len(self.source):
+                raise ConfigError(f"table {name!r} of shape {table.shape} does not have one row "
+                                  f"per clip ({len(self.source)} rows)")
 
     def __len__(self) -> int:
         """Rows of the source cache (= manifest rows)."""
@@ -140,8 +153,9 @@ class EpisodePipeline:
         -------
         tf.data.Dataset
             Elements ``(support [n_way, k_shot, frames, n_mfcc], query [n_way, n_query, frames,
-            n_mfcc])`` float32; ``n_way`` counts the extra classes, and way, shot and query
-            dims are ``None`` in the element spec so one ``tf.function`` trace serves all.
+            n_mfcc])`` float32, plus ``{name: (support_rows, query_rows)}`` with ``tables``;
+            ``n_way`` counts the extra classes, and way, shot and query dims are ``None`` in
+            the element spec so one ``tf.function`` trace serves all.
         """
         if isinstance(episodes, EpisodeSampler):
             if len(episodes.manifest) != len(self):
@@ -184,7 +198,7 @@ class EpisodePipeline:
 
     def _loader(self, lookup):
         """A ``tf.data`` map fn: position -> (episode index, gathered rows, silence mask, sizes)."""
-        source = self.source
+        source, tables = self.source, list(self.tables.values())
         row_shape = tuple(source.shape[1:])
 
         def gather(i: np.int64):
@@ -193,17 +207,22 @@ class EpisodePipeline:
             is_silence = rows == SILENCE
             data = to_float32(source[np.where(is_silence, 0, rows)])  # int16 caches: / 32768
             sizes = np.asarray([e.n_way, e.k_shot, e.n_query], dtype=np.int32)
-            return np.int64(e.index), data, is_silence, sizes
+            extra = [np.where(is_silence[:, None], 0, t[np.where(is_silence, 0, rows)])
+                     for t in tables]  # each [n_way * (k + q), d]
+            return (np.int64(e.index), data, is_silence, sizes, *extra)
 
         def load(i):
-            index, data, is_silence, sizes = tf.numpy_function(
-                gather, [i], (tf.int64, tf.float32, tf.bool, tf.int32), stateful=False
+            index, data, is_silence, sizes, *extra = tf.numpy_function(
+                gather, [i], (tf.int64, tf.float32, tf.bool, tf.int32) + (tf.float32,) * len(tables),
+                stateful=False,
             )
             index.set_shape([])
             data.set_shape([None, *row_shape])
             is_silence.set_shape([None])
             sizes.set_shape([3])
-            return index, data, is_silence, sizes
+            for t, table in zip(extra, tables):
+                t.set_shape([None, table.shape[1]])
+            return (index, data, is_silence, sizes, *extra)
 
         return load
 
@@ -222,7 +241,9 @@ class EpisodePipeline:
             clips = silence(noise, tf.shape(where)[0], fc.num_samples, s_sil, aug.silence_volume)
             return tf.tensor_scatter_nd_update(x, where, to_features(clips))
 
-        def tensors(index, data, is_silence, sizes):
+        names = list(self.tables)
+
+        def tensors(index, data, is_silence, sizes, *extra):
             s_aug, s_sil = tf.unstack(seeds(tf.stack([seed, index]), 2))
             if self.use_waveforms:
                 waves = augment(data, noise, s_aug) if aug.enabled else data
@@ -237,7 +258,10 @@ class EpisodePipeline:
                 feats = spec_mask(feats, dct, aug, fold(s_aug, DRAWS["masks"]))
             n_way, k, q = tf.unstack(sizes)
             feats = tf.reshape(feats, [n_way, k + q, frames, n_mfcc])  # rows were class-major
-            return feats[:, :k], feats[:, k:]
+            if not names:
+                return feats[:, :k], feats[:, k:]
+            rows = [tf.reshape(t, [n_way, k + q, -1]) for t in extra]
+            return feats[:, :k], feats[:, k:], {n: (r[:, :k], r[:, k:]) for n, r in zip(names, rows)}
 
         return tensors
 

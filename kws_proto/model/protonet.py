@@ -52,6 +52,13 @@ def squared_distances(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.maximum(a2 + b2 - 2.0 * ab, 0.0)
 
 
+def episode_sizes(support: tf.Tensor, query: tf.Tensor):
+    """``(n_way, k_shot, n_query)`` of an episode's ``support [n_way, k_shot, ...]`` and
+    ``query [n_way, n_query, ...]`` (scalar tensors)."""
+    support_shape, query_shape = tf.shape(support), tf.shape(query)
+    return support_shape[0], support_shape[1], query_shape[1]
+
+
 def episode_labels(n_way: tf.Tensor, n_query: tf.Tensor) -> tf.Tensor:
     """Labels of queries stored class-major: ``[0]*n_query + [1]*n_query + ...``.
 
@@ -176,8 +183,10 @@ class PrototypicalNetwork(keras.Model):
         labels : tf.Tensor [shape=(n_way * n_query,), dtype=int32]
         """
         emb = self.episode_embeddings(support, query, training=training)
-        support_shape, query_shape = tf.shape(support), tf.shape(query)
-        n_way, k_shot, n_query = support_shape[0], support_shape[1], query_shape[1]
+        return self.logits_of(emb, *episode_sizes(support, query))
+
+    def logits_of(self, emb: tf.Tensor, n_way, k_shot, n_query):
+        """:meth:`member_logits` of an episode's embeddings (:meth:`episode_embeddings`)."""
         n_support = n_way * k_shot
         out = []
         for part in tf.split(emb, self.groups, axis=-1) if self.groups > 1 else [emb]:
@@ -222,7 +231,13 @@ class PrototypicalNetwork(keras.Model):
         accuracy : tf.Tensor [shape=()]
             Fraction of queries whose nearest prototype is their own class.
         """
-        parts, labels = self.member_logits(support, query, training=training)
+        emb = self.episode_embeddings(support, query, training=training)
+        return self.loss_of(emb, *episode_sizes(support, query))
+
+    def loss_of(self, emb: tf.Tensor, n_way, k_shot, n_query):
+        """:meth:`call`'s ``(loss, accuracy)`` from an episode's embeddings
+        (:meth:`episode_embeddings`), so another loss term can share the encoder pass."""
+        parts, labels = self.logits_of(emb, n_way, k_shot, n_query)
         loss = tf.add_n([  # each member learns from its own prototypes: independent members
             tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=p))
             for p in parts

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kws_proto.config import ExperimentConfig, same_training
 from kws_proto.errors import CheckpointError
+from kws_proto.model.beside import make_objective
 from kws_proto.model.loading import build_network
 from kws_proto.model.runs import RunDir
 from kws_proto.train.averaging import WeightAverage
@@ -23,6 +24,7 @@ from kws_proto.train.devices import dtype_policy
 @dataclass
 class TrainState:
     net: object  # PrototypicalNetwork
+    objective: object  # the episode loss, kws_proto.model.beside.make_objective
     optimizer: object
     schedule: object  # step -> learning rate
     step: object  # tf.Variable int64
@@ -40,21 +42,23 @@ class TrainState:
         with dist.scope():
             with dtype_policy(cfg.train.mixed_precision):
                 net = build_network(cfg)
+                objective = make_objective(cfg, net)
             schedule = tf.keras.optimizers.schedules.ExponentialDecay(
                 cfg.train.lr, cfg.train.lr_decay_every, cfg.train.lr_decay, staircase=True
             )
             optimizer = tf.keras.optimizers.Adam(schedule)
             if cfg.train.mixed_precision:
                 optimizer = tf.keras.optimizers.LossScaleOptimizer(optimizer)
-            optimizer.build(net.trainable_variables)
+            optimizer.build(objective.trainable_variables)
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             best_acc = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_acc")
             bad = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_validations")
             average = WeightAverage(net.trainable_variables, cfg.train.ema)
         ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step, best_acc=best_acc,
-                                   bad_validations=bad, averages=average.averages)
+                                   bad_validations=bad, averages=average.averages,
+                                   **objective.checkpointed)
         manager = tf.train.CheckpointManager(ckpt, str(checkpoints), max_to_keep=2)
-        return cls(net, optimizer, schedule, step, best_acc, bad, average, manager)
+        return cls(net, objective, optimizer, schedule, step, best_acc, bad, average, manager)
 
     def restore_latest(self, checkpoints=None) -> str | None:
         """Restore the latest checkpoint of the folder ``checkpoints`` (default: this state's

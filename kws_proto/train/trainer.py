@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from kws_proto.config import ExperimentConfig
 from kws_proto.data.experiment import ExperimentData
+from kws_proto.model.beside import frozen_table
 from kws_proto.model.loading import save_weights
 from kws_proto.model.runs import RunDir
 from kws_proto.model.scoring import evaluate_episodes
@@ -189,8 +190,10 @@ class Trainer:
         mine = local_replicas(self.dist)
         self.train_step, self.meters = make_train_step(self.state, self.dist, mine[0],
                                                        self.cfg.train.jit_compile)
+        member = self.cfg.beside.member  # the frozen member trained beside, if any
+        tables = {member: frozen_table(member, self.data)} if member else None
         dataset = self.data.train_dataset(self.sampler, start=self.start * self.replicas,
-                                          every=self.replicas, offsets=mine)
+                                          every=self.replicas, offsets=mine, tables=tables)
         dataset = dataset.batch(len(mine), drop_remainder=True)
         self.writer = tf.summary.create_file_writer(str(self.out.root / "tb"))
         return dataset.take(max(0, self.cfg.train.episodes - self.start))
@@ -200,9 +203,9 @@ class Trainer:
         return whether early stopping ended it."""
         total, patience = self.cfg.train.episodes, self.cfg.train.patience
         t0 = time.perf_counter()
-        for support, query in episodes:
+        for episode in episodes:  # (support, query) or (support, query, tables)
             with self._halfway(self.cluster.workers > 1):  # a dead worker fails a collective
-                self.train_step(support, query)
+                self.train_step(*episode)
             s = int(self.state.step.numpy())
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{self.meters['train_loss'].result():.3f}",

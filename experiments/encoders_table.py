@@ -1,0 +1,146 @@
+"""The encoder table of experiments/encoders.md: every model on the same four test sets, one row a command.
+
+    python experiments/encoders_table.py MODEL [MODEL ...] --builtin data/synth-demo \
+        --so762 data/so762-split/test [--shared ../shared/data] [--episodes 1000] \
+        [--out runs/encoders-table.json]
+    python experiments/encoders_table.py --print [--against MODEL] [--out runs/encoders-table.json]
+
+MODEL is anything ``kws-proto eval`` scores: a run directory, ``default``, ``gse``, a fused
+model's folder.  Each model goes through :func:`kws_proto.eval.evaluate.evaluate_run` with the
+same seed, data and classes, so every row sees identical episodes and two rows' differences are
+paired.  The test sets:
+
+- FSDD digits, speaker-disjoint: 5-way 1-shot, 5-way 5-shot, 10-way 5-shot;
+- Picovoice wake words (no speaker ids): 5-way 1-shot, 5-way 5-shot;
+- the built-in corpus's test words (``--builtin``, e.g. the demo's ``data/synth-demo``; its
+  ``splits.json`` test split): 5-way 1-shot, 5-way 5-shot;
+- speechocean762's held-out speakers (``--so762``, ``experiments/fusion_split.py``'s ``test``),
+  speaker-disjoint: 5-way 1-shot, 5-way 5-shot, 10-way 5-shot.
+
+Rows accumulate in ``--out`` (a model scored again replaces its row); ``--print`` writes the
+Markdown table, mean ± 95% CI over episodes, and each row's paired difference against
+``--against`` on identical episodes.  Also recorded: the model's trainable parameters (frozen
+members count as 0 trained) and its spotter's embedding time per 1 s clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.util.atomic import atomic_write_text
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PICOVOICE = ("alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass")
+FSDD_CELLS = ((5, 1), (5, 5), (10, 5))
+SHORT_CELLS = ((5, 1), (5, 5))
+
+
+def test_sets(args) -> list[tuple]:
+    """``(name, data_dir, classes, speaker_disjoint, cells)`` of each test set given."""
+    sets = [("FSDD", args.shared / "fsdd", tuple(str(d) for d in range(10)), True, FSDD_CELLS),
+            ("Picovoice", args.shared / "picovoice", PICOVOICE, False, SHORT_CELLS)]
+    if args.builtin:
+        sets.append(("built-in", args.builtin, None, False, SHORT_CELLS))
+    if args.so762:
+        sets.append(("speechocean762 held-out", args.so762, None, True, FSDD_CELLS))
+    return sets
+
+
+def ms_per_clip(model: str, n: int = 64, repeats: int = 3) -> float:
+    """Median milliseconds the model's spotter takes to embed one 1 s clip (batches of ``n``)."""
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    spotter = KeywordSpotter.from_model(model)
+    audio = np.random.default_rng(0).normal(0, 0.1, (n, spotter.features.num_samples)).astype(np.float32)
+    spotter.embed(audio)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        spotter.embed(audio)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times)) / n
+
+
+def parameters(model: str) -> int:
+    """Trained parameters of ``model``: its encoder's weights, or the sum over a fusion's trained
+    members (frozen embeddings count 0)."""
+    from kws_proto.model.fusion import is_fusion, load_fusion
+    from kws_proto.model.loading import load_run_network
+
+    if model in ("gse", "gse-full", "ewn"):
+        return 0
+    if is_fusion(model):
+        return sum(parameters(m.model) for m in load_fusion(model).members)
+    _, net = load_run_network(model)
+    return int(sum(np.prod(v.shape) for v in net.encoder.weights))
+
+
+def score(model: str, sets, episodes: int) -> dict:
+    """Every cell of every test set for ``model``: ``{"SET WwSs": {mean, ci95, accuracies}}``."""
+    from kws_proto.eval.evaluate import evaluate_run, grid
+
+    cells = {}
+    for name, data, classes, disjoint, shapes in sets:
+        for way, shot in shapes:
+            r = evaluate_run(model, grid([way], [shot], 15, episodes), data_dir=data, classes=classes,
+                             seed=0, speaker_disjoint=disjoint, progress=False)[0]
+            cells[f"{name} {way}w{shot}s"] = {"mean": r["mean"], "ci95": r["ci95"],
+                                              "accuracies": r["accuracies"]}
+            print(model, name, f"{way}w{shot}s", f"{100 * r['mean']:.2f} ± {100 * r['ci95']:.2f}",
+                  flush=True)
+    return cells
+
+
+def render(table: dict, against: str | None) -> str:
+    """The Markdown table of every stored row (and paired differences against ``against``)."""
+    from kws_proto.util.stats import paired_difference
+
+    cells = list(next(iter(table.values()))["cells"])
+    lines = ["| model | params | ms/clip | " + " | ".join(cells) + " |",
+             "|---|---|---|" + "---|" * len(cells)]
+    for model, row in table.items():
+        out = []
+        for c in cells:
+            r = row["cells"].get(c)
+            text = f"{100 * r['mean']:.1f} ± {100 * r['ci95']:.1f}" if r else "–"
+            if r and against and against in table and model != against:
+                d = paired_difference(r["accuracies"], table[against]["cells"][c]["accuracies"])
+                text += f" ({100 * d.mean:+.1f} ± {100 * d.ci95:.1f})"
+            out.append(text)
+        lines.append(f"| {model} | {row['parameters']:,} | {row['ms_per_clip']:.2f} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="*")
+    p.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    p.add_argument("--builtin", type=Path, default=None, help="the built-in corpus folder (its test split)")
+    p.add_argument("--so762", type=Path, default=None, help="speechocean762 held-out speakers' folder")
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=Path("runs/encoders-table.json"))
+    p.add_argument("--print", action="store_true", help="print the stored table as Markdown")
+    p.add_argument("--against", default=None, help="paired differences against this row")
+    a = p.parse_args()
+    table = json.loads(a.out.read_text()) if a.out.is_file() else {}
+    sets = test_sets(a)
+    for model in a.models:
+        t0 = time.perf_counter()
+        table[model] = {"cells": score(model, sets, a.episodes), "parameters": parameters(model),
+                        "ms_per_clip": ms_per_clip(model), "episodes": a.episodes, "seed": 0,
+                        "seconds": round(time.perf_counter() - t0, 1)}
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(a.out, json.dumps(table))  # a row survives an interrupted next one
+    if a.print and table:
+        print(render(table, a.against))
+
+
+if __name__ == "__main__":
+    main()
