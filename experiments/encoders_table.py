@@ -133,11 +133,14 @@ def main() -> None:
     sets = test_sets(a)
     for model in a.models:
         t0 = time.perf_counter()
-        table[model] = {"cells": score(model, sets, a.episodes), "parameters": parameters(model),
-                        "ms_per_clip": ms_per_clip(model), "episodes": a.episodes, "seed": 0,
-                        "seconds": round(time.perf_counter() - t0, 1)}
+        row = {"cells": score(model, sets, a.episodes), "parameters": parameters(model),
+               "ms_per_clip": ms_per_clip(model), "episodes": a.episodes, "seed": 0,
+               "seconds": round(time.perf_counter() - t0, 1)}
+        # read again: rows another command stored meanwhile stay; a row survives the next one failing
+        table = json.loads(a.out.read_text()) if a.out.is_file() else {}
+        table[model] = row
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(a.out, json.dumps(table))  # a row survives an interrupted next one
+        atomic_write_text(a.out, json.dumps(table))
     if a.print and table:
         print(render(table, a.against))
 

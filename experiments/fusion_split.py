@@ -4,7 +4,11 @@ Speakers are shuffled by --seed and halved: the first half's clips are the centr
 `kws-proto fuse` (OUT/centre/<word>/<speaker>_<n>.flac), the second half's the test folder
 (OUT/test/<word>/<word>_<speaker>_<n>.flac, names that carry the speaker, so --speaker-disjoint
 works), keeping only words with at least --min-clips clips of at least two test speakers.
-Symbolic links only: nothing is copied.
+The centre half's words with at least --train-min-clips clips are also linked as a training
+corpus, OUT/train/<word>/<word>_<speaker>_<n>.flac (names `kws-prep folder` reads speakers from;
+5-way 5-shot 5-query episodes need 10 clips a word), for `kws-prep merge` with the built-in
+corpus (experiments/encoders.md, "Real speech in training").  Symbolic links only: nothing is
+copied.
 
     python experiments/fusion_split.py ../shared/data/speechocean762/words data/so762-split
 """
@@ -24,6 +28,7 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-clips", type=int, default=20)
+    p.add_argument("--train-min-clips", type=int, default=10)
     a = p.parse_args()
     clips = sorted(a.words.resolve().glob("*/*.flac"))
     speakers = sorted({c.stem.split("_")[0] for c in clips})
@@ -40,6 +45,20 @@ def main() -> None:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(c)
+    by_word = defaultdict(list)
+    for c in clips:
+        if c.stem.split("_")[0] in centre:
+            by_word[c.parent.name].append(c)
+    trained = 0
+    for word, cs in sorted(by_word.items()):
+        if len(cs) < a.train_min_clips:
+            continue
+        trained += 1
+        for c in cs:
+            link = a.out / "train" / word / f"{word}_{c.name}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(c)
     kept = 0
     for word, cs in sorted(test.items()):
         if len(cs) < a.min_clips or len({c.stem.split("_")[0] for c in cs}) < 2:
@@ -51,7 +70,8 @@ def main() -> None:
             link.unlink(missing_ok=True)
             link.symlink_to(c)
     print(f"{len(centre)} centre speakers, {len(speakers) - len(centre)} test speakers; "
-          f"{kept} test words with >= {a.min_clips} clips")
+          f"{kept} test words with >= {a.min_clips} clips; {trained} centre-half words with >= "
+          f"{a.train_min_clips} clips in train/")
 
 
 if __name__ == "__main__":
