@@ -5,8 +5,9 @@
         [--out runs/encoders-table.json]
     python experiments/encoders_table.py --print [--against MODEL] [--out runs/encoders-table.json]
 
-MODEL is anything ``kws-proto eval`` scores: a run directory, ``default``, ``gse``, a fused
-model's folder.  Each model goes through :func:`kws_proto.eval.evaluate.evaluate_run` with the
+MODEL is anything ``kws-proto eval`` scores: a run directory, ``default``, ``gse``, ``ewn``, a
+fused model's folder; or ``mfcc-dtw``, the non-learned baseline (1-nearest support clip by DTW on
+the default front end's MFCC, :mod:`kws_proto.eval.dtw`).  Each model goes through :func:`kws_proto.eval.evaluate.evaluate_run` with the
 same seed, data and classes, so every row sees identical episodes and two rows' differences are
 paired.  The test sets:
 
@@ -40,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PICOVOICE = ("alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass")
 FSDD_CELLS = ((5, 1), (5, 5), (10, 5))
 SHORT_CELLS = ((5, 1), (5, 5))
+DTW = "mfcc-dtw"  # the non-learned baseline's row name
 
 
 def test_sets(args) -> list[tuple]:
@@ -74,12 +76,28 @@ def parameters(model: str) -> int:
     from kws_proto.model.fusion import is_fusion, load_fusion
     from kws_proto.model.loading import load_run_network
 
-    if model in ("gse", "gse-full", "ewn"):
+    if model in ("gse", "gse-full", "ewn", "ewn-1.5s", DTW):
         return 0
     if is_fusion(model):
         return sum(parameters(m.model) for m in load_fusion(model).members)
     _, net = load_run_network(model)
     return int(sum(np.prod(v.shape) for v in net.encoder.weights))
+
+
+def dtw_cell(data_dir, classes, disjoint: bool, setting) -> dict:
+    """The MFCC + DTW baseline (:mod:`kws_proto.eval.dtw`, its measured-best setting) on one
+    cell: the package's default front end, the same episodes as :func:`evaluate_run`'s."""
+    from data_prep.adhoc import as_dataset
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.data.experiment import open_data
+    from kws_proto.eval.dtw import dtw_scores
+    from kws_proto.eval.grid import eval_episodes
+
+    data = open_data(as_dataset(data_dir), FeatureConfig(), None, disjoint, progress=False)
+    episodes = eval_episodes(data, tuple(classes) if classes else data.splits.test, setting, 0)
+    scores = dtw_scores(data.features, episodes)
+    return {"mean": scores.summary.mean, "ci95": scores.summary.ci95,
+            "accuracies": scores.accuracies.tolist()}
 
 
 def score(model: str, sets, episodes: int) -> dict:
@@ -89,8 +107,10 @@ def score(model: str, sets, episodes: int) -> dict:
     cells = {}
     for name, data, classes, disjoint, shapes in sets:
         for way, shot in shapes:
-            r = evaluate_run(model, grid([way], [shot], 15, episodes), data_dir=data, classes=classes,
-                             seed=0, speaker_disjoint=disjoint, progress=False)[0]
+            setting = grid([way], [shot], 15, episodes)
+            r = (dtw_cell(data, classes, disjoint, setting[0]) if model == DTW else
+                 evaluate_run(model, setting, data_dir=data, classes=classes, seed=0,
+                              speaker_disjoint=disjoint, progress=False)[0])
             cells[f"{name} {way}w{shot}s"] = {"mean": r["mean"], "ci95": r["ci95"],
                                               "accuracies": r["accuracies"]}
             print(model, name, f"{way}w{shot}s", f"{100 * r['mean']:.2f} ± {100 * r['ci95']:.2f}",
@@ -134,7 +154,8 @@ def main() -> None:
     for model in a.models:
         t0 = time.perf_counter()
         row = {"cells": score(model, sets, a.episodes), "parameters": parameters(model),
-               "ms_per_clip": ms_per_clip(model), "episodes": a.episodes, "seed": 0,
+               "ms_per_clip": float("nan") if model == DTW else ms_per_clip(model),
+               "episodes": a.episodes, "seed": 0,
                "seconds": round(time.perf_counter() - t0, 1)}
         # read again: rows another command stored meanwhile stay; a row survives the next one failing
         table = json.loads(a.out.read_text()) if a.out.is_file() else {}
