@@ -34,12 +34,12 @@ from kws_proto.config.paths import paths_for_run, paths_from_run, resolve_paths
 from kws_proto.config.retired import RETIRED
 from kws_proto.config.schema import (FROZEN, HEADS, SOURCES, BesideConfig, DataConfig,
                                      EpisodeConfig, ExperimentConfig, HeadConfig, ModelConfig,
-                                     TrainConfig, same_training)
+                                     OpenSetConfig, TrainConfig, same_training)
 from kws_proto.errors import ConfigError
 
 __all__ = [
     "FROZEN", "HEADS", "RETIRED", "SOURCES", "BesideConfig", "ConfigError", "DataConfig",
-    "EpisodeConfig", "ExperimentConfig", "HeadConfig", "ModelConfig", "TrainConfig", "dump_config", "load_config",
-    "parse_overrides", "paths_for_run", "paths_from_run", "read_config_mapping", "resolve_paths",
+    "EpisodeConfig", "ExperimentConfig", "HeadConfig", "ModelConfig", "OpenSetConfig",
+    "TrainConfig", "dump_config", "load_config", "parse_overrides", "paths_for_run", "paths_from_run", "read_config_mapping", "resolve_paths",
     "same_training",
 ]

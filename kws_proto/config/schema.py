@@ -213,6 +213,24 @@ class BesideConfig:
 
 
 @dataclass(frozen=True)
+class OpenSetConfig:
+    """Rejection learnt in training (:mod:`kws_proto.model.rejection`).
+
+    With ``loss`` > 0 (and ``episodes.unknown``: every training episode then has a row of words
+    of none of its classes), each query is also scored against the episode's prototypes *and*
+    a learned "none of them" distance, and the loss is ``(1 - loss) * own + loss * rejection``:
+    the unknown row's queries must fall farther than that distance from every prototype, the
+    others nearer to their own.  0 (the default) trains without it.
+    """
+
+    loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.loss <= 1:
+            raise ConfigError(f"openset.loss={self.loss!r} must be in [0, 1]")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: every section above plus a name."""
 
@@ -225,6 +243,16 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     beside: BesideConfig = field(default_factory=BesideConfig)
+    openset: OpenSetConfig = field(default_factory=OpenSetConfig)
+
+    def __post_init__(self) -> None:
+        if self.openset.loss and not self.episodes.unknown:
+            raise ConfigError("openset.loss needs episodes with a row of unknown words: set "
+                              "episodes.unknown (and an 'unknown' pool in the dataset's splits.json)")
+        if self.openset.loss and self.episodes.silence:
+            raise ConfigError("openset.loss and episodes.silence cannot be combined yet")
+        if self.openset.loss and self.beside.member:
+            raise ConfigError("openset.loss and beside.member cannot be combined yet")
 
     def to_dict(self) -> dict:
         return to_plain(self)

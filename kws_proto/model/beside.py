@@ -8,7 +8,7 @@ distance, so the gradient rewards what the frozen member misses (``beside`` in t
 :class:`~kws_proto.config.BesideConfig`).
 
 Two objectives with one signature, ``objective(support, query, tables) -> (loss, accuracy)``,
-picked once per run by :func:`make_objective`:
+picked once per run by :func:`kws_proto.model.objective.make_objective`:
 
 - :class:`OwnLoss`: the network's own episode loss (``net(support, query)``), ``tables`` unused;
 - :class:`BesideLoss`: one encoder pass, then ``(1 - beside.loss) * own + beside.loss * joint``.
@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kws_proto.config import BesideConfig, ExperimentConfig
+from kws_proto.config import BesideConfig
 from kws_proto.data.experiment import ExperimentData
 from kws_proto.model.fusion import centred_unit
 from kws_proto.model.gse import crop_table
@@ -145,9 +145,3 @@ class BesideLoss:
         joint = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=episode_labels(n_way, n_query), logits=self.scale(distances)))
         return (1.0 - self.config.loss) * own + self.config.loss * joint, accuracy
-
-
-def make_objective(cfg: ExperimentConfig, net: PrototypicalNetwork):
-    """The run's episode objective: :class:`BesideLoss` with ``beside.member`` set, else
-    :class:`OwnLoss`.  Build it in the strategy's scope (its scale is a variable)."""
-    return BesideLoss(net, cfg.beside) if cfg.beside.member else OwnLoss(net)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kws_proto.config import ExperimentConfig, same_training
 from kws_proto.errors import CheckpointError
-from kws_proto.model.beside import make_objective
+from kws_proto.model.objective import make_objective
 from kws_proto.model.loading import build_network
 from kws_proto.model.runs import RunDir
 from kws_proto.train.averaging import WeightAverage
