@@ -142,7 +142,7 @@ def _plots(out: Path, models, runs, settings, rows) -> None:
           "ci95": r["ci95"]} for r in rows],
         out / "accuracy_by_shot.png",
     )
-    learned = [m for m in models if m.encoder not in ("dtw", "gse")]
+    learned = [m for m in models if m.encoder not in ("dtw", "gse", "fusion")]  # trained here
     if not learned:
         return
     key = (settings[-1].n_way, settings[-1].k_shot)
