@@ -273,3 +273,20 @@ def test_paired_differences_against_a_named_reference():
     assert all(math.isnan(r["diff_vs_reference"]) for r in no_ref)
     with pytest.raises(ConfigError, match="reference='conv5' is none of the compared models"):
         result_rows(models, [EvalSetting(5, 1)], reference="conv5")
+
+
+def test_the_fusion_answer_states_paired_differences_against_each_member():
+    from kws_proto.eval.report import fusion_answer
+
+    rng = np.random.default_rng(2)
+    default = rng.uniform(0.4, 0.8, 300)
+    gse = np.clip(default - 0.1 + rng.normal(0, 0.05, 300), 0, 1)
+    fused = np.clip(default + 0.03 + rng.normal(0, 0.02, 300), 0, 1)
+    models = [_scores("protores", default), _scores("gse", gse), _scores("fused", fused)]
+    text = fusion_answer(models, EvalSetting(5, 1), "fused", "protores", "gse")
+    for member in (default, gse):
+        diff = fused - member
+        half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))  # the paired 95% CI, computed here
+        assert f"{100 * diff.mean():+.1f} ± {100 * half:.1f}" in text
+    assert f"protores scores {100 * fused.mean():.1f} % at 5-way 1-shot" in text
+    assert fusion_answer(models[:2], EvalSetting(5, 1), "fused", "protores", "gse") == ""

@@ -142,7 +142,7 @@ def _plots(out: Path, models, runs, settings, rows) -> None:
           "ci95": r["ci95"]} for r in rows],
         out / "accuracy_by_shot.png",
     )
-    learned = [m for m in models if m.encoder not in ("dtw", "gse")]
+    learned = [m for m in models if m.encoder not in ("dtw", "gse", "fusion")]  # trained here
     if not learned:
         return
     key = (settings[-1].n_way, settings[-1].k_shot)
@@ -185,3 +185,20 @@ def answer(models, setting, design: str, sequential: str = "conv4", default: str
         out.append(f"The frozen Google speech embedding scores {100 * g.mean:+.1f} ± {100 * g.ci95:.1f} "
                    f"points against {default or design}.")
     return " ".join(out)
+
+
+def fusion_answer(models, setting, fused: str, default: str, frozen: str = "gse") -> str:
+    """How the fused model ``fused`` of ``default`` and ``frozen`` compares with each of its
+    members at ``setting``: one sentence of paired differences on the same episodes ("" when
+    one of the three was not scored)."""
+    by = {m.name: m for m in models}
+    if not all(name in by for name in (fused, default, frozen)):
+        return ""
+    key = (setting.n_way, setting.k_shot)
+    f = by[fused].accuracies[key]
+    vs = [paired_difference(f, by[name].accuracies[key]) for name in (default, frozen)]
+    return (f"Fused with the frozen embedding ({fused}), {default} scores "
+            f"{100 * float(np.mean(f)):.1f} % at {setting.n_way}-way {setting.k_shot}-shot: "
+            f"{100 * vs[0].mean:+.1f} ± {100 * vs[0].ci95:.1f} points against {default} alone "
+            f"and {100 * vs[1].mean:+.1f} ± {100 * vs[1].ci95:.1f} against {frozen} alone "
+            f"(paired, the same episodes).")
