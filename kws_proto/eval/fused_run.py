@@ -23,16 +23,8 @@ import numpy as np
 
 from kws_proto.data.dataset import SPLIT_NAMES, load_manifest, load_splits
 from kws_proto.errors import ConfigError, DatasetError
-from kws_proto.model.fusion import Fusion, Member, is_fusion, load_fusion, save_fusion
-from kws_proto.spot.fusion import (
-    CLIPS,
-    common_front_end,
-    load_centre_clips,
-    member_embedder,
-    member_features,
-    member_name,
-)
-from kws_proto.spot.lite import BATCH_SIZE
+from kws_proto.model.fusion import Fusion, is_fusion, load_fusion, save_fusion
+from kws_proto.spot.fusion import CLIPS, fit_members, member_embedder, member_name
 
 SPLIT = "train"  # the split whose words the centres are taken from
 
@@ -64,13 +56,6 @@ def centre_record(root: str | os.PathLike, files, split: str = SPLIT, seed: int 
             "files_sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
-def mean_embedding(embedder, audio: np.ndarray) -> np.ndarray:
-    """Mean embedding ``[d]`` of ``audio [n, num_samples]``, embedded in batches."""
-    total = sum(np.asarray(embedder(audio[i:i + BATCH_SIZE]), np.float64).sum(axis=0)
-                for i in range(0, len(audio), BATCH_SIZE))
-    return (total / len(audio)).astype(np.float32)
-
-
 def ensure_fused(run_dir: str | os.PathLike, out: str | os.PathLike, data_root: str | os.PathLike,
                  frozen=("gse",), clips: int = CLIPS, seed: int = 0, backend: str | None = None,
                  progress: bool = True) -> Fusion:
@@ -90,11 +75,8 @@ def ensure_fused(run_dir: str | os.PathLike, out: str | os.PathLike, data_root: 
         return load_fusion(out)
     if stale != "absent":
         print(f"fitting {out} again: {stale}", flush=True)
-    features = common_front_end(models, [member_features(m, e) for m, e in zip(models, embedders)])
-    audio, used = load_centre_clips(files, features, progress)
-    fusion = Fusion(tuple(Member(member_name(m), e.fingerprint, 1.0, mean_embedding(e, audio))
-                          for m, e in zip(models, embedders)),
-                    centre_record(data_root, used, SPLIT, seed))
+    members, used = fit_members(models, files, None, backend, progress)
+    fusion = Fusion(members, centre_record(data_root, used, SPLIT, seed))
     save_fusion(fusion, out)
     print(f"fused {' + '.join(Path(m).name for m in models)} into {out} (centres: {len(used)} "
           f"clips of the {SPLIT} words of {data_root}, seed {seed})", flush=True)

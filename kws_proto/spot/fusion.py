@@ -131,6 +131,24 @@ def load_centre_clips(files, features: FeatureConfig, progress: bool = True):
     return np.stack(clips), used
 
 
+def fit_members(models, files, weights=None, backend: str | None = None,
+                progress: bool = True) -> tuple[tuple[Member, ...], list[Path]]:
+    """The members of a fusion of ``models`` (run directories, ``default``, ``gse``, ``ewn``),
+    each centred on its mean embedding of the audio ``files`` (cut by the members' common front
+    end; unreadable ones skipped), weighed by ``weights`` (None: all 1).  Returns the members
+    and the files used."""
+    models = [str(m) for m in models]
+    weights = [1.0] * len(models) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(models):
+        raise ConfigError(f"{len(weights)} weights given for {len(models)} members")
+    embedders = [member_embedder(m, backend) for m in models]
+    features = common_front_end(models, [member_features(m, e) for m, e in zip(models, embedders)])
+    audio, used = load_centre_clips(files, features, progress)
+    members = tuple(Member(member_name(m), e.fingerprint, w, mean_embedding(e, audio))
+                    for m, e, w in zip(models, embedders, weights))
+    return members, used
+
+
 def fuse_models(models, centre_data: str | os.PathLike, out: str | os.PathLike, weights=None,
                 clips: int = CLIPS, seed: int = 0, backend: str | None = None,
                 progress: bool = True) -> Fusion:
@@ -140,17 +158,8 @@ def fuse_models(models, centre_data: str | os.PathLike, out: str | os.PathLike, 
     ``seed`` (:func:`centre_files`), cut by the members' common front end; ``weights`` (one
     per member, None: all 1) weigh the members' squared distances.  Returns the fusion written.
     """
-    models = [str(m) for m in models]
-    weights = [1.0] * len(models) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(models):
-        raise ConfigError(f"{len(weights)} weights given for {len(models)} members")
-    embedders = [member_embedder(m, backend) for m in models]
-    features = common_front_end(models, [member_features(m, e) for m, e in zip(models, embedders)])
-    files = centre_files(centre_data, clips, seed)
-    audio, used = load_centre_clips(files, features, progress)
-    members = tuple(
-        Member(member_name(m), e.fingerprint, w, _mean_embedding(e, audio))
-        for m, e, w in zip(models, embedders, weights))
+    members, used = fit_members(models, centre_files(centre_data, clips, seed), weights, backend,
+                                progress)
     listing = "\n".join(f.relative_to(centre_data).as_posix() for f in used)
     fusion = Fusion(members, {"path": str(Path(centre_data).resolve()), "clips": len(used), "seed": int(seed),
                               "files_sha256": hashlib.sha256(listing.encode()).hexdigest()})
@@ -158,7 +167,7 @@ def fuse_models(models, centre_data: str | os.PathLike, out: str | os.PathLike, 
     return fusion
 
 
-def _mean_embedding(embedder, audio: np.ndarray) -> np.ndarray:
+def mean_embedding(embedder, audio: np.ndarray) -> np.ndarray:
     """Mean embedding ``[d]`` of ``audio [n, num_samples]``, embedded in batches."""
     total = None
     for i in range(0, len(audio), BATCH_SIZE):
