@@ -229,3 +229,44 @@ def keyword_spotter(trained_run):
     from kws_proto.spot.spotter import KeywordSpotter
 
     return KeywordSpotter.from_model(trained_run)
+
+
+FIXTURE_CLIPS = Path(__file__).parent / "data"  # six short real clips (tests/data, with their licence)
+
+
+def fixture_clip_paths() -> list[Path]:
+    """The real clips of tests/data, sorted."""
+    return sorted(p for p in FIXTURE_CLIPS.rglob("*") if p.suffix in (".wav", ".flac"))
+
+
+@pytest.fixture(scope="module")
+def real_clips():
+    """The six real clips of tests/data as the project's encoders see them: 1 s, loudest crop."""
+    import numpy as np
+
+    from kws_proto.audio.loading import load_audio
+
+    return np.stack([load_audio(p, 16000, 1.0, "loudest") for p in fixture_clip_paths()])
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    """A prepared folder of the six real clips as six words, three takes each (as recorded,
+    at half level, and 50 ms later)."""
+    import numpy as np
+    import soundfile as sf
+
+    from kws_proto.data.dataset import Clip, write_manifest
+
+    root = tmp_path / "tiny"
+    clips = []
+    for src in fixture_clip_paths():
+        y, sr = sf.read(src, dtype="float32")
+        word = src.stem.split("_")[0] if src.parent.name == "fsdd" else src.parent.name
+        (root / word).mkdir(parents=True)
+        takes = {"a": y, "b": 0.5 * y, "c": np.concatenate([np.zeros(sr // 20, np.float32), y])}
+        for take, audio in takes.items():
+            sf.write(root / word / f"{take}.wav", audio, sr)
+            clips.append(Clip(f"{word}/{take}.wav", word, take, len(audio) / sr, sr))
+    write_manifest(root, clips)
+    return root

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from kws_proto.audio.loading import crop_start, load_audio
-from kws_proto.data.dataset import Clip, write_manifest
 from kws_proto.model.ewn import WINDOW, EWNUnavailableError, model_file
 
-from conftest import SHARED_DATA, needs_gse
+from conftest import SHARED_DATA, fixture_clip_paths, needs_gse
 
 
 def _installed() -> bool:
@@ -36,14 +34,6 @@ needs_ewn = pytest.mark.skipif(not _installed(), reason="EfficientWord-Net is no
 DATA = Path(__file__).parent / "data"
 
 
-def _real_paths() -> list[Path]:
-    return sorted(p for p in DATA.rglob("*") if p.suffix in (".wav", ".flac"))
-
-
-@pytest.fixture(scope="module")
-def real_clips() -> np.ndarray:
-    """The six real clips of tests/data as the project's encoders see them: 1 s, loudest crop."""
-    return np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _real_paths()])
 
 
 def test_missing_wheel_names_the_install_command():
@@ -126,23 +116,6 @@ def test_same_word_of_two_speakers_is_closer_than_two_words():
     assert cos[same].mean() > cos[other].mean() + 0.1
 
 
-@pytest.fixture
-def tiny_folder(tmp_path) -> Path:
-    """A prepared folder of the six real clips as six words, three takes each (as recorded,
-    at half level, and 50 ms later)."""
-    root = tmp_path / "tiny"
-    clips = []
-    for src in _real_paths():
-        y, sr = sf.read(src, dtype="float32")
-        word = src.stem.split("_")[0] if src.parent.name == "fsdd" else src.parent.name
-        (root / word).mkdir(parents=True)
-        takes = {"a": y, "b": 0.5 * y, "c": np.concatenate([np.zeros(sr // 20, np.float32), y])}
-        for take, audio in takes.items():
-            sf.write(root / word / f"{take}.wav", audio, sr)
-            clips.append(Clip(f"{word}/{take}.wav", word, take, len(audio) / sr, sr))
-    write_manifest(root, clips)
-    return root
-
 
 @needs_ewn
 def test_eval_ewn_on_a_tiny_folder_scores_the_cached_embeddings(tiny_folder, capsys):
@@ -212,7 +185,7 @@ def test_three_member_fusion_round_trip(tiny_folder, capsys):
     assert [m.dim for m in fusion.members][1:] == [96, 2048] and fusion.fingerprint == made.fingerprint
     spotter = KeywordSpotter.from_model(out)
     assert spotter.embedding_dim == fusion.dim and spotter.fingerprint == fusion.fingerprint
-    clips = np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _real_paths()[:2]])
+    clips = np.stack([load_audio(p, 16000, 1.0, "loudest") for p in fixture_clip_paths()[:2]])
     parts = [e(clips) for e in spotter.embedder.embedders]
     np.testing.assert_allclose(spotter.embedder(clips), fusion.fuse(parts), rtol=1e-5, atol=1e-6)
     fused = fusion.fuse(parts)

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from kws_proto.audio.loading import load_audio
-from kws_proto.data.dataset import Clip, write_manifest
 from kws_proto.errors import ConfigError
 from kws_proto.model.gse import GSEUnavailableError
 from kws_proto.spot.lite import litert_available
 
-from conftest import SHARED_DATA, assert_close_to_scale, gse_installed, needs_gse
+from conftest import SHARED_DATA, assert_close_to_scale, fixture_clip_paths, gse_installed, needs_gse
 
 needs_litert = pytest.mark.skipif(not litert_available(), reason="ai-edge-litert is not installed "
                                   "(pip install -e '.[lite]'; the dev extra brings it)")
@@ -26,14 +23,6 @@ needs_litert = pytest.mark.skipif(not litert_available(), reason="ai-edge-litert
 DATA = Path(__file__).parent / "data"
 
 
-def _real_paths() -> list[Path]:
-    return sorted(p for p in DATA.rglob("*") if p.suffix in (".wav", ".flac"))
-
-
-@pytest.fixture(scope="module")
-def real_clips() -> np.ndarray:
-    """The six real clips of tests/data as the project's encoders see them: 1 s, loudest crop."""
-    return np.stack([load_audio(p, 16000, 1.0, "loudest") for p in _real_paths()])
 
 
 @pytest.mark.skipif(gse_installed(), reason="the 'gse' extra is installed: its absence cannot be seen")
@@ -85,7 +74,7 @@ def test_litert_and_tensorflow_interpreters_embed_alike(real_clips):
     ref = models["tf"].window_embeddings(real_clips)  # [6, 3, 96]
     assert_close_to_scale(models["lite"].window_embeddings(real_clips), ref)
     assert_close_to_scale(gse_embed_clips(real_clips, backend="lite"), ref.max(axis=1))
-    for path in _real_paths():  # every window of the whole recording (1 to 11 of them)
+    for path in fixture_clip_paths():  # every window of the whole recording (1 to 11 of them)
         y = read_audio(path, 16000)[None]
         want = models["tf"].window_embeddings(y)
         assert_close_to_scale(models["lite"].window_embeddings(y), want, err_msg=path.name)
@@ -158,23 +147,6 @@ def test_20db_quieter_clip_embeds_close_but_not_equal(real_clips):
     cross = np.linalg.norm(quiet[:, None] - loud[None], axis=-1)
     np.testing.assert_array_equal(cross.argmin(axis=1), np.arange(len(loud)))
 
-
-@pytest.fixture
-def tiny_folder(tmp_path) -> Path:
-    """A prepared folder of the six real clips as six words, three takes each (as recorded,
-    at half level, and 50 ms later)."""
-    root = tmp_path / "tiny"
-    clips = []
-    for src in _real_paths():
-        y, sr = sf.read(src, dtype="float32")
-        word = src.stem.split("_")[0] if src.parent.name == "fsdd" else src.parent.name
-        (root / word).mkdir(parents=True)
-        takes = {"a": y, "b": 0.5 * y, "c": np.concatenate([np.zeros(sr // 20, np.float32), y])}
-        for take, audio in takes.items():
-            sf.write(root / word / f"{take}.wav", audio, sr)
-            clips.append(Clip(f"{word}/{take}.wav", word, take, len(audio) / sr, sr))
-    write_manifest(root, clips)
-    return root
 
 
 @needs_gse
