@@ -22,6 +22,15 @@ from pathlib import Path
 import numpy as np
 
 
+def _link(folder: Path, clips, prefix: str) -> None:
+    """A symbolic link ``folder/<prefix><name>`` to each clip (replacing an earlier one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in clips:
+        link = folder / f"{prefix}{c.name}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(c)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("words", type=Path)
@@ -34,41 +43,21 @@ def main() -> None:
     speakers = sorted({c.stem.split("_")[0] for c in clips})
     order = np.random.default_rng(a.seed).permutation(len(speakers))
     centre = {speakers[i] for i in order[: len(speakers) // 2]}
-    test = defaultdict(list)
+    halves = {"centre": defaultdict(list), "test": defaultdict(list)}
     for c in clips:
-        spk = c.stem.split("_")[0]
-        if spk in centre:
-            link = a.out / "centre" / c.parent.name / c.name
-        else:
-            test[c.parent.name].append(c)
-            continue
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(c)
-    by_word = defaultdict(list)
-    for c in clips:
-        if c.stem.split("_")[0] in centre:
-            by_word[c.parent.name].append(c)
-    trained = 0
-    for word, cs in sorted(by_word.items()):
-        if len(cs) < a.train_min_clips:
-            continue
-        trained += 1
-        for c in cs:
-            link = a.out / "train" / word / f"{word}_{c.name}"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.unlink(missing_ok=True)
-            link.symlink_to(c)
-    kept = 0
-    for word, cs in sorted(test.items()):
-        if len(cs) < a.min_clips or len({c.stem.split("_")[0] for c in cs}) < 2:
-            continue
-        kept += 1
-        for c in cs:
-            link = a.out / "test" / word / f"{word}_{c.name}"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.unlink(missing_ok=True)
-            link.symlink_to(c)
+        half = "centre" if c.stem.split("_")[0] in centre else "test"
+        halves[half][c.parent.name].append(c)
+    for word, cs in halves["centre"].items():
+        _link(a.out / "centre" / word, cs, "")
+    trained = kept = 0
+    for word, cs in sorted(halves["centre"].items()):
+        if len(cs) >= a.train_min_clips:
+            trained += 1
+            _link(a.out / "train" / word, cs, f"{word}_")
+    for word, cs in sorted(halves["test"].items()):
+        if len(cs) >= a.min_clips and len({c.stem.split("_")[0] for c in cs}) >= 2:
+            kept += 1
+            _link(a.out / "test" / word, cs, f"{word}_")
     print(f"{len(centre)} centre speakers, {len(speakers) - len(centre)} test speakers; "
           f"{kept} test words with >= {a.min_clips} clips; {trained} centre-half words with >= "
           f"{a.train_min_clips} clips in train/")
