@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import REPO
 from data_prep.adhoc import CACHE_ENV, as_dataset
@@ -20,17 +22,24 @@ DATA = REPO / "tests" / "data"
 @pytest.fixture
 def raw(tmp_path, monkeypatch):
     """A raw folder of 4 keywords x 3 takes: two keyword folders and FSDD-style flat names, from
-    the clips of tests/data; the user cache pointed into tmp_path."""
+    the clips of tests/data (take i: the clip i x 60 ms later, with a little noise, so no two
+    takes are alike); the user cache pointed into tmp_path."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     src = tmp_path / "raw"
+    rng = np.random.default_rng(0)
+
+    def takes(clip, out):
+        y, sr = sf.read(clip, dtype="float32")
+        for i, path in enumerate(out):
+            late = np.concatenate([np.zeros(i * sr * 6 // 100, np.float32), y])
+            sf.write(path, late + 1e-3 * rng.standard_normal(len(late)).astype(np.float32), sr)
+
     for word in ("computer", "jarvis"):
-        clip = next((DATA / "picovoice" / word).glob("*.flac"))
         (src / word).mkdir(parents=True)
-        for i in range(3):
-            shutil.copyfile(clip, src / word / f"take{i}.flac")
+        takes(next((DATA / "picovoice" / word).glob("*.flac")),
+              [src / word / f"take{i}.flac" for i in range(3)])
     for name in ("1_jackson", "5_nicolas"):
-        for i in range(3):
-            shutil.copyfile(DATA / "fsdd" / f"{name}_0.wav", src / f"{name}_{i}.wav")
+        takes(DATA / "fsdd" / f"{name}_0.wav", [src / f"{name}_{i}.wav" for i in range(3)])
     return src
 
 
