@@ -125,8 +125,9 @@ def test_the_shipped_encoders_training_words_are_read_from_its_config():
     words, source = training_words("default")
     assert len(words) == 870 and "experiments/words/large.txt" in source  # synth_words: 870
     assert set(DEFAULT_WORDS) <= words
-    none, why = training_words("gse")
-    assert none == frozenset() and "not known" in why
+    for frozen in ("gse", "ewn"):  # no run folder to read: said, not guessed from a path
+        none, why = training_words(frozen)
+        assert none == frozenset() and why.startswith(f"{frozen}: a frozen embedding")
     every, sources = excluded_words([Variant("default"), Variant("gse")])
     assert words <= every and len(sources) == 3
 

@@ -36,6 +36,7 @@ from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.model.fusion import is_fusion, load_fusion
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.spot.detect import Event, match_events
+from kws_proto.spot.frozen import is_frozen
 
 MIN_LETTERS = 4  # shorter alignment words ("the", "and", "a") are not targets
 END_SLACK = 0.02  # seconds an aligned word may end past its audio (timings are rounded to 10 ms)
@@ -186,9 +187,10 @@ def builtin_words() -> frozenset[str]:
 def training_words(model: str) -> tuple[frozenset[str], str]:
     """The words ``model`` was trained on, as far as its run's ``config.yaml`` says, and how that
     was found: a synthetic corpus's word file (or the default list), a prepared dataset's
-    keywords; ``gse`` and fused members are followed."""
-    if str(model) == "gse":
-        return frozenset(), "gse: the Google speech embedding's training words are not known"
+    keywords; frozen embeddings (``gse``, ``ewn``) say they are unknown; fused members are
+    followed."""
+    if is_frozen(model):
+        return frozenset(), f"{model}: a frozen embedding; its training words are not known"
     if is_fusion(model):
         found = [training_words(m.model) for m in load_fusion(model).members]
         return frozenset().union(*(w for w, _ in found)), "; ".join(s for _, s in found)
