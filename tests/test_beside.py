@@ -17,7 +17,8 @@ from kws_proto.data.dataset import Clip, load_manifest, write_manifest
 from kws_proto.data.episodes import EpisodeSampler
 from kws_proto.data.pipeline import EpisodePipeline
 from kws_proto.errors import ConfigError
-from kws_proto.model.beside import BesideLoss, OwnLoss
+from kws_proto.model.beside import BesideLoss
+from kws_proto.model.episode_loss import OwnLoss
 from kws_proto.model.objective import make_objective
 from kws_proto.model.loading import build_network
 from kws_proto.model.runs import RunDir

@@ -59,7 +59,7 @@ def test_the_rejection_loss_is_the_none_columns_cross_entropy():
     rng = np.random.default_rng(0)
     support = rng.normal(size=(4, 2, *FC.shape)).astype(np.float32)  # 3 classes + unknown
     query = rng.normal(size=(4, 3, *FC.shape)).astype(np.float32)
-    objective.none.log_ratio.assign(np.log(1.7))
+    objective.term.log_ratio.assign(np.log(1.7))
     loss, acc = objective(support, query)
     emb = net.episode_embeddings(support, query, training=True).numpy()
     own, own_acc = net(support, query, training=True)
@@ -77,7 +77,7 @@ def test_the_bar_falls_when_an_unknown_word_sits_on_a_prototype():
     query = support[[0, 1, 0]]  # each class's own clip; the unknown row: class 0's clip
     with tf.GradientTape() as tape:
         loss, _ = objective(support, query)
-    assert float(tape.gradient(loss, objective.none.log_ratio)) > 0
+    assert float(tape.gradient(loss, objective.term.log_ratio)) > 0
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ distance, so the gradient rewards what the frozen member misses (``beside`` in t
 Two objectives with one signature, ``objective(support, query, tables) -> (loss, accuracy)``,
 picked once per run by :func:`kws_proto.model.objective.make_objective`:
 
-- :class:`OwnLoss`: the network's own episode loss (``net(support, query)``), ``tables`` unused;
+- :class:`~kws_proto.model.episode_loss.OwnLoss`: the network's own episode loss, ``tables`` unused;
 - :class:`BesideLoss`: one encoder pass, then ``(1 - beside.loss) * own + beside.loss * joint``.
   ``joint`` is the cross-entropy of the logits ``-t * (d_trained + weight * d_frozen)``: ``d``
   squared distances of queries to class prototypes (the mean of the support's unit vectors),
@@ -37,9 +37,8 @@ from kws_proto.config import BesideConfig
 from kws_proto.data.experiment import ExperimentData
 from kws_proto.model.fusion import centred_unit
 from kws_proto.model.gse import crop_table
-from kws_proto.model.protonet import PrototypicalNetwork, episode_labels, episode_sizes, prototypes
-
-EPS = 1e-12  # norm floor, as kws_proto.model.fusion
+from kws_proto.model.episode_loss import WithTerm, prototype_distances, unit
+from kws_proto.model.protonet import PrototypicalNetwork, episode_labels, episode_sizes
 
 
 def frozen_table(member: str, data: ExperimentData, progress: bool = False) -> np.ndarray:
@@ -59,49 +58,6 @@ def frozen_table(member: str, data: ExperimentData, progress: bool = False) -> n
     return centred_unit(table, table[rows].mean(axis=0))
 
 
-def unit(x: tf.Tensor) -> tf.Tensor:
-    """Rows of ``x [n, d]`` scaled to unit length."""
-    return tf.math.l2_normalize(x, axis=-1, epsilon=EPS)
-
-
-def prototype_distances(emb: tf.Tensor, n_way, k_shot) -> tf.Tensor:
-    """Squared distances of an episode's queries to its class prototypes.
-
-    Parameters
-    ----------
-    emb : tf.Tensor [shape=(n_way * k_shot + n_query_total, d)]
-        Support rows class-major, then query rows.
-
-    Returns
-    -------
-    distances : tf.Tensor [shape=(n_query_total, n_way)]
-    """
-    n_support = n_way * k_shot
-    protos = prototypes(tf.reshape(emb[:n_support], [n_way, k_shot, -1]))  # n_way x d
-    query = emb[n_support:]
-    return (tf.reduce_sum(tf.square(query), 1, keepdims=True)
-            + tf.reduce_sum(tf.square(protos), 1)[tf.newaxis] - 2.0 * tf.matmul(query, protos, transpose_b=True))
-
-
-class OwnLoss:
-    """The network's own episode loss: ``net(support, query, training=True)``."""
-
-    def __init__(self, net: PrototypicalNetwork):
-        self.net = net
-
-    @property
-    def trainable_variables(self) -> list:
-        return self.net.trainable_variables
-
-    @property
-    def checkpointed(self) -> dict:
-        """What the run's checkpoint holds of the objective beside the network: nothing."""
-        return {}
-
-    def __call__(self, support, query, tables=None):
-        return self.net(support, query, training=True)
-
-
 class JointScale(keras.layers.Layer):
     """The learned scale ``t = exp(log_t)`` of the joint logits, a layer so checkpoints hold it."""
 
@@ -114,21 +70,13 @@ class JointScale(keras.layers.Layer):
         return -tf.exp(self.log_t) * distances
 
 
-class BesideLoss:
-    """``(1 - loss) * own + loss * joint`` of :mod:`this module <kws_proto.model.beside>`."""
+class BesideLoss(WithTerm):
+    """``(1 - loss) * own + loss * joint`` of :mod:`this module <kws_proto.model.beside>`; its
+    ``term`` is the learned scale."""
 
     def __init__(self, net: PrototypicalNetwork, config: BesideConfig):
-        self.net, self.config = net, config
-        self.scale = JointScale(config.temperature, name="beside_scale")
-
-    @property
-    def trainable_variables(self) -> list:
-        return self.net.trainable_variables + self.scale.trainable_variables
-
-    @property
-    def checkpointed(self) -> dict:
-        """What the run's checkpoint holds of the objective beside the network: the scale."""
-        return {"objective": self.scale}
+        super().__init__(net, JointScale(config.temperature, name="beside_scale"))
+        self.config = config
 
     def __call__(self, support, query, tables):
         """``support [n_way, k_shot, *input]``, ``query [n_way, n_query, *input]``, ``tables``
@@ -143,5 +91,5 @@ class BesideLoss:
         distances = (prototype_distances(trained, n_way, k_shot)
                      + self.config.weight * prototype_distances(frozen, n_way, k_shot))
         joint = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=episode_labels(n_way, n_query), logits=self.scale(distances)))
+            labels=episode_labels(n_way, n_query), logits=self.term(distances)))
         return (1.0 - self.config.loss) * own + self.config.loss * joint, accuracy

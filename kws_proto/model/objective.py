@@ -4,7 +4,7 @@ Every objective has one signature, ``objective(support, query, tables) -> (loss,
 the trainable variables it steps (``trainable_variables``) and what the checkpoint holds of it
 beside the network (``checkpointed``):
 
-- :class:`~kws_proto.model.beside.OwnLoss`: the network's own episode loss;
+- :class:`~kws_proto.model.episode_loss.OwnLoss`: the network's own episode loss;
 - :class:`~kws_proto.model.beside.BesideLoss` (``beside.member``): half of it the fused model's
   loss beside a frozen embedding;
 - :class:`~kws_proto.model.rejection.RejectionLoss` (``openset.loss``): part of it the rejection
@@ -14,7 +14,8 @@ beside the network (``checkpointed``):
 from __future__ import annotations
 
 from kws_proto.config import ExperimentConfig
-from kws_proto.model.beside import BesideLoss, OwnLoss
+from kws_proto.model.beside import BesideLoss
+from kws_proto.model.episode_loss import OwnLoss
 from kws_proto.model.protonet import PrototypicalNetwork
 from kws_proto.model.rejection import RejectionLoss
 

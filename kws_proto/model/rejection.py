@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from kws_proto.config import OpenSetConfig
-from kws_proto.model.beside import prototype_distances
+from kws_proto.model.episode_loss import WithTerm, prototype_distances
 from kws_proto.model.protonet import PrototypicalNetwork, episode_labels, episode_sizes
 
 
@@ -41,21 +41,13 @@ class NoneDistance(keras.layers.Layer):
         return tf.fill([tf.shape(distances)[0], 1], bar)
 
 
-class RejectionLoss:
-    """``(1 - loss) * own + loss * rejection`` of :mod:`this module <kws_proto.model.rejection>`."""
+class RejectionLoss(WithTerm):
+    """``(1 - loss) * own + loss * rejection`` of :mod:`this module <kws_proto.model.rejection>`;
+    its ``term`` is the "none" distance."""
 
     def __init__(self, net: PrototypicalNetwork, config: OpenSetConfig):
-        self.net, self.config = net, config
-        self.none = NoneDistance(name="openset_none")
-
-    @property
-    def trainable_variables(self) -> list:
-        return self.net.trainable_variables + self.none.trainable_variables
-
-    @property
-    def checkpointed(self) -> dict:
-        """What the run's checkpoint holds of the objective beside the network: the bar."""
-        return {"objective": self.none}
+        super().__init__(net, NoneDistance(name="openset_none"))
+        self.config = config
 
     def __call__(self, support, query, tables=None):
         """``support [n_way + 1, k_shot, *input]``, ``query [n_way + 1, n_query, *input]``, the
@@ -64,7 +56,7 @@ class RejectionLoss:
         emb = self.net.episode_embeddings(support, query, training=True)
         own, accuracy = self.net.loss_of(emb, rows, k_shot, n_query)
         distances = prototype_distances(emb, rows, k_shot)[:, : rows - 1]  # known classes only
-        logits = -tf.concat([distances, self.none(distances)], axis=1)  # last column: none
+        logits = -tf.concat([distances, self.term(distances)], axis=1)  # last column: none
         rejection = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=episode_labels(rows, n_query), logits=logits))  # unknown row -> column n_way
         return (1.0 - self.config.loss) * own + self.config.loss * rejection, accuracy
