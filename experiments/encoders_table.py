@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion_eval import ms_per_clip  # experiments/fusion_eval.py: the spotter's time per 1 s clip
 from kws_proto.util.atomic import atomic_write_text
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,21 +54,6 @@ def test_sets(args) -> list[tuple]:
     if args.so762:
         sets.append(("speechocean762 held-out", args.so762, None, True, FSDD_CELLS))
     return sets
-
-
-def ms_per_clip(model: str, n: int = 64, repeats: int = 3) -> float:
-    """Median milliseconds the model's spotter takes to embed one 1 s clip (batches of ``n``)."""
-    from kws_proto.spot.spotter import KeywordSpotter
-
-    spotter = KeywordSpotter.from_model(model)
-    audio = np.random.default_rng(0).normal(0, 0.1, (n, spotter.features.num_samples)).astype(np.float32)
-    spotter.embed(audio)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        spotter.embed(audio)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times)) / n
 
 
 def parameters(model: str) -> int:
