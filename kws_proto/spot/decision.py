@@ -27,6 +27,11 @@ the given negatives is accepted.  ``--threshold`` sets it by hand.  With ``maxco
 holds with its distance (:func:`calibrate_maxcos`): ``l_i`` = mean over clip ``i``'s views of the
 cosine distance to the nearest *other* support clip, ``n_j`` = a negative's to the nearest support.
 
+**Normalised distances** (``Keyword.norm``, :mod:`kws_proto.spot.cohort`): a keyword enrolled
+against a cohort has every distance of the rule above, and its threshold, on the normalised scale
+``exp((d - mu_k) / sigma_k)`` (each view's distance normalised before the means), so the decision,
+the nearest keyword and the threshold rules run unchanged on it.
+
 How the margin and the views were chosen: experiments/enrolment.md.
 """
 
@@ -36,6 +41,7 @@ import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, SCORES, KeywordBank
+from kws_proto.spot.cohort import CohortNorm, normalise
 from kws_proto.util.vectors import l2_normalize, squared_distances
 
 SUPPORT_MARGIN = 1.25
@@ -44,14 +50,17 @@ NEGATIVE_QUANTILE = 0.05
 
 def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
     """Distances of embeddings ``[n, d]`` to every keyword by the bank's scoring rule (squared
-    distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support):
-    ``[n, n_kw]`` float64 (numpy, so that classifying needs no TensorFlow)."""
+    distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support), each
+    keyword's normalised when it has cohort statistics: ``[n, n_kw]`` float64 (numpy, so that
+    classifying needs no TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
     e = np.asarray(embeddings, dtype=np.float32)
     if bank.score == MAXCOS:
-        return np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
-    return squared_distances(e, bank.prototypes)
+        d = np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
+    else:
+        d = squared_distances(e, bank.prototypes)
+    return normalise(d, bank.norms)
 
 
 def check_score(score: str) -> str:
@@ -70,14 +79,16 @@ def nearest_cosine_distances(embeddings: np.ndarray, support: np.ndarray) -> np.
 
 
 def distances_to(embeddings: np.ndarray, prototype_: np.ndarray, support: np.ndarray,
-                 score: str = PROTOTYPE) -> np.ndarray:
+                 score: str = PROTOTYPE, norm: CohortNorm | None = None) -> np.ndarray:
     """One keyword's distances ``[n]`` (float64) of ``embeddings [n, d]`` by rule ``score``:
     squared distance to ``prototype_ [d]``, or (``maxcos``) cosine distance to the nearest row
-    of ``support [k, d]``."""
+    of ``support [k, d]``; normalised by ``norm`` when given."""
     e = np.asarray(embeddings, np.float32)
     if check_score(score) == MAXCOS:
-        return nearest_cosine_distances(e, support)
-    return squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]
+        d = nearest_cosine_distances(e, support)
+    else:
+        d = squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]
+    return d if norm is None else norm.apply(d)
 
 
 def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -135,7 +146,8 @@ def _weights(weights, k: int) -> np.ndarray:
 
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
                         margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
-                        weights: np.ndarray | None = None) -> tuple[float, dict]:
+                        weights: np.ndarray | None = None,
+                        norm: CohortNorm | None = None) -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
     Parameters
@@ -152,6 +164,9 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
         Per-clip weights of the prototype (:func:`prototype`); None: every clip the same.  The
         leave-one-out prototype of clip ``i`` is the weighted mean of the others, and the
         negatives are measured against the weighted prototype.
+    norm : CohortNorm or None
+        The keyword's cohort statistics: every distance is normalised (each view's before the
+        leave-one-out mean) and so is the threshold.
 
     Returns
     -------
@@ -172,17 +187,28 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     clips = views.mean(axis=1).astype(np.float32).astype(np.float64)  # [k, d], as in the bank
     total = (w[:, None] * clips).sum(axis=0, keepdims=True)  # [1, d]
     loo_protos = (total - w[:, None] * clips) / (w.sum() - w)[:, None]  # [k, d]: without clip i
-    loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
+    per_view = np.sum((views - loo_protos[:, None, :]) ** 2, axis=2)  # [k, S]
+    loo = _normalised(per_view, norm).mean(axis=1)  # [k]
     nd = None
     if negatives is not None and len(negatives):
         proto = (total / w.sum()).astype(np.float32)  # [1, d]
         nd = squared_distances(np.asarray(negatives, dtype=np.float32), proto)[:, 0]  # [m]
-    return _limit(loo, margin, nd, quantile, "leave-one-out distance")
+        nd = _normalised(nd, norm)
+    return _limit(loo, margin, nd, quantile, "leave-one-out distance" + _scale(norm))
+
+
+def _normalised(distances: np.ndarray, norm: CohortNorm | None) -> np.ndarray:
+    return distances if norm is None else norm.apply(distances)
+
+
+def _scale(norm: CohortNorm | None) -> str:
+    return "" if norm is None else " (cohort-normalised)"
 
 
 def calibrate_maxcos(support: np.ndarray, negatives: np.ndarray | None = None,
                      margin: float = SUPPORT_MARGIN,
-                     quantile: float = NEGATIVE_QUANTILE) -> tuple[float, dict]:
+                     quantile: float = NEGATIVE_QUANTILE,
+                     norm: CohortNorm | None = None) -> tuple[float, dict]:
     """:func:`calibrate_threshold`'s rule with the ``maxcos`` distance: ``l_i`` = mean over clip
     ``i``'s views of their cosine distance to the nearest other clip's embedding (the mean of
     its views, as the bank stores it); a negative's distance is to the nearest clip.
@@ -196,11 +222,12 @@ def calibrate_maxcos(support: np.ndarray, negatives: np.ndarray | None = None,
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
     clips = clip_embeddings(views)  # [k, d]
-    loo = np.array([nearest_cosine_distances(views[i], np.delete(clips, i, axis=0)).mean()
-                    for i in range(k)])  # [k]
-    nd = (nearest_cosine_distances(negatives, clips)
+    loo = np.array([_normalised(nearest_cosine_distances(views[i], np.delete(clips, i, axis=0)),
+                                norm).mean() for i in range(k)])  # [k]
+    nd = (_normalised(nearest_cosine_distances(negatives, clips), norm)
           if negatives is not None and len(negatives) else None)
-    return _limit(loo, margin, nd, quantile, "leave-one-out max-cosine distance")
+    return _limit(loo, margin, nd, quantile,
+                  "leave-one-out max-cosine distance" + _scale(norm))
 
 
 def _limit(loo: np.ndarray, margin: float, negative_distances: np.ndarray | None,

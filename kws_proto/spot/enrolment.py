@@ -21,6 +21,10 @@ clips, and a threshold from their spread would measure only the views' shifts.  
 refused, naming it (:func:`check_spread`); a threshold by hand or ``fa_per_hour`` does not use the
 spread.
 
+**Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
+``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
+deviation), and every threshold rule above, or a threshold by hand, is on that scale.
+
 Measured (views, margins, streams): experiments/enrolment.md.
 """
 
@@ -32,6 +36,7 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
+from kws_proto.spot.cohort import TOP, check_norm
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
 
@@ -44,7 +49,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   threshold: float | None = None, weights: np.ndarray | None = None,
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
                   fa_per_hour: float | None = None, background=None,
-                  score: str = PROTOTYPE) -> Keyword:
+                  score: str = PROTOTYPE, norm: str | None = None,
+                  top: int = TOP) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -71,10 +77,16 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         Instead of the support rule: the threshold at which the keyword fires at most this many
         times an hour on ``background`` (:func:`kws_proto.spot.background.threshold_for_rate`).
     background : Background or None
-        Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``.
+        Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``
+        and with ``norm``.
     score : str
         The scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`);
         every threshold rule above is applied with its distance (``maxcos`` takes no weights).
+    norm : str or None
+        ``"snorm"``: normalise the keyword's distances against ``background`` as the cohort (its
+        ``top`` nearest windows; module docstring); None: raw distances.
+    top : int
+        With ``norm``: how many of the nearest background windows set the statistics.
 
     Returns
     -------
@@ -86,20 +98,28 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                           "takes no prototype weights")
     support = clip_embeddings(views)  # [k, d]
     proto = prototype(support, weights)
+    cohort = None
+    if check_norm(norm) is not None:
+        if background is None:
+            raise ConfigError(f"keyword {name!r}: norm={norm!r} needs a background (keyword-free "
+                              "audio embedded by `kws-proto background`) as its cohort")
+        cohort = background.norm(proto, support, score, top)
     if fa_per_hour is not None:
         _check_rate_rule(fa_per_hour, background, threshold, negatives)
-        threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score)
+        threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score,
+                                                norm=cohort)
     elif threshold is None:
         check_spread(support, name, clips)
-        threshold, info = (calibrate_maxcos(views, negatives, margin, quantile)
+        threshold, info = (calibrate_maxcos(views, negatives, margin, quantile, cohort)
                            if score == MAXCOS else
-                           calibrate_threshold(views, negatives, margin, quantile, weights))
+                           calibrate_threshold(views, negatives, margin, quantile, weights,
+                                               cohort))
     else:
         info = {"rule": "given by hand"}
     info["views_ms"] = list(views_ms)
     info.update(calibration or {})
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
-                   score)
+                   score, cohort)
 
 
 def check_spread(support: np.ndarray, name: str, clips) -> None:
