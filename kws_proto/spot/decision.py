@@ -28,9 +28,9 @@ holds with its distance (:func:`calibrate_maxcos`): ``l_i`` = mean over clip ``i
 cosine distance to the nearest *other* support clip, ``n_j`` = a negative's to the nearest support.
 
 **Normalised distances** (``Keyword.norm``, :mod:`kws_proto.spot.cohort`): a keyword enrolled
-against a cohort has every distance of the rule above, and its threshold, on the normalised scale
-``exp((d - mu_k) / sigma_k)`` (each view's distance normalised before the means), so the decision,
-the nearest keyword and the threshold rules run unchanged on it.
+against a cohort has every distance of the rule above, and its threshold, on the normalised
+scale ``2 ** ((d - mu_k) / sigma_k)`` (each view's distance normalised before the means), so the
+decision, the nearest keyword and the threshold rules run unchanged on it.
 
 How the margin and the views were chosen: experiments/enrolment.md.
 """
