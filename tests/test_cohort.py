@@ -13,7 +13,8 @@ from kws_proto.audio.features import FeatureConfig
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.eval.spot_variants import parse_variant
 from kws_proto.spot.background import Background
-from kws_proto.spot.bank import NORMED_VERSION, VERSION, EncoderInfo, KeywordBank, load_bank, save_bank
+from kws_proto.spot.bank import (NORMED_VERSION, VERSION, EncoderInfo, KeywordBank, load_bank,
+                                 save_bank)
 from kws_proto.spot.cohort import CohortNorm, cohort_norm, level_threshold, normalise
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows
@@ -46,6 +47,8 @@ def test_statistics_are_those_of_the_nearest_rows():
     assert (n.mu, n.top) == (2.0, 3)
     assert math.isclose(n.sigma, math.sqrt(2 / 3), rel_tol=1e-12)
     assert cohort_norm(d, 50, FP, "x").top == 6  # all rows when fewer than top
+    long = cohort_norm(d, 3, FP, "x", source="/a/file.wav, " * 1000).source
+    assert len(long) < 300 and long.startswith("/a/file.wav") and "13000 characters" in long
     with pytest.raises(ConfigError, match="no spread"):
         cohort_norm(np.ones(10), 5, FP, "x")
     with pytest.raises(ConfigError, match="top"):

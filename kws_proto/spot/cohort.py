@@ -44,6 +44,7 @@ SNORM = "snorm"
 NORMS = (SNORM,)  # the normalisations (kws_proto.spot.enrolment)
 TOP = 500
 Z_CLIP = 60.0
+SOURCE_CHARS = 200  # of a cohort's source kept with each keyword
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,13 @@ def cohort_norm(distances: np.ndarray, top: int, fingerprint: str, digest: str,
     if not sigma > 0:
         raise ConfigError(f"the keyword's {n} nearest cohort distances are all {near[0]:.6g}: no "
                           "spread to normalise by (a background of one repeated window?)")
-    return CohortNorm(float(near.mean()), sigma, n, fingerprint, digest, source)
+    return CohortNorm(float(near.mean()), sigma, n, fingerprint, digest, _short(source))
+
+
+def _short(source: str, limit: int = SOURCE_CHARS) -> str:
+    """``source`` cut to ``limit`` characters (a background of many files names them all; the
+    digest names the cohort, the source only tells a reader what it was)."""
+    return source if len(source) <= limit else f"{source[:limit]}... ({len(source)} characters)"
 
 
 def normalise(distances: np.ndarray, norms) -> np.ndarray:
