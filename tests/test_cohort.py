@@ -68,23 +68,31 @@ def test_a_common_factor_moves_every_keywords_z_cut_by_the_same_amount():
     assert np.isfinite(a.apply(1e9)) and a.apply(-1e9) >= 0  # clipped, never negative
 
 
-def test_enrolment_calibrates_on_the_normalised_scale():
+def test_a_normalised_keyword_is_cut_at_a_cohort_level():
     bg, views = _background(), _views(1, 0.5)
     kw = enrol_keyword(views, "k", list("abcd"), norm="snorm", background=bg, top=50)
     raw = keyword_distances(_raw_bank(kw), bg.embeddings)[:, 0]
     near = np.sort(raw)[:50]
     assert kw.norm.mu == pytest.approx(near.mean()) and kw.norm.sigma == pytest.approx(near.std())
     assert kw.norm.fingerprint == FP and kw.norm.digest == bg.digest
-    clips = views.mean(axis=1).astype(np.float64)  # the rule recomputed: normalise, then mean
-    loo = [np.mean(kw.norm.apply(np.sum((views[i] - np.delete(clips, i, 0).mean(0)) ** 2, 1)))
-           for i in range(4)]
-    assert kw.threshold == pytest.approx(1.25 * np.mean(loo), rel=1e-5)
+    assert kw.threshold == 0.25 and kw.calibration["rule"] == "cohort level z = -2"
+    z = (raw - kw.norm.mu) / kw.norm.sigma
+    bank = _bank()
+    bank.add(kw)
+    np.testing.assert_array_equal(keyword_distances(bank, bg.embeddings)[:, 0] <= kw.threshold,
+                                  z <= -2)  # accepted: two cohort deviations nearer
+    assert enrol_keyword(views, "k", list("abcd"), norm="snorm", background=bg,
+                         level=1.5).threshold == 2 ** 1.5
     plain = enrol_keyword(views, "k", list("abcd"))
     assert plain.norm is None and plain.threshold != pytest.approx(kw.threshold)
     with pytest.raises(ConfigError, match="needs a background"):
         enrol_keyword(views, "k", list("abcd"), norm="snorm")
     with pytest.raises(ConfigError, match="normalisation"):
         enrol_keyword(views, "k", list("abcd"), norm="tnorm", background=bg)
+    with pytest.raises(ConfigError, match="for norm"):
+        enrol_keyword(views, "k", list("abcd"), level=-2)
+    with pytest.raises(ConfigError, match="negatives"):
+        enrol_keyword(views, "k", list("abcd"), bg.embeddings[:20], norm="snorm", background=bg)
 
 
 def _raw_bank(kw):
@@ -156,7 +164,8 @@ def test_variants_parse_and_refuse_incomplete_settings(tmp_path):
     for bad, why in (("default@norm=snorm", "go together"), ("default@bg=x.npz", "go together"),
                      ("default@level=-2", "for norm"), ("default@norm=znorm,bg=x", "normalisation"),
                      ("default@norm=snorm,bg=x,top=1", "top"),
-                     ("default@norm=snorm,bg=x,text=3", "text")):
+                     ("default@norm=snorm,bg=x,text=3", "text"),
+                     ("default@norm=snorm,bg=x,negatives=5", "negatives")):
         with pytest.raises(ConfigError, match=why):
             parse_variant(bad)
 
@@ -216,4 +225,4 @@ def test_spot_eval_scores_normalised_variants_on_the_same_trials(trained_run, pi
     assert targets[0] == targets[1] == targets[2]  # the same trials
     for t in r.variants[2].per_trial:
         assert t["thresholds"] == [round(2 ** -1.5, 4)] * 2
-    assert r.variants[1].per_trial[0]["thresholds"] != r.variants[2].per_trial[0]["thresholds"]
+    assert r.variants[1].per_trial[0]["thresholds"] == [0.25] * 2  # the default level, z = -2

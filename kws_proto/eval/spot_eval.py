@@ -50,9 +50,9 @@ cosine distance to the nearest support embedding instead of the distance to the 
 frozen-embedding peers' rule; :mod:`kws_proto.spot.decision`), its threshold calibrated by the
 same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE`` normalises each
 keyword's distances against the background ``FILE`` (``kws-proto background`` of the variant's
-model) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its nearest windows, 500), the
-threshold rule applied on that scale; ``level=Z`` then sets every keyword's threshold to the same
-normalised level ``z = Z`` instead, so the factor sweep moves one common ``z`` cut.  ``text=N`` adds the keyword's name (digits
+model) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its nearest windows, 500), every
+keyword's threshold the same normalised level ``z = -2`` (``level=Z``: another), so the factor
+sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the keyword's name (digits
 spelt) said by ``N`` built-in voices to the support (``KeywordSpotter.enroll_text``), ``real=K``
 keeps only the first ``K`` recorded clips (0: text alone), ``confusables=N`` caps the
 threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -79,7 +79,7 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
-from kws_proto.spot.cohort import SNORM, level_threshold
+from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, level_db,
                                    match_events, merge_events)
@@ -149,8 +149,7 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                cohort if variant.negatives else None, margin=variant.margin,
                                quantile=variant.quantile, score=variant.score,
                                norm=variant.norm or None, background=background, top=variant.top,
-                               threshold=(None if variant.level is None
-                                          else level_threshold(variant.level))))
+                               level=variant.level))
     return bank
 
 

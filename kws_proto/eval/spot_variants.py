@@ -96,8 +96,10 @@ class Variant:
                               "`kws-proto background` of the variant's model) go together")
         if not self.norm and (self.top != TOP or self.level is not None):
             raise ConfigError(f"variant {self.name}: top and level are for norm=snorm")
-        if self.norm and (self.text or self.confusables):
-            raise ConfigError(f"variant {self.name}: text and confusables enrol without norm")
+        if self.norm and (self.text or self.confusables or self.negatives
+                          or self.margin != SUPPORT_MARGIN):
+            raise ConfigError(f"variant {self.name}: norm sets the threshold at a cohort level; "
+                              "it does not go with text, confusables, negatives or margin")
         if self.top < 2:
             raise ConfigError(f"variant {self.name}: top={self.top} must be >= 2")
         if self.level is not None and not abs(self.level) <= Z_CLIP:

@@ -28,9 +28,9 @@ holds with its distance (:func:`calibrate_maxcos`): ``l_i`` = mean over clip ``i
 cosine distance to the nearest *other* support clip, ``n_j`` = a negative's to the nearest support.
 
 **Normalised distances** (``Keyword.norm``, :mod:`kws_proto.spot.cohort`): a keyword enrolled
-against a cohort has every distance of the rule above, and its threshold, on the normalised
-scale ``2 ** ((d - mu_k) / sigma_k)`` (each view's distance normalised before the means), so the
-decision, the nearest keyword and the threshold rules run unchanged on it.
+against a cohort has its distance, and its threshold, on the normalised scale
+``2 ** ((d - mu_k) / sigma_k)``, so the decision and the nearest keyword run unchanged on it (its
+threshold rules: :mod:`kws_proto.spot.enrolment`).
 
 How the margin and the views were chosen: experiments/enrolment.md.
 """
@@ -146,8 +146,7 @@ def _weights(weights, k: int) -> np.ndarray:
 
 def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None,
                         margin: float = SUPPORT_MARGIN, quantile: float = NEGATIVE_QUANTILE,
-                        weights: np.ndarray | None = None,
-                        norm: CohortNorm | None = None) -> tuple[float, dict]:
+                        weights: np.ndarray | None = None) -> tuple[float, dict]:
     """A keyword's rejection threshold from its support embeddings (module docstring: the rule).
 
     Parameters
@@ -164,9 +163,6 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
         Per-clip weights of the prototype (:func:`prototype`); None: every clip the same.  The
         leave-one-out prototype of clip ``i`` is the weighted mean of the others, and the
         negatives are measured against the weighted prototype.
-    norm : CohortNorm or None
-        The keyword's cohort statistics: every distance is normalised (each view's before the
-        leave-one-out mean) and so is the threshold.
 
     Returns
     -------
@@ -187,28 +183,17 @@ def calibrate_threshold(support: np.ndarray, negatives: np.ndarray | None = None
     clips = views.mean(axis=1).astype(np.float32).astype(np.float64)  # [k, d], as in the bank
     total = (w[:, None] * clips).sum(axis=0, keepdims=True)  # [1, d]
     loo_protos = (total - w[:, None] * clips) / (w.sum() - w)[:, None]  # [k, d]: without clip i
-    per_view = np.sum((views - loo_protos[:, None, :]) ** 2, axis=2)  # [k, S]
-    loo = _normalised(per_view, norm).mean(axis=1)  # [k]
+    loo = np.mean(np.sum((views - loo_protos[:, None, :]) ** 2, axis=2), axis=1)  # [k]
     nd = None
     if negatives is not None and len(negatives):
         proto = (total / w.sum()).astype(np.float32)  # [1, d]
         nd = squared_distances(np.asarray(negatives, dtype=np.float32), proto)[:, 0]  # [m]
-        nd = _normalised(nd, norm)
-    return _limit(loo, margin, nd, quantile, "leave-one-out distance" + _scale(norm))
-
-
-def _normalised(distances: np.ndarray, norm: CohortNorm | None) -> np.ndarray:
-    return distances if norm is None else norm.apply(distances)
-
-
-def _scale(norm: CohortNorm | None) -> str:
-    return "" if norm is None else " (cohort-normalised)"
+    return _limit(loo, margin, nd, quantile, "leave-one-out distance")
 
 
 def calibrate_maxcos(support: np.ndarray, negatives: np.ndarray | None = None,
                      margin: float = SUPPORT_MARGIN,
-                     quantile: float = NEGATIVE_QUANTILE,
-                     norm: CohortNorm | None = None) -> tuple[float, dict]:
+                     quantile: float = NEGATIVE_QUANTILE) -> tuple[float, dict]:
     """:func:`calibrate_threshold`'s rule with the ``maxcos`` distance: ``l_i`` = mean over clip
     ``i``'s views of their cosine distance to the nearest other clip's embedding (the mean of
     its views, as the bank stores it); a negative's distance is to the nearest clip.
@@ -222,12 +207,11 @@ def calibrate_maxcos(support: np.ndarray, negatives: np.ndarray | None = None,
         raise ConfigError(f"{k} support clip(s): calibrating a threshold needs at least 2 "
                           "(or give the threshold by hand)")
     clips = clip_embeddings(views)  # [k, d]
-    loo = np.array([_normalised(nearest_cosine_distances(views[i], np.delete(clips, i, axis=0)),
-                                norm).mean() for i in range(k)])  # [k]
-    nd = (_normalised(nearest_cosine_distances(negatives, clips), norm)
+    loo = np.array([nearest_cosine_distances(views[i], np.delete(clips, i, axis=0)).mean()
+                    for i in range(k)])  # [k]
+    nd = (nearest_cosine_distances(negatives, clips)
           if negatives is not None and len(negatives) else None)
-    return _limit(loo, margin, nd, quantile,
-                  "leave-one-out max-cosine distance" + _scale(norm))
+    return _limit(loo, margin, nd, quantile, "leave-one-out max-cosine distance")
 
 
 def _limit(loo: np.ndarray, margin: float, negative_distances: np.ndarray | None,

@@ -23,7 +23,10 @@ spread.
 
 **Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
 ``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
-deviation), and every threshold rule above, or a threshold by hand, is on that scale.
+deviation), and the threshold is on that scale: the same ``level`` for every keyword (``z =
+NORM_LEVEL``, -2, unless given), or the rate rule, or one by hand.  The support rule is not used
+there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
+windows, so on that scale it accepts nearly everything (measured: experiments/spotting.md).
 
 Measured (views, margins, streams): experiments/enrolment.md.
 """
@@ -36,7 +39,7 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
-from kws_proto.spot.cohort import TOP, check_norm
+from kws_proto.spot.cohort import NORM_LEVEL, TOP, check_norm, level_threshold
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
 
@@ -50,7 +53,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
                   fa_per_hour: float | None = None, background=None,
                   score: str = PROTOTYPE, norm: str | None = None,
-                  top: int = TOP) -> Keyword:
+                  top: int = TOP, level: float | None = None) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -87,6 +90,9 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         ``top`` nearest windows; module docstring); None: raw distances.
     top : int
         With ``norm``: how many of the nearest background windows set the statistics.
+    level : float or None
+        With ``norm``: the threshold's normalised level ``z`` (None: ``NORM_LEVEL``), unless
+        ``fa_per_hour`` or ``threshold`` sets it.
 
     Returns
     -------
@@ -98,28 +104,41 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                           "takes no prototype weights")
     support = clip_embeddings(views)  # [k, d]
     proto = prototype(support, weights)
-    cohort = None
-    if check_norm(norm) is not None:
-        if background is None:
-            raise ConfigError(f"keyword {name!r}: norm={norm!r} needs a background (keyword-free "
-                              "audio embedded by `kws-proto background`) as its cohort")
-        cohort = background.norm(proto, support, score, top)
+    cohort = _cohort(name, norm, background, proto, support, score, top, level)
     if fa_per_hour is not None:
         _check_rate_rule(fa_per_hour, background, threshold, negatives)
         threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score,
                                                 norm=cohort)
-    elif threshold is None:
-        check_spread(support, name, clips)
-        threshold, info = (calibrate_maxcos(views, negatives, margin, quantile, cohort)
-                           if score == MAXCOS else
-                           calibrate_threshold(views, negatives, margin, quantile, weights,
-                                               cohort))
-    else:
+    elif threshold is not None:
         info = {"rule": "given by hand"}
+    elif cohort is not None:
+        if negatives is not None and len(negatives):
+            raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
+                              "level (or a rate, or by hand), not capped by negatives")
+        z0 = NORM_LEVEL if level is None else level
+        threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
+    else:
+        check_spread(support, name, clips)
+        threshold, info = (calibrate_maxcos(views, negatives, margin, quantile)
+                           if score == MAXCOS else
+                           calibrate_threshold(views, negatives, margin, quantile, weights))
     info["views_ms"] = list(views_ms)
     info.update(calibration or {})
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
                    score, cohort)
+
+
+def _cohort(name, norm, background, proto, support, score, top, level):
+    """The keyword's :class:`~kws_proto.spot.cohort.CohortNorm` against ``background`` when
+    ``norm`` asks for one, else None (and ``level`` refused)."""
+    if check_norm(norm) is None:
+        if level is not None:
+            raise ConfigError(f"keyword {name!r}: level={level!r} is for norm='snorm'")
+        return None
+    if background is None:
+        raise ConfigError(f"keyword {name!r}: norm={norm!r} needs a background (keyword-free "
+                          "audio embedded by `kws-proto background`) as its cohort")
+    return background.norm(proto, support, score, top)
 
 
 def check_spread(support: np.ndarray, name: str, clips) -> None:
