@@ -226,3 +226,30 @@ def test_spot_eval_scores_normalised_variants_on_the_same_trials(trained_run, pi
     for t in r.variants[2].per_trial:
         assert t["thresholds"] == [round(2 ** -1.5, 4)] * 2
     assert r.variants[1].per_trial[0]["thresholds"] == [0.25] * 2  # the default level, z = -2
+
+
+def test_enroll_normalises_against_a_background_and_keeps_one_cohort_per_bank(
+        trained_run, keyword_clips, fsdd_background, tmp_path, capsys):
+    from kws_proto.cli import main
+
+    _, path = fsdd_background
+    kw, bank = keyword_clips["keywords"], tmp_path / "b.npz"
+    base = ["enroll", str(trained_run), "--bank", str(bank)]
+    assert main([*base, "--keyword", "jarvis", *map(str, kw["jarvis"][:5]), "--norm", "snorm",
+                 "--background", str(path)]) == 0
+    assert "normalised against fsdd sample" in capsys.readouterr().out
+    assert main(["enroll", "--bank", str(bank), "--keyword", "computer",
+                 *map(str, kw["computer"][:5]), "--norm", "snorm", "--background", str(path),
+                 "--level", "-1"]) == 0
+    loaded = load_bank(bank)
+    assert loaded.thresholds.tolist() == [0.25, 0.5] and loaded.norms[0].source == "fsdd sample (joined)"
+    assert loaded.header()["version"] == NORMED_VERSION
+    # a raw keyword beside normalised ones, --norm without its background, --level alone
+    assert main(["enroll", "--bank", str(bank), "--keyword", "snowboy",
+                 *map(str, kw["snowboy"][:5])]) == 2
+    assert "one cohort" in capsys.readouterr().err
+    assert main([*base, "--keyword", "snowboy", *map(str, kw["snowboy"][:5]), "--norm",
+                 "snorm"]) == 2
+    assert main([*base, "--keyword", "snowboy", *map(str, kw["snowboy"][:5]), "--level",
+                 "-1"]) == 2
+    assert load_bank(bank).names == ["jarvis", "computer"]
