@@ -52,10 +52,10 @@ same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE``
 keyword's distances against the background ``FILE`` (``kws-proto background`` of the variant's
 model) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its nearest windows, 500), every
 keyword's threshold the same normalised level ``z = -2`` (``level=Z``: another), so the factor
-sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the keyword's name (digits
-spelt) said by ``N`` built-in voices to the support (``KeywordSpotter.enroll_text``), ``real=K``
-keeps only the first ``K`` recorded clips (0: text alone), ``confusables=N`` caps the
-threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
+sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the
+keyword's name (digits spelt) said by ``N`` built-in voices to the support
+(``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
+alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
 Measured in ``experiments/spotting.md``.
 
 **Factors** (:data:`kws_proto.eval.streams.FACTORS`): 2**-5 to 2**3 in steps of 2**(1/8), 65
@@ -183,7 +183,6 @@ class SharedModels:
             self._cohorts[key] = cohort_embeddings(self.spotter(v.model), self.cohort,
                                                    v.negatives, self.seed)
         return self._cohorts[key]
-
 
     def background_of(self, v: Variant) -> Background | None:
         """The cohort background of a ``norm`` variant (its ``bg`` file, loaded once and checked
