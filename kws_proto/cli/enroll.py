@@ -19,6 +19,12 @@ synthesises N words one phoneme away from it as negatives that cap the threshold
 most R times an hour on keyword-free audio (FILE from `kws-proto background`; made by the same
 encoder): kws_proto/spot/background.py.
 
+--norm snorm --background FILE normalises the keyword's distances against FILE as a cohort (the
+mean and deviation of its 500 nearest windows) and sets its threshold at the cohort level --level
+(z = -2: two deviations nearer than its typical nearest other speech), the same for every keyword
+of the bank: kws_proto/spot/cohort.py.  Every keyword of a bank is normalised against one cohort,
+or none is.
+
 --score maxcos scores a window by its cosine distance to the nearest support clip instead of the
 squared distance to the prototype (the threshold rules apply with that distance; one rule per
 bank, default: the bank's, `prototype` for a new bank): kws_proto/spot/decision.py.
@@ -31,6 +37,7 @@ from pathlib import Path
 from kws_proto.errors import ConfigError
 from kws_proto.model.fusion import is_fusion
 from kws_proto.spot.bank import SCORES
+from kws_proto.spot.cohort import NORM_LEVEL, NORMS
 from kws_proto.spot.text import VOICES
 from kws_proto.util.cli import nonnegative_float, positive_float
 
@@ -57,8 +64,15 @@ def add_arguments(p) -> None:
                    help="set the threshold so that the keyword fires at most R times an hour on "
                         "--background (instead of the support clips' rule)")
     p.add_argument("--background", type=Path, default=None, metavar="FILE",
-                   help="with --fa-per-hour: keyword-free audio embedded by `kws-proto "
-                        "background` (.npz)")
+                   help="with --fa-per-hour or --norm: keyword-free audio embedded by "
+                        "`kws-proto background` (.npz)")
+    p.add_argument("--norm", choices=NORMS, default=None,
+                   help="normalise the keyword's distances against --background as a cohort "
+                        f"(s-norm); its threshold is then the cohort level --level (z = "
+                        f"{NORM_LEVEL:g}) unless --fa-per-hour or --threshold sets it")
+    p.add_argument("--level", type=float, default=None, metavar="Z",
+                   help=f"with --norm: the threshold's normalised level (default {NORM_LEVEL:g}; "
+                        "larger accepts more)")
     p.add_argument("--score", choices=SCORES, default=None,
                    help="the scoring rule: `prototype` (squared distance to the mean support) or "
                         "`maxcos` (cosine distance to the nearest support clip); default: the "
@@ -114,7 +128,7 @@ def run(args) -> int:
         kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives,
                             replace=args.replace, threshold=args.threshold,
                             fa_per_hour=args.fa_per_hour, background=background,
-                            score=args.score)
+                            score=args.score, norm=args.norm, level=args.level)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     _report(kw, bank, args.bank)
@@ -122,13 +136,17 @@ def run(args) -> int:
 
 
 def _check_rate(args) -> None:
-    """--fa-per-hour needs --background, and neither goes with --text (yet)."""
-    if (args.fa_per_hour is None) != (args.background is None):
-        raise ConfigError("--fa-per-hour R and --background FILE go together (build FILE with "
-                          "`kws-proto background MODEL AUDIO... --out FILE`)")
-    if args.fa_per_hour is not None and (args.text or args.confusables):
-        raise ConfigError("--fa-per-hour sets the threshold of recorded clips only: it does not "
-                          "go with --text or --confusables")
+    """--fa-per-hour and --norm need --background, and none goes with --text (yet)."""
+    uses = args.fa_per_hour is not None or args.norm is not None
+    if uses != (args.background is not None):
+        raise ConfigError("--background FILE goes with --fa-per-hour R or --norm snorm, and they "
+                          "need it (build FILE with `kws-proto background MODEL AUDIO... --out "
+                          "FILE`)")
+    if args.level is not None and args.norm is None:
+        raise ConfigError(f"--level {args.level:g} is the threshold of --norm snorm")
+    if uses and (args.text or args.confusables):
+        raise ConfigError("--fa-per-hour and --norm set the threshold of recorded clips only: "
+                          "they do not go with --text or --confusables")
     if args.score not in (None, "prototype") and (args.text or args.confusables):
         raise ConfigError(f"--score {args.score}: --text and --confusables enrol with the "
                           "prototype rule")
@@ -181,6 +199,9 @@ def _report(kw, bank, path) -> None:
     if "fa_per_hour" in cal:
         extra = (f": {cal['achieved_fa_per_hour']:.4g} reached on "
                  f"{cal['background_hours'] * 60:.4g} min of {cal['background']}")
+    if kw.norm is not None:
+        extra += (f"; normalised against {kw.norm.source} (its {kw.norm.top} nearest windows: "
+                  f"mean {kw.norm.mu:.4g}, deviation {kw.norm.sigma:.4g})")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
     print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {path}: threshold "

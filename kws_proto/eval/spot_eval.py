@@ -48,10 +48,14 @@ capping the support rule at the ``quantile`` (0.05) of their distances to the pr
 ``margin=inf`` leaves the cohort quantile alone.  ``score=maxcos`` scores each window by its
 cosine distance to the nearest support embedding instead of the distance to the prototype (the
 frozen-embedding peers' rule; :mod:`kws_proto.spot.decision`), its threshold calibrated by the
-same rule with that distance, swept by the same factors.  ``text=N`` adds the keyword's name (digits
-spelt) said by ``N`` built-in voices to the support (``KeywordSpotter.enroll_text``), ``real=K``
-keeps only the first ``K`` recorded clips (0: text alone), ``confusables=N`` caps the
-threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
+same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE`` normalises each
+keyword's distances against the background ``FILE`` (``kws-proto background`` of the variant's
+model) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its nearest windows, 500), every
+keyword's threshold the same normalised level ``z = -2`` (``level=Z``: another), so the factor
+sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the
+keyword's name (digits spelt) said by ``N`` built-in voices to the support
+(``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
+alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
 Measured in ``experiments/spotting.md``.
 
 **Factors** (:data:`kws_proto.eval.streams.FACTORS`): 2**-5 to 2**3 in steps of 2**(1/8), 65
@@ -74,6 +78,8 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
                                     check_options, draw_trials)
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
+from kws_proto.spot.background import Background, load_background
+from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, level_db,
                                    match_events, merge_events)
@@ -123,11 +129,13 @@ def score(detected, truth) -> dict:
 
 
 # -- enrolment ------------------------------------------------------------------------------------
-def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None):
+def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None,
+          background: Background | None = None):
     """A bank of the trial's targets: ``KeywordSpotter.enroll_text`` for text and confusables
     variants, else :func:`kws_proto.spot.enrolment.enrol_keyword` (``KeywordSpotter.enroll``'s
     rule) with the variant's margin and, with ``variant.negatives``, the ``cohort`` embeddings
-    as negatives capping it at the variant's quantile."""
+    as negatives capping it at the variant's quantile; with ``variant.norm``, normalised against
+    ``background`` (at ``variant.level`` when given)."""
     root = Path(root)
     bank = spotter.new_bank()
     for k, clips in zip(trial.keywords, trial.support):
@@ -139,7 +147,9 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
             continue
         bank.add(enrol_keyword(spotter.embed_views(files), k, [f.name for f in files],
                                cohort if variant.negatives else None, margin=variant.margin,
-                               quantile=variant.quantile, score=variant.score))
+                               quantile=variant.quantile, score=variant.score,
+                               norm=variant.norm or None, background=background, top=variant.top,
+                               level=variant.level))
     return bank
 
 
@@ -158,7 +168,7 @@ class SharedModels:
 
     def __init__(self, cohort, seed: int):
         self.cohort, self.seed = cohort, seed
-        self._spotters, self._cohorts = {}, {}
+        self._spotters, self._cohorts, self._backgrounds = {}, {}, {}
 
     def spotter(self, model: str) -> KeywordSpotter:
         if model not in self._spotters:
@@ -173,6 +183,17 @@ class SharedModels:
             self._cohorts[key] = cohort_embeddings(self.spotter(v.model), self.cohort,
                                                    v.negatives, self.seed)
         return self._cohorts[key]
+
+    def background_of(self, v: Variant) -> Background | None:
+        """The cohort background of a ``norm`` variant (its ``bg`` file, loaded once and checked
+        against the variant's encoder), else None."""
+        if v.norm != SNORM:
+            return None
+        if v.bg not in self._backgrounds:
+            self._backgrounds[v.bg] = load_background(v.bg)
+        bg, sp = self._backgrounds[v.bg], self.spotter(v.model)
+        bg.check(sp.fingerprint, sp.features.digest)
+        return bg
 
 
 class _Bench(SharedModels):
@@ -193,7 +214,7 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     """Enrol ``trial``'s targets as ``v`` says, embed its stream once, count at every factor."""
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
-    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v))
+    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bench.background_of(v))
     ws = score_windows(sp, bank, stream.audio, hop=v.hop)
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import PROTOTYPE, SCORES
+from kws_proto.spot.cohort import NORMS, TOP, Z_CLIP
 from kws_proto.spot.decision import NEGATIVE_QUANTILE, SUPPORT_MARGIN
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
 from kws_proto.spot.windows import HOP
@@ -30,6 +32,10 @@ class Variant:
     real: int = -1
     confusables: int = 0
     score: str = PROTOTYPE
+    norm: str = ""
+    bg: str = ""
+    top: int = TOP
+    level: float | None = None
     label: str = ""
 
     @property
@@ -42,6 +48,9 @@ class Variant:
                                                        "real", "confusables")
                  if getattr(self, k) != getattr(base, k)]
         extra += [f"score={self.score}"] if self.score != base.score else []
+        extra += [f"norm={self.norm},bg={Path(self.bg).name}"] if self.norm else []
+        extra += [f"top={self.top}"] if self.top != base.top else []
+        extra += [f"level={self.level:g}"] if self.level is not None else []
         return self.model + (f"@{','.join(extra)}" if extra else "")
 
     def check(self) -> None:
@@ -74,16 +83,40 @@ class Variant:
                               f"prototype rule, not score={self.score}")
         if math.isnan(self.min_db):
             raise ConfigError(f"variant {self.name}: min_db must be a number")
+        self._check_norm()
+
+    def _check_norm(self) -> None:
+        """``norm`` is a normalisation with its ``bg`` (and without text enrolment); ``bg``,
+        ``top`` and ``level`` go with it."""
+        if self.norm and self.norm not in NORMS:
+            raise ConfigError(f"variant {self.name}: norm={self.norm!r} is not a score "
+                              f"normalisation ({', '.join(NORMS)})")
+        if bool(self.norm) != bool(self.bg):
+            raise ConfigError(f"variant {self.name}: norm=snorm and bg=FILE (the cohort: "
+                              "`kws-proto background` of the variant's model) go together")
+        if not self.norm and (self.top != TOP or self.level is not None):
+            raise ConfigError(f"variant {self.name}: top and level are for norm=snorm")
+        if self.norm and (self.text or self.confusables or self.negatives
+                          or self.margin != SUPPORT_MARGIN):
+            raise ConfigError(f"variant {self.name}: norm sets the threshold at a cohort level; "
+                              "it does not go with text, confusables, negatives or margin")
+        if self.top < 2:
+            raise ConfigError(f"variant {self.name}: top={self.top} must be >= 2")
+        if self.level is not None and not abs(self.level) <= Z_CLIP:
+            raise ConfigError(f"variant {self.name}: level={self.level} must be a z within "
+                              f"±{Z_CLIP:g}")
 
 
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
-                  "confusables": int, "score": str, "label": str}
+                  "confusables": int, "score": str, "norm": str, "bg": str, "top": int,
+                  "level": float, "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, text, real, confusables, score, label) as a :class:`Variant`."""
+    margin, quantile, text, real, confusables, score, norm, bg, top, level, label) as a
+    :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
     if not model:
         raise ConfigError(f"variant {spec!r}: no model before '@' (a run directory or default)")

@@ -24,6 +24,10 @@ threshold exceeds the rate is refused: it is too short to set the threshold.
 A background is saved as one ``.npz`` (header JSON, arrays, SHA-256 checksum; written
 atomically, like :mod:`kws_proto.spot.bank`) with the fingerprint of the encoder that embedded
 it: a keyword is never calibrated on another encoder's embeddings.
+
+A background is also the cohort of per-keyword score normalisation (:meth:`Background.norm`,
+:mod:`kws_proto.spot.cohort`): a keyword's statistics of its nearest windows, named by the
+encoder's fingerprint and a digest of the embeddings.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import math
 import os
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +45,7 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
+from kws_proto.spot.cohort import TOP, CohortNorm, cohort_norm, embeddings_digest
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
@@ -120,19 +126,34 @@ class Background:
 
     def threshold(self, prototype: np.ndarray, rate: float, min_hits: int = MIN_HITS,
                   max_gap: int = MAX_GAP, min_db: float | None = MIN_DB,
-                  support: np.ndarray | None = None,
-                  score: str = PROTOTYPE) -> tuple[float, dict]:
+                  support: np.ndarray | None = None, score: str = PROTOTYPE,
+                  norm: CohortNorm | None = None) -> tuple[float, dict]:
         """:func:`threshold_for_rate` of a keyword ``prototype [d]`` on this background (with
-        ``score="maxcos"``: of its ``support [k, d]``, :func:`kws_proto.spot.decision.distances_to`);
-        the calibration record names the background."""
+        ``score="maxcos"``: of its ``support [k, d]``, :func:`kws_proto.spot.decision.distances_to`;
+        with ``norm``: on its normalised scale); the calibration record names the background."""
         if score != PROTOTYPE and support is None:
             raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
-        d = distances_to(self.embeddings, prototype, support, score)  # [n]
+        d = distances_to(self.embeddings, prototype, support, score, norm)  # [n]
         t, info = threshold_for_rate(d, self.hours, rate, self.starts, self.segments, self.levels,
                                      self.window, min_hits, max_gap, min_db)
         info.update(background=self.source, background_hours=round(self.hours, 6),
                     background_windows=len(self))
         return t, info
+
+    @cached_property
+    def digest(self) -> str:
+        """Hex SHA-256 of the embeddings (:func:`kws_proto.spot.cohort.embeddings_digest`;
+        computed once)."""
+        return embeddings_digest(self.embeddings)
+
+    def norm(self, prototype: np.ndarray, support: np.ndarray | None = None,
+             score: str = PROTOTYPE, top: int = TOP) -> CohortNorm:
+        """A keyword's :class:`~kws_proto.spot.cohort.CohortNorm` against this background as the
+        cohort: the statistics of its ``top`` nearest windows by rule ``score``."""
+        if score != PROTOTYPE and support is None:
+            raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
+        d = distances_to(self.embeddings, prototype, support, score)  # [n]
+        return cohort_norm(d, top, self.fingerprint, self.digest, self.source)
 
 
 def _segments(segments: np.ndarray) -> list[slice]:

@@ -16,13 +16,19 @@ The header::
      "features": {...every FeatureConfig field...},
      "keywords": [{"name": str, "clips": [str, ...], "threshold": float,
                    "calibration": {...how the threshold was chosen...},
-                   "score": "maxcos"   (only for a rule other than "prototype")}, ...]}
+                   "score": "maxcos"   (only for a rule other than "prototype"),
+                   "norm": {"method": "snorm", "mu": float, "sigma": float, "top": int,
+                            "fingerprint": "<hex>", "digest": "<hex>", "source": str}
+                           (only for a keyword normalised against a cohort)}, ...]}
 
 ``support`` rows are split by the number of clips of each keyword.  Embeddings are stored as the
 encoder gives them, and a prototype is the mean support embedding.  A bank of the default
 scoring rule (``"prototype"``) is written as version 1, as it always was; a bank whose keywords
 score by another rule (``Keyword.score``: :mod:`kws_proto.spot.decision`) as version 2, so that
-a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.
+a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.  A bank
+whose keywords are normalised against a cohort (``Keyword.norm``: :mod:`kws_proto.spot.cohort`)
+is written as version 3 for the same reason; every keyword of a bank is normalised against the
+same cohort, embedded by the bank's encoder, or none is.
 
 A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
 leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
@@ -42,12 +48,14 @@ import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.audio.features import FeatureConfig
+from kws_proto.spot.cohort import CohortNorm
 from kws_proto.util.atomic import atomic_write_bytes
 from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
 
 FORMAT = "kws_proto.spot.bank"
 VERSION = 1  # a bank of the default scoring rule
 SCORED_VERSION = 2  # keywords with a "score" entry
+NORMED_VERSION = 3  # keywords with a "norm" entry
 PROTOTYPE, MAXCOS = "prototype", "maxcos"
 SCORES = (PROTOTYPE, MAXCOS)  # the scoring rules (kws_proto.spot.decision)
 MEMBERS = ("header", "prototypes", "support", "checksum")
@@ -99,6 +107,9 @@ class Keyword:
     score : str
         The scoring rule: ``"prototype"`` (squared distance to ``prototype``) or ``"maxcos"``
         (cosine distance to the nearest of ``support``); :mod:`kws_proto.spot.decision`.
+    norm : CohortNorm or None
+        The keyword's cohort statistics: its distances (and ``threshold``) are normalised
+        against a cohort (:mod:`kws_proto.spot.cohort`); None: raw distances.
     """
 
     name: str
@@ -108,6 +119,7 @@ class Keyword:
     threshold: float
     calibration: dict = field(default_factory=dict)
     score: str = PROTOTYPE
+    norm: CohortNorm | None = None
 
 
 class KeywordBank:
@@ -162,6 +174,11 @@ class KeywordBank:
         return self.keywords[0].score if self else PROTOTYPE
 
     @property
+    def norms(self) -> list[CohortNorm | None]:
+        """Each keyword's cohort statistics (None: raw distances), in :attr:`names` order."""
+        return [k.norm for k in self.keywords]
+
+    @property
     def thresholds(self) -> np.ndarray:
         """``[n_kw]`` float64, in :attr:`names` order."""
         return np.asarray([k.threshold for k in self.keywords], dtype=np.float64)
@@ -183,6 +200,7 @@ class KeywordBank:
             raise BankError(f"keyword {keyword.name!r}: threshold={keyword.threshold!r} must be "
                             "finite and >= 0")
         self._check_score(keyword)
+        self._check_norm(keyword)
         self._keywords[keyword.name] = keyword
 
     def _check_score(self, keyword: Keyword) -> None:
@@ -196,6 +214,25 @@ class KeywordBank:
             raise BankError(f"keyword {keyword.name!r} scores by {keyword.score!r}, the bank's "
                             f"keywords ({', '.join(k.name for k in others)}) by "
                             f"{others[0].score!r}: one bank holds one scoring rule")
+
+    def _check_norm(self, keyword: Keyword) -> None:
+        """Refuse a keyword normalised against another encoder's cohort, or against another
+        cohort than the bank's other keywords (or normalised beside raw ones, or raw beside
+        normalised ones): the nearest keyword is chosen by comparing their distances."""
+        norm = keyword.norm
+        if norm is not None and norm.fingerprint != self.encoder.fingerprint:
+            raise BankError(f"keyword {keyword.name!r} is normalised against a cohort embedded by "
+                            f"another encoder ({norm.fingerprint[:16]}..., this bank's "
+                            f"{self.encoder.fingerprint[:16]}...): build the background with "
+                            "this bank's encoder (`kws-proto background`)")
+        others = [k for k in self.keywords if k.name != keyword.name]
+        if not others:
+            return
+        theirs = others[0].norm
+        if _cohort_of(norm) != _cohort_of(theirs):
+            raise BankError(f"keyword {keyword.name!r} scores by {_say(norm)}, the bank's keywords "
+                            f"({', '.join(k.name for k in others)}) by {_say(theirs)}: one bank "
+                            "holds keywords normalised against one cohort (or none)")
 
     def remove(self, name: str) -> Keyword:
         """Remove and return keyword ``name``."""
@@ -214,13 +251,24 @@ class KeywordBank:
     # -- header -----------------------------------------------------------------------------
     def header(self) -> dict:
         scored = self.score != PROTOTYPE
+        normed = any(k.norm is not None for k in self.keywords)
+        version = NORMED_VERSION if normed else SCORED_VERSION if scored else VERSION
         return {
-            "format": FORMAT, "version": SCORED_VERSION if scored else VERSION,
+            "format": FORMAT, "version": version,
             "encoder": self.encoder.to_dict(), "features": self.features.to_dict(),
             "keywords": [{"name": k.name, "clips": list(k.clips), "threshold": k.threshold,
-                          "calibration": k.calibration, **({"score": k.score} if scored else {})}
+                          "calibration": k.calibration, **({"score": k.score} if scored else {}),
+                          **({"norm": k.norm.to_dict()} if k.norm is not None else {})}
                          for k in self.keywords],
         }
+
+
+def _cohort_of(norm: CohortNorm | None):
+    return None if norm is None else norm.cohort
+
+
+def _say(norm: CohortNorm | None) -> str:
+    return "raw distances" if norm is None else f"distances normalised against {norm.source!r}"
 
 
 def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:
@@ -266,9 +314,10 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise BankError(f"{path}: malformed header ({e})") from e
-    if header.get("format") != FORMAT or header.get("version") not in (VERSION, SCORED_VERSION):
+    versions = (VERSION, SCORED_VERSION, NORMED_VERSION)
+    if header.get("format") != FORMAT or header.get("version") not in versions:
         raise BankError(f"{path}: format {header.get('format')!r} version {header.get('version')!r}"
-                        f" is not {FORMAT!r} version {VERSION} or {SCORED_VERSION}")
+                        f" is not {FORMAT!r} version {', '.join(map(str, versions))}")
     return _from_parts(path, header, protos, support)
 
 
@@ -304,6 +353,7 @@ def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarra
         features = FeatureConfig.from_dict(header["features"])
         entries = header["keywords"]
         sizes = [len(k["clips"]) for k in entries]
+        norms = [CohortNorm.from_dict(k["norm"]) if "norm" in k else None for k in entries]
     except (KeyError, TypeError, ValueError) as e:
         raise BankError(f"{path}: malformed header ({e!r})") from e
     d = encoder.embedding_dim
@@ -315,5 +365,5 @@ def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarra
     for i, k in enumerate(entries):
         bank.add(Keyword(k["name"], protos[i], support[offsets[i]:offsets[i + 1]],
                          tuple(k["clips"]), float(k["threshold"]), k.get("calibration", {}),
-                         k.get("score", PROTOTYPE)))
+                         k.get("score", PROTOTYPE), norms[i]))
     return bank

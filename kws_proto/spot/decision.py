@@ -27,6 +27,11 @@ the given negatives is accepted.  ``--threshold`` sets it by hand.  With ``maxco
 holds with its distance (:func:`calibrate_maxcos`): ``l_i`` = mean over clip ``i``'s views of the
 cosine distance to the nearest *other* support clip, ``n_j`` = a negative's to the nearest support.
 
+**Normalised distances** (``Keyword.norm``, :mod:`kws_proto.spot.cohort`): a keyword enrolled
+against a cohort has its distance, and its threshold, on the normalised scale
+``2 ** ((d - mu_k) / sigma_k)``, so the decision and the nearest keyword run unchanged on it (its
+threshold rules: :mod:`kws_proto.spot.enrolment`).
+
 How the margin and the views were chosen: experiments/enrolment.md.
 """
 
@@ -36,6 +41,7 @@ import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, SCORES, KeywordBank
+from kws_proto.spot.cohort import CohortNorm, normalise
 from kws_proto.util.vectors import l2_normalize, squared_distances
 
 SUPPORT_MARGIN = 1.25
@@ -44,14 +50,17 @@ NEGATIVE_QUANTILE = 0.05
 
 def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
     """Distances of embeddings ``[n, d]`` to every keyword by the bank's scoring rule (squared
-    distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support):
-    ``[n, n_kw]`` float64 (numpy, so that classifying needs no TensorFlow)."""
+    distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support), each
+    keyword's normalised when it has cohort statistics: ``[n, n_kw]`` float64 (numpy, so that
+    classifying needs no TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
     e = np.asarray(embeddings, dtype=np.float32)
     if bank.score == MAXCOS:
-        return np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
-    return squared_distances(e, bank.prototypes)
+        d = np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
+    else:
+        d = squared_distances(e, bank.prototypes)
+    return normalise(d, bank.norms)
 
 
 def check_score(score: str) -> str:
@@ -70,14 +79,16 @@ def nearest_cosine_distances(embeddings: np.ndarray, support: np.ndarray) -> np.
 
 
 def distances_to(embeddings: np.ndarray, prototype_: np.ndarray, support: np.ndarray,
-                 score: str = PROTOTYPE) -> np.ndarray:
+                 score: str = PROTOTYPE, norm: CohortNorm | None = None) -> np.ndarray:
     """One keyword's distances ``[n]`` (float64) of ``embeddings [n, d]`` by rule ``score``:
     squared distance to ``prototype_ [d]``, or (``maxcos``) cosine distance to the nearest row
-    of ``support [k, d]``."""
+    of ``support [k, d]``; normalised by ``norm`` when given."""
     e = np.asarray(embeddings, np.float32)
     if check_score(score) == MAXCOS:
-        return nearest_cosine_distances(e, support)
-    return squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]
+        d = nearest_cosine_distances(e, support)
+    else:
+        d = squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]
+    return d if norm is None else norm.apply(d)
 
 
 def decide(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -21,6 +21,13 @@ clips, and a threshold from their spread would measure only the views' shifts.  
 refused, naming it (:func:`check_spread`); a threshold by hand or ``fa_per_hour`` does not use the
 spread.
 
+**Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
+``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
+deviation), and the threshold is on that scale: the same ``level`` for every keyword (``z =
+NORM_LEVEL``, -2, unless given), or the rate rule, or one by hand.  The support rule is not used
+there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
+windows, so on that scale it accepts nearly everything (measured: experiments/spotting.md).
+
 Measured (views, margins, streams): experiments/enrolment.md.
 """
 
@@ -32,6 +39,7 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
+from kws_proto.spot.cohort import NORM_LEVEL, TOP, check_norm, level_threshold
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
 
@@ -44,7 +52,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   threshold: float | None = None, weights: np.ndarray | None = None,
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
                   fa_per_hour: float | None = None, background=None,
-                  score: str = PROTOTYPE) -> Keyword:
+                  score: str = PROTOTYPE, norm: str | None = None,
+                  top: int = TOP, level: float | None = None) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -71,10 +80,19 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         Instead of the support rule: the threshold at which the keyword fires at most this many
         times an hour on ``background`` (:func:`kws_proto.spot.background.threshold_for_rate`).
     background : Background or None
-        Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``.
+        Keyword-free audio's windows, embedded by the same encoder; needed with ``fa_per_hour``
+        and with ``norm``.
     score : str
         The scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`);
         every threshold rule above is applied with its distance (``maxcos`` takes no weights).
+    norm : str or None
+        ``"snorm"``: normalise the keyword's distances against ``background`` as the cohort (its
+        ``top`` nearest windows; module docstring); None: raw distances.
+    top : int
+        With ``norm``: how many of the nearest background windows set the statistics.
+    level : float or None
+        With ``norm``: the threshold's normalised level ``z`` (None: ``NORM_LEVEL``), unless
+        ``fa_per_hour`` or ``threshold`` sets it.
 
     Returns
     -------
@@ -86,20 +104,41 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                           "takes no prototype weights")
     support = clip_embeddings(views)  # [k, d]
     proto = prototype(support, weights)
+    cohort = _cohort(name, norm, background, proto, support, score, top, level)
     if fa_per_hour is not None:
         _check_rate_rule(fa_per_hour, background, threshold, negatives)
-        threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score)
-    elif threshold is None:
+        threshold, info = background.threshold(proto, fa_per_hour, support=support, score=score,
+                                                norm=cohort)
+    elif threshold is not None:
+        info = {"rule": "given by hand"}
+    elif cohort is not None:
+        if negatives is not None and len(negatives):
+            raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
+                              "level (or a rate, or by hand), not capped by negatives")
+        z0 = NORM_LEVEL if level is None else level
+        threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
+    else:
         check_spread(support, name, clips)
         threshold, info = (calibrate_maxcos(views, negatives, margin, quantile)
                            if score == MAXCOS else
                            calibrate_threshold(views, negatives, margin, quantile, weights))
-    else:
-        info = {"rule": "given by hand"}
     info["views_ms"] = list(views_ms)
     info.update(calibration or {})
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
-                   score)
+                   score, cohort)
+
+
+def _cohort(name, norm, background, proto, support, score, top, level):
+    """The keyword's :class:`~kws_proto.spot.cohort.CohortNorm` against ``background`` when
+    ``norm`` asks for one, else None (and ``level`` refused)."""
+    if check_norm(norm) is None:
+        if level is not None:
+            raise ConfigError(f"keyword {name!r}: level={level!r} is for norm='snorm'")
+        return None
+    if background is None:
+        raise ConfigError(f"keyword {name!r}: norm={norm!r} needs a background (keyword-free "
+                          "audio embedded by `kws-proto background`) as its cohort")
+    return background.norm(proto, support, score, top)
 
 
 def check_spread(support: np.ndarray, name: str, clips) -> None:

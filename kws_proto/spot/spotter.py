@@ -305,7 +305,8 @@ class KeywordSpotter:
     # -- the three jobs ---------------------------------------------------------------------
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None, fa_per_hour: float | None = None,
-               background: Background | None = None, score: str | None = None) -> Keyword:
+               background: Background | None = None, score: str | None = None,
+               norm: str | None = None, level: float | None = None) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
         calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
         than given: any unreadable support clip or negative raises one
@@ -313,7 +314,9 @@ class KeywordSpotter:
         With ``fa_per_hour`` the threshold is the one at which the keyword fires at most that many
         times an hour on ``background`` (:mod:`kws_proto.spot.background`; of this encoder).
         ``score``: the scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`;
-        None: the bank's, ``"prototype"`` for an empty bank)."""
+        None: the bank's, ``"prototype"`` for an empty bank).  ``norm="snorm"``: the keyword's
+        distances normalised against ``background`` as its cohort, its threshold a cohort
+        ``level`` (:mod:`kws_proto.spot.cohort`)."""
         self.check_bank(bank)
         if background is not None:
             background.check(self.fingerprint, self.features.digest)
@@ -332,7 +335,7 @@ class KeywordSpotter:
         neg = self.embed(np.stack(neg_clips)) if negatives else None
         kw = enrol_keyword(views, name, [f.name for f in files], neg, threshold=threshold,
                            fa_per_hour=fa_per_hour, background=background,
-                           score=bank.score if score is None else score)
+                           score=bank.score if score is None else score, norm=norm, level=level)
         bank.add(kw, replace=replace)
         return kw
 

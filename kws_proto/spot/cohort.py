@@ -1,0 +1,161 @@
+"""Per-keyword score normalisation against a cohort of keyword-free speech (s-norm).
+
+A raw distance ``d`` means something different for every keyword: a long word, a new speaker or
+a keyword whose supports sit in a crowded part of the embedding space lies far from or near to
+all speech alike, so one threshold accepts a different share of other speech for each keyword.
+Speaker verification removes that with score normalisation against a cohort; the spotter does it
+per keyword, with the cohort a background (:mod:`kws_proto.spot.background`: embedded windows of
+keyword-free audio).
+
+**The statistics.**  For keyword ``k``, the distances (by its scoring rule) of every background
+window to it are measured; ``mu_k`` and ``sigma_k`` are the mean and standard deviation of its
+``top`` nearest ones (``TOP``: the part of other speech that could be mistaken for it).  The
+normalised distance is ``z = (d - mu_k) / sigma_k``: how many of the cohort's deviations a window
+is nearer than the keyword's typical nearest other speech.
+
+**The score the bank decides on** is ``2 ** z`` (:meth:`CohortNorm.apply`): monotone in ``d``
+(the same windows within a keyword's threshold at the matching threshold), never negative, and
+larger accepts more, so ``Keyword.threshold`` keeps its meaning; a threshold ``2 ** z0``
+(:func:`level_threshold`) accepts windows up to ``z0``, and multiplying every keyword's threshold
+by a factor ``f`` (a DET sweep) moves every keyword's ``z`` cut by the same ``log2 f``: doubling
+the threshold admits one more cohort deviation, and the benchmark's factors 2**-5 ... 2**3 sweep
+``z`` from 5 below to 3 above the calibrated cut in eighths.  ``z`` is clipped to
+``[-Z_CLIP, Z_CLIP]`` so the score stays finite.
+
+A keyword records its ``mu``, ``sigma``, ``top`` and the background's identity
+(:meth:`CohortNorm.to_dict`: the encoder fingerprint that embedded it and a digest of its
+embeddings), so a saved bank decides the same way wherever it is loaded, and a bank refuses a
+keyword normalised against another background or another encoder's (:mod:`kws_proto.spot.bank`).
+
+Measured: experiments/spotting.md, "Per-keyword score normalisation".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kws_proto.errors import BankError, ConfigError
+
+SNORM = "snorm"
+NORMS = (SNORM,)  # the normalisations (kws_proto.spot.enrolment)
+TOP = 500
+Z_CLIP = 60.0
+#: The threshold of a normalised keyword unless given: ``z = -2``, two of its cohort deviations
+#: nearer than its typical nearest other speech (experiments/spotting.md, "Per-keyword score
+#: normalisation": chosen before measuring; the DET curve of a common level does not depend on it).
+NORM_LEVEL = -2.0
+SOURCE_CHARS = 200  # of a cohort's source kept with each keyword
+
+
+@dataclass(frozen=True)
+class CohortNorm:
+    """A keyword's cohort statistics (module docstring).
+
+    Attributes
+    ----------
+    mu, sigma : float
+        Mean and standard deviation (``> 0``) of the keyword's ``top`` nearest cohort distances.
+    top : int
+    fingerprint : str
+        The encoder that embedded the cohort (:attr:`KeywordSpotter.fingerprint`).
+    digest : str
+        Hex SHA-256 of the cohort's embeddings (:func:`embeddings_digest`).
+    source : str
+        What the cohort was (the background's source).
+    """
+
+    mu: float
+    sigma: float
+    top: int
+    fingerprint: str
+    digest: str
+    source: str = ""
+
+    def __post_init__(self):
+        if not (math.isfinite(self.mu) and math.isfinite(self.sigma) and self.sigma > 0):
+            raise BankError(f"cohort statistics mu={self.mu!r}, sigma={self.sigma!r}: expected "
+                            "finite numbers, sigma > 0")
+
+    def z(self, distances) -> np.ndarray:
+        """``(d - mu) / sigma`` of ``distances`` (any shape), float64, clipped to ``Z_CLIP``."""
+        z = (np.asarray(distances, np.float64) - self.mu) / self.sigma
+        return np.clip(z, -Z_CLIP, Z_CLIP)
+
+    def apply(self, distances) -> np.ndarray:
+        """The score the bank decides on, ``2 ** z`` (module docstring), float64."""
+        return np.exp2(self.z(distances))
+
+    @property
+    def cohort(self) -> tuple[str, str]:
+        """The cohort's identity: ``(encoder fingerprint, embeddings digest)``."""
+        return self.fingerprint, self.digest
+
+    def to_dict(self) -> dict:
+        return {"method": SNORM, "mu": self.mu, "sigma": self.sigma, "top": self.top,
+                "fingerprint": self.fingerprint, "digest": self.digest, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CohortNorm":
+        if d.get("method") != SNORM:
+            raise BankError(f"normalisation {d.get('method')!r} is not one of {', '.join(NORMS)}")
+        return cls(float(d["mu"]), float(d["sigma"]), int(d["top"]), str(d["fingerprint"]),
+                   str(d["digest"]), str(d.get("source", "")))
+
+
+def check_norm(norm: str | None) -> str | None:
+    """``norm`` if it is None or one of :data:`NORMS`, else a :class:`ConfigError`."""
+    if norm is not None and norm not in NORMS:
+        raise ConfigError(f"norm={norm!r}: the score normalisation is one of {', '.join(NORMS)}")
+    return norm
+
+
+def embeddings_digest(embeddings: np.ndarray) -> str:
+    """Hex SHA-256 of a cohort's embeddings ``[n, d]`` (as float32), naming the cohort."""
+    e = np.ascontiguousarray(np.asarray(embeddings, np.float32))
+    return hashlib.sha256(f"{e.shape}".encode() + e.tobytes()).hexdigest()
+
+
+def cohort_norm(distances: np.ndarray, top: int, fingerprint: str, digest: str,
+                source: str = "") -> CohortNorm:
+    """A keyword's :class:`CohortNorm` from its distances ``[n]`` to every cohort row: the mean
+    and standard deviation of the ``top`` smallest (all when fewer)."""
+    d = np.asarray(distances, np.float64)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 2:
+        raise ConfigError(f"cohort top={top!r} must be an integer >= 2")
+    if len(d) < 2:
+        raise ConfigError(f"a cohort of {len(d)} row(s) cannot normalise: give a background of "
+                          "at least 2 windows")
+    n = min(int(top), len(d))
+    near = np.partition(d, n - 1)[:n]
+    sigma = float(near.std())
+    if not sigma > 0:
+        raise ConfigError(f"the keyword's {n} nearest cohort distances are all {near[0]:.6g}: no "
+                          "spread to normalise by (a background of one repeated window?)")
+    return CohortNorm(float(near.mean()), sigma, n, fingerprint, digest, _short(source))
+
+
+def _short(source: str, limit: int = SOURCE_CHARS) -> str:
+    """``source`` cut to ``limit`` characters (a background of many files names them all; the
+    digest names the cohort, the source only tells a reader what it was)."""
+    return source if len(source) <= limit else f"{source[:limit]}... ({len(source)} characters)"
+
+
+def normalise(distances: np.ndarray, norms) -> np.ndarray:
+    """Distances ``[n, n_kw]`` with column ``j`` passed through ``norms[j].apply`` (a column whose
+    norm is None is left as it is), float64."""
+    d = np.asarray(distances, np.float64)
+    if all(m is None for m in norms):
+        return d
+    return np.stack([d[:, j] if m is None else m.apply(d[:, j]) for j, m in enumerate(norms)],
+                    axis=1)
+
+
+def level_threshold(z0: float) -> float:
+    """The threshold that accepts normalised distances up to ``z = z0``: ``2 ** z0``."""
+    if not math.isfinite(z0) or abs(z0) > Z_CLIP:
+        raise ConfigError(f"level={z0!r}: a cohort level is a finite z within ±{Z_CLIP:g}")
+    return 2.0 ** z0
