@@ -35,11 +35,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
-## make pretrained: rebuild the shipped pretrained encoder (kws_proto/model/pretrained/default) from
-## experiments/configs/pretrained.yaml; needs the system's flite (apt-get install flite) for its
-## corpus; resumable (times: experiments/pretrained.md)
+## make pretrained: rebuild the shipped models: the trained member (kws_proto/model/pretrained/
+## protores_synth) from experiments/configs/pretrained.yaml, then the default (that member fused
+## with the Google speech embedding, centres from the centre half of speechocean762's speakers);
+## needs the system's flite (apt-get install flite) for its corpus and $(SHARED); resumable
+## (times: experiments/pretrained.md)
+SHARED ?= ../shared/data
 pretrained: $(STAMP)
-	$(PY) -m kws_proto.publish experiments/configs/pretrained.yaml
+	$(PY) experiments/fusion_split.py $(SHARED)/speechocean762/words data/so762-split
+	$(PY) -m kws_proto.publish experiments/configs/pretrained.yaml --centre-data data/so762-split/centre
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,7 +6,7 @@ export and the GSE's files in LiteRT's interpreter), the ratio TensorFlow / Lite
 
 - ms per clip: :meth:`KeywordSpotter.embed` of ``BATCH`` clips of 1 s (random, 16 kHz), the
   front end included, median over ``ROUNDS`` calls after one warm-up, the backends interleaved;
-  for ``default``, ``gse`` and a fused model of the two (``fuse default gse`` with the centres of
+  for ``default``, ``gse`` and a fused model of the two (``fuse protores_synth gse`` with the centres of
   the clips of tests/data: the centres do not change the speed).  Interpreters at their default
   threads, as the spotter opens them (the trained export: every CPU; the GSE's: the
   interpreter's default).  This is the measure of ``ms_per_clip`` in experiments/fusion_eval.py.
@@ -85,8 +85,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         fused = tmp / "fused"
-        fuse_models(["default", "gse"], DATA, fused, progress=False)
-        models = {"default": "default", "gse": "gse", "fused (default + gse)": str(fused)}
+        fuse_models(["protores_synth", "gse"], DATA, fused, progress=False)
+        models = {"protores_synth": "protores_synth", "gse": "gse",
+                  "fused (protores_synth + gse, as default)": str(fused)}
         spotters = {(n, b): KeywordSpotter.from_model(m, backend=b)
                     for n, m in models.items() for b in backends}
         audio = (0.1 * np.random.default_rng(0).standard_normal((BATCH, 16000))).astype(np.float32)

@@ -44,10 +44,10 @@ def _model(tmp: Path) -> tuple[Path, str]:
     """A run directory to measure, and what it is."""
     if os.environ.get("KWS_BENCH_MODEL"):
         return Path(os.environ["KWS_BENCH_MODEL"]), f"$KWS_BENCH_MODEL={os.environ['KWS_BENCH_MODEL']}"
-    from kws_proto.model.pretrained import MODELS_DIR
+    from kws_proto.model.pretrained import MODELS_DIR, TRAINED
 
-    if (MODELS_DIR / "default" / "best.weights.h5").is_file():
-        return MODELS_DIR / "default", "the shipped default encoder"
+    if (MODELS_DIR / TRAINED / "best.weights.h5").is_file():
+        return MODELS_DIR / TRAINED, "the shipped trained encoder (the default's trained member)"
     from kws_proto.config import load_config
     from kws_proto.model.loading import build_network, save_weights
     from kws_proto.model.runs import RunDir

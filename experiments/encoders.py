@@ -1,10 +1,10 @@
 """The peer in every comparison: the shipped encoder against the Google speech embedding.
 
-Scores ``default`` and the Google speech embedding (``gse``: the project's 1 s crop; ``gse-full``:
+Scores the shipped trained encoder (``protores_synth``) and the Google speech embedding (``gse``: the project's 1 s crop; ``gse-full``:
 the whole recording) with ``kws-proto eval``'s own :func:`~kws_proto.eval.evaluate.evaluate_run` on
 the same fixed episodes (seed 0, 15 queries a class): FSDD digits speaker-disjoint at 5-way
 1-/5-shot and 10-way 5-shot, Picovoice wake words at 5-way 1-/5-shot.  Prints a Markdown table
-of mean ± 95% CI, the paired difference of each GSE variant against ``default`` on identical
+of mean ± 95% CI, the paired difference of each GSE variant against ``protores_synth`` on identical
 episodes, and the GSE's embedding time per clip.
 
     python experiments/encoders.py [--fsdd data/fsdd] [--picovoice data/picovoice] \
@@ -30,7 +30,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PICOVOICE = ("alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass")
-MODELS = ("default", "gse", "gse-full")
+MODELS = ("protores_synth", "gse", "gse-full")
 
 
 def cells(args):
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         crop_sweep(args)
         return 0
 
-    print("| test set | setting | " + " | ".join(MODELS) + " | gse − default | gse-full − default |")
+    print("| test set | setting | " + " | ".join(MODELS) + " | gse − protores_synth | gse-full − protores_synth |")
     print("|---" * (4 + len(MODELS)) + "|")
     for name, root, full, classes, disjoint, settings in cells(args):
         same_rows(root, full)
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                 for m in MODELS}
         for i, (w, k) in enumerate(settings):
             acc = {m: rows[m][i] for m in MODELS}
-            diffs = [paired_difference(acc[m]["accuracies"], acc["default"]["accuracies"])
+            diffs = [paired_difference(acc[m]["accuracies"], acc["protores_synth"]["accuracies"])
                      for m in ("gse", "gse-full")]
             print(f"| {name} | {w}-way {k}-shot | "
                   + " | ".join(f"{100 * acc[m]['mean']:.2f} ± {100 * acc[m]['ci95']:.2f}" for m in MODELS)

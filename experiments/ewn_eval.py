@@ -1,4 +1,4 @@
-"""EfficientWord-Net's embedding beside `default` and `gse` (and fusions) on identical episodes.
+"""EfficientWord-Net's embedding beside `protores_synth` and `gse` (and fusions) on identical episodes.
 
     python experiments/ewn_eval.py --shared ../shared/data --episodes 1000 \
         --fused runs/fused-so762 runs/fused3-so762 --out runs/ewn-eval.json
@@ -7,7 +7,7 @@
 The table of experiments/encoders.md's EfficientWord-Net section: every model through
 `kws_proto.eval.evaluate.evaluate_run` (what `kws-proto eval` runs) with the same seed, data and
 classes as experiments/fusion_eval.py (its SETS), so the episodes are identical and differences are
-paired; `ewn - gse`, `ewn - default` and, with two fused models, the second minus the first.
+paired; `ewn - gse`, `ewn - protores_synth` and, with two fused models, the second minus the first.
 Also each model's spotter embedding time (ms per 1 s clip, batches of 64).
 """
 
@@ -27,7 +27,7 @@ from kws_proto.util.stats import paired_difference
 
 
 def pairs(models: list[str], fused: list[str]) -> list[tuple[str, str]]:
-    out = [("ewn", "gse"), ("ewn", "default")]
+    out = [("ewn", "gse"), ("ewn", "protores_synth")]
     if len(fused) == 2:
         out.append((fused[1], fused[0]))
     return [p for p in out if set(p) <= set(models)]

@@ -1,4 +1,4 @@
-"""The fusion table of experiments/encoders.md: default, gse and a fused model on identical episodes.
+"""The fusion table of experiments/encoders.md: the trained member (protores_synth), gse and a fused model on identical episodes.
 
     python experiments/fusion_eval.py runs/fused-so762 --so762 data/so762-split/test \
         --episodes 1000 --out runs/fusion-eval.json
@@ -51,7 +51,7 @@ def main() -> None:
     sets = {name: (a.shared / sub, cls, sd, cells) for name, (sub, cls, sd, cells) in SETS.items()}
     if a.so762:
         sets["speechocean762 words, test speakers"] = (a.so762, None, True, [(5, 1), (5, 5)])
-    models = ["default", "gse", a.fused]
+    models = ["protores_synth", "gse", a.fused]
     out = {"ms_per_clip": {m: ms_per_clip(m) for m in models}, "rows": []}
     for name, (data, classes, sd, cells) in sets.items():
         for way, shot in cells:
@@ -62,13 +62,13 @@ def main() -> None:
                                  seed=0, speaker_disjoint=sd, progress=False)[0]
                 row[m] = {"mean": r["mean"], "ci95": r["ci95"], "accuracies": r["accuracies"],
                           "seconds": time.perf_counter() - t0}
-            for m in ("default", "gse"):
+            for m in ("protores_synth", "gse"):
                 d = paired_difference(row[a.fused]["accuracies"], row[m]["accuracies"])
                 row[f"fused-{m}"] = {"mean": d.mean, "ci95": d.ci95}
             out["rows"].append(row)
             print(name, f"{way}w{shot}s", *(f"{100 * row[m]['mean']:.2f}" for m in models),
                   *(f"{100 * row[f'fused-{m}']['mean']:+.2f}±{100 * row[f'fused-{m}']['ci95']:.2f}"
-                    for m in ("default", "gse")), flush=True)
+                    for m in ("protores_synth", "gse")), flush=True)
     a.out.write_text(json.dumps(out, indent=1))
     print("ms per clip:", out["ms_per_clip"])
 

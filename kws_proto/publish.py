@@ -9,14 +9,20 @@
 2. scores it cross-corpus on the real speech of ``../shared/data`` when present (FSDD digits
    with speaker-disjoint support and query; the Picovoice keywords) and on its own test split,
    1,000 fixed 5-way episodes per shot;
-3. writes ``kws_proto/model/pretrained/default/``: ``config.yaml`` (paths relative to the repository),
+3. writes ``kws_proto/model/pretrained/protores_synth/``: ``config.yaml`` (paths relative to the repository),
    ``best.weights.h5``, ``head.npz`` (the embedding head, when the config has one),
    ``splits.json``, ``record.json`` — command, seed, data, machine,
    time, git commit, training minutes, the scores, the SHA-256 of the weights, the weights
    fingerprint banks record (``weights_fingerprint``) and the embedding fingerprint (embeddings
    of a fixed probe batch) that the tests check — and the exported ``embedder-<fp>.tflite``
    with its metadata, which the keyword commands run without TensorFlow
-   (:mod:`kws_proto.spot.backends`).
+   (:mod:`kws_proto.spot.backends`);
+4. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
+   speakers, ``experiments/fusion_split.py``), fuses the package's ``default`` again: the trained
+   member and the frozen Google speech embedding, each centred on its mean over 1,000 clips of
+   DIR (seed 0), weights 1 and 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
+   default/`` holds ``fusion.json`` and ``record.json`` (command, centre corpus, commit, machine,
+   the scores on the real speech present).  ``--fuse-only`` skips steps 1–3.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
 never leaves a half-written model.
@@ -42,9 +48,10 @@ from kws_proto.config import dump_config, load_config
 from kws_proto.eval.compare import ensure_trained
 from kws_proto.eval.evaluate import evaluate_run, grid
 from kws_proto.eval.suites import REAL
+from kws_proto.model.fusion import Fusion, save_fusion
 from kws_proto.model.head import read_head
 from kws_proto.model.loading import load_run_network, weights_fingerprint
-from kws_proto.model.pretrained import MODELS_DIR, weights_sha256
+from kws_proto.model.pretrained import DEFAULT, MODELS_DIR, TRAINED, weights_sha256
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import write_export
 from kws_proto.util.provenance import git_commit
@@ -73,8 +80,13 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
     return net.embed(probe_batch(shape), training=False).numpy().astype(float).round(6).tolist()
 
 
-def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
-    """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and the own test split."""
+FUSED_MEMBERS = (TRAINED, "gse")  # the shipped default: the trained member beside the frozen one
+FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of
+
+
+def cross_corpus_scores(run_dir: Path, episodes: int = 1000, own_split: bool = True) -> dict:
+    """5-way 1/5-shot accuracy (mean, ci95) on each present real-speech set and (``own_split``)
+    the run's own test split."""
     settings = grid([5], [1, 5], 15, episodes)
     out = {}
     for suite in REAL:
@@ -84,6 +96,8 @@ def cross_corpus_scores(run_dir: Path, episodes: int = 1000) -> dict:
         rows = evaluate_run(run_dir, settings, data_dir=suite.dataset(), classes=suite.classes,
                             speaker_disjoint=suite.speaker_disjoint)
         out[suite.name] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)] for r in rows}
+    if not own_split:
+        return out
     rows = evaluate_run(run_dir, settings)
     out["own_test_split"] = {f"5w{r['k_shot']}s": [round(r["mean"], 4), round(r["ci95"], 4)]
                              for r in rows}
@@ -96,6 +110,21 @@ def _relative(path: str) -> str:
         return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
         return str(path)
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "tensorflow": _version("tensorflow"), "keras": _version("keras")}
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``, replacing what was there."""
+    old = out.with_name(f".old{os.getpid()}.{out.name}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _version(package: str) -> str:
@@ -129,9 +158,7 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
         "seed": cfg.train.seed,
         "data": {"train": _describe_training_data(cfg.data, words) if cfg.data.source == "synth" else dataset,
                  "real_speech_used_for_training": "none"},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "tensorflow": _version("tensorflow"), "keras": _version("keras")},
+        "machine": _machine(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "training": result,
@@ -153,11 +180,35 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     (tmp / "config.yaml").write_text(dump_config(shipped))
     (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
     write_export(TFEmbedder(tmp), name=out.name)
-    old = out.with_name(f".old{os.getpid()}.{out.name}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    _swap_in(tmp, out)
+    return out
+
+
+def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMBERS,
+                  episodes: int = 1000) -> Path:
+    """Fuse ``members`` (:func:`kws_proto.spot.fusion.fuse_models`, centres from
+    :data:`FUSED_CLIPS` clips of ``centre_data``, seed 0, weights 1) into the folder ``out`` with
+    a ``record.json``; scores it on the real speech present."""
+    from kws_proto.spot.fusion import fuse_models  # lazy: TensorFlow, LiteRT
+
+    tmp = out.with_name(f".tmp{os.getpid()}.{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fusion = fuse_models(list(members), centre_data, tmp, clips=FUSED_CLIPS, seed=0)
+    fusion = Fusion(fusion.members, {**fusion.centre_data, "path": _relative(fusion.centre_data["path"])})
+    save_fusion(fusion, tmp)  # the shipped folder names no machine's paths
+    record = {
+        "command": command,
+        "members": [{"model": m.model, "weights_fingerprint": m.fingerprint, "weight": m.weight,
+                     "dim": m.dim} for m in fusion.members],
+        "centre_data": fusion.centre_data,
+        "fingerprint": fusion.fingerprint,
+        "machine": _machine(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "scores": cross_corpus_scores(tmp, episodes, own_split=False),
+    }
+    (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+    _swap_in(tmp, out)
     return out
 
 
@@ -168,20 +219,35 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--runs", type=Path, default=Path("runs/pretrained"))
-    p.add_argument("--out", type=Path, default=MODELS_DIR / "default")
+    p.add_argument("--out", type=Path, default=MODELS_DIR / TRAINED)
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
+    p.add_argument("--centre-data", type=Path, metavar="DIR",
+                   help="also fuse the package's default (the shipped trained member + gse) with "
+                        "centres from this folder of clips")
+    p.add_argument("--fused-out", type=Path, default=MODELS_DIR / DEFAULT)
+    p.add_argument("--fuse-only", action="store_true",
+                   help="only fuse the default again (needs --centre-data)")
     args = p.parse_args(argv)
+    if args.fuse_only and args.centre_data is None:
+        p.error("--fuse-only needs --centre-data DIR")
+    if args.centre_data is not None and not args.centre_data.is_dir():
+        p.error(f"--centre-data {args.centre_data}: not a folder")
 
 
     t0 = time.perf_counter()
-    cfg = load_config(args.config)
-    run = ensure_trained(cfg, args.runs)
-    scores = cross_corpus_scores(run.root, args.episodes)
-    command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG else \
-        f"python -m kws_proto.publish {args.config}"
-    out = publish(run.root, args.out, command, scores)
-    print(json.dumps(scores, indent=2))
-    print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+    command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG and not args.fuse_only \
+        else "python -m kws_proto.publish " + " ".join(argv if argv is not None else sys.argv[1:])
+    if not args.fuse_only:
+        cfg = load_config(args.config)
+        run = ensure_trained(cfg, args.runs)
+        scores = cross_corpus_scores(run.root, args.episodes)
+        out = publish(run.root, args.out, command, scores)
+        print(json.dumps(scores, indent=2))
+        print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+    if args.centre_data is not None:
+        out = publish_fused(args.centre_data, args.fused_out, command, episodes=args.episodes)
+        print(json.dumps(json.loads((out / "record.json").read_text())["scores"], indent=2))
+        print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 

@@ -157,16 +157,16 @@ def trained_run(request, tmp_path_factory) -> Path:
     """A trained run directory for the keyword tools (enrol, classify, detect, export).
 
     ``$KWS_TEST_MODEL`` (a run directory) when set; else the shipped pretrained encoder
-    (``kws_proto/model/pretrained/default``) when present; else ``smoke.yaml`` trained here on the tiny
+    (``kws_proto/model/pretrained/protores_synth``, the default's trained member) when present; else ``smoke.yaml`` trained here on the tiny
     built-in corpus (~15 s).  :func:`trained_run_kind` tells which.
     """
     kind = _trained_run_kind()
     if kind == "env":
         return Path(os.environ["KWS_TEST_MODEL"])
     if kind == "default":
-        from kws_proto.model.pretrained import model_dir
+        from kws_proto.model.pretrained import TRAINED, model_dir
 
-        return model_dir()
+        return model_dir(TRAINED)
     from kws_proto.config import load_config
 
     synth = request.getfixturevalue("synth_dataset")
@@ -180,9 +180,9 @@ def trained_run(request, tmp_path_factory) -> Path:
 def _trained_run_kind() -> str:
     if os.environ.get("KWS_TEST_MODEL"):
         return "env"
-    from kws_proto.model.pretrained import MODELS_DIR
+    from kws_proto.model.pretrained import MODELS_DIR, TRAINED
 
-    shipped = MODELS_DIR / "default"
+    shipped = MODELS_DIR / TRAINED
     return "default" if (shipped / "best.weights.h5").is_file() else "smoke"
 
 

@@ -131,10 +131,12 @@ def test_eval_names_a_class_the_dataset_lacks(tmp_path, capsys):
     assert "'zz' is not in the dataset (its keywords: 1, 5, 7, 9)" in err
 
 
-def test_eval_default_needs_data(tmp_path, monkeypatch, capsys):
+def test_eval_of_a_shipped_model_needs_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a project without the shipped encoder's corpus
-    err = _error(capsys, ["eval", "default"])
-    assert "`default` needs --data" in err and "data/synth-870x50-flite65" in err and "apt-get" not in err
+    err = _error(capsys, ["eval", "protores_synth"])
+    assert "`protores_synth` needs --data" in err and "data/synth-870x50-flite65" in err and "apt-get" not in err
+    err = _error(capsys, ["eval", "default"])  # the fused default has no corpus of its own
+    assert "`eval default` needs --data" in err
 
 
 def test_enroll_names_a_missing_run_or_clip_folder(tmp_path, capsys, trained_run):
@@ -242,7 +244,7 @@ def test_a_copied_checkout_keeps_its_runs_and_a_changed_config_names_its_keys(tm
     from kws_proto.config import load_config
     from kws_proto.errors import CheckpointError
     from kws_proto.eval.compare import ensure_trained
-    from kws_proto.model.pretrained import model_dir
+    from kws_proto.model.pretrained import TRAINED, model_dir
     from kws_proto.model.runs import RunDir
 
     old = tmp_path / "old"
@@ -270,4 +272,4 @@ def test_a_copied_checkout_keeps_its_runs_and_a_changed_config_names_its_keys(tm
     assert f"dataset: {(tmp_path / 'new' / 'data' / 'ds').resolve()}\n" in outside.config_path.read_text()
     assert outside.read_config() == load_config("conv4.yaml")
     # the shipped model's path relative to the repository keeps its meaning (the current directory)
-    assert RunDir(model_dir()).read_config().data.dataset == "data/synth-870x50-flite65"
+    assert RunDir(model_dir(TRAINED)).read_config().data.dataset == "data/synth-870x50-flite65"

@@ -298,7 +298,7 @@ def test_a_stored_config_naming_removed_levers_at_their_off_value_still_loads():
     (the shipped model's does): it loads, the keys dropped."""
     from kws_proto.model.pretrained import model_dir
 
-    raw = yaml.safe_load((model_dir("default") / "config.yaml").read_text())
+    raw = yaml.safe_load((model_dir("protores_synth") / "config.yaml").read_text())
     assert raw["augment"]["speed"] == 0.0 and "synth_festival_speakers" in raw["data"]
     cfg = ExperimentConfig.from_dict(raw)
     assert not hasattr(cfg.augment, "speed") and not hasattr(cfg.data, "synth_festival_speakers")

@@ -15,6 +15,7 @@ import pytest
 
 from kws_proto.audio.loading import crop_start, load_audio
 from kws_proto.model.ewn import WINDOW, EWNUnavailableError, model_file
+from kws_proto.model.pretrained import TRAINED
 
 from conftest import SHARED_DATA, fixture_clip_paths, needs_gse
 
@@ -178,10 +179,10 @@ def test_three_member_fusion_round_trip(tiny_folder, capsys):
     from kws_proto.spot.spotter import KeywordSpotter
 
     out = tiny_folder.parent / "fused3"
-    made = fuse_models(["default", "gse", "ewn"], DATA, out, weights=[1, 1, 0.5], clips=4,
+    made = fuse_models([TRAINED, "gse", "ewn"], DATA, out, weights=[1, 1, 0.5], clips=4,
                        progress=False)
     fusion = load_fusion(out)
-    assert [m.model for m in fusion.members] == ["default", "gse", "ewn"]
+    assert [m.model for m in fusion.members] == [TRAINED, "gse", "ewn"]
     assert [m.dim for m in fusion.members][1:] == [96, 2048] and fusion.fingerprint == made.fingerprint
     spotter = KeywordSpotter.from_model(out)
     assert spotter.embedding_dim == fusion.dim and spotter.fingerprint == fusion.fingerprint

@@ -154,16 +154,16 @@ def test_the_export_is_built_once_and_rebuilt_when_the_weights_change(trained_ru
 
 @needs_litert
 def test_the_shipped_encoder_builds_its_export_once_and_it_agrees_with_its_record():
-    from kws_proto.model.pretrained import model_dir, read_record
+    from kws_proto.model.pretrained import TRAINED, model_dir, read_record
     from kws_proto.spot.backends import open_embedder
 
-    open_embedder(model_dir(), "lite")  # built beside it on first use (not kept in git: 3 MB)
-    export = find_export(model_dir())
+    open_embedder(model_dir(TRAINED), "lite")  # built beside it on first use (not kept in git: 3 MB)
+    export = find_export(model_dir(TRAINED))
     assert export is not None, "the shipped encoder's folder must be writable for its export"
     assert export.stat().st_size <= 4 * 1024 * 1024
-    recorded = {fp for _, fp in recorded_fingerprints(model_dir())}
+    recorded = {fp for _, fp in recorded_fingerprints(model_dir(TRAINED))}
     assert recorded == {read_record()["weights_fingerprint"]}  # record.json and the export agree
-    assert KeywordSpotter.from_model("default", backend="tf").fingerprint in recorded
+    assert KeywordSpotter.from_model(TRAINED, backend="tf").fingerprint in recorded
 
 
 def test_an_unknown_backend_is_named(monkeypatch):

@@ -16,6 +16,7 @@ import pytest
 from kws_proto.audio.loading import load_audio
 from kws_proto.errors import BankError, CheckpointError, ConfigError
 from kws_proto.model.fusion import Fusion, Member, centred_unit, is_fusion, load_fusion, save_fusion
+from kws_proto.model.pretrained import TRAINED
 
 from kws_proto.spot.lite import litert_available
 
@@ -98,7 +99,7 @@ def fused_dir(tmp_path_factory) -> Path:
     from kws_proto.spot.fusion import fuse_models
 
     out = tmp_path_factory.mktemp("fusion") / "fused"
-    fuse_models(["default", "gse"], TEST_DATA, out, weights=WEIGHTS, clips=4, seed=0,
+    fuse_models([TRAINED, "gse"], TEST_DATA, out, weights=WEIGHTS, clips=4, seed=0,
                 progress=False)
     return out
 
@@ -118,9 +119,9 @@ def test_fused_embedding_is_the_hand_made_concatenation(fused_dir, fused_spotter
     from kws_proto.model.pretrained import model_dir
 
     fusion = load_fusion(fused_dir)
-    assert [m.model for m in fusion.members] == ["default", "gse"]
+    assert [m.model for m in fusion.members] == [TRAINED, "gse"]
     assert fusion.centre_data["clips"] == 4 and fusion.centre_data["path"] == str(TEST_DATA)
-    trained = open_embedder(model_dir())  # the spotter's own backend for the trained member
+    trained = open_embedder(model_dir(TRAINED))  # the spotter's own backend for the trained member
     interpreter = fused_spotter.embedder.embedders[1].interpreter  # and its GSE interpreter
     members = [trained, lambda audio: gse_embed_clips(audio, backend=interpreter)]
     centre_audio = np.stack([load_audio(p, 16000, 1.0, "loudest") for p in centre_files(TEST_DATA, 4, 0)])

@@ -1,4 +1,5 @@
-"""The pretrained encoder shipped in kws_proto/model/pretrained/default, and the publish step that makes it."""
+"""The models shipped in kws_proto/model/pretrained (the trained member, protores_synth, and the
+default fusing it with the Google speech embedding), and the publish step that makes them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import REPO, needs_gse
 
 from kws_proto.errors import CheckpointError
 from kws_proto.model.loading import build_network, load_run_network
-from kws_proto.model.pretrained import model_dir, read_record, resolve_model, weights_sha256
+from kws_proto.model.pretrained import (
+    TRAINED,
+    model_dir,
+    read_record,
+    resolve_model,
+    weights_sha256,
+)
 from kws_proto.publish import embedding_fingerprint, probe_batch, publish
 
 
 def test_shipped_model_is_small_and_recorded():
-    path = model_dir()
+    path = model_dir(TRAINED)
     size = (path / "best.weights.h5").stat().st_size
     assert size <= 2 * 1024 * 1024, f"shipped weights are {size} bytes"
     record = read_record()
@@ -26,13 +34,13 @@ def test_shipped_model_is_small_and_recorded():
         assert record[key], key
     assert isinstance(record["seed"], int)
     assert record["weights_sha256"] == weights_sha256(path / "best.weights.h5")
-    head = load_run_network("default")[0].head.kind  # the head it ships is the one recorded
+    head = load_run_network(TRAINED)[0].head.kind  # the head it ships is the one recorded
     assert record["head"]["kind"] == head and (path / "head.npz").is_file() == (head != "none")
 
 
 def test_shipped_weights_reproduce_their_embedding_fingerprint():
     record = read_record()
-    cfg, net = load_run_network("default")
+    cfg, net = load_run_network(TRAINED)
     got = np.asarray(embedding_fingerprint(net, cfg.features.shape))
     want = np.asarray(record["fingerprint"]["embeddings"])
     assert got.shape == want.shape == (record["fingerprint"]["probe_clips"], net.encoder.output_shape[-1])
@@ -41,6 +49,47 @@ def test_shipped_weights_reproduce_their_embedding_fingerprint():
     keras.utils.set_random_seed(0)
     fresh = build_network(cfg).embed(probe_batch(cfg.features.shape), training=False).numpy()
     assert np.abs(fresh - want).max() > 100 * record["fingerprint"]["atol"]
+
+
+def test_default_is_the_shipped_member_fused_with_the_speech_embedding():
+    """`default` is a fused model: the shipped trained member, centred with the very weights it
+    ships (its recorded fingerprint), beside the frozen speech embedding, each weighed 1; its
+    record names how it was made, and it has no network of its own to load."""
+    from kws_proto.model.fusion import is_fusion, load_fusion
+
+    assert is_fusion("default") and not is_fusion(TRAINED)
+    fusion = load_fusion("default")
+    assert [m.model for m in fusion.members] == [TRAINED, "gse"]
+    assert [m.weight for m in fusion.members] == [1.0, 1.0]
+    assert fusion.members[0].fingerprint == read_record(TRAINED)["weights_fingerprint"]
+    record = read_record("default")
+    assert record["fingerprint"] == fusion.fingerprint
+    for key in ("command", "centre_data", "machine", "created", "git_commit", "scores"):
+        assert record[key], key
+    assert record["centre_data"]["clips"] == 1000
+    with pytest.raises(CheckpointError, match=f"default: a fused model \\(members {TRAINED}, gse\\)"):
+        load_run_network("default")
+
+
+@needs_gse
+def test_default_spotter_embeds_with_both_members(keyword_clips):
+    """`KeywordSpotter.from_model("default")` fuses the two members' embeddings: its rows are the
+    trained member's and the speech embedding's, each centred and of unit length."""
+    from kws_proto.model.fusion import load_fusion
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    spotter = KeywordSpotter.from_model("default")
+    assert spotter.spec == "default" and spotter.fingerprint == load_fusion("default").fingerprint
+    paths = next(iter(keyword_clips["keywords"].values()))[:3]
+    fused = spotter.embed_files(paths)
+    trained = KeywordSpotter.from_model(TRAINED).embed_files(paths)
+    members = load_fusion("default").members
+    assert fused.shape == (3, sum(m.dim for m in members))
+    d = members[0].dim
+    np.testing.assert_allclose(np.linalg.norm(fused[:, :d], axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(fused[:, d:], axis=1), 1.0, rtol=1e-4)
+    want = (trained - members[0].centre) / np.linalg.norm(trained - members[0].centre, axis=1, keepdims=True)
+    np.testing.assert_allclose(fused[:, :d], want, atol=1e-4)
 
 
 def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
@@ -54,6 +103,7 @@ def test_unknown_model_name_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
     from conftest import train_run
+
     from kws_proto.config import HeadConfig
 
     run = tmp_path / "run"
@@ -71,6 +121,30 @@ def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
     cfg, net = load_run_network(out)
     np.testing.assert_allclose(embedding_fingerprint(net, cfg.features.shape),
                                record["fingerprint"]["embeddings"], atol=1e-4)
+
+
+@needs_gse
+def test_publish_fused_writes_the_default_atomically(tmp_path):
+    """`publish --fuse-only` (what `make pretrained` ends with) writes a loadable fused model of
+    the shipped member and gse, its record naming the command and the centre corpus, replacing
+    an earlier one without leaving temporary folders."""
+    from kws_proto.model.fusion import load_fusion
+    from kws_proto.publish import publish_fused
+    from kws_proto.spot.spotter import KeywordSpotter
+
+    out = tmp_path / "models" / "fused"
+    out.parent.mkdir()
+    publish_fused(REPO / "tests" / "data", out, "first", episodes=2)
+    publish_fused(REPO / "tests" / "data", out, "again", episodes=2)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fused"]
+    record = json.loads((out / "record.json").read_text())
+    fusion = load_fusion(out)
+    assert record["command"] == "again" and record["fingerprint"] == fusion.fingerprint
+    assert [m.model for m in fusion.members] == [TRAINED, "gse"]
+    assert fusion.centre_data["path"] == "tests/data" == record["centre_data"]["path"]  # no machine's path
+    assert fusion.centre_data["clips"] == len([p for p in (REPO / "tests" / "data").rglob("*")
+                                               if p.suffix in (".wav", ".flac")])
+    assert KeywordSpotter.from_model(out).fingerprint == fusion.fingerprint
 
 
 def test_eval_default_from_the_command_line(synth_dataset):
@@ -99,7 +173,7 @@ def fsdd_scored(fsdd_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fsdd") / "fsdd"
     index_folder(fsdd_dir, root, progress=False)
-    cfg, net = load_run_network("default")
+    cfg, net = load_run_network(TRAINED)
     data = open_data(root, cfg.features, None, speaker_disjoint=True, progress=False)
     return data, cfg, net
 
@@ -128,7 +202,12 @@ def test_pretrained_beats_random_init_and_dtw_on_fsdd(fsdd_scored):
     ahead of a randomly initialised encoder of the same shape and of MFCC + DTW on its own
     features, episode by episode beyond the paired 95% CI."""
     from kws_proto.eval.dtw import dtw_scores
-    from kws_proto.eval.evaluate import EvalSetting, embedding_table, eval_episodes, score_episodes
+    from kws_proto.eval.evaluate import (
+        EvalSetting,
+        embedding_table,
+        eval_episodes,
+        score_episodes,
+    )
     from kws_proto.eval.suites import FSDD
     from kws_proto.util.stats import paired_difference
 
@@ -149,8 +228,8 @@ def test_pretrained_beats_random_init_and_dtw_on_fsdd(fsdd_scored):
 
 def test_enroll_and_classify_with_model_default(keyword_clips, tmp_path, capsys):
     """`--model default` enrols with the shipped encoder; the bank remembers it for classify."""
-    from kws_proto.spot.bank import load_bank
     from kws_proto.cli import main
+    from kws_proto.spot.bank import load_bank
 
     bank = tmp_path / "default.bank.npz"
     (a, pa), (b, pb) = list(keyword_clips["keywords"].items())[:2]

@@ -1,6 +1,6 @@
 """Enrol a keyword from a few clips into a keyword bank (created when missing), or remove one.
 
-The encoder is the first argument (a run directory, or `default` for the shipped one), --model,
+The encoder is the first argument (a run directory, or `default` for the shipped model), --model,
 or, for an existing bank, the bank's own; the remaining arguments are clips or folders of them.
 The clips are embedded through the run's own front end, each at its crop and one detection hop
 either side (the offsets a sliding window sees: kws_proto/spot/enrolment.py); the bank stores the
@@ -36,8 +36,10 @@ from pathlib import Path
 
 from kws_proto.errors import ConfigError
 from kws_proto.model.fusion import is_fusion
+from kws_proto.model.pretrained import is_shipped
 from kws_proto.spot.bank import SCORES
 from kws_proto.spot.cohort import NORM_LEVEL, NORMS
+from kws_proto.spot.frozen import is_frozen
 from kws_proto.spot.text import VOICES
 from kws_proto.util.cli import nonnegative_float, positive_float
 
@@ -52,7 +54,7 @@ def add_arguments(p) -> None:
     p.add_argument("--bank", type=Path, required=True, help="the keyword bank file (.npz)")
     p.add_argument("--keyword", help="name of the keyword to enrol")
     p.add_argument("--model", default=None,
-                   help="a run directory or `default`; default: the first positional, or the "
+                   help="a model as the first positional takes it; default: the first positional, or the "
                         "existing bank's own encoder")
     p.add_argument("--negatives", action="append", type=Path, default=[], metavar="DIR",
                    help="a folder (or clip) of other words or noise, which caps the threshold; "
@@ -94,7 +96,7 @@ def _split_model(args):
     items = list(args.items)
     if args.model is not None:
         return args.model, items
-    if items and (items[0] in ("default", "gse", "ewn") or is_fusion(items[0]) or Path(items[0]).is_dir()
+    if items and (is_shipped(items[0]) or is_frozen(items[0]) or is_fusion(items[0]) or Path(items[0]).is_dir()
                   and (Path(items[0]) / "config.yaml").is_file()):
         return items[0], items[1:]
     return None, items

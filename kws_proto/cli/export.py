@@ -14,7 +14,7 @@ HELP = "export the encoder with its in-graph front end (SavedModel or TFLite)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("model", help="a run directory or `default`")
+    p.add_argument("model", help="a run directory or `protores_synth` (the shipped trained encoder)")
     p.add_argument("out", type=Path, help="output folder (savedmodel) or file (tflite)")
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel",
                    help="export format")

@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.errors import CheckpointError, ConfigError
+from kws_proto.model.pretrained import FUSION_FILE, resolve_model
 from kws_proto.util.atomic import atomic_write_text
 
 FORMAT = "kws_proto.fusion"
 VERSION = 1
-FILE = "fusion.json"
+FILE = FUSION_FILE
 EPS = 1e-12  # floor of a norm before division (a clip that embeds exactly at the centre)
 
 
@@ -119,8 +120,12 @@ class Fusion:
 
 
 def is_fusion(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a fused model's folder (holds ``fusion.json``)."""
-    return (Path(path) / FILE).is_file()
+    """Whether ``path`` is a fused model's folder (holds ``fusion.json``) or names a shipped
+    fused model (``default``)."""
+    try:
+        return (resolve_model(path) / FILE).is_file()
+    except CheckpointError:  # a shipped name whose folder is missing
+        return False
 
 
 def save_fusion(fusion: Fusion, out: str | os.PathLike) -> Path:
@@ -132,8 +137,9 @@ def save_fusion(fusion: Fusion, out: str | os.PathLike) -> Path:
 
 
 def load_fusion(path: str | os.PathLike) -> Fusion:
-    """Read the fused model of folder ``path``; :class:`CheckpointError` names what is wrong."""
-    file = Path(path) / FILE
+    """Read the fused model of folder ``path`` (or of a shipped name); :class:`CheckpointError`
+    names what is wrong."""
+    file = resolve_model(path) / FILE
     try:
         d = json.loads(file.read_text("utf-8"))
     except (OSError, ValueError) as e:

@@ -10,6 +10,7 @@ import numpy as np
 from kws_proto.config import ExperimentConfig
 from kws_proto.encoders import build_encoder
 from kws_proto.errors import CheckpointError
+from kws_proto.model.fusion import is_fusion, load_fusion
 from kws_proto.model.head import read_head, with_head
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.model.runs import RunDir
@@ -36,12 +37,18 @@ def save_weights(model, path: str | os.PathLike) -> None:
 def load_run_network(run_dir: str | os.PathLike, head: bool = True):
     """``(config, network)`` of a finished (or checkpointed) run, with its best encoder weights.
 
-    ``run_dir`` may also be ``"default"``: the pretrained encoder shipped with the package
-    (:mod:`kws_proto.model.pretrained`).  When the run's config asks for an embedding head
+    ``run_dir`` may also name a shipped run (``"protores_synth"``,
+    :mod:`kws_proto.model.pretrained`); a fused model (``"default"``, a ``kws-proto fuse``
+    folder) has no network of its own and is refused, naming its members.  When the run's config asks for an embedding head
     (``head.kind`` other than ``none``) and ``head`` is True, the network's encoder is the
     encoder followed by the head fitted into ``RUN/head.npz`` (:mod:`kws_proto.model.head`);
     ``head=False`` gives the bare encoder, as trained.
     """
+    if is_fusion(run_dir):
+        members = ", ".join(m.model for m in load_fusion(run_dir).members)
+        raise CheckpointError(
+            f"{run_dir}: a fused model (members {members}) has no network of its own; name a "
+            "trained member instead (the shipped one: protores_synth)")
     run = RunDir(resolve_model(run_dir))
     cfg = run.read_config()
     if not run.best_weights.is_file():

@@ -33,8 +33,8 @@ CLIPS = 1000  # corpus clips a centre is the mean of, by default
 
 
 def member_name(model: str | os.PathLike) -> str:
-    """How a member is recorded: ``"gse"``, ``"ewn"``, ``"default"``, or a run directory's
-    absolute path."""
+    """How a member is recorded: ``"gse"``, ``"ewn"``, a shipped run's name (``"protores_synth"``),
+    or a run directory's absolute path."""
     if is_frozen(model) or is_shipped(model):
         return str(model)
     return str(Path(model).resolve())
@@ -90,7 +90,7 @@ def open_fused(path: str | os.PathLike, backend: str | None = None) -> FusedEmbe
 
     Raises :class:`CheckpointError` when a member's weights fingerprint is no longer the one its
     centre was taken with (its weights changed: fuse again)."""
-    path = Path(path).resolve()
+    path = resolve_model(path).resolve()
     fusion = load_fusion(path)
     embedders = [member_embedder(m.model, backend) for m in fusion.members]
     for m, e in zip(fusion.members, embedders):
@@ -152,7 +152,7 @@ def fit_members(models, files, weights=None, backend: str | None = None,
 def fuse_models(models, centre_data: str | os.PathLike, out: str | os.PathLike, weights=None,
                 clips: int = CLIPS, seed: int = 0, backend: str | None = None,
                 progress: bool = True) -> Fusion:
-    """Fuse ``models`` (run directories, ``default``, ``gse``, ``ewn``) into the folder ``out``.
+    """Fuse ``models`` (run directories, ``protores_synth``, ``gse``, ``ewn``) into the folder ``out``.
 
     Each member's centre is its mean embedding of ``clips`` clips of ``centre_data`` drawn by
     ``seed`` (:func:`centre_files`), cut by the members' common front end; ``weights`` (one

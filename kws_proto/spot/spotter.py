@@ -37,7 +37,7 @@ from kws_proto.audio.loading import (
 )
 from kws_proto.errors import AudioError, BankError, CheckpointError, ConfigError
 from kws_proto.model.fusion import is_fusion
-from kws_proto.model.pretrained import DEFAULT, resolve_model
+from kws_proto.model.pretrained import DEFAULT, is_shipped, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder, tf_embedder
 from kws_proto.spot.background import Background, build_background
@@ -197,25 +197,24 @@ class KeywordSpotter:
 
     @classmethod
     def from_model(cls, spec: str | os.PathLike, backend: str | None = None) -> "KeywordSpotter":
-        """A run directory, ``"default"`` (:func:`kws_proto.model.pretrained.resolve_model`),
+        """A run directory, a shipped model's name (``"default"``, ``"protores_synth"``:
+        :mod:`kws_proto.model.pretrained`),
         ``"gse"``: the frozen Google speech embedding (:mod:`kws_proto.spot.gse`; the ``gse``
         extra), ``"ewn"``: EfficientWord-Net's (:mod:`kws_proto.spot.ewn`; ``make ewn``), or a
         fused model's folder (:mod:`kws_proto.spot.fusion`; members on ``backend``)."""
         if is_frozen(spec):
             embedder = frozen_embedder(spec, backend)
             return cls(embedder.model_dir, spec=str(spec), embedder=embedder)
+        shipped = str(spec) if is_shipped(spec) else None  # recorded in banks: survives a move
         if is_fusion(spec):
             embedder = open_fused(spec, backend)
-            return cls(embedder.model_dir, embedder=embedder)
-
-        path = resolve_model(spec)
-        return cls(path, spec=DEFAULT if str(spec) == DEFAULT and path != Path(spec) else None,
-                   backend=backend)
+            return cls(embedder.model_dir, spec=shipped, embedder=embedder)
+        return cls(resolve_model(spec), spec=shipped, backend=backend)
 
     @classmethod
     def pretrained(cls) -> "KeywordSpotter":
-        """The encoder shipped in ``kws_proto/model/pretrained/default``."""
-        return cls.from_model("default")
+        """The package's default model (:mod:`kws_proto.model.pretrained`)."""
+        return cls.from_model(DEFAULT)
 
     @classmethod
     def for_bank(cls, bank: KeywordBank, model: str | os.PathLike | None = None,

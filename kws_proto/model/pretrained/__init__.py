@@ -1,11 +1,23 @@
-"""The pretrained encoder shipped inside the package, and how commands name a model.
+"""The models shipped inside the package, and how commands name a model.
 
-Commands that need a trained encoder (``eval``, ``enroll``, ``export``) take either a run
-directory written by ``kws-proto train`` or the word ``default``: the pretrained encoder in
-``kws_proto/model/pretrained/default/``, which has a run directory's layout (``config.yaml``,
-``best.weights.h5``) plus ``record.json``, the record of how it was made (command, seed, data,
-machine, time) and the fingerprint of its weights. ``make pretrained`` rebuilds it from
-``experiments/configs/pretrained.yaml``.
+Commands that take a model (``eval``, ``enroll``, ``detect``, ``spot-eval``, ``fuse``) take a run
+directory written by ``kws-proto train``, a fused model's folder (``kws-proto fuse``), or the
+name of a model shipped here, one folder each beside this file:
+
+``default``
+    What the package uses unless told otherwise: the shipped trained encoder (below) fused with
+    the frozen Google speech embedding (``gse``), each member centred on its mean over 1,000
+    speechocean762 word clips and scaled to unit length (:mod:`kws_proto.model.fusion`). Its
+    folder holds ``fusion.json`` and ``record.json`` (the command, centre corpus, commit and
+    machine that made it).
+``protores_synth``
+    The trained member: three ProtoRes encoders trained on synthesised words, in a run
+    directory's layout (``config.yaml``, ``best.weights.h5``) plus ``record.json``, the record of
+    how it was made (command, seed, data, machine, time) and the fingerprint of its weights.
+    ``make pretrained`` rebuilds it from ``experiments/configs/pretrained.yaml`` and fuses
+    ``default`` again.
+
+A shipped name means the shipped model only when no folder of that name is in the way.
 """
 
 from __future__ import annotations
@@ -18,11 +30,21 @@ from kws_proto.errors import CheckpointError
 from kws_proto.util.provenance import file_sha256
 
 MODELS_DIR = Path(__file__).resolve().parent  # each shipped model is a folder beside this file
-DEFAULT = "default"
+DEFAULT = "default"  # the fused model the package uses unless told otherwise
+TRAINED = "protores_synth"  # the shipped trained encoder, default's trained member
+SHIPPED = (DEFAULT, TRAINED)
+FUSION_FILE = "fusion.json"  # a fused model's folder (kws_proto.model.fusion.FILE)
+
+
+def _complete(path: Path) -> bool:
+    """Whether ``path`` holds a run (config and weights) or a fused model."""
+    return ((path / "config.yaml").is_file() and (path / "best.weights.h5").is_file()) \
+        or (path / FUSION_FILE).is_file()
 
 
 def model_dir(name: str = DEFAULT) -> Path:
-    """The folder of the shipped model ``name`` (a run-directory layout).
+    """The folder of the shipped model ``name``: a run directory (``protores_synth``) or a fused
+    model's folder (``default``).
 
     Raises
     ------
@@ -30,26 +52,28 @@ def model_dir(name: str = DEFAULT) -> Path:
         If the package ships no model of that name.
     """
     path = MODELS_DIR / name
-    if not (path / "config.yaml").is_file() or not (path / "best.weights.h5").is_file():
-        shipped = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir()) if MODELS_DIR.is_dir() else []
+    if name not in SHIPPED or not _complete(path):
+        shipped = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir() and _complete(p)) \
+            if MODELS_DIR.is_dir() else []
         raise CheckpointError(
             f"no shipped model {name!r} in {MODELS_DIR} (shipped: {', '.join(shipped) or 'none'}); "
-            "`make pretrained` builds the default one"
+            "`make pretrained` builds them"
         )
     return path
 
 
 def resolve_model(spec: str | os.PathLike) -> Path:
-    """A run directory for ``spec``: ``"default"`` is the shipped pretrained encoder, anything
-    else a path to a run directory (returned as given, checked by whoever loads it)."""
+    """The folder of ``spec``: a shipped model's name (:data:`SHIPPED`) gives its folder here,
+    anything else is a path (returned as given, checked by whoever loads it)."""
     if is_shipped(spec):
-        return model_dir(DEFAULT)
+        return model_dir(str(spec))
     return Path(spec)
 
 
 def is_shipped(spec: str | os.PathLike) -> bool:
-    """Whether ``spec`` names a shipped model (``"default"``, not a folder of that name)."""
-    return str(spec) == DEFAULT and not Path(spec).exists()
+    """Whether ``spec`` names a shipped model (``"default"``, ``"protores_synth"``), not a folder
+    of that name."""
+    return str(spec) in SHIPPED and not Path(spec).exists()
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
@@ -57,8 +81,8 @@ def weights_sha256(path: str | os.PathLike) -> str:
     return file_sha256(path)
 
 
-def read_record(name: str = DEFAULT) -> dict:
-    """The shipped model's ``record.json`` (how it was made, and its fingerprints)."""
+def read_record(name: str = TRAINED) -> dict:
+    """A shipped model's ``record.json`` (how it was made, and its fingerprints)."""
     path = model_dir(name) / "record.json"
     try:
         return json.loads(path.read_text())
