@@ -187,6 +187,33 @@ def test_gse_scores_the_episodes_the_encoders_see(tiny_folder):
 
 
 @needs_gse
+def test_few_rows_are_embedded_alone_and_many_build_the_cache(tiny_folder):
+    """A fused model scoring a few clips of a large corpus embeds those clips only: rows below
+    half the manifest are computed (equal to the cached table's rows), others stay zero, nothing
+    is written, and rows in the caller's memo are not computed again; half or more build the
+    whole cache, which later calls read."""
+    from kws_proto.data.dataset import load_manifest
+    from kws_proto.eval.frozen import frozen_table
+
+    manifest = load_manifest(tiny_folder)
+    n = len(manifest)  # 18
+    cache = tiny_folder / ".cache"
+    memo: dict = {}
+    few = frozen_table("gse", manifest, progress=False, rows=[3, 0, 3, 7], memo=memo)
+    assert not list(cache.glob("gse-*")) and sorted(memo) == [0, 3, 7]
+    assert few.shape == (n, 96) and not few[[1, 2, 4, 5, 6]].any()
+    memo[7] = np.full(96, 5.0, np.float32)  # a row in the memo is taken from it, not recomputed
+    again = frozen_table("gse", manifest, progress=False, rows=[0, 7], memo=memo)
+    np.testing.assert_array_equal(again[7], 5.0)
+    np.testing.assert_array_equal(again[0], few[0])
+    full = frozen_table("gse", manifest, progress=False, rows=range(n // 2), memo={})
+    assert len(list(cache.glob("gse-*.npy"))) == 1 and full[n - 1].any()  # the whole table
+    assert_close_to_scale(few[[0, 3]], full[[0, 3]])
+    later = frozen_table("gse", manifest, progress=False, rows=[1], memo={})
+    np.testing.assert_array_equal(later, full)  # read from the cache now
+
+
+@needs_gse
 def test_eval_gse_without_data_says_so(capsys):
     from kws_proto.errors import ConfigError
     from kws_proto.eval.evaluate import evaluate_run, grid

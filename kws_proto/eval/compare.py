@@ -31,7 +31,7 @@ from kws_proto.eval.evaluate import (
     open_eval_data,
     score_episodes,
 )
-from kws_proto.eval.fusion import fused_tables
+from kws_proto.eval.fusion import episode_rows, fused_tables
 from kws_proto.eval.gse import available, rows_table
 from kws_proto.eval.report import write_report
 from kws_proto.model.fusion import load_fusion
@@ -224,8 +224,7 @@ def _dtw_scores(data, episodes) -> ModelScores:
 
 
 def _gse_scores(data, episodes) -> ModelScores:
-    rows = np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
-                                     for eps in episodes.values() for e in eps]))
+    rows = episode_rows([e for eps in episodes.values() for e in eps])
     t0 = time.perf_counter()
     table = rows_table(data.manifest, rows, data.feature_config)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(rows))
@@ -249,7 +248,7 @@ def _fused_scores(path: Path, data, episodes, progress: bool = True) -> ModelSco
                           f"{data.manifest.root}, the compared runs {len(data.manifest)}")
     every = [e for eps in episodes.values() for e in eps]
     table = table_for(every)  # every row any setting uses, embedded once
-    rows = np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()]) for e in every]))
+    rows = episode_rows(every)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(rows))
     m = ModelScores(path.name, "fusion", {"parameters": None, "embedding_dim": fusion.dim,
                                           "train_minutes": 0.0, "ms_per_episode": float("nan"),

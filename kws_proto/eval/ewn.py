@@ -37,8 +37,11 @@ def available() -> bool:
     return True
 
 
-def ewn_table(name: str, manifest: Manifest, progress: bool = True) -> np.ndarray:
-    """``[n_clips, 2048]``: the embedding table of EWN variant ``name`` (see :data:`EWN_MODELS`)."""
+def ewn_table(name: str, manifest: Manifest, progress: bool = True, rows=None,
+              memo: dict | None = None) -> np.ndarray:
+    """``[n_clips, 2048]``: the embedding table of EWN variant ``name`` (see :data:`EWN_MODELS`);
+    ``rows``/``memo``: only the rows needed when they are few
+    (:func:`kws_proto.model.ewn.crop_table`)."""
     if name not in CONFIGS:
         raise ValueError(f"{name!r} is not one of {sorted(EWN_MODELS)}")
-    return np.asarray(crop_table(manifest, CONFIGS[name], progress=progress))
+    return np.asarray(crop_table(manifest, CONFIGS[name], progress=progress, rows=rows, memo=memo))

@@ -27,12 +27,14 @@ def is_frozen(name) -> bool:
     return str(name) in FROZEN_MODELS
 
 
-def frozen_table(name, manifest: Manifest, progress: bool = True) -> np.ndarray:
-    """``[n_clips, d]``: the embedding table of frozen embedding ``name``, by manifest row."""
+def frozen_table(name, manifest: Manifest, progress: bool = True, rows=None,
+                 memo: dict | None = None) -> np.ndarray:
+    """``[n_clips, d]``: the embedding table of frozen embedding ``name``, by manifest row (with
+    ``rows``, when they are few and nothing is cached, only those rows: the others are zero)."""
     name = str(name)
     if name not in TABLES:
         raise ValueError(f"{name!r} is not one of {sorted(TABLES)}")
-    return TABLES[name](name, manifest, progress=progress)
+    return TABLES[name](name, manifest, progress=progress, rows=rows, memo=memo)
 
 
 def evaluate_frozen(name, settings, data_dir, classes=None, seed: int = 0,

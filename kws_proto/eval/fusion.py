@@ -10,6 +10,8 @@ speech embedding's or EfficientWord-Net's) — fused row by row with the recorde
 
 from __future__ import annotations
 
+import numpy as np
+
 from data_prep.builtin import open_eval_data
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.eval.grid import score_grid
@@ -22,6 +24,12 @@ from kws_proto.model.scoring import embedding_table
 from kws_proto.spot.frozen import frozen_embedder, is_frozen
 
 
+def episode_rows(episodes) -> np.ndarray:
+    """The manifest rows ``episodes`` touch (support and query), sorted, unique."""
+    return np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
+                                     for e in episodes]))
+
+
 def member_tables(model: str, fingerprint: str, data_dir, speaker_disjoint: bool = False,
                   progress: bool = True):
     """``(data, table_for)`` of one member on the dataset ``data_dir``: ``table_for(episodes)
@@ -30,10 +38,11 @@ def member_tables(model: str, fingerprint: str, data_dir, speaker_disjoint: bool
     if is_frozen(model):
         found = frozen_embedder(model).fingerprint
         data = open_source(data_dir, speaker_disjoint)
-        table = frozen_table(model, data.manifest, progress=progress)
+        memo: dict = {}  # rows embedded so far, when the episodes need few of a large corpus
 
         def table_for(episodes):
-            return table
+            return frozen_table(model, data.manifest, progress, rows=episode_rows(episodes),
+                                memo=memo)
     else:
         cfg, net = load_run_network(resolve_model(model))
         found = weights_fingerprint(net.encoder)

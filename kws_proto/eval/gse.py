@@ -86,10 +86,13 @@ def rows_table(manifest: Manifest, rows, config: FeatureConfig = FeatureConfig()
     return table
 
 
-def gse_table(name: str, manifest: Manifest, progress: bool = True) -> np.ndarray:
-    """The embedding table of GSE variant ``name`` (see :data:`GSE_MODELS`)."""
+def gse_table(name: str, manifest: Manifest, progress: bool = True, rows=None,
+              memo: dict | None = None) -> np.ndarray:
+    """The embedding table of GSE variant ``name`` (see :data:`GSE_MODELS`); ``rows``/``memo``:
+    only the rows needed when they are few (:func:`kws_proto.model.gse.crop_table`; ``gse-full``
+    embeds every clip)."""
     if name == "gse":
-        return np.asarray(crop_table(manifest, progress=progress))
+        return np.asarray(crop_table(manifest, progress=progress, rows=rows, memo=memo))
     if name == "gse-full":
         return full_table(manifest, progress=progress)
     raise ValueError(f"{name!r} is not one of {sorted(GSE_MODELS)}")

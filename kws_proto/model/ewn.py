@@ -135,7 +135,7 @@ def ewn_embed_clips(audio: np.ndarray) -> np.ndarray:
 
 
 def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
-               batch_size: int = 64) -> np.ndarray:
+               batch_size: int = 64, rows=None, memo: dict | None = None) -> np.ndarray:
     """EWN of every clip's fixed-length crop, built once into the dataset's cache.
 
     The clips are read as :func:`~kws_proto.data.cache.waveform_cache` reads them (``config``'s
@@ -154,6 +154,10 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     progress : bool
     batch_size : int > 0
         Clips read per step.
+    rows, memo : optional
+        The manifest rows needed and the caller's dict of rows computed before: with no cache
+        on disk, fewer than half the manifest are computed alone and not cached
+        (:func:`kws_proto.data.cache._cached`); the other rows are zero.
 
     Returns
     -------
@@ -166,4 +170,4 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
            "crop": config.crop, "model": model_info()["sha256"], "ewn_version": EWN_VERSION}
     return _cached(manifest, config, cache_dir, "ewn", _digest(key), key, (DIM,), "float32",
-                   ewn_embed_clips, progress, batch_size)
+                   ewn_embed_clips, progress, batch_size, rows, memo)

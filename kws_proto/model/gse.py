@@ -230,7 +230,7 @@ def gse_embed_clips(audio: np.ndarray, batch_size: int = 64, backend: str = "tf"
 
 
 def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
-               batch_size: int = 64) -> np.ndarray:
+               batch_size: int = 64, rows=None, memo: dict | None = None) -> np.ndarray:
     """GSE of every clip's fixed-length crop, built once into the dataset's cache.
 
     The clips are read as :func:`~kws_proto.data.cache.waveform_cache` reads them (``config``'s
@@ -248,6 +248,10 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
         ``manifest.root / ".cache"`` when None.
     progress : bool
     batch_size : int > 0
+    rows, memo : optional
+        The manifest rows needed and the caller's dict of rows computed before: with no cache
+        on disk, fewer than half the manifest are computed alone and not cached
+        (:func:`kws_proto.data.cache._cached`); the other rows are zero.
 
     Returns
     -------
@@ -268,4 +272,4 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
            "crop": config.crop, "models": info["sha256"], "gse_version": GSE_VERSION}
     return _cached(manifest, config, cache_dir, "gse", _digest(key), key, (DIM,), "float32",
-                   gse_embed_clips, progress, batch_size)
+                   gse_embed_clips, progress, batch_size, rows, memo)
