@@ -31,7 +31,8 @@ from kws_proto.eval.evaluate import (
     open_eval_data,
     score_episodes,
 )
-from kws_proto.eval.fusion import episode_rows, fused_tables
+from kws_proto.eval.fusion import fused_tables
+from kws_proto.eval.grid import episode_rows
 from kws_proto.eval.gse import available, rows_table
 from kws_proto.eval.report import write_report
 from kws_proto.model.fusion import load_fusion

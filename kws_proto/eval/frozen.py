@@ -15,7 +15,7 @@ import numpy as np
 from kws_proto.data.dataset import Manifest
 from kws_proto.errors import ConfigError
 from kws_proto.eval.ewn import EWN_MODELS, ewn_table
-from kws_proto.eval.grid import score_grid
+from kws_proto.eval.grid import episode_rows, score_grid
 from kws_proto.eval.gse import GSE_MODELS, gse_table, open_source
 
 FROZEN_MODELS = {**GSE_MODELS, **EWN_MODELS}  # name -> what it embeds
@@ -45,5 +45,9 @@ def evaluate_frozen(name, settings, data_dir, classes=None, seed: int = 0,
         raise ConfigError(f"`eval {name}` needs --data: a frozen embedding has no dataset of its own")
     source = open_source(data_dir, speaker_disjoint)
     classes = tuple(classes) if classes else source.splits.test
-    table = frozen_table(name, source.manifest, progress=progress)
-    return score_grid(lambda episodes: table, source, classes, settings, seed, unknown)
+    memo: dict = {}  # the episodes' rows only, when they are few of a large corpus
+
+    def table_for(episodes):
+        return frozen_table(name, source.manifest, progress, rows=episode_rows(episodes), memo=memo)
+
+    return score_grid(table_for, source, classes, settings, seed, unknown)

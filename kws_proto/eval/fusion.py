@@ -10,11 +10,9 @@ speech embedding's or EfficientWord-Net's) — fused row by row with the recorde
 
 from __future__ import annotations
 
-import numpy as np
-
 from data_prep.builtin import open_eval_data
 from kws_proto.errors import CheckpointError, ConfigError
-from kws_proto.eval.grid import score_grid
+from kws_proto.eval.grid import episode_rows, score_grid
 from kws_proto.eval.frozen import frozen_table
 from kws_proto.eval.gse import open_source
 from kws_proto.model.fusion import Fusion, load_fusion
@@ -22,12 +20,6 @@ from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.model.scoring import embedding_table
 from kws_proto.spot.frozen import frozen_embedder, is_frozen
-
-
-def episode_rows(episodes) -> np.ndarray:
-    """The manifest rows ``episodes`` touch (support and query), sorted, unique."""
-    return np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
-                                     for e in episodes]))
 
 
 def member_tables(model: str, fingerprint: str, data_dir, speaker_disjoint: bool = False,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from kws_proto.data.episodes import EpisodeSampler, fixed_episodes
 from kws_proto.errors import ConfigError
 from kws_proto.model.scoring import score_episodes
@@ -18,6 +20,12 @@ class EvalSetting:
     k_shot: int
     n_query: int = 15
     episodes: int = 1000
+
+
+def episode_rows(episodes) -> np.ndarray:
+    """The manifest rows ``episodes`` touch (support and query), sorted, unique."""
+    return np.unique(np.concatenate([np.concatenate([e.support.ravel(), e.query.ravel()])
+                                     for e in episodes]))
 
 
 def grid(ways, shots, n_query: int = 15, episodes: int = 1000) -> list[EvalSetting]:
