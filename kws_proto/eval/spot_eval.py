@@ -13,8 +13,8 @@ it:
   speaker's (the enrolling user) and the stream is spoken by the *other* speakers; without (the
   Picovoice folders) the support files and the stream files are disjoint.  With
   ``support_speakers="several"`` (``--support-speakers several``: corpora where a speaker says
-  each word once, like the built-in one) each keyword's clips are of ``S`` different speakers and
-  the stream is spoken by none of them.
+  each word once, like the built-in one) ``S`` speakers drawn per trial enrol every keyword with
+  one clip each, and the stream is spoken by none of them.
 - A stream of ``--words`` (40) words: ``round(target_ratio * words)`` targets (``--target-ratio``
   0.25: one in four), spread evenly over the targets, the rest clips of the non-target keywords
   of the same dataset, in random order, no file twice, separated by gaps drawn uniformly from

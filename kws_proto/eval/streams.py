@@ -28,8 +28,9 @@ WORDS = 40  # words per stream
 TARGET_RATIO = 0.25  # share of a stream's words that are targets
 SEED = 0
 #: Whose clips enrol a keyword when the manifest has speakers: one speaker's (the enrolling
-#: user; every target from the same speaker), or several speakers' (one clip each: corpora where
-#: a speaker says each word once, like the built-in one). Either way the stream has none of them.
+#: user; every target from the same speaker), or several speakers' (``--shots`` speakers drawn
+#: per trial, one clip of each per keyword: corpora where a speaker says each word once, like the
+#: built-in one). Either way the stream has none of them.
 SUPPORT_SPEAKERS = ("one", "several")
 GAP_SECONDS = (0.3, 1.5)
 TRIM_DB = 30.0
@@ -151,25 +152,20 @@ def draw_trials(data, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int
 
 
 def _several_speakers(pool: ClipPool, rng, targets, shots):
-    """Per target, ``shots`` readable clips of as many different speakers (drawn by ``rng``), and
-    the speakers they are of."""
-    support, used = [], set()
+    """``shots`` speakers drawn by ``rng`` among those with clips of every target, one readable
+    clip of each of them per target; returns the supports and the speakers."""
+    names = sorted({pool.speaker_of[p] for p in pool.paths[targets[0]]})
+    names = [s for s in names if all(any(pool.speaker_of[p] == s for p in pool.paths[k])
+                                     for k in targets)]
+    if len(names) < shots:
+        raise DatasetError(f"{pool.root}: {len(names)} speakers have clips of each of {targets}; "
+                           f"--shots={shots} with --support-speakers several needs {shots}")
+    chosen = sorted(str(s) for s in rng.choice(names, shots, replace=False))
+    support = []
     for k in targets:
-        chosen, speakers = [], set()
-        for i in rng.permutation(len(pool.paths[k])):
-            p = pool.paths[k][i]
-            if pool.speaker_of[p] not in speakers and pool.readable(p):
-                chosen.append(p)
-                speakers.add(pool.speaker_of[p])
-                if len(chosen) == shots:
-                    break
-        if len(chosen) < shots:
-            raise DatasetError(f"{pool.root}: {k!r} has readable clips of {len(chosen)} "
-                               f"speakers, --shots={shots} with --support-speakers several "
-                               f"needs {shots}")
-        support.append(tuple(chosen))
-        used |= speakers
-    return support, used
+        support.append(tuple(pool.take(rng, [p for p in pool.paths[k] if pool.speaker_of[p] == s],
+                                       1, f"speaker {s}'s {k!r}")[0] for s in chosen))
+    return support, set(chosen)
 
 
 def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed,
