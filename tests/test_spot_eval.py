@@ -83,6 +83,30 @@ def test_same_seed_same_trials_speaker_disjoint(fsdd_small):
     assert json.loads(json.dumps([t.to_dict() for t in a]))  # serialisable
 
 
+def test_several_support_speakers_for_a_corpus_that_says_each_word_once(synth_dataset):
+    """The built-in corpus has one clip per voice and word: one speaker's five clips do not
+    exist (the error says what does); `several` enrols every keyword from the same five voices,
+    one clip each, and streams only the other voices."""
+    from kws_proto.errors import ConfigError, DatasetError
+    from kws_proto.eval.streams import draw_trials
+
+    with pytest.raises(DatasetError, match="no speaker has 5 clips.*--support-speakers several"):
+        draw_trials(synth_dataset, trials=1, words=8)
+    a = draw_trials(synth_dataset, trials=3, words=8, seed=2, support_speakers="several")
+    assert a == draw_trials(synth_dataset, trials=3, words=8, seed=2, support_speakers="several")
+    clips = _manifest(synth_dataset)
+    for t in a:
+        used = set(t.enrol_speaker.split(","))
+        assert len(used) == 5
+        for k, s in zip(t.keywords, t.support):
+            assert all(clips[p].keyword == k for p in s)
+            assert {clips[p].speaker for p in s} == used  # the same five voices, one clip each
+        assert all(clips[w.path].speaker not in used for w in t.words)  # none of them speaks
+        assert [w.target for w in t.words].count(True) == 2  # round(0.25 * 8)
+    with pytest.raises(ConfigError, match="--support-speakers='some'"):
+        draw_trials(synth_dataset, trials=1, support_speakers="some")
+
+
 def test_trials_without_speakers_keep_support_out_of_the_stream(pico_small):
     from kws_proto.eval.streams import draw_trials
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from kws_proto.errors import ConfigError
 from kws_proto.eval.sentences import BACKGROUND_FILES, MIN_LETTERS
-from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TARGET_RATIO, TRIALS, WORDS
+from kws_proto.eval.streams import (FACTORS, KEYWORDS, SEED, SHOTS, SUPPORT_SPEAKERS, TARGET_RATIO,
+                                    TRIALS, WORDS)
 from kws_proto.util.cli import (
     finite_float,
     fraction,
@@ -33,7 +34,7 @@ from kws_proto.util.cli import (
 )
 
 HELP = "benchmark keyword spotting on constructed streams or read sentences (DET curve)"
-CLIP_ONLY = ("words", "target_ratio", "snr")
+CLIP_ONLY = ("words", "target_ratio", "snr", "support_speakers")
 SENTENCE_ONLY = ("min_letters", "background", "background_files")
 
 
@@ -52,6 +53,11 @@ def add_arguments(p) -> None:
     p.add_argument("--keywords", type=positive_int, default=KEYWORDS,
                    help="target keywords enrolled per trial")
     p.add_argument("--shots", type=positive_int, default=SHOTS, help="support clips per keyword")
+    p.add_argument("--support-speakers", choices=SUPPORT_SPEAKERS, default=None,
+                   help="--data with speaker ids: each keyword enrolled from one speaker's clips "
+                        "(default: `one`), or from one clip each of --shots speakers (`several`: "
+                        "corpora where a speaker says each word once, like the built-in one); "
+                        "the stream is spoken by none of them")
     p.add_argument("--words", type=positive_int, default=None,
                    help=f"words per stream (--data; default {WORDS})")
     p.add_argument("--target-ratio", type=fraction, default=None,
@@ -128,7 +134,8 @@ def run(args) -> int:
                         target_ratio=(args.target_ratio if args.target_ratio is not None
                                       else TARGET_RATIO), snr=args.snr, seed=args.seed,
                         factors=args.factors if args.factors is not None else FACTORS,
-                        cohort=args.cohort, progress=progress))
+                        cohort=args.cohort, progress=progress,
+                        support_speakers=args.support_speakers or "one"))
     if args.plot is not None:
         det_plot(result, args.plot)
     if args.json is not None and str(args.json) == "-":

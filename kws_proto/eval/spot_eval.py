@@ -11,7 +11,10 @@ it:
 - ``K`` target keywords (``--keywords``, 3) of the dataset's keywords, each enrolled from ``S``
   clips (``--shots``, 5).  With speaker ids in the manifest (FSDD) every support clip is one
   speaker's (the enrolling user) and the stream is spoken by the *other* speakers; without (the
-  Picovoice folders) the support files and the stream files are disjoint.
+  Picovoice folders) the support files and the stream files are disjoint.  With
+  ``support_speakers="several"`` (``--support-speakers several``: corpora where a speaker says
+  each word once, like the built-in one) ``S`` speakers drawn per trial enrol every keyword with
+  one clip each, and the stream is spoken by none of them.
 - A stream of ``--words`` (40) words: ``round(target_ratio * words)`` targets (``--target-ratio``
   0.25: one in four), spread evenly over the targets, the rest clips of the non-target keywords
   of the same dataset, in random order, no file twice, separated by gaps drawn uniformly from
@@ -240,7 +243,8 @@ def run_variant(bench: _Bench, v: Variant, progress=None) -> VariantResult:
 
 def spot_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int = SHOTS,
               words: int = WORDS, target_ratio: float = TARGET_RATIO, snr: float | None = None,
-              seed: int = SEED, factors=FACTORS, cohort=None, progress=None) -> SpotEvalResult:
+              seed: int = SEED, factors=FACTORS, cohort=None, progress=None,
+              support_speakers: str = "one") -> SpotEvalResult:
     """Score each of ``variants`` (:class:`Variant` or ``MODEL@...`` strings) on the same trials.
 
     Returns
@@ -253,7 +257,7 @@ def spot_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS, sh
     variants = parse_variants(variants, cohort)
     root = as_dataset(data, progress is not None)  # a prepared dataset, or a raw keyword folder
     cohort = as_dataset(cohort, progress is not None) if cohort is not None else None
-    specs = draw_trials(root, trials, keywords, shots, words, target_ratio, seed)
+    specs = draw_trials(root, trials, keywords, shots, words, target_ratio, seed, support_speakers)
     factors = sorted({float(f) for f in factors} | {1.0})
     bench = _Bench(root, specs, factors, snr, cohort, seed)
     results = [run_variant(bench, v, progress) for v in variants]
@@ -263,5 +267,5 @@ def spot_eval(data, variants, trials: int = TRIALS, keywords: int = KEYWORDS, sh
         {"trials": trials, "keywords": keywords, "shots": shots, "words": words,
          "target_ratio": target_ratio, "snr": snr, "seed": seed, "factors": factors,
          "gap_seconds": list(GAP_SECONDS), "trim_db": TRIM_DB,
-         "cohort": str(cohort) if cohort else None},
+         "cohort": str(cohort) if cohort else None, "support_speakers": support_speakers},
         [t.to_dict() for t in specs], results)

@@ -42,6 +42,8 @@ def table(result: SpotEvalResult) -> str:
 def _head(result: SpotEvalResult) -> str:
     o = result.options
     disjoint = ", speaker-disjoint" if result.speaker_disjoint else ", file-disjoint"
+    if result.speaker_disjoint and o.get("support_speakers") == "several":
+        disjoint += f" (each keyword enrolled from {o['shots']} speakers)"
     if not o.get("sentences"):
         return (f"{result.dataset}: {o['trials']} trials x {o['keywords']} keywords x "
                 f"{o['shots']} shots, {o['words']} words per stream ({o['target_ratio']:g} "

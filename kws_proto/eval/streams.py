@@ -27,6 +27,11 @@ SHOTS = 5  # support clips per keyword
 WORDS = 40  # words per stream
 TARGET_RATIO = 0.25  # share of a stream's words that are targets
 SEED = 0
+#: Whose clips enrol a keyword when the manifest has speakers: one speaker's (the enrolling
+#: user; every target from the same speaker), or several speakers' (``--shots`` speakers drawn
+#: per trial, one clip of each per keyword: corpora where a speaker says each word once, like the
+#: built-in one). Either way the stream has none of them.
+SUPPORT_SPEAKERS = ("one", "several")
 GAP_SECONDS = (0.3, 1.5)
 TRIM_DB = 30.0
 #: Threshold factors of the sweep: 2**-5 to 2**3 in steps of 2**(1/8), 1 among them.
@@ -128,9 +133,13 @@ class ClipPool:
 
 def draw_trials(data, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int = SHOTS,
                 words: int = WORDS, target_ratio: float = TARGET_RATIO,
-                seed: int = SEED) -> list[Trial]:
-    """The seeded trials of a prepared dataset folder (module docstring: how one is drawn)."""
+                seed: int = SEED, support_speakers: str = "one") -> list[Trial]:
+    """The seeded trials of a prepared dataset folder (module docstring: how one is drawn;
+    ``support_speakers``: :data:`SUPPORT_SPEAKERS`)."""
     check_options(trials, keywords, shots, words, target_ratio, seed)
+    if support_speakers not in SUPPORT_SPEAKERS:
+        raise ConfigError(f"--support-speakers={support_speakers!r} must be one of "
+                          f"{', '.join(SUPPORT_SPEAKERS)}")
     pool = data if isinstance(data, ClipPool) else ClipPool(Path(data))
     n_targets = int(round(target_ratio * words))
     need = keywords + (1 if n_targets < words else 0)
@@ -138,21 +147,47 @@ def draw_trials(data, trials: int = TRIALS, keywords: int = KEYWORDS, shots: int
         raise ConfigError(f"--keywords={keywords}: {pool.root} has {len(pool.keywords)} keywords; "
                           f"{keywords} targets{' and a non-target word' if need > keywords else ''}"
                           f" need {need}")
-    return [_draw(pool, i, keywords, shots, words, n_targets, seed) for i in range(trials)]
+    return [_draw(pool, i, keywords, shots, words, n_targets, seed, support_speakers)
+            for i in range(trials)]
 
 
-def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed) -> Trial:
+def _several_speakers(pool: ClipPool, rng, targets, shots):
+    """``shots`` speakers drawn by ``rng`` among those with clips of every target, one readable
+    clip of each of them per target; returns the supports and the speakers."""
+    names = sorted({pool.speaker_of[p] for p in pool.paths[targets[0]]})
+    names = [s for s in names if all(any(pool.speaker_of[p] == s for p in pool.paths[k])
+                                     for k in targets)]
+    if len(names) < shots:
+        raise DatasetError(f"{pool.root}: {len(names)} speakers have clips of each of {targets}; "
+                           f"--shots={shots} with --support-speakers several needs {shots}")
+    chosen = sorted(str(s) for s in rng.choice(names, shots, replace=False))
+    support = []
+    for k in targets:
+        support.append(tuple(pool.take(rng, [p for p in pool.paths[k] if pool.speaker_of[p] == s],
+                                       1, f"speaker {s}'s {k!r}")[0] for s in chosen))
+    return support, set(chosen)
+
+
+def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed,
+          support_speakers: str = "one") -> Trial:
     rng = np.random.default_rng([seed, index])
     targets = sorted(str(k) for k in rng.choice(pool.keywords, n_kw, replace=False))
     others = [k for k in pool.keywords if k not in targets]
     speaker = None
+    if pool.by_speaker and support_speakers == "several":
+        support, used = _several_speakers(pool, rng, targets, shots)
+        stream_pool = {k: [p for p in pool.paths[k] if pool.speaker_of[p] not in used]
+                       for k in pool.keywords}
+        return _stream(pool, rng, index, targets, others, tuple(support), ",".join(sorted(used)),
+                       stream_pool, n_kw, n_words, n_targets)
     if pool.by_speaker:
         names = sorted({pool.speaker_of[p] for k in targets for p in pool.paths[k]})
         able = [s for s in names
                 if all(sum(pool.speaker_of[p] == s for p in pool.paths[k]) >= shots
                        for k in targets)]
         if not able:
-            raise DatasetError(f"{pool.root}: no speaker has {shots} clips of each of {targets}")
+            raise DatasetError(f"{pool.root}: no speaker has {shots} clips of each of {targets} "
+                               "(--support-speakers several enrols each from several speakers)")
         speaker = str(rng.choice(able))
     support, stream_pool = [], {}
     for k in pool.keywords:
@@ -168,6 +203,13 @@ def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed) -> Trial
             stream_pool[k] = [p for p in paths if p not in set(chosen)]
         else:
             stream_pool[k] = list(paths)
+    return _stream(pool, rng, index, targets, others, tuple(support), speaker, stream_pool, n_kw,
+                   n_words, n_targets)
+
+
+def _stream(pool: ClipPool, rng, index, targets, others, support, speaker, stream_pool, n_kw,
+            n_words, n_targets) -> Trial:
+    """The trial's stream words and gaps, drawn by ``rng`` from ``stream_pool`` (per keyword)."""
     counts = {k: 0 for k in pool.keywords}
     slots = [targets[i % n_kw] for i in rng.permutation(n_targets)]  # balanced over targets
     slots += [str(rng.choice(others)) for _ in range(n_words - n_targets)]
@@ -178,7 +220,7 @@ def _draw(pool: ClipPool, index, n_kw, shots, n_words, n_targets, seed) -> Trial
     words = [Word(chosen[k].pop(), k, k in targets) for k in slots]
     words = tuple(words[i] for i in rng.permutation(len(words)))
     gaps = tuple(float(g) for g in rng.uniform(*GAP_SECONDS, size=len(words) + 1))
-    return Trial(index, tuple(targets), tuple(support), speaker, words, gaps,
+    return Trial(index, tuple(targets), support, speaker, words, gaps,
                  int(rng.integers(2**31)))
 
 
