@@ -4,7 +4,7 @@
 2. trains the three demo configs of ``experiments/configs/demo/`` into ``runs/demo/<name>`` under
    one budget rule (1,000 5-way 5-shot episodes each, the same augmentation, schedule and weight
    average): ``conv4`` (the Sequential encoder), ``protores_design`` (ProtoRes exactly as the
-   design describes it, temporal layout) and ``protores`` (the package's default encoder: two
+   design describes it, temporal layout) and ``protores`` (the package's ProtoRes configuration: two
    TD-ResNet7-like ProtoRes side by side).  Finished runs are reused; a run of an older config
    of the same name is moved aside to ``runs/demo/<name>.old-N``;
 3. when the ``gse`` extra is installed, fuses ``protores`` post-hoc with the frozen Google speech

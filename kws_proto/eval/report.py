@@ -178,7 +178,7 @@ def answer(models, setting, design: str, sequential: str = "conv4", default: str
         out[-1] += "."
     if default and default in by:
         w = paired_difference(by[default].accuracies[key], d.accuracies[key])
-        out.append(f"The default encoder ({default}) adds {100 * w.mean:+.1f} ± {100 * w.ci95:.1f} "
+        out.append(f"The package's ProtoRes pair ({default}) adds {100 * w.mean:+.1f} ± {100 * w.ci95:.1f} "
                    f"points over the design's ProtoRes there.")
     if "gse" in by:
         g = paired_difference(by["gse"].accuracies[key], by[default or design].accuracies[key])
