@@ -199,7 +199,7 @@ def _cached(
         memo = {} if memo is None else memo
         wanted = np.unique(np.asarray(rows, dtype=np.int64))
         if len(set(wanted.tolist()) | set(memo)) < PARTIAL_SHARE * n:
-            return _rows_only(manifest, config, wanted, memo, (n, *row_shape), dtype, compute,
+            return embed_rows(manifest, config, wanted, memo, (n, *row_shape), dtype, compute,
                               batch_size)
 
     try:
@@ -240,11 +240,12 @@ def _build(manifest: Manifest, config: FeatureConfig, array_path: Path, meta_pat
     atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def _rows_only(manifest: Manifest, config: FeatureConfig, rows: np.ndarray, memo: dict,
+def embed_rows(manifest: Manifest, config: FeatureConfig, rows: np.ndarray, memo: dict,
                shape: tuple[int, ...], dtype: str, compute: Callable[[np.ndarray], np.ndarray],
                batch_size: int) -> np.ndarray:
-    """``shape`` zeros with ``rows`` filled: those in ``memo`` from it, the others computed (and
-    added to it), read as :func:`_build` reads them."""
+    """``shape`` zeros with the unique, sorted ``rows`` filled: those in ``memo`` from it, the
+    others computed in batches of ``batch_size`` (and added to it), read as :func:`_build` reads
+    them; nothing is cached on disk."""
     missing = [int(r) for r in rows if int(r) not in memo]
     for start in range(0, len(missing), batch_size):
         part = missing[start:start + batch_size]

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from kws_proto.audio.features import FeatureConfig
 from kws_proto.audio.loading import read_audio
-from kws_proto.data.cache import load_clip
+from kws_proto.data.cache import embed_rows
 from kws_proto.data.dataset import Manifest, Splits, load_manifest, load_splits
 from kws_proto.model.gse import (
     DIM,
@@ -78,12 +78,8 @@ def available() -> bool:
 def rows_table(manifest: Manifest, rows, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """``[n_clips, 96]`` GSE of the 1 s crops of manifest ``rows`` only (the others zero): what a
     comparison needs of a large corpus, without embedding (or caching) all of it."""
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
-    table = np.zeros((len(manifest), DIM), np.float32)
-    for i in range(0, len(rows), 64):
-        part = rows[i:i + 64]
-        table[part] = gse_embed_clips(np.stack([load_clip(manifest, int(r), config) for r in part]))
-    return table
+    return embed_rows(manifest, config, np.unique(np.asarray(rows, dtype=np.int64)), {},
+                      (len(manifest), DIM), "float32", gse_embed_clips, 64)
 
 
 def gse_table(name: str, manifest: Manifest, progress: bool = True, rows=None,

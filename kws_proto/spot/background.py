@@ -131,8 +131,6 @@ class Background:
         """:func:`threshold_for_rate` of a keyword ``prototype [d]`` on this background (with
         ``score="maxcos"``: of its ``support [k, d]``, :func:`kws_proto.spot.decision.distances_to`;
         with ``norm``: on its normalised scale); the calibration record names the background."""
-        if score != PROTOTYPE and support is None:
-            raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
         d = distances_to(self.embeddings, prototype, support, score, norm)  # [n]
         t, info = threshold_for_rate(d, self.hours, rate, self.starts, self.segments, self.levels,
                                      self.window, min_hits, max_gap, min_db)
@@ -150,8 +148,6 @@ class Background:
              score: str = PROTOTYPE, top: int = TOP) -> CohortNorm:
         """A keyword's :class:`~kws_proto.spot.cohort.CohortNorm` against this background as the
         cohort: the statistics of its ``top`` nearest windows by rule ``score``."""
-        if score != PROTOTYPE and support is None:
-            raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
         d = distances_to(self.embeddings, prototype, support, score)  # [n]
         return cohort_norm(d, top, self.fingerprint, self.digest, self.source)
 

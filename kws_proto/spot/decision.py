@@ -85,6 +85,8 @@ def distances_to(embeddings: np.ndarray, prototype_: np.ndarray, support: np.nda
     of ``support [k, d]``; normalised by ``norm`` when given."""
     e = np.asarray(embeddings, np.float32)
     if check_score(score) == MAXCOS:
+        if support is None:
+            raise ConfigError(f"score={score!r} needs the keyword's support embeddings")
         d = nearest_cosine_distances(e, support)
     else:
         d = squared_distances(e, np.asarray(prototype_, np.float32)[None, :])[:, 0]

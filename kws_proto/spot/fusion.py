@@ -133,7 +133,7 @@ def load_centre_clips(files, features: FeatureConfig, progress: bool = True):
 
 def fit_members(models, files, weights=None, backend: str | None = None,
                 progress: bool = True) -> tuple[tuple[Member, ...], list[Path]]:
-    """The members of a fusion of ``models`` (run directories, ``default``, ``gse``, ``ewn``),
+    """The members of a fusion of ``models`` (run directories, ``protores_synth``, ``gse``, ``ewn``),
     each centred on its mean embedding of the audio ``files`` (cut by the members' common front
     end; unreadable ones skipped), weighed by ``weights`` (None: all 1).  Returns the members
     and the files used."""
