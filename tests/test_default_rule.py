@@ -4,6 +4,7 @@ background")."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -14,6 +15,7 @@ from kws_proto.cli import main
 from kws_proto.errors import ConfigError
 from kws_proto.eval.spot_eval import SharedModels
 from kws_proto.eval.spot_variants import parse_variant
+from kws_proto.publish import SHIPPED_LEVEL
 from kws_proto.spot.background import (
     SHIPPED,
     Background,
@@ -67,6 +69,11 @@ def test_a_half_precision_background_reads_back_rounded(tmp_path):
     np.testing.assert_array_equal(back.embeddings, bg.embeddings.astype(np.float16))
     assert back.digest != bg.digest  # named by what is read
     assert back.digest == load_background(save_background(back, tmp_path / "b2.npz")).digest
+    assert back.cohort_level is None
+    levelled = dataclasses.replace(bg, cohort_level=-3.5)
+    assert load_background(save_background(levelled, tmp_path / "l.npz")).cohort_level == -3.5
+    with pytest.raises(ConfigError, match="level"):
+        dataclasses.replace(bg, cohort_level=float("nan"))
     big = Background(bg.embeddings * 1e6, bg.hours, bg.source, FP)
     with pytest.raises(ConfigError, match="does not fit in float16"):
         save_background(big, tmp_path / "big.npz", half=True)
@@ -92,6 +99,7 @@ def test_the_default_ships_its_own_background(default):
     record = json.loads((default.model_dir / "record.json").read_text())["background"]
     assert record["digest"] == bg.digest and record["windows"] == len(bg)
     assert math.isclose(record["hours"], bg.hours, rel_tol=1e-5) and bg.hours > 0.1
+    assert record["cohort_level"] == bg.cohort_level == SHIPPED_LEVEL
     assert bg.source.startswith("data/so762-split/centre")  # no benchmark's speakers
     assert len(bg) > 500  # more windows than the statistics take
 
@@ -103,7 +111,10 @@ def test_enroll_normalises_by_default_and_a_bank_follows_its_keywords(default, k
     bank, own = default.new_bank(), default.shipped_background
     a = default.enroll(bank, first, kw[first][:5])
     assert a.norm is not None and a.norm.cohort == (default.fingerprint, own.digest)
-    assert a.threshold == 2.0 ** NORM_LEVEL and a.calibration["rule"].startswith("cohort level")
+    assert a.threshold == 2.0 ** own.cohort_level and own.cohort_level != NORM_LEVEL
+    assert a.calibration["rule"] == f"cohort level z = {own.cohort_level:g}"
+    at_two = default.enroll(default.new_bank(), first, kw[first][:5], level=NORM_LEVEL)
+    assert at_two.threshold == 2.0 ** NORM_LEVEL and at_two.norm == a.norm
     near = np.sort(((own.embeddings.astype(np.float64) - a.prototype) ** 2).sum(axis=1))[:a.norm.top]
     assert math.isclose(a.norm.mu, near.mean(), rel_tol=1e-4)  # its nearest shipped windows
     one = default.enroll(bank, second, kw[second][:1])  # a cohort level needs no spread

@@ -52,7 +52,8 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import TOP, CohortNorm, cohort_norm, embeddings_digest
+from kws_proto.spot.cohort import (TOP, CohortNorm, cohort_norm, embeddings_digest,
+                                   level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
@@ -88,6 +89,10 @@ class Background:
         Window length and hop in seconds.
     features : str
         The front end's digest (empty: not recorded).
+    cohort_level : float or None
+        As a cohort: the level ``z`` its normalised keywords are cut at unless another is given
+        (None: :data:`kws_proto.spot.cohort.NORM_LEVEL`); a model's own background carries the
+        one measured for it.
     """
 
     embeddings: np.ndarray
@@ -100,6 +105,7 @@ class Background:
     window: float = 1.0
     hop: float = HOP
     features: str = ""
+    cohort_level: float | None = None
 
     def __post_init__(self):
         e = np.asarray(self.embeddings, dtype=np.float32)
@@ -116,6 +122,8 @@ class Background:
             object.__setattr__(self, name, a)
         if not (math.isfinite(self.hours) and self.hours > 0):
             raise ConfigError(f"background of {self.hours!r} hours: expected a positive length")
+        if self.cohort_level is not None:
+            level_threshold(self.cohort_level)  # a finite z within the clip, else ConfigError
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -312,6 +320,8 @@ def _header(bg: Background) -> bytes:
     h = {"format": FORMAT, "version": VERSION, "hours": bg.hours, "source": bg.source,
          "fingerprint": bg.fingerprint, "window": bg.window, "hop": bg.hop,
          "features": bg.features}
+    if bg.cohort_level is not None:
+        h["cohort_level"] = bg.cohort_level
     return json.dumps(h, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -369,4 +379,5 @@ def load_background(path: str | os.PathLike) -> Background:
                         f"not {FORMAT!r} version {VERSION}")
     return Background(arrays["embeddings"], float(h["hours"]), h["source"], h["fingerprint"],
                       arrays["starts"], arrays["segments"], arrays["levels"],
-                      float(h["window"]), float(h["hop"]), h.get("features", ""))
+                      float(h["window"]), float(h["hop"]), h.get("features", ""),
+                      h.get("cohort_level"))

@@ -23,8 +23,9 @@ spread.
 
 **Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
 ``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
-deviation), and the threshold is on that scale: the same ``level`` for every keyword (``z =
-NORM_LEVEL``, -2, unless given), or the rate rule, or one by hand.  The support rule is not used
+deviation), and the threshold is on that scale: the same ``level`` for every keyword (unless
+given, the background's own ``cohort_level``, else ``z = NORM_LEVEL``, -2), or the rate rule, or
+one by hand.  The support rule is not used
 there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
 windows, so on that scale it accepts nearly everything (measured: experiments/spotting.md).
 
@@ -102,8 +103,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     top : int
         With ``norm``: how many of the nearest background windows set the statistics.
     level : float or None
-        With ``norm``: the threshold's normalised level ``z`` (None: ``NORM_LEVEL``), unless
-        ``fa_per_hour`` or ``threshold`` sets it.
+        With ``norm``: the threshold's normalised level ``z`` (None: the background's
+        ``cohort_level``, else ``NORM_LEVEL``), unless ``fa_per_hour`` or ``threshold`` sets it.
 
     Returns
     -------
@@ -126,7 +127,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         if negatives is not None and len(negatives):
             raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
                               "level (or a rate, or by hand), not capped by negatives")
-        z0 = NORM_LEVEL if level is None else level
+        z0 = level if level is not None else (
+            NORM_LEVEL if background.cohort_level is None else background.cohort_level)
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
