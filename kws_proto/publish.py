@@ -22,7 +22,12 @@
    member and the frozen Google speech embedding, each centred on its mean over 1,000 clips of
    DIR (seed 0), weights 1 and 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
    default/`` holds ``fusion.json`` and ``record.json`` (command, centre corpus, commit, machine,
-   the scores on the real speech present).  ``--fuse-only`` skips steps 1–3.
+   the scores on the real speech present) and ``background.npz``: every third clip of DIR
+   (sorted), joined, embedded by the fused model window by window at the detector's hop, float16
+   — the cohort of the default enrolment, its keywords cut at ``SHIPPED_LEVEL``
+   (:mod:`kws_proto.spot.enrolment`, "The default rule"; measured: experiments/spotting.md, "The
+   shipped cohort").  ``--fuse-only`` skips steps 1–3;
+   ``--background-only`` only builds that background again into the shipped ``default``.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
 never leaves a half-written model.
@@ -54,6 +59,7 @@ from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.model.pretrained import DEFAULT, MODELS_DIR, TRAINED, weights_sha256
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import write_export
+from kws_proto.util.atomic import atomic_write_text
 from kws_proto.util.provenance import git_commit
 from kws_proto.util.quiet_tf import quiet_tensorflow
 
@@ -82,6 +88,11 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
 
 FUSED_MEMBERS = (TRAINED, "gse")  # the shipped default: the trained member beside the frozen one
 FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of
+COHORT_EVERY = 3  # every third centre-corpus clip makes the default's shipped background
+#: The cohort level of the default's shipped background: where its calibrated point lies near
+#: 10 false alarms per hour on both real-speech development benchmarks (experiments/spotting.md,
+#: "The shipped cohort"; a cohort a third the size puts a level about one deviation lower).
+SHIPPED_LEVEL = -3.0
 
 
 def cross_corpus_scores(run_dir: Path, episodes: int = 1000, own_split: bool = True) -> dict:
@@ -107,7 +118,7 @@ def cross_corpus_scores(run_dir: Path, episodes: int = 1000, own_split: bool = T
 def _relative(path: str) -> str:
     """``path`` relative to the repository when inside it (the shipped config names no machine)."""
     try:
-        return str(Path(path).resolve().relative_to(REPO))
+        return str(Path(os.path.abspath(path)).relative_to(REPO))  # a linked folder keeps its name
     except ValueError:
         return str(path)
 
@@ -196,6 +207,7 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
     fusion = fuse_models(list(members), centre_data, tmp, clips=FUSED_CLIPS, seed=0)
     fusion = Fusion(fusion.members, {**fusion.centre_data, "path": _relative(fusion.centre_data["path"])})
     save_fusion(fusion, tmp)  # the shipped folder names no machine's paths
+    background = ship_background(tmp, centre_data)
     record = {
         "command": command,
         "members": [{"model": m.model, "weights_fingerprint": m.fingerprint, "weight": m.weight,
@@ -206,10 +218,39 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "scores": cross_corpus_scores(tmp, episodes, own_split=False),
+        "background": background,
     }
     (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
     _swap_in(tmp, out)
     return out
+
+
+def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY) -> dict:
+    """Write ``folder/background.npz`` (atomically): every ``every``-th audio file of ``data``
+    (sorted), joined into one recording, embedded by the model in ``folder`` at the detector's
+    hop, stored as float16 (:func:`kws_proto.spot.background.save_background`); returns its
+    record (source, clips, windows, hours, digest)."""
+    from kws_proto.spot.background import (
+        SHIPPED,
+        build_background,
+        load_background,
+        save_background,
+    )
+    from kws_proto.spot.spotter import (  # lazy: TensorFlow, LiteRT
+        KeywordSpotter,
+        audio_files,
+    )
+
+    found = audio_files([data])
+    files = found[::every]
+    source = f"{_relative(str(data))}: 1 in {every} of its {len(found)} clips (sorted)"
+    bg = build_background(KeywordSpotter.from_model(folder), files, source=source, join=True)
+    bg = dataclasses.replace(bg, cohort_level=SHIPPED_LEVEL)
+    bg = load_background(save_background(bg, folder / SHIPPED, half=True))
+    return {"file": SHIPPED, "source": bg.source, "clips": len(files), "windows": len(bg),
+            "hours": round(bg.hours, 6), "hop": bg.hop, "cohort_level": bg.cohort_level,
+            "embeddings": "float16",
+            "digest": bg.digest, "git_commit": git_commit()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,14 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fused-out", type=Path, default=MODELS_DIR / DEFAULT)
     p.add_argument("--fuse-only", action="store_true",
                    help="only fuse the default again (needs --centre-data)")
+    p.add_argument("--background-only", action="store_true",
+                   help="only build the default's shipped background again, from --centre-data")
     args = p.parse_args(argv)
-    if args.fuse_only and args.centre_data is None:
-        p.error("--fuse-only needs --centre-data DIR")
+    if (args.fuse_only or args.background_only) and args.centre_data is None:
+        p.error("--fuse-only and --background-only need --centre-data DIR")
     if args.centre_data is not None and not args.centre_data.is_dir():
         p.error(f"--centre-data {args.centre_data}: not a folder")
 
 
     t0 = time.perf_counter()
+    if args.background_only:
+        record = ship_background(args.fused_out, args.centre_data)
+        path = args.fused_out / "record.json"
+        atomic_write_text(path, json.dumps({**json.loads(path.read_text()), "background": record},
+                                           indent=2) + "\n")
+        print(json.dumps(record, indent=2))
+        return 0
     command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG and not args.fuse_only \
         else "python -m kws_proto.publish " + " ".join(argv if argv is not None else sys.argv[1:])
     if not args.fuse_only:

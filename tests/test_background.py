@@ -181,11 +181,17 @@ def test_enrol_at_a_rate_fires_at_most_that_often_on_the_background(spotter, spe
     detected = sum(len(spotter.detect(bank, f).events) for f in files)
     budget = math.floor(rate * bg.hours)
     assert abs(detected - cal["events"]) <= 1 and detected <= budget + 1
-    plain = spotter.enroll(spotter.new_bank(), "computer", support)
+    plain = spotter.enroll(spotter.new_bank(), "computer", support, norm=None)
     assert plain.calibration["rule"].endswith("mean leave-one-out distance")
     assert dataclasses.replace(kw, threshold=1.0).threshold == 1.0
+    own = spotter.shipped_background  # without a background given, the rate is on the model's
+    shipped = spotter.enroll(spotter.new_bank(), "computer", support, fa_per_hour=rate)
+    assert shipped.norm is None and shipped.calibration["background"] == own.source
+    assert shipped.calibration["achieved_fa_per_hour"] <= rate
+    member = type(spotter).from_model("protores_synth")  # ships no background
+    assert member.shipped_background is None
     with pytest.raises(ConfigError, match="needs a background"):
-        spotter.enroll(spotter.new_bank(), "computer", support, fa_per_hour=rate)
+        member.enroll(member.new_bank(), "computer", support, fa_per_hour=rate)
     with pytest.raises(BankError, match="another encoder"):
         spotter.enroll(spotter.new_bank(), "computer", support, fa_per_hour=rate,
                        background=dataclasses.replace(bg, fingerprint="00" * 32))
@@ -227,5 +233,5 @@ def test_the_background_and_enroll_commands(speech, tmp_path, capsys):
                  "--skip-unreadable"]) == 0
     assert load_background(out).source.endswith("(1 unreadable left out)")
     assert math.isclose(load_background(out).hours, alone.hours, rel_tol=1e-9)
-    assert main(["enroll", "default", "--bank", str(bank), "--keyword", "c2",
-                 *map(str, support), "--fa-per-hour", "300"]) == 2
+    assert main(["enroll", "protores_synth", "--bank", str(tmp_path / "m.npz"), "--keyword",
+                 "c2", *map(str, support), "--fa-per-hour", "300"]) == 2

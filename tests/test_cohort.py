@@ -244,10 +244,14 @@ def test_enroll_normalises_against_a_background_and_keeps_one_cohort_per_bank(
     loaded = load_bank(bank)
     assert loaded.thresholds.tolist() == [0.25, 0.5] and loaded.norms[0].source == "fsdd sample (joined)"
     assert loaded.header()["version"] == NORMED_VERSION
-    # a raw keyword beside normalised ones, --norm without its background, --level alone
+    # a raw keyword beside normalised ones; one that follows them without their background (the
+    # test encoder ships none); --norm without a background, --level alone
+    assert main(["enroll", "--bank", str(bank), "--keyword", "snowboy",
+                 *map(str, kw["snowboy"][:5]), "--norm", "none"]) == 2
+    assert "one cohort" in capsys.readouterr().err
     assert main(["enroll", "--bank", str(bank), "--keyword", "snowboy",
                  *map(str, kw["snowboy"][:5])]) == 2
-    assert "one cohort" in capsys.readouterr().err
+    assert "needs a background" in capsys.readouterr().err
     assert main([*base, "--keyword", "snowboy", *map(str, kw["snowboy"][:5]), "--norm",
                  "snorm"]) == 2
     assert main([*base, "--keyword", "snowboy", *map(str, kw["snowboy"][:5]), "--level",

@@ -15,15 +15,18 @@ built-in eSpeak NG voices to the support, with or without recorded clips; --conf
 synthesises N words one phoneme away from it as negatives that cap the threshold
 (kws_proto/spot/text.py, kws_proto/spot/confusables.py).  The bank records what was synthesised.
 
---fa-per-hour R --background FILE sets the threshold instead so that the keyword would fire at
+--fa-per-hour R [--background FILE] sets the threshold instead so that the keyword would fire at
 most R times an hour on keyword-free audio (FILE from `kws-proto background`; made by the same
-encoder): kws_proto/spot/background.py.
+encoder; without it, the background the model ships): kws_proto/spot/background.py.
 
---norm snorm --background FILE normalises the keyword's distances against FILE as a cohort (the
-mean and deviation of its 500 nearest windows) and sets its threshold at the cohort level --level
-(z = -2: two deviations nearer than its typical nearest other speech), the same for every keyword
-of the bank: kws_proto/spot/cohort.py.  Every keyword of a bank is normalised against one cohort,
-or none is.
+--norm snorm [--background FILE] normalises the keyword's distances against FILE (without it, the
+background the model ships) as a cohort (the mean and deviation of its 500 nearest windows) and
+sets its threshold at the cohort level --level (z = -2: two deviations nearer than its typical
+nearest other speech), the same for every keyword of the bank: kws_proto/spot/cohort.py.  Every
+keyword of a bank is normalised against one cohort, or none is.  --norm auto (the default) does
+so when the model ships a background (`default` does) or --background is given, and neither
+--threshold, --fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
+--norm none: raw distances (the support clips' rule).
 
 --score maxcos scores a window by its cosine distance to the nearest support clip instead of the
 squared distance to the prototype (the threshold rules apply with that distance; one rule per
@@ -39,10 +42,12 @@ from kws_proto.model.fusion import is_fusion
 from kws_proto.model.pretrained import is_shipped
 from kws_proto.spot.bank import SCORES
 from kws_proto.spot.cohort import NORM_LEVEL, NORMS
+from kws_proto.spot.enrolment import AUTO
 from kws_proto.spot.frozen import is_frozen
 from kws_proto.spot.text import VOICES
 from kws_proto.util.cli import nonnegative_float, positive_float
 
+NO_NORM = "none"
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 
 
@@ -66,12 +71,15 @@ def add_arguments(p) -> None:
                    help="set the threshold so that the keyword fires at most R times an hour on "
                         "--background (instead of the support clips' rule)")
     p.add_argument("--background", type=Path, default=None, metavar="FILE",
-                   help="with --fa-per-hour or --norm: keyword-free audio embedded by "
-                        "`kws-proto background` (.npz)")
-    p.add_argument("--norm", choices=NORMS, default=None,
-                   help="normalise the keyword's distances against --background as a cohort "
-                        f"(s-norm); its threshold is then the cohort level --level (z = "
-                        f"{NORM_LEVEL:g}) unless --fa-per-hour or --threshold sets it")
+                   help="keyword-free audio embedded by `kws-proto background` (.npz) for "
+                        "--fa-per-hour and --norm; default: the one the model ships, if any")
+    p.add_argument("--norm", choices=(AUTO, *NORMS, NO_NORM), default=AUTO,
+                   help="`snorm`: normalise the keyword's distances against the background as a "
+                        f"cohort; its threshold is then the cohort level --level (z = "
+                        f"{NORM_LEVEL:g}) unless --fa-per-hour or --threshold sets it; `none`: "
+                        "raw distances; `auto` (default): snorm when the model ships a background "
+                        "or --background is given and no other threshold rule is, or as the "
+                        "bank's keywords are")
     p.add_argument("--level", type=float, default=None, metavar="Z",
                    help=f"with --norm: the threshold's normalised level (default {NORM_LEVEL:g}; "
                         "larger accepts more)")
@@ -130,7 +138,8 @@ def run(args) -> int:
         kw = spotter.enroll(bank, args.keyword, clips, negatives=args.negatives,
                             replace=args.replace, threshold=args.threshold,
                             fa_per_hour=args.fa_per_hour, background=background,
-                            score=args.score, norm=args.norm, level=args.level)
+                            score=args.score, norm=None if args.norm == NO_NORM else args.norm,
+                            level=args.level)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     _report(kw, bank, args.bank)
@@ -138,17 +147,19 @@ def run(args) -> int:
 
 
 def _check_rate(args) -> None:
-    """--fa-per-hour and --norm need --background, and none goes with --text (yet)."""
-    uses = args.fa_per_hour is not None or args.norm is not None
-    if uses != (args.background is not None):
-        raise ConfigError("--background FILE goes with --fa-per-hour R or --norm snorm, and they "
-                          "need it (build FILE with `kws-proto background MODEL AUDIO... --out "
-                          "FILE`)")
-    if args.level is not None and args.norm is None:
-        raise ConfigError(f"--level {args.level:g} is the threshold of --norm snorm")
+    """--background is for a rate or a cohort, --level for a cohort, and none of them goes with
+    --text (yet)."""
+    if args.background is not None and (args.fa_per_hour is None and args.norm == NO_NORM):
+        raise ConfigError("--background FILE is for --fa-per-hour R or a normalisation (--norm "
+                          "snorm or auto), not for --norm none")
+    if args.level is not None and args.norm == NO_NORM:
+        raise ConfigError(f"--level {args.level:g} is the threshold of a normalised keyword, "
+                          "not of --norm none")
+    uses = (args.fa_per_hour is not None or args.norm not in (AUTO, NO_NORM)
+            or args.background is not None or args.level is not None)
     if uses and (args.text or args.confusables):
-        raise ConfigError("--fa-per-hour and --norm set the threshold of recorded clips only: "
-                          "they do not go with --text or --confusables")
+        raise ConfigError("--fa-per-hour, --norm, --background and --level set the threshold of "
+                          "recorded clips only: they do not go with --text or --confusables")
     if args.score not in (None, "prototype") and (args.text or args.confusables):
         raise ConfigError(f"--score {args.score}: --text and --confusables enrol with the "
                           "prototype rule")

@@ -43,7 +43,7 @@ with at most X false alarms per hour of stream.
 **Variants** (:class:`~kws_proto.eval.spot_variants.Variant`, ``MODEL@key=value,...`` on the
 command line): the model, the
 detector's ``hop`` / ``min_hits`` / ``max_gap`` / ``min_db``, and the threshold rule: the
-shipped one (``KeywordSpotter.enroll``; ``margin`` changes its 1.25) or, with ``negatives=N``,
+support rule (``KeywordSpotter.enroll`` with ``norm=None``; ``margin`` changes its 1.25) or, with ``negatives=N``,
 the cohort rule: ``N`` clips of a cohort dataset (``--cohort``: words never in the stream,
 drawn once with the seed) are the negatives of :func:`kws_proto.spot.enrolment.enrol_keyword`,
 capping the support rule at the ``quantile`` (0.05) of their distances to the prototype,
@@ -53,7 +53,9 @@ cosine distance to the nearest support embedding instead of the distance to the 
 frozen-embedding peers' rule; :mod:`kws_proto.spot.decision`), its threshold calibrated by the
 same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE`` normalises each
 keyword's distances against the background ``FILE`` (``kws-proto background`` of the variant's
-model) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its nearest windows, 500), every
+model; ``bg=shipped``: the background the model ships, which the default enrolment of
+``KeywordSpotter.enroll`` uses) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its
+nearest windows, 500), every
 keyword's threshold the same normalised level ``z = -2`` (``level=Z``: another), so the factor
 sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
@@ -76,11 +78,12 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.adhoc import as_dataset
+from kws_proto.errors import ConfigError
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
                                     TRIALS, TRIM_DB, WORDS, ClipPool, Stream, Trial, build_stream,
                                     check_options, draw_trials)
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
-from kws_proto.eval.spot_variants import Variant, parse_variants
+from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
 from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.decision import keyword_distances
@@ -192,9 +195,15 @@ class SharedModels:
         against the variant's encoder), else None."""
         if v.norm != SNORM:
             return None
+        sp = self.spotter(v.model)
+        if v.bg == SHIPPED_BG:
+            if sp.shipped_background is None:
+                raise ConfigError(f"variant {v.name}: {v.model} ships no background "
+                                  "(background.npz in its folder); give bg=FILE")
+            return sp.shipped_background
         if v.bg not in self._backgrounds:
             self._backgrounds[v.bg] = load_background(v.bg)
-        bg, sp = self._backgrounds[v.bg], self.spotter(v.model)
+        bg = self._backgrounds[v.bg]
         bg.check(sp.fingerprint, sp.features.digest)
         return bg
 

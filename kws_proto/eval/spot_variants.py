@@ -15,6 +15,8 @@ from kws_proto.spot.decision import NEGATIVE_QUANTILE, SUPPORT_MARGIN
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS
 from kws_proto.spot.windows import HOP
 
+SHIPPED_BG = "shipped"  # bg=shipped: the background the variant's model ships
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -93,7 +95,8 @@ class Variant:
                               f"normalisation ({', '.join(NORMS)})")
         if bool(self.norm) != bool(self.bg):
             raise ConfigError(f"variant {self.name}: norm=snorm and bg=FILE (the cohort: "
-                              "`kws-proto background` of the variant's model) go together")
+                              "`kws-proto background` of the variant's model, or "
+                              f"{SHIPPED_BG}: the one it ships) go together")
         if not self.norm and (self.top != TOP or self.level is not None):
             raise ConfigError(f"variant {self.name}: top and level are for norm=snorm")
         if self.norm and (self.text or self.confusables or self.negatives

@@ -23,7 +23,14 @@ threshold exceeds the rate is refused: it is too short to set the threshold.
 
 A background is saved as one ``.npz`` (header JSON, arrays, SHA-256 checksum; written
 atomically, like :mod:`kws_proto.spot.bank`) with the fingerprint of the encoder that embedded
-it: a keyword is never calibrated on another encoder's embeddings.
+it: a keyword is never calibrated on another encoder's embeddings.  Its embeddings may be stored
+as float16 (``half``: half the size, for a background a model ships); they are read back as
+float32, and the digest naming the cohort is of what is read.
+
+**A model's own background.**  A model folder may ship one as ``background.npz``
+(:data:`SHIPPED`, built by ``make pretrained``): :func:`shipped_background` finds it, and
+:meth:`KeywordSpotter.enroll <kws_proto.spot.spotter.KeywordSpotter.enroll>` uses it when no other
+background is given (:mod:`kws_proto.spot.enrolment`, "The default rule").
 
 A background is also the cohort of per-keyword score normalisation (:meth:`Background.norm`,
 :mod:`kws_proto.spot.cohort`): a keyword's statistics of its nearest windows, named by the
@@ -45,7 +52,8 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import TOP, CohortNorm, cohort_norm, embeddings_digest
+from kws_proto.spot.cohort import (TOP, CohortNorm, cohort_norm, embeddings_digest,
+                                   level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
@@ -54,6 +62,7 @@ from kws_proto.util.checked_npz import checked_npz, checksum, stored_checksum
 
 FORMAT = "kws_proto.spot.background"
 VERSION = 1
+SHIPPED = "background.npz"  # a model folder's own background
 ARRAYS = ("embeddings", "starts", "segments", "levels")
 
 
@@ -80,6 +89,10 @@ class Background:
         Window length and hop in seconds.
     features : str
         The front end's digest (empty: not recorded).
+    cohort_level : float or None
+        As a cohort: the level ``z`` its normalised keywords are cut at unless another is given
+        (None: :data:`kws_proto.spot.cohort.NORM_LEVEL`); a model's own background carries the
+        one measured for it.
     """
 
     embeddings: np.ndarray
@@ -92,6 +105,7 @@ class Background:
     window: float = 1.0
     hop: float = HOP
     features: str = ""
+    cohort_level: float | None = None
 
     def __post_init__(self):
         e = np.asarray(self.embeddings, dtype=np.float32)
@@ -108,6 +122,8 @@ class Background:
             object.__setattr__(self, name, a)
         if not (math.isfinite(self.hours) and self.hours > 0):
             raise ConfigError(f"background of {self.hours!r} hours: expected a positive length")
+        if self.cohort_level is not None:
+            level_threshold(self.cohort_level)  # a finite z within the clip, else ConfigError
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -304,16 +320,36 @@ def _header(bg: Background) -> bytes:
     h = {"format": FORMAT, "version": VERSION, "hours": bg.hours, "source": bg.source,
          "fingerprint": bg.fingerprint, "window": bg.window, "hop": bg.hop,
          "features": bg.features}
+    if bg.cohort_level is not None:
+        h["cohort_level"] = bg.cohort_level
     return json.dumps(h, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def save_background(bg: Background, path: str | os.PathLike) -> Path:
-    """Write ``bg`` to ``path`` (.npz) atomically, with a SHA-256 checksum."""
+def save_background(bg: Background, path: str | os.PathLike, half: bool = False) -> Path:
+    """Write ``bg`` to ``path`` (.npz) atomically, with a SHA-256 checksum; ``half``: its
+    embeddings as float16 (read back as float32: the loaded background is ``bg`` rounded)."""
     path = Path(path)
     header = _header(bg)
     arrays = {name: getattr(bg, name) for name in ARRAYS}
+    if half:
+        arrays["embeddings"] = _half(arrays["embeddings"], path)
     atomic_write_bytes(path, checked_npz(header, arrays), fsync=True)
     return path
+
+
+def _half(embeddings: np.ndarray, path: Path) -> np.ndarray:
+    """``embeddings`` as float16, refused when a value does not fit (it would be stored as inf)."""
+    big = float(np.abs(embeddings).max(initial=0.0))
+    if big > float(np.finfo(np.float16).max):
+        raise ConfigError(f"{path}: an embedding value of {big:.6g} does not fit in float16; "
+                          "save the background at full precision")
+    return embeddings.astype(np.float16)
+
+
+def shipped_background(model_dir: str | os.PathLike) -> Path | None:
+    """The background a model folder ships (``<model_dir>/background.npz``), or None."""
+    path = Path(model_dir) / SHIPPED
+    return path if path.is_file() else None
 
 
 def load_background(path: str | os.PathLike) -> Background:
@@ -343,4 +379,5 @@ def load_background(path: str | os.PathLike) -> Background:
                         f"not {FORMAT!r} version {VERSION}")
     return Background(arrays["embeddings"], float(h["hours"]), h["source"], h["fingerprint"],
                       arrays["starts"], arrays["segments"], arrays["levels"],
-                      float(h["window"]), float(h["hop"]), h.get("features", ""))
+                      float(h["window"]), float(h["hop"]), h.get("features", ""),
+                      h.get("cohort_level"))

@@ -23,10 +23,21 @@ spread.
 
 **Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
 ``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
-deviation), and the threshold is on that scale: the same ``level`` for every keyword (``z =
-NORM_LEVEL``, -2, unless given), or the rate rule, or one by hand.  The support rule is not used
+deviation), and the threshold is on that scale: the same ``level`` for every keyword (unless
+given, the background's own ``cohort_level``, else ``z = NORM_LEVEL``, -2), or the rate rule, or
+one by hand.  The support rule is not used
 there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
 windows, so on that scale it accepts nearly everything (measured: experiments/spotting.md).
+
+**The default rule** (:func:`enrolment_rule`, ``norm="auto"``).  A model that ships a background
+(``background.npz`` in its folder: :func:`kws_proto.spot.background.shipped_background`; the
+shipped ``default`` does) enrols a keyword into an empty bank normalised against it at the cohort
+level, unless a threshold by hand, a rate or negatives are given: then, and for a model without
+one, the support rule (or the rate rule) on raw distances.  A bank's keywords are compared with
+each other, so a keyword added to a bank that already holds some follows them (normalised or
+not).  ``norm=None`` asks for raw distances, ``norm="snorm"`` for normalisation; either way a rate
+or a cohort without a background given uses the model's own.  Measured:
+experiments/spotting.md, "The shipped cohort".
 
 Measured (views, margins, streams): experiments/enrolment.md.
 """
@@ -39,11 +50,12 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
-from kws_proto.spot.cohort import NORM_LEVEL, TOP, check_norm, level_threshold
+from kws_proto.spot.cohort import NORM_LEVEL, SNORM, TOP, check_norm, level_threshold
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
 
 ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
+AUTO = "auto"  # the default rule (module docstring)
 ALIKE = 1e-4  # support clips closer than this (relative to their size) are the same clip
 
 
@@ -91,8 +103,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     top : int
         With ``norm``: how many of the nearest background windows set the statistics.
     level : float or None
-        With ``norm``: the threshold's normalised level ``z`` (None: ``NORM_LEVEL``), unless
-        ``fa_per_hour`` or ``threshold`` sets it.
+        With ``norm``: the threshold's normalised level ``z`` (None: the background's
+        ``cohort_level``, else ``NORM_LEVEL``), unless ``fa_per_hour`` or ``threshold`` sets it.
 
     Returns
     -------
@@ -115,7 +127,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         if negatives is not None and len(negatives):
             raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
                               "level (or a rate, or by hand), not capped by negatives")
-        z0 = NORM_LEVEL if level is None else level
+        z0 = level if level is not None else (
+            NORM_LEVEL if background.cohort_level is None else background.cohort_level)
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
@@ -126,6 +139,33 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     info.update(calibration or {})
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
                    score, cohort)
+
+
+def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=None,
+                   fa_per_hour=None, negatives=None):
+    """``(norm, background)`` an enrolment uses (module docstring, "The default rule").
+
+    Parameters
+    ----------
+    norm : {"auto", "snorm"} or None
+    background, shipped : Background or None
+        The one given, and the model's own.
+    bank_norms : sequence of CohortNorm or None
+        The normalisation of each keyword already in the bank (:attr:`KeywordBank.norms`).
+    threshold, fa_per_hour, negatives
+        What else was given: any of them makes ``"auto"`` the raw rule on an empty bank.
+    """
+    if norm == AUTO:
+        if len(bank_norms):
+            norm = None if bank_norms[0] is None else SNORM
+        elif (threshold is None and fa_per_hour is None and not len(negatives or ())
+              and (background is not None or shipped is not None)):
+            norm = SNORM
+        else:
+            norm = None
+    if background is None and (check_norm(norm) is not None or fa_per_hour is not None):
+        background = shipped
+    return norm, background
 
 
 def _cohort(name, norm, background, proto, support, score, top, level):

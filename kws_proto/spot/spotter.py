@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,14 @@ from kws_proto.model.fusion import is_fusion
 from kws_proto.model.pretrained import DEFAULT, is_shipped, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder, tf_embedder
-from kws_proto.spot.background import Background, build_background
+from kws_proto.spot.background import (Background, build_background, load_background,
+                                       shipped_background)
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
-from kws_proto.spot.enrolment import ENROL_SHIFTS_MS, enrol_keyword
-from kws_proto.spot.fusion import open_fused
+from kws_proto.spot.enrolment import AUTO, ENROL_SHIFTS_MS, enrol_keyword, enrolment_rule
 from kws_proto.spot.frozen import frozen_embedder, is_frozen
+from kws_proto.spot.fusion import open_fused
 from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
 from kws_proto.spot.windows import HOP
 
@@ -305,7 +307,7 @@ class KeywordSpotter:
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None, fa_per_hour: float | None = None,
                background: Background | None = None, score: str | None = None,
-               norm: str | None = None, level: float | None = None) -> Keyword:
+               norm: str | None = AUTO, level: float | None = None) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
         calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
         than given: any unreadable support clip or negative raises one
@@ -315,12 +317,18 @@ class KeywordSpotter:
         ``score``: the scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`;
         None: the bank's, ``"prototype"`` for an empty bank).  ``norm="snorm"``: the keyword's
         distances normalised against ``background`` as its cohort, its threshold a cohort
-        ``level`` (:mod:`kws_proto.spot.cohort`)."""
+        ``level`` (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default
+        rule (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's
+        own background, :attr:`shipped_background`, when it has one).  Without ``background``, a
+        rate or a normalisation uses the model's own."""
         self.check_bank(bank)
+        shipped = self.shipped_background if background is None else None
+        norm, background = enrolment_rule(norm, background, shipped, bank.norms, threshold,
+                                          fa_per_hour, negatives)
         if background is not None:
             background.check(self.fingerprint, self.features.digest)
         files = audio_files(files)
-        if threshold is None and fa_per_hour is None and len(files) < 2:
+        if threshold is None and fa_per_hour is None and norm is None and len(files) < 2:
             raise ConfigError(f"keyword {name!r}: {len(files)} clip(s) given; calibrating its "
                               "threshold needs at least 2 (or give --threshold)")
         if not files:
@@ -346,11 +354,22 @@ class KeywordSpotter:
         recorded ``clips`` (files or folders, may be empty); ``confusables`` synthesised words
         one phoneme away cap the threshold as negatives; beside recorded clips the prototype is
         ``recorded_weight`` x their mean + the rest x the synthesised mean (None: the plain mean).
+        Into a new bank by the support rule; into a bank of keywords, as they are (normalised
+        against the model's own background or not: :func:`~kws_proto.spot.enrolment.enrolment_rule`).
         See :mod:`kws_proto.spot.text`."""
+        norm, background = enrolment_rule(AUTO if len(bank) else None, None,
+                                          self.shipped_background, bank.norms, threshold)
         return enroll_text(self, bank, name, text, voices, audio_files(clips) if clips else [],
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
-                           recorded_weight=recorded_weight)
+                           recorded_weight=recorded_weight, norm=norm, background=background)
+
+    @cached_property
+    def shipped_background(self) -> Background | None:
+        """The background this model ships (``background.npz`` in its folder: the cohort of its
+        default enrolment, :mod:`kws_proto.spot.enrolment`), or None; read on first use."""
+        path = shipped_background(self.model_dir)
+        return None if path is None else load_background(path)
 
     def background(self, files, hop: float = HOP, join: bool = False,
                    skip_unreadable: bool = False) -> Background:

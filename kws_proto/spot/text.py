@@ -40,12 +40,14 @@ RECORDED_WEIGHT = 0.5
 def enroll_text(spotter, bank, name: str, text: str, voices: int = VOICES, files=(),
                 negatives=(), confusables: int = 0, confusable_voices: int = CONFUSABLE_VOICES,
                 replace: bool = False, threshold: float | None = None, seed: int = 0,
-                views_ms=ENROL_SHIFTS_MS, recorded_weight: float | None = RECORDED_WEIGHT):
+                views_ms=ENROL_SHIFTS_MS, recorded_weight: float | None = RECORDED_WEIGHT,
+                norm: str | None = None, background=None):
     """Enrol keyword ``name`` of ``bank`` from ``text`` said by ``voices`` voices (0: none, when
     recorded ``files`` are given) plus the recorded ``files``, with ``negatives`` (audio files;
     :meth:`KeywordSpotter.enroll_text <kws_proto.spot.spotter.KeywordSpotter.enroll_text>`
-    expands folders), embedded at the views ``views_ms``; returns the
-    :class:`~kws_proto.spot.bank.Keyword`.
+    expands folders), embedded at the views ``views_ms``; ``norm`` and ``background``: as
+    :func:`~kws_proto.spot.enrolment.enrol_keyword` takes them (a keyword joining a bank of
+    normalised keywords); returns the :class:`~kws_proto.spot.bank.Keyword`.
 
     Raises
     ------
@@ -69,7 +71,7 @@ def enroll_text(spotter, bank, name: str, text: str, voices: int = VOICES, files
         info["prototype"] = f"{w:g} x recorded mean + {1 - w:g} x synthesised mean"
     names = [getattr(f, "name", str(f)) for f in files] + [n for n, _ in said]
     kw = enrol_keyword(views, name, names, neg, threshold=threshold, weights=weights,
-                       views_ms=views_ms, calibration=info)
+                       views_ms=views_ms, calibration=info, norm=norm, background=background)
     bank.add(kw, replace=replace)
     return kw
 
