@@ -173,9 +173,7 @@ def compare(
     any training); ``fused`` fused models' folders; paired differences are taken against
     the model named ``reference`` (default: the Sequential encoder).
     """
-    if ewn and not ewn_available():
-        raise ConfigError("EfficientWord-Net is not installed: `make ewn` installs its wheel "
-                          "(the model ships in it), then compare again")
+    _check_ewn(ewn)
     cfgs = [load_config(p) for p in config_paths]
     names = [c.name for c in cfgs]
     if len(set(names)) != len(names):
@@ -218,6 +216,13 @@ def compare(
     data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
     write_report(out, models, runs, settings, classes, seed, data_desc, command, reference)
     return models
+
+
+def _check_ewn(ewn: bool) -> None:
+    """Refuse ``ewn`` before anything trains when EfficientWord-Net's wheel is not installed."""
+    if ewn and not ewn_available():
+        raise ConfigError("EfficientWord-Net is not installed: `make ewn` installs its wheel "
+                          "(the model ships in it), then compare again")
 
 
 def _dtw_scores(data, episodes) -> ModelScores:
