@@ -230,16 +230,9 @@ def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY) -> dict
     (sorted), joined into one recording, embedded by the model in ``folder`` at the detector's
     hop, stored as float16 (:func:`kws_proto.spot.background.save_background`); returns its
     record (source, clips, windows, hours, digest)."""
-    from kws_proto.spot.background import (
-        SHIPPED,
-        build_background,
-        load_background,
-        save_background,
-    )
-    from kws_proto.spot.spotter import (  # lazy: TensorFlow, LiteRT
-        KeywordSpotter,
-        audio_files,
-    )
+    from kws_proto.spot.background import (SHIPPED, build_background,  # lazy: TensorFlow
+                                           load_background, save_background)
+    from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
 
     found = audio_files([data])
     files = found[::every]

@@ -22,7 +22,9 @@ from kws_proto.cli import main
 from kws_proto.config import HeadConfig, dump_config, load_config
 from kws_proto.errors import CheckpointError
 from kws_proto.eval.compare import DTW_NAME, GSE_NAME, compare
-from kws_proto.eval.evaluate import EvalSetting, eval_episodes, open_eval_data
+from kws_proto.eval.evaluate import EvalSetting, eval_episodes, open_eval_data, score_episodes
+from kws_proto.eval.ewn import available as ewn_available
+from kws_proto.eval.frozen import frozen_table
 from kws_proto.eval.gse import available as gse_available
 from kws_proto.eval.report import COLUMNS
 from kws_proto.model.runs import RunDir
@@ -154,6 +156,22 @@ def test_a_finished_run_of_the_same_config_is_reused_not_retrained(compared, run
     assert (runs_copy / "seq" / "best.weights.h5").read_bytes() == weights
     np.testing.assert_array_equal(models[0].accuracies[(2, 1)],
                                   compared.models["seq"].accuracies[(2, 1)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ewn_available(), reason="EfficientWord-Net is not installed: make ewn")
+def test_ewn_is_scored_on_the_compared_episodes(compared, runs_copy, tmp_path):
+    models = compare(compared.paths[:1], tmp_path / "ewn", runs_root=runs_copy,
+                     settings=SETTINGS[:1], dtw=False, gse=False, ewn=True, progress=False)
+    assert [m.name for m in models] == ["seq", "ewn"]
+    ewn = models[1]
+    assert ewn.info["embedding_dim"] == 2048 and ewn.info["ms_per_clip"] > 0
+    data = open_eval_data(load_config(compared.paths[0]), None, progress=False)
+    episodes = eval_episodes(data, data.splits.test, SETTINGS[0], 0)
+    table = frozen_table("ewn", data.manifest, progress=False)  # every clip, cached
+    np.testing.assert_array_equal(ewn.accuracies[(2, 1)],
+                                  score_episodes(table, episodes).accuracies)
+    assert "ewn" in (tmp_path / "ewn" / "results.csv").read_text()
 
 
 @pytest.mark.slow

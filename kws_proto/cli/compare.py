@@ -33,6 +33,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-gse", action="store_true",
                    help="skip the Google speech embedding (scored when `pip install -e '.[gse]'` "
                         "brought it)")
+    p.add_argument("--ewn", action="store_true",
+                   help="also score EfficientWord-Net's frozen embedding (`make ewn` installs it; "
+                        "~0.1 s a clip)")
     p.add_argument("--fused", type=Path, action="append", default=[], metavar="DIR",
                    help="also score this fused model (a `kws-proto fuse` folder); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -47,7 +50,7 @@ def run(args) -> int:
         settings=parse_grid(args.grid, args.query, args.episodes), eval_data=args.eval_data,
         classes=[c.strip() for c in args.classes.split(",")] if args.classes else None,
         seed=args.seed, dtw=not args.no_dtw, gse=False if args.no_gse else None, reference=args.reference,
-        fused=args.fused, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
+        fused=args.fused, ewn=args.ewn, speaker_disjoint=args.speaker_disjoint, progress=not args.quiet,
         command="kws-proto " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     return 0

@@ -5,7 +5,9 @@ interrupted one resumed), then every run — and the MFCC + DTW baseline — is 
 fixed episodes of each way/shot setting, drawn once from ``seed`` over the test classes of the
 evaluation dataset; so is the frozen Google speech embedding (``gse``, the backbone of
 openWakeWord: :mod:`kws_proto.eval.gse`) when its extra is installed, as the peer a user would
-pick instead of training anything; and so is each fused model given (``fused``: folders of
+pick instead of training anything, and EfficientWord-Net's embedding when asked (``ewn``:
+:mod:`kws_proto.eval.ewn`; ``make ewn``; slow, ~0.1 s a clip on two cores); and so is each fused
+model given (``fused``: folders of
 ``kws-proto fuse``, :mod:`kws_proto.eval.fusion`).  Because the episodes are shared, the difference of two models is measured
 episode by episode (a paired difference), whose CI is far tighter than comparing two means.
 """
@@ -33,10 +35,11 @@ from kws_proto.eval.evaluate import (
 )
 from kws_proto.eval.fusion import fused_tables
 from kws_proto.eval.grid import episode_rows
+from kws_proto.eval.ewn import available as ewn_available
+from kws_proto.eval.frozen import FROZEN_MODELS, frozen_table
 from kws_proto.eval.gse import available, rows_table
 from kws_proto.eval.report import write_report
 from kws_proto.model.fusion import load_fusion
-from kws_proto.model.gse import DIM
 from kws_proto.model.loading import load_run_network
 from kws_proto.model.runs import RunDir
 from kws_proto.train.devices import set_feed_cores
@@ -45,6 +48,7 @@ from kws_proto.train.state import config_diff
 DEFAULT_GRID = (EvalSetting(5, 1), EvalSetting(5, 5), EvalSetting(10, 5))
 DTW_NAME = "mfcc-dtw"  # 1-NN DTW on the first run's MFCC (the encoders' own front end)
 GSE_NAME = "gse"  # the frozen Google speech embedding on the 1 s crop
+EWN_NAME = "ewn"  # EfficientWord-Net's embedding of the same crop
 
 
 @dataclass
@@ -160,13 +164,16 @@ def compare(
     gse: bool | None = None,
     reference: str | None = None,
     fused=(),
+    ewn: bool = False,
 ) -> list[ModelScores]:
     """Train (or reuse) every config, score all on identical episodes, write the report to ``out``.
 
     ``dtw`` adds the MFCC + DTW baseline; ``gse`` the Google speech embedding (None: when its
-    extra is installed); ``fused`` fused models' folders; paired differences are taken against
+    extra is installed); ``ewn`` EfficientWord-Net's (its wheel must be installed: checked before
+    any training); ``fused`` fused models' folders; paired differences are taken against
     the model named ``reference`` (default: the Sequential encoder).
     """
+    _check_ewn(ewn)
     cfgs = [load_config(p) for p in config_paths]
     names = [c.name for c in cfgs]
     if len(set(names)) != len(names):
@@ -200,13 +207,22 @@ def compare(
     if gse is None:
         gse = available()
     if gse:
-        models.append(_gse_scores(base, episodes))
+        models.append(_frozen_scores(GSE_NAME, base, episodes))
+    if ewn:
+        models.append(_frozen_scores(EWN_NAME, base, episodes))
     models += [_fused_scores(Path(f), base, episodes, progress) for f in fused]
     if dtw:
         models.append(_dtw_scores(base, episodes))
     data_desc = f"{eval_data or cfgs[0].data.dataset}{' (speaker-disjoint support/query)' if speaker_disjoint else ''}"
     write_report(out, models, runs, settings, classes, seed, data_desc, command, reference)
     return models
+
+
+def _check_ewn(ewn: bool) -> None:
+    """Refuse ``ewn`` before anything trains when EfficientWord-Net's wheel is not installed."""
+    if ewn and not ewn_available():
+        raise ConfigError("EfficientWord-Net is not installed: `make ewn` installs its wheel "
+                          "(the model ships in it), then compare again")
 
 
 def _dtw_scores(data, episodes) -> ModelScores:
@@ -224,18 +240,22 @@ def _dtw_scores(data, episodes) -> ModelScores:
     return m
 
 
-def _gse_scores(data, episodes) -> ModelScores:
+def _frozen_scores(name: str, data, episodes) -> ModelScores:
+    """A frozen embedding (``gse``, ``ewn``) on ``episodes``: its table of the clips they use
+    (the Google speech embedding's on the evaluation data's own crop, ``rows_table``)."""
     rows = episode_rows([e for eps in episodes.values() for e in eps])
     t0 = time.perf_counter()
-    table = rows_table(data.manifest, rows, data.feature_config)
+    table = (rows_table(data.manifest, rows, data.feature_config) if name == GSE_NAME
+             else frozen_table(name, data.manifest, progress=False, rows=rows))
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(rows))
-    m = ModelScores(GSE_NAME, "gse", {"parameters": None, "embedding_dim": DIM, "train_minutes": 0.0,
-                                      "ms_per_episode": float("nan"), "ms_per_clip": ms})
+    m = ModelScores(name, name, {"parameters": None, "embedding_dim": int(table.shape[1]),
+                                 "train_minutes": 0.0, "ms_per_episode": float("nan"),
+                                 "ms_per_clip": ms})
     for key, eps in episodes.items():
         scores = score_episodes(table, eps)
         m.accuracies[key] = scores.accuracies
         m.confusion[key] = (eps, scores)
-    print("scored the Google speech embedding (frozen)")
+    print(f"scored {FROZEN_MODELS[name]} (frozen)")
     return m
 
 

@@ -44,9 +44,10 @@ SNORM = "snorm"
 NORMS = (SNORM,)  # the normalisations (kws_proto.spot.enrolment)
 TOP = 500
 Z_CLIP = 60.0
-#: The threshold of a normalised keyword unless given: ``z = -2``, two of its cohort deviations
-#: nearer than its typical nearest other speech (experiments/spotting.md, "Per-keyword score
-#: normalisation": chosen before measuring; the DET curve of a common level does not depend on it).
+#: The threshold of a normalised keyword unless given or carried by its background
+#: (``Background.cohort_level``): ``z = -2``, two of its cohort deviations nearer than its
+#: typical nearest other speech (experiments/spotting.md, "Per-keyword score normalisation":
+#: chosen before measuring; the DET curve of a common level does not depend on it).
 NORM_LEVEL = -2.0
 SOURCE_CHARS = 200  # of a cohort's source kept with each keyword
 
