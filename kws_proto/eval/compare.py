@@ -36,7 +36,7 @@ from kws_proto.eval.evaluate import (
 from kws_proto.eval.fusion import fused_tables
 from kws_proto.eval.grid import episode_rows
 from kws_proto.eval.ewn import available as ewn_available
-from kws_proto.eval.frozen import FROZEN_MODELS, frozen_table
+from kws_proto.eval.frozen import frozen_table
 from kws_proto.eval.gse import available, rows_table
 from kws_proto.eval.report import write_report
 from kws_proto.model.fusion import load_fusion
@@ -49,6 +49,7 @@ DEFAULT_GRID = (EvalSetting(5, 1), EvalSetting(5, 5), EvalSetting(10, 5))
 DTW_NAME = "mfcc-dtw"  # 1-NN DTW on the first run's MFCC (the encoders' own front end)
 GSE_NAME = "gse"  # the frozen Google speech embedding on the 1 s crop
 EWN_NAME = "ewn"  # EfficientWord-Net's embedding of the same crop
+FROZEN_NAMES = {GSE_NAME: "the Google speech embedding", EWN_NAME: "EfficientWord-Net's embedding"}
 
 
 @dataclass
@@ -255,7 +256,7 @@ def _frozen_scores(name: str, data, episodes) -> ModelScores:
         scores = score_episodes(table, eps)
         m.accuracies[key] = scores.accuracies
         m.confusion[key] = (eps, scores)
-    print(f"scored {FROZEN_MODELS[name]} (frozen)")
+    print(f"scored {FROZEN_NAMES[name]} (frozen)")
     return m
 
 
