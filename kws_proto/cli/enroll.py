@@ -21,8 +21,9 @@ encoder; without it, the background the model ships): kws_proto/spot/background.
 
 --norm snorm [--background FILE] normalises the keyword's distances against FILE (without it, the
 background the model ships) as a cohort (the mean and deviation of its 500 nearest windows) and
-sets its threshold at the cohort level --level (z = -2: two deviations nearer than its typical
-nearest other speech), the same for every keyword of the bank: kws_proto/spot/cohort.py.  Every
+sets its threshold at the cohort level --level (default: the background's own, -3 for the one
+`default` ships, else z = -2: two deviations nearer than its typical nearest other speech), the
+same for every keyword of the bank: kws_proto/spot/cohort.py.  Every
 keyword of a bank is normalised against one cohort, or none is.  --norm auto (the default) does
 so when the model ships a background (`default` does) or --background is given, and neither
 --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
@@ -75,14 +76,14 @@ def add_arguments(p) -> None:
                         "--fa-per-hour and --norm; default: the one the model ships, if any")
     p.add_argument("--norm", choices=(AUTO, *NORMS, NO_NORM), default=AUTO,
                    help="`snorm`: normalise the keyword's distances against the background as a "
-                        f"cohort; its threshold is then the cohort level --level (z = "
-                        f"{NORM_LEVEL:g}) unless --fa-per-hour or --threshold sets it; `none`: "
+                        "cohort; its threshold is then the cohort level --level unless "
+                        "--fa-per-hour or --threshold sets it; `none`: "
                         "raw distances; `auto` (default): snorm when the model ships a background "
                         "or --background is given and no other threshold rule is, or as the "
                         "bank's keywords are")
     p.add_argument("--level", type=float, default=None, metavar="Z",
-                   help=f"with --norm: the threshold's normalised level (default {NORM_LEVEL:g}; "
-                        "larger accepts more)")
+                   help="a normalised keyword's threshold level (default: the background's "
+                        f"own, else {NORM_LEVEL:g}; larger accepts more)")
     p.add_argument("--score", choices=SCORES, default=None,
                    help="the scoring rule: `prototype` (squared distance to the mean support) or "
                         "`maxcos` (cosine distance to the nearest support clip); default: the "

@@ -56,7 +56,8 @@ keyword's distances against the background ``FILE`` (``kws-proto background`` of
 model; ``bg=shipped``: the background the model ships, which the default enrolment of
 ``KeywordSpotter.enroll`` uses) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its
 nearest windows, 500), every
-keyword's threshold the same normalised level ``z = -2`` (``level=Z``: another), so the factor
+keyword's threshold the same normalised level: the background's own (the shipped one: ``z =
+-3``), else ``z = -2`` (``level=Z``: another), so the factor
 sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
