@@ -86,6 +86,7 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
     return net.embed(probe_batch(shape), training=False).numpy().astype(float).round(6).tolist()
 
 
+HEAD_CONFIG = REPO / "experiments" / "configs" / "gse_head.yaml"
 FUSED_MEMBERS = (TRAINED, "gse")  # the shipped default: the trained member beside the frozen one
 FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of
 COHORT_EVERY = 3  # every third centre-corpus clip makes the default's shipped background
@@ -195,6 +196,38 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     return out
 
 
+def publish_gse_head(config_path: Path, out: Path, command: str) -> Path:
+    """Train the head of ``config_path`` (:mod:`kws_proto.train.gse_head`; its corpora built
+    first when missing) into the folder ``out``: ``gse_head.npz`` with its record (config,
+    corpus, command, commit, machine, digest)."""
+    from data_prep.adhoc import as_dataset  # lazy: corpus indexing
+    from data_prep.builtin import ensure_dataset  # lazy: the synthesiser
+    from kws_proto.config.gse_head import load_gse_head_config  # lazy: with its step
+    from kws_proto.model.gse_head import FILE, load_head, save_head  # lazy: with its step
+    from kws_proto.train.gse_head import train_gse_head, training_words  # lazy: TensorFlow
+
+    cfg = load_gse_head_config(config_path)
+    roots = [ensure_dataset(c) if c.source == "synth" else as_dataset(c.dataset) for c in cfg.corpora]
+    windows, labels, words = training_words(roots, cfg)
+    head = train_gse_head(windows, labels, cfg)
+    shipped = cfg.to_dict()
+    for c in shipped["corpora"]:
+        c["dataset"] = _relative(c["dataset"])
+        c["synth_words_file"] = _relative(c["synth_words_file"]) if c["synth_words_file"] else ""
+    record = {**head.record, "config": shipped, "command": command,
+              "data": {"clips": int(len(labels)), "words": len(words),
+                       "real_speech_used_for_training": "none" if all(
+                           c.source == "synth" for c in cfg.corpora) else "see config.corpora"},
+              "machine": _machine(), "git_commit": git_commit(),
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    tmp = out.with_name(f".tmp{os.getpid()}.{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    saved = load_head(save_head(dataclasses.replace(head, record=record), tmp / FILE))
+    (tmp / "record.json").write_text(json.dumps({**record, "digest": saved.digest}, indent=2) + "\n")
+    _swap_in(tmp, out)
+    return out
+
+
 def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMBERS,
                   episodes: int = 1000) -> Path:
     """Fuse ``members`` (:func:`kws_proto.spot.fusion.fuse_models`, centres from
@@ -261,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fused-out", type=Path, default=MODELS_DIR / DEFAULT)
     p.add_argument("--fuse-only", action="store_true",
                    help="only fuse the default again (needs --centre-data)")
+    p.add_argument("--head-config", type=Path, default=HEAD_CONFIG,
+                   help="the config of the head on the speech embedding (default: %(default)s)")
+    p.add_argument("--head-out", type=Path, default=MODELS_DIR / "gse_head")
+    p.add_argument("--head-only", action="store_true",
+                   help="only train the head on the speech embedding again")
     p.add_argument("--background-only", action="store_true",
                    help="only build the default's shipped background again, from --centre-data")
     args = p.parse_args(argv)
@@ -279,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record, indent=2))
         return 0
     command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG and not args.fuse_only \
+        and not args.head_only \
         else "python -m kws_proto.publish " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.head_only:
+        print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
+        return 0
     if not args.fuse_only:
         cfg = load_config(args.config)
         run = ensure_trained(cfg, args.runs)
@@ -287,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         out = publish(run.root, args.out, command, scores)
         print(json.dumps(scores, indent=2))
         print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+        print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
     if args.centre_data is not None:
         out = publish_fused(args.centre_data, args.fused_out, command, episodes=args.episodes)
         print(json.dumps(json.loads((out / "record.json").read_text())["scores"], indent=2))
