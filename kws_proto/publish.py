@@ -17,16 +17,19 @@
    of a fixed probe batch) that the tests check — and the exported ``embedder-<fp>.tflite``
    with its metadata, which the keyword commands run without TensorFlow
    (:mod:`kws_proto.spot.backends`);
-4. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
+4. trains the head on the Google speech embedding's windows (:mod:`kws_proto.model.gse_head`)
+   from ``experiments/configs/gse_head.yaml`` into ``kws_proto/model/pretrained/gse_head/``
+   (``--head-only``: only this step);
+5. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
    speakers, ``experiments/fusion_split.py``), fuses the package's ``default`` again: the trained
-   member and the frozen Google speech embedding, each centred on its mean over 1,000 clips of
-   DIR (seed 0), weights 1 and 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
+   member, the frozen Google speech embedding and its head, each centred on its mean over 1,000
+   clips of DIR (seed 0), weights 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
    default/`` holds ``fusion.json`` and ``record.json`` (command, centre corpus, commit, machine,
    the scores on the real speech present) and ``background.npz``: every third clip of DIR
    (sorted), joined, embedded by the fused model window by window at the detector's hop, float16
    — the cohort of the default enrolment, its keywords cut at ``SHIPPED_LEVEL``
    (:mod:`kws_proto.spot.enrolment`, "The default rule"; measured: experiments/spotting.md, "The
-   shipped cohort").  ``--fuse-only`` skips steps 1–3;
+   shipped cohort").  ``--fuse-only`` skips steps 1–4;
    ``--background-only`` only builds that background again into the shipped ``default``.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
@@ -87,7 +90,8 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
 
 
 HEAD_CONFIG = REPO / "experiments" / "configs" / "gse_head.yaml"
-FUSED_MEMBERS = (TRAINED, "gse")  # the shipped default: the trained member beside the frozen one
+FUSED_MEMBERS = (TRAINED, "gse", "gse-head")  # the shipped default: the trained member, the frozen
+# speech embedding and the head trained on its windows
 FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of
 COHORT_EVERY = 3  # every third centre-corpus clip makes the default's shipped background
 #: The cohort level of the default's shipped background: where its calibrated point lies near
@@ -289,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=MODELS_DIR / TRAINED)
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
     p.add_argument("--centre-data", type=Path, metavar="DIR",
-                   help="also fuse the package's default (the shipped trained member + gse) with "
-                        "centres from this folder of clips")
+                   help="also fuse the package's default (the shipped trained member, gse and "
+                        "gse-head) with centres from this folder of clips")
     p.add_argument("--fused-out", type=Path, default=MODELS_DIR / DEFAULT)
     p.add_argument("--fuse-only", action="store_true",
                    help="only fuse the default again (needs --centre-data)")
