@@ -140,14 +140,26 @@ def test_the_embedder_is_the_head_on_the_speech_embeddings_windows(real_clips):
 
 
 @needs_gse
-def test_eval_scores_the_head_on_a_tiny_folder(tiny_folder, capsys):
+def test_eval_scores_the_heads_embeddings_of_each_clip_crop(tiny_folder, capsys):
+    """`eval gse-head` scores the episodes on the head's output for each clip's 1 s crop, its
+    windows cached beside the feature caches."""
+    from kws_proto.audio.features import FeatureConfig
     from kws_proto.cli import main
+    from kws_proto.data.cache import load_clip
+    from kws_proto.eval.grid import EvalSetting, score_grid
+    from kws_proto.eval.gse import open_source
+    from kws_proto.model.gse import shared_model
 
-    argv = ["eval", "gse-head", "--data", str(tiny_folder), "--way", "3", "--shot", "1",
-            "--query", "2", "--episodes", "20", "--json"]
-    assert main(argv) == 0
+    assert main(["eval", "gse-head", "--data", str(tiny_folder), "--way", "3", "--shot", "1",
+                 "--query", "2", "--episodes", "20", "--seed", "2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["n_way"], r["k_shot"]) for r in rows] == [(3, 1)] and 0 <= rows[0]["mean"] <= 1
+    assert len(list((tiny_folder / ".cache").glob("gsewin-*.npy"))) == 1
+    source = open_source(tiny_folder)
+    crops = np.stack([load_clip(source.manifest, i, FeatureConfig()) for i in range(len(source.manifest))])
+    table = shipped_head()(shared_model("tf").window_embeddings(crops))
+    want = score_grid(lambda episodes: table, source, source.splits.test, [EvalSetting(3, 1, 2, 20)], 2)
+    assert rows[0]["mean"] == pytest.approx(want[0]["mean"], abs=1e-6)
+    assert rows[0]["ci95"] == pytest.approx(want[0]["ci95"], abs=1e-6)
 
 
 def test_the_shipped_head_is_what_its_config_and_record_say():
