@@ -18,7 +18,7 @@
    with its metadata, which the keyword commands run without TensorFlow
    (:mod:`kws_proto.spot.backends`);
 4. trains the head on the Google speech embedding's windows (:mod:`kws_proto.model.gse_head`)
-   from ``experiments/configs/gse_head.yaml`` into ``kws_proto/model/pretrained/gse_head/``
+   from ``experiments/configs/gse_head/gse_head.yaml`` into ``kws_proto/model/pretrained/gse_head/``
    (``--head-only``: only this step);
 5. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
    speakers, ``experiments/fusion_split.py``), fuses the package's ``default`` again: the trained
@@ -89,7 +89,7 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
     return net.embed(probe_batch(shape), training=False).numpy().astype(float).round(6).tolist()
 
 
-HEAD_CONFIG = REPO / "experiments" / "configs" / "gse_head.yaml"
+HEAD_CONFIG = REPO / "experiments" / "configs" / "gse_head" / "gse_head.yaml"
 FUSED_MEMBERS = (TRAINED, "gse", "gse-head")  # the shipped default: the trained member, the frozen
 # speech embedding and the head trained on its windows
 FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of

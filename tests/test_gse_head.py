@@ -166,7 +166,7 @@ def test_the_shipped_head_is_what_its_config_and_record_say():
     record = json.loads((SHIPPED_DIR / "record.json").read_text())
     head = shipped_head()
     assert record["digest"] == head.digest
-    config = load_gse_head_config(REPO / "experiments" / "configs" / "gse_head.yaml")
+    config = load_gse_head_config(REPO / "experiments" / "configs" / "gse_head" / "gse_head.yaml")
     assert record["config"] == GSEHeadConfig.from_dict(record["config"]).to_dict() == config.to_dict()
     assert record["data"]["real_speech_used_for_training"] == "none"
     assert head.w1.shape == (288, config.hidden) and head.dim == config.dim

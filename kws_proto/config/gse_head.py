@@ -1,6 +1,6 @@
 """The typed config of a head on the Google speech embedding (:mod:`kws_proto.model.gse_head`).
 
-A YAML file of its fields (``experiments/configs/gse_head.yaml`` is the shipped head's)::
+A YAML file of its fields (``experiments/configs/gse_head/gse_head.yaml`` is the shipped head's)::
 
     name: gse_head
     corpora:

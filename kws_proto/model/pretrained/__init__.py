@@ -21,7 +21,7 @@ name of a model shipped here, one folder each beside this file:
     Not a model on its own but a file the ``gse-head`` embedding reads: ``gse_head.npz``, a small
     network trained on the Google speech embedding's three window outputs of synthesised words
     (:mod:`kws_proto.model.gse_head`), and its ``record.json``; ``make pretrained`` trains it from
-    ``experiments/configs/gse_head.yaml``.
+    ``experiments/configs/gse_head/gse_head.yaml``.
 
 A shipped name means the shipped model only when no folder of that name is in the way.
 """
