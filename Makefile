@@ -36,8 +36,9 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 ## make pretrained: rebuild the shipped models: the trained member (kws_proto/model/pretrained/
-## protores_synth) from experiments/configs/pretrained.yaml, then the default (that member fused
-## with the Google speech embedding, centres from the centre half of speechocean762's speakers);
+## protores_synth) from experiments/configs/pretrained.yaml, the head on the Google speech
+## embedding (.../gse_head) from experiments/configs/gse_head/gse_head.yaml, then the default (the member,
+## the embedding and its head fused, centres from the centre half of speechocean762's speakers);
 ## needs the system's flite (apt-get install flite) for its corpus and $(SHARED); resumable
 ## (times: experiments/pretrained.md)
 SHARED ?= ../shared/data

@@ -57,13 +57,18 @@ def test_sets(args) -> list[tuple]:
 
 
 def parameters(model: str) -> int:
-    """Trained parameters of ``model``: its encoder's weights, or the sum over a fusion's trained
-    members (frozen embeddings count 0)."""
+    """Trained parameters of ``model``: its encoder's weights, the head's on the speech embedding
+    (``gse-head``), or the sum over a fusion's trained members (frozen embeddings count 0)."""
     from kws_proto.model.fusion import is_fusion, load_fusion
     from kws_proto.model.loading import load_run_network
 
     if model in ("gse", "gse-full", "ewn", "ewn-1.5s", DTW):
         return 0
+    if model == "gse-head":  # its trained head; the speech embedding under it is frozen
+        from kws_proto.model.gse_head import shipped_head
+
+        h = shipped_head()
+        return int(sum(np.size(a) for a in (h.w1, h.b1, h.w2, h.b2)))
     if is_fusion(model):
         return sum(parameters(m.model) for m in load_fusion(model).members)
     _, net = load_run_network(model)

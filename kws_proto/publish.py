@@ -17,16 +17,19 @@
    of a fixed probe batch) that the tests check — and the exported ``embedder-<fp>.tflite``
    with its metadata, which the keyword commands run without TensorFlow
    (:mod:`kws_proto.spot.backends`);
-4. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
+4. trains the head on the Google speech embedding's windows (:mod:`kws_proto.model.gse_head`)
+   from ``experiments/configs/gse_head/gse_head.yaml`` into ``kws_proto/model/pretrained/gse_head/``
+   (``--head-only``: only this step);
+5. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
    speakers, ``experiments/fusion_split.py``), fuses the package's ``default`` again: the trained
-   member and the frozen Google speech embedding, each centred on its mean over 1,000 clips of
-   DIR (seed 0), weights 1 and 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
+   member, the frozen Google speech embedding and its head, each centred on its mean over 1,000
+   clips of DIR (seed 0), weights 1 (:mod:`kws_proto.model.fusion`); ``kws_proto/model/pretrained/
    default/`` holds ``fusion.json`` and ``record.json`` (command, centre corpus, commit, machine,
    the scores on the real speech present) and ``background.npz``: every third clip of DIR
    (sorted), joined, embedded by the fused model window by window at the detector's hop, float16
    — the cohort of the default enrolment, its keywords cut at ``SHIPPED_LEVEL``
    (:mod:`kws_proto.spot.enrolment`, "The default rule"; measured: experiments/spotting.md, "The
-   shipped cohort").  ``--fuse-only`` skips steps 1–3;
+   shipped cohort").  ``--fuse-only`` skips steps 1–4;
    ``--background-only`` only builds that background again into the shipped ``default``.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
@@ -86,7 +89,9 @@ def embedding_fingerprint(net, shape: tuple[int, int]) -> list[list[float]]:
     return net.embed(probe_batch(shape), training=False).numpy().astype(float).round(6).tolist()
 
 
-FUSED_MEMBERS = (TRAINED, "gse")  # the shipped default: the trained member beside the frozen one
+HEAD_CONFIG = REPO / "experiments" / "configs" / "gse_head" / "gse_head.yaml"
+FUSED_MEMBERS = (TRAINED, "gse", "gse-head")  # the shipped default: the trained member, the frozen
+# speech embedding and the head trained on its windows
 FUSED_CLIPS = 1000  # centre-corpus clips each member's centre is the mean of
 COHORT_EVERY = 3  # every third centre-corpus clip makes the default's shipped background
 #: The cohort level of the default's shipped background: where its calibrated point lies near
@@ -195,6 +200,38 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     return out
 
 
+def publish_gse_head(config_path: Path, out: Path, command: str) -> Path:
+    """Train the head of ``config_path`` (:mod:`kws_proto.train.gse_head`; its corpora built
+    first when missing) into the folder ``out``: ``gse_head.npz`` with its record (config,
+    corpus, command, commit, machine, digest)."""
+    from data_prep.adhoc import as_dataset  # lazy: corpus indexing
+    from data_prep.builtin import ensure_dataset  # lazy: the synthesiser
+    from kws_proto.config.gse_head import load_gse_head_config  # lazy: with its step
+    from kws_proto.model.gse_head import FILE, load_head, save_head  # lazy: with its step
+    from kws_proto.train.gse_head import train_gse_head, training_words  # lazy: TensorFlow
+
+    cfg = load_gse_head_config(config_path)
+    roots = [ensure_dataset(c) if c.source == "synth" else as_dataset(c.dataset) for c in cfg.corpora]
+    windows, labels, words = training_words(roots, cfg)
+    head = train_gse_head(windows, labels, cfg)
+    shipped = cfg.to_dict()
+    for c in shipped["corpora"]:
+        c["dataset"] = _relative(c["dataset"])
+        c["synth_words_file"] = _relative(c["synth_words_file"]) if c["synth_words_file"] else ""
+    record = {**head.record, "config": shipped, "command": command,
+              "data": {"clips": int(len(labels)), "words": len(words),
+                       "real_speech_used_for_training": "none" if all(
+                           c.source == "synth" for c in cfg.corpora) else "see config.corpora"},
+              "machine": _machine(), "git_commit": git_commit(),
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    tmp = out.with_name(f".tmp{os.getpid()}.{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    saved = load_head(save_head(dataclasses.replace(head, record=record), tmp / FILE))
+    (tmp / "record.json").write_text(json.dumps({**record, "digest": saved.digest}, indent=2) + "\n")
+    _swap_in(tmp, out)
+    return out
+
+
 def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMBERS,
                   episodes: int = 1000) -> Path:
     """Fuse ``members`` (:func:`kws_proto.spot.fusion.fuse_models`, centres from
@@ -256,11 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=MODELS_DIR / TRAINED)
     p.add_argument("--episodes", type=int, default=1000, help="test episodes per setting")
     p.add_argument("--centre-data", type=Path, metavar="DIR",
-                   help="also fuse the package's default (the shipped trained member + gse) with "
-                        "centres from this folder of clips")
+                   help="also fuse the package's default (the shipped trained member, gse and "
+                        "gse-head) with centres from this folder of clips")
     p.add_argument("--fused-out", type=Path, default=MODELS_DIR / DEFAULT)
     p.add_argument("--fuse-only", action="store_true",
                    help="only fuse the default again (needs --centre-data)")
+    p.add_argument("--head-config", type=Path, default=HEAD_CONFIG,
+                   help="the config of the head on the speech embedding (default: %(default)s)")
+    p.add_argument("--head-out", type=Path, default=MODELS_DIR / "gse_head")
+    p.add_argument("--head-only", action="store_true",
+                   help="only train the head on the speech embedding again")
     p.add_argument("--background-only", action="store_true",
                    help="only build the default's shipped background again, from --centre-data")
     args = p.parse_args(argv)
@@ -279,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record, indent=2))
         return 0
     command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG and not args.fuse_only \
+        and not args.head_only \
         else "python -m kws_proto.publish " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.head_only:
+        print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
+        return 0
     if not args.fuse_only:
         cfg = load_config(args.config)
         run = ensure_trained(cfg, args.runs)
@@ -287,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         out = publish(run.root, args.out, command, scores)
         print(json.dumps(scores, indent=2))
         print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
+        print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
     if args.centre_data is not None:
         out = publish_fused(args.centre_data, args.fused_out, command, episodes=args.episodes)
         print(json.dumps(json.loads((out / "record.json").read_text())["scores"], indent=2))

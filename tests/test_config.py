@@ -15,14 +15,27 @@ from kws_proto.errors import ConfigError
 from conftest import REPO
 
 
+HEAD_CONFIGS = "gse_head"  # experiments/configs/gse_head/: configs of the head on the speech embedding
+
+
+def _experiment_configs() -> list[Path]:
+    return sorted(p for p in (REPO / "experiments" / "configs").rglob("*.yaml")
+                  if p.parent.name != HEAD_CONFIGS)
+
+
 def test_every_shipped_config_loads_and_is_named_after_its_file():
     """Including demo/ and levers/: a run directory is named after its config, so a config
-    named otherwise would write over (or be refused by) another config's run."""
-    paths = sorted((REPO / "experiments" / "configs").rglob("*.yaml"))
+    named otherwise would write over (or be refused by) another config's run; the head's
+    configs (gse_head/) load as what they are."""
+    from kws_proto.config.gse_head import load_gse_head_config
+
+    paths = _experiment_configs()
     assert {"smoke", "conv4", "pretrained"} <= {p.stem for p in paths}
     assert {"demo", "levers"} <= {p.parent.name for p in paths}
     for p in paths:
         assert load_config(p).name == p.stem, p
+    heads = sorted((REPO / "experiments" / "configs" / HEAD_CONFIGS).glob("*.yaml"))
+    assert heads and all(load_gse_head_config(p).name == p.stem for p in heads)
 
 
 def test_round_trip_through_yaml(tmp_path):
@@ -114,7 +127,7 @@ def test_a_config_naming_its_dataset_does_not_warn(tmp_path):
 
 def test_every_shipped_config_names_its_dataset():
     """Directly or through ``extends``: none trains the default corpus by accident."""
-    for p in sorted((REPO / "experiments" / "configs").rglob("*.yaml")):
+    for p in _experiment_configs():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             load_config(p)

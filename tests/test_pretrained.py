@@ -11,7 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, needs_gse
+from conftest import REPO, gse_installed, needs_gse
 
 from kws_proto.errors import CheckpointError
 from kws_proto.model.loading import build_network, load_run_network
@@ -51,30 +51,34 @@ def test_shipped_weights_reproduce_their_embedding_fingerprint():
     assert np.abs(fresh - want).max() > 100 * record["fingerprint"]["atol"]
 
 
-def test_default_is_the_shipped_member_fused_with_the_speech_embedding():
+def test_default_is_the_shipped_member_fused_with_the_speech_embedding_and_its_head():
     """`default` is a fused model: the shipped trained member, centred with the very weights it
-    ships (its recorded fingerprint), beside the frozen speech embedding, each weighed 1; its
-    record names how it was made, and it has no network of its own to load."""
+    ships (its recorded fingerprint), beside the frozen speech embedding and the shipped head on
+    it, each weighed 1; its record names how it was made, and it has no network of its own."""
     from kws_proto.model.fusion import is_fusion, load_fusion
 
     assert is_fusion("default") and not is_fusion(TRAINED)
     fusion = load_fusion("default")
-    assert [m.model for m in fusion.members] == [TRAINED, "gse"]
-    assert [m.weight for m in fusion.members] == [1.0, 1.0]
+    assert [m.model for m in fusion.members] == [TRAINED, "gse", "gse-head"]
+    assert [m.weight for m in fusion.members] == [1.0, 1.0, 1.0]
     assert fusion.members[0].fingerprint == read_record(TRAINED)["weights_fingerprint"]
+    if gse_installed():  # the head's member was centred with the head it ships
+        from kws_proto.spot.frozen import frozen_embedder
+
+        assert fusion.members[2].fingerprint == frozen_embedder("gse-head").fingerprint
     record = read_record("default")
     assert record["fingerprint"] == fusion.fingerprint
     for key in ("command", "centre_data", "machine", "created", "git_commit", "scores"):
         assert record[key], key
     assert record["centre_data"]["clips"] == 1000
-    with pytest.raises(CheckpointError, match=f"default: a fused model \\(members {TRAINED}, gse\\)"):
+    with pytest.raises(CheckpointError, match=f"default: a fused model \\(members {TRAINED}, gse, gse-head\\)"):
         load_run_network("default")
 
 
 @needs_gse
-def test_default_spotter_embeds_with_both_members(keyword_clips):
-    """`KeywordSpotter.from_model("default")` fuses the two members' embeddings: its rows are the
-    trained member's and the speech embedding's, each centred and of unit length."""
+def test_default_spotter_embeds_with_every_member(keyword_clips):
+    """`KeywordSpotter.from_model("default")` fuses the members' embeddings: its rows are the
+    trained member's, the speech embedding's and its head's, each centred and of unit length."""
     from kws_proto.model.fusion import load_fusion
     from kws_proto.spot.spotter import KeywordSpotter
 
@@ -86,8 +90,9 @@ def test_default_spotter_embeds_with_both_members(keyword_clips):
     members = load_fusion("default").members
     assert fused.shape == (3, sum(m.dim for m in members))
     d = members[0].dim
-    np.testing.assert_allclose(np.linalg.norm(fused[:, :d], axis=1), 1.0, rtol=1e-4)
-    np.testing.assert_allclose(np.linalg.norm(fused[:, d:], axis=1), 1.0, rtol=1e-4)
+    edges = np.cumsum([0] + [m.dim for m in members])
+    for a, b in zip(edges[:-1], edges[1:]):
+        np.testing.assert_allclose(np.linalg.norm(fused[:, a:b], axis=1), 1.0, rtol=1e-4)
     want = (trained - members[0].centre) / np.linalg.norm(trained - members[0].centre, axis=1, keepdims=True)
     np.testing.assert_allclose(fused[:, :d], want, atol=1e-4)
 
@@ -126,7 +131,7 @@ def test_publish_writes_a_loadable_model_atomically(smoke_config, tmp_path):
 @needs_gse
 def test_publish_fused_writes_the_default_atomically(tmp_path):
     """`publish --fuse-only` (what `make pretrained` ends with) writes a loadable fused model of
-    the shipped member and gse, its record naming the command and the centre corpus, replacing
+    the shipped member, gse and its head, its record naming the command and the centre corpus, replacing
     an earlier one without leaving temporary folders."""
     from kws_proto.model.fusion import load_fusion
     from kws_proto.publish import publish_fused
@@ -140,7 +145,7 @@ def test_publish_fused_writes_the_default_atomically(tmp_path):
     record = json.loads((out / "record.json").read_text())
     fusion = load_fusion(out)
     assert record["command"] == "again" and record["fingerprint"] == fusion.fingerprint
-    assert [m.model for m in fusion.members] == [TRAINED, "gse"]
+    assert [m.model for m in fusion.members] == [TRAINED, "gse", "gse-head"]
     assert fusion.centre_data["path"] == "tests/data" == record["centre_data"]["path"]  # no machine's path
     assert fusion.centre_data["clips"] == len([p for p in (REPO / "tests" / "data").rglob("*")
                                                if p.suffix in (".wav", ".flac")])

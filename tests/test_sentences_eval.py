@@ -282,6 +282,12 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
     win = embed_recordings(sp, audios, bench_v.variant.hop)
     got = events_per_recording(win, keyword_distances(bank, win.embeddings), bank, 1.0,
                                bench_v.variant)
-    assert got == [sp.detect(bank, y).events for y in audios]
+    want = [sp.detect(bank, y).events for y in audios]
+    # the same events; scores equal to float32 rounding (the windows are embedded in other batches)
+    assert [[(e.keyword, e.start, e.end, e.peak) for e in es] for es in got] == \
+        [[(e.keyword, e.start, e.end, e.peak) for e in es] for es in want]
+    for es, ws in zip(got, want):
+        for e, w in zip(es, ws):
+            assert (e.score, e.distance) == pytest.approx((w.score, w.distance), rel=1e-5)
     assert "background at calibrated" in table(r) and "min_hits=2" in table(r)
     assert det_plot(r, tmp_path / "det.png").stat().st_size > 1000

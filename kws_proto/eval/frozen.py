@@ -1,7 +1,8 @@
 """Score a frozen pretrained embedding on the project's fixed episodes: ``kws-proto eval NAME``.
 
-The names and their tables: the Google speech embedding's (:data:`kws_proto.eval.gse.GSE_MODELS`)
-and EfficientWord-Net's (:data:`kws_proto.eval.ewn.EWN_MODELS`).  Each goes through the same
+The names and their tables: the Google speech embedding's (:data:`kws_proto.eval.gse.GSE_MODELS`),
+the package's head on it (``gse-head``, :func:`kws_proto.model.gse_head.head_table`) and
+EfficientWord-Net's (:data:`kws_proto.eval.ewn.EWN_MODELS`).  Each goes through the same
 :func:`~kws_proto.eval.grid.eval_episodes` (same seed, data and classes: the same episodes as
 ``kws-proto eval default``) and the same nearest-prototype rule
 (:func:`~kws_proto.model.scoring.score_episodes`, squared Euclidean distance) as the project's
@@ -17,9 +18,12 @@ from kws_proto.errors import ConfigError
 from kws_proto.eval.ewn import EWN_MODELS, ewn_table
 from kws_proto.eval.grid import episode_rows, score_grid
 from kws_proto.eval.gse import GSE_MODELS, gse_table, open_source
+from kws_proto.model.gse_head import head_table
 
-FROZEN_MODELS = {**GSE_MODELS, **EWN_MODELS}  # name -> what it embeds
-TABLES = {**{n: gse_table for n in GSE_MODELS}, **{n: ewn_table for n in EWN_MODELS}}
+HEAD_MODELS = {"gse-head": "the package's trained head on the Google speech embedding's 3 windows"}
+FROZEN_MODELS = {**GSE_MODELS, **HEAD_MODELS, **EWN_MODELS}  # name -> what it embeds
+TABLES = {**{n: gse_table for n in GSE_MODELS}, **{n: head_table for n in HEAD_MODELS},
+          **{n: ewn_table for n in EWN_MODELS}}
 
 
 def is_frozen(name) -> bool:

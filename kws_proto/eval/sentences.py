@@ -34,6 +34,7 @@ from data_prep.words import DEFAULT_WORDS, load_words_file
 from kws_proto.data.dataset import load_manifest
 from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.model.fusion import is_fusion, load_fusion
+from kws_proto.model.gse_head import shipped_head
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.spot.detect import Event, match_events
 from kws_proto.spot.frozen import is_frozen
@@ -187,8 +188,11 @@ def builtin_words() -> frozenset[str]:
 def training_words(model: str) -> tuple[frozenset[str], str]:
     """The words ``model`` was trained on, as far as its run's ``config.yaml`` says, and how that
     was found: a synthetic corpus's word file (or the default list), a prepared dataset's
-    keywords; frozen embeddings (``gse``, ``ewn``) say they are unknown; fused members are
+    keywords; the head on the speech embedding (``gse-head``) its corpora's words less those it
+    left out; frozen embeddings (``gse``, ``ewn``) say they are unknown; fused members are
     followed."""
+    if str(model) == "gse-head":
+        return _head_words()
     if is_frozen(model):
         return frozenset(), f"{model}: a frozen embedding; its training words are not known"
     if is_fusion(model):
@@ -198,6 +202,20 @@ def training_words(model: str) -> tuple[frozenset[str], str]:
     if not cfg_path.is_file():
         return frozenset(), f"{model}: no config.yaml, training words unknown"
     data = (yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}).get("data", {})
+    return _data_words(model, data)
+
+
+def _head_words() -> tuple[frozenset[str], str]:
+    """The shipped head's training words: each corpus's, less the words its config left out."""
+    config = shipped_head().record.get("config", {})
+    found = [_data_words("gse-head", c) for c in config.get("corpora", ())]
+    left_out = {w.lower() for w in config.get("exclude_words", ())}
+    words = frozenset().union(*(w for w, _ in found)) - left_out
+    return words, "; ".join(s for _, s in found) or "gse-head: no corpora recorded"
+
+
+def _data_words(model: str, data: dict) -> tuple[frozenset[str], str]:
+    """The words of one data section of a config (a synthetic corpus's or a dataset's)."""
     if data.get("source", "synth") == "synth":
         f = data.get("synth_words_file") or ""
         if not f:

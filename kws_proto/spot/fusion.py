@@ -22,6 +22,7 @@ from kws_proto.audio.features import FeatureConfig
 from kws_proto.audio.loading import load_audio
 from kws_proto.errors import AudioError, CheckpointError, ConfigError
 from kws_proto.model.fusion import Fusion, Member, is_fusion, load_fusion, save_fusion
+from kws_proto.model.gse import remember_windows
 from kws_proto.model.pretrained import is_shipped, resolve_model
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import open_embedder
@@ -82,7 +83,8 @@ class FusedEmbedder:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
-        return self.fusion.fuse([e(audio) for e in self.embedders])
+        with remember_windows():  # members on the speech embedding share its windows
+            return self.fusion.fuse([e(audio) for e in self.embedders])
 
 
 def open_fused(path: str | os.PathLike, backend: str | None = None) -> FusedEmbedder:

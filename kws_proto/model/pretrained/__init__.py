@@ -5,17 +5,23 @@ directory written by ``kws-proto train``, a fused model's folder (``kws-proto fu
 name of a model shipped here, one folder each beside this file:
 
 ``default``
-    What the package uses unless told otherwise: the shipped trained encoder (below) fused with
-    the frozen Google speech embedding (``gse``), each member centred on its mean over 1,000
-    speechocean762 word clips and scaled to unit length (:mod:`kws_proto.model.fusion`). Its
-    folder holds ``fusion.json`` and ``record.json`` (the command, centre corpus, commit and
-    machine that made it).
+    What the package uses unless told otherwise: the shipped trained encoder (below), the frozen
+    Google speech embedding (``gse``) and the head trained on its windows (``gse-head``, below),
+    fused: each member centred on its mean over 1,000 speechocean762 word clips and scaled to
+    unit length (:mod:`kws_proto.model.fusion`). Its folder holds ``fusion.json``,
+    ``record.json`` (the command, centre corpus, commit and machine that made it) and
+    ``background.npz`` (the cohort of its default enrolment).
 ``protores_synth``
     The trained member: three ProtoRes encoders trained on synthesised words, in a run
     directory's layout (``config.yaml``, ``best.weights.h5``) plus ``record.json``, the record of
     how it was made (command, seed, data, machine, time) and the fingerprint of its weights.
     ``make pretrained`` rebuilds it from ``experiments/configs/pretrained.yaml`` and fuses
     ``default`` again.
+``gse_head``
+    Not a model on its own but a file the ``gse-head`` embedding reads: ``gse_head.npz``, a small
+    network trained on the Google speech embedding's three window outputs of synthesised words
+    (:mod:`kws_proto.model.gse_head`), and its ``record.json``; ``make pretrained`` trains it from
+    ``experiments/configs/gse_head/gse_head.yaml``.
 
 A shipped name means the shipped model only when no folder of that name is in the way.
 """

@@ -1,0 +1,153 @@
+"""A trained head on the frozen Google speech embedding's windows (``gse-head``).
+
+The Google speech embedding (:mod:`kws_proto.model.gse`) gives a 1 s clip three 96-d window
+outputs (775 ms each, one every 80 ms); ``gse`` keeps their element-wise maximum.  The head is
+a small network trained episodically on those three windows, with real speech among its
+training words (:mod:`kws_proto.train.gse_head`): flatten ``[3, 96]`` -> dense ``hidden``, ReLU
+-> dense ``dim`` -> unit length.  The speech embedding stays frozen; the head learns which of
+its directions tell words apart, and the fused ``default`` takes it as a third member.
+
+At run time the head is NumPy (two matrix products), so it runs wherever the speech embedding
+runs, with or without TensorFlow.  Its file, ``gse_head.npz``, holds ``w1 [288, hidden]``,
+``b1 [hidden]``, ``w2 [hidden, dim]``, ``b2 [dim]`` (float32) and a JSON ``record`` (how it was
+trained); :attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank
+records.  The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws_proto.audio.features import FeatureConfig
+from kws_proto.data.cache import _cached, _digest
+from kws_proto.errors import CheckpointError, ConfigError
+from kws_proto.model.gse import DIM, GSE_VERSION, SAMPLE_RATE, model_info, shared_model
+from kws_proto.model.pretrained import MODELS_DIR
+from kws_proto.util.atomic import atomic_path
+
+FILE = "gse_head.npz"
+SHIPPED_DIR = MODELS_DIR / "gse_head"  # the shipped head's folder
+WINDOWS = 3  # the speech embedding's windows in a 1 s clip
+ARRAYS = ("w1", "b1", "w2", "b2")
+
+
+@dataclass(frozen=True)
+class GSEHead:
+    """The head's weights and the record of how it was trained.
+
+    ``__call__(windows [n, 3, 96]) -> [n, dim]``: unit-length embeddings."""
+
+    w1: np.ndarray  # [3 * 96, hidden]
+    b1: np.ndarray  # [hidden]
+    w2: np.ndarray  # [hidden, dim]
+    b2: np.ndarray  # [dim]
+    record: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for a in ARRAYS:  # float32 whatever it was built from: the file's type, one result
+            object.__setattr__(self, a, np.asarray(getattr(self, a), np.float32))
+        w1, b1, w2, b2 = shapes = [np.shape(getattr(self, a)) for a in ARRAYS]
+        ok = (len(w1) == 2 and w1[0] == WINDOWS * DIM and b1 == (w1[1],) and len(w2) == 2
+              and w2[0] == w1[1] and b2 == (w2[1],) and w2[1] > 0)
+        if not ok:
+            raise CheckpointError(f"a speech-embedding head needs w1 [{WINDOWS * DIM}, h], b1 [h], "
+                                  f"w2 [h, d], b2 [d]; got {shapes}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.b2.shape[0])
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 of the four arrays (float32 bytes, in order, with their shapes)."""
+        h = hashlib.sha256(b"kws_proto.gse_head/1")
+        for a in ARRAYS:
+            x = np.ascontiguousarray(getattr(self, a), np.float32)
+            h.update(f";{a}{x.shape}".encode())
+            h.update(x.tobytes())
+        return h.hexdigest()
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        x = np.asarray(windows, np.float32)
+        if x.ndim != 3 or x.shape[1:] != (WINDOWS, DIM):
+            raise ValueError(f"the head takes windows [n, {WINDOWS}, {DIM}], got shape {x.shape}")
+        hidden = np.maximum(x.reshape(len(x), -1) @ self.w1 + self.b1, 0)  # [n, hidden]
+        out = hidden @ self.w2 + self.b2  # [n, dim]
+        norm = np.linalg.norm(out, axis=-1, keepdims=True)
+        return (out / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def save_head(head: GSEHead, path: str | os.PathLike) -> Path:
+    """Write ``head`` to ``path`` (``.npz``) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {a: np.asarray(getattr(head, a), np.float32) for a in ARRAYS}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, record=np.array(json.dumps(head.record)))
+    return path
+
+
+def load_head(path: str | os.PathLike = SHIPPED_DIR / FILE) -> GSEHead:
+    """Read a head written by :func:`save_head`; a missing or malformed file is a
+    :class:`CheckpointError` naming it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {a: np.asarray(z[a], np.float32) for a in ARRAYS}
+            record = json.loads(str(z["record"])) if "record" in z.files else {}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no speech-embedding head there (`make pretrained` "
+                              "builds the shipped one)") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a speech-embedding head ({e})") from e
+    return GSEHead(**arrays, record=record)
+
+
+_HEADS: dict[Path, GSEHead] = {}
+
+
+def shipped_head() -> GSEHead:
+    """The head the package ships (read once per process)."""
+    path = SHIPPED_DIR / FILE
+    if path not in _HEADS:
+        _HEADS[path] = load_head(path)
+    return _HEADS[path]
+
+
+def gse_windows(audio: np.ndarray, backend: str = "tf") -> np.ndarray:
+    """``audio [n, 16000]`` float32 at 16 kHz -> the speech embedding's ``[n, 3, 96]`` windows."""
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 2 or audio.shape[1] != SAMPLE_RATE:
+        raise ValueError(f"the head takes 1 s clips at {SAMPLE_RATE} Hz [n, {SAMPLE_RATE}], "
+                         f"got shape {audio.shape}")
+    return shared_model(backend).window_embeddings(audio)
+
+
+def window_table(manifest, config=None, cache_dir=None, progress: bool = True, rows=None,
+                 memo: dict | None = None, batch_size: int = 64) -> np.ndarray:
+    """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop, cached in
+    ``DIR/.cache/gsewin-<digest>.npy`` like :func:`kws_proto.model.gse.crop_table` (``rows`` and
+    ``memo``: only the rows needed, when few and nothing is cached)."""
+    config = FeatureConfig() if config is None else config
+    if config.sample_rate != SAMPLE_RATE or config.num_samples != SAMPLE_RATE:
+        raise ConfigError(f"the head takes 1 s clips at {SAMPLE_RATE} Hz, not "
+                          f"{config.clip_seconds} s at {config.sample_rate} Hz")
+    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
+           "crop": config.crop, "models": model_info()["sha256"], "gse_version": GSE_VERSION}
+    return _cached(manifest, config, cache_dir, "gsewin", _digest(key), key, (WINDOWS, DIM),
+                   "float32", gse_windows, progress, batch_size, rows, memo)
+
+
+def head_table(name: str, manifest, progress: bool = True, rows=None,
+               memo: dict | None = None) -> np.ndarray:
+    """``[n_clips, dim]``: the shipped head on every clip's windows (:func:`window_table`); the
+    scored table of ``kws-proto eval gse-head``."""
+    return shipped_head()(np.asarray(window_table(manifest, progress=progress, rows=rows, memo=memo)))

@@ -1,0 +1,115 @@
+"""Train a head on the frozen Google speech embedding's windows (:mod:`kws_proto.model.gse_head`).
+
+Episodic, like the encoders: every step draws ``n_way`` words, ``k_shot`` support and ``n_query``
+query clips of each (seeded), embeds them with the head (dropout on), and minimises the
+cross-entropy of the logits ``-t * d``: ``d`` the squared distances of the unit-length query
+embeddings to the unit-length means of the supports' (the prototypes), ``t`` a learned scale
+(log-parametrised, starting at ``temperature``).  The speech embedding's windows are computed
+once per clip (:func:`~kws_proto.model.gse_head.window_table`); the head is all that trains, a
+few ms a step on a CPU.  The corpora are prepared datasets (the caller builds them).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from kws_proto.config.gse_head import GSEHeadConfig
+from kws_proto.data.dataset import load_manifest
+from kws_proto.errors import DatasetError
+from kws_proto.model.gse import DIM
+from kws_proto.model.gse_head import WINDOWS, GSEHead, window_table
+
+
+def training_words(roots, config: GSEHeadConfig, progress: bool = True):
+    """``(windows [n, 3, 96], labels [n], words)`` of the prepared datasets ``roots``: every
+    clip of a word not in ``config.exclude_words`` (case-insensitive), a word of two corpora one
+    class, words with fewer than ``k_shot + n_query`` clips left out."""
+    excluded = {w.lower() for w in config.exclude_words}
+    parts, names = [], []
+    for root in roots:
+        manifest = load_manifest(root)
+        words = np.array([c.keyword.lower() for c in manifest.clips])
+        keep = ~np.isin(words, sorted(excluded))
+        parts.append(np.asarray(window_table(manifest, progress=progress))[keep])
+        names.append(words[keep])
+    windows, names = np.concatenate(parts), np.concatenate(names)
+    need = config.k_shot + config.n_query
+    _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
+    enough = counts[inverse] >= need
+    words, labels = np.unique(names[enough], return_inverse=True)
+    if len(words) < config.n_way:
+        raise DatasetError(f"{len(words)} words with {need} clips left "
+                           f"in {[str(r) for r in roots]}; {config.n_way}-way episodes need {config.n_way}")
+    return windows[enough].astype(np.float32), labels, [str(w) for w in words]
+
+
+def head_network(config: GSEHeadConfig):
+    """The Keras head: ``[n, 3, 96] -> [n, dim]`` (flatten, dropout, dense + ReLU, dropout, dense)."""
+    import keras  # lazy: TensorFlow
+
+    inp = keras.Input((WINDOWS, DIM))
+    x = keras.layers.Dropout(config.dropout)(keras.layers.Flatten()(inp))
+    x = keras.layers.Dense(config.hidden, activation="relu", name="hidden")(x)
+    out = keras.layers.Dense(config.dim, name="out")(keras.layers.Dropout(config.dropout)(x))
+    return keras.Model(inp, out, name=config.name)
+
+
+def episode_step(net, config: GSEHeadConfig):
+    """``step(support [way, shot, 3, 96], query [way * n_query, 3, 96]) -> (loss, accuracy)``,
+    one optimiser update of ``net`` and the logit scale."""
+    import keras  # lazy: TensorFlow
+    import tensorflow as tf  # lazy: TensorFlow
+
+    log_t = tf.Variable(np.log(config.temperature), dtype=tf.float32, name="log_t")
+    optimizer = keras.optimizers.Adam(config.lr)
+    labels = tf.repeat(tf.range(config.n_way), config.n_query)  # [way * n_query]
+    variables = net.trainable_variables + [log_t]
+
+    @tf.function
+    def step(support, query):
+        with tf.GradientTape() as tape:
+            s = tf.math.l2_normalize(net(tf.reshape(support, (-1, WINDOWS, DIM)), training=True), -1)
+            q = tf.math.l2_normalize(net(query, training=True), -1)  # [way * n_query, dim]
+            protos = tf.math.l2_normalize(
+                tf.reduce_mean(tf.reshape(s, (config.n_way, config.k_shot, -1)), 1), -1)
+            d = tf.reduce_sum((q[:, None] - protos[None]) ** 2, -1)  # [way * n_query, way]
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
+                labels, -tf.exp(log_t) * d, from_logits=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        hits = tf.cast(tf.argmin(d, 1, output_type=tf.int32) == labels, tf.float32)
+        return loss, tf.reduce_mean(hits)
+
+    return step
+
+
+def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfig,
+                   log=print, every: int = 1000) -> GSEHead:
+    """Train the head of ``config`` on ``windows [n, 3, 96]`` with word ``labels [n]``; ``log``
+    gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes the
+    initialisation, the dropout and the episodes."""
+    import keras  # lazy: TensorFlow
+
+    keras.utils.set_random_seed(config.seed)
+    net = head_network(config)
+    step = episode_step(net, config)
+    rng = np.random.default_rng(config.seed)
+    by_word = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
+    per_class = config.k_shot + config.n_query
+    t0, seen = time.perf_counter(), []
+    for episode in range(1, config.episodes + 1):
+        words = rng.choice(len(by_word), config.n_way, replace=False)
+        rows = np.stack([rng.choice(by_word[w], per_class, replace=False) for w in words])
+        loss, acc = step(windows[rows[:, :config.k_shot]],
+                         windows[rows[:, config.k_shot:]].reshape(-1, WINDOWS, DIM))
+        seen.append((float(loss), float(acc)))
+        if episode % every == 0 or episode == config.episodes:
+            loss_m, acc_m = np.mean(seen, axis=0)
+            log(f"episode {episode}/{config.episodes}: loss {loss_m:.3f}, accuracy {acc_m:.3f} "
+                f"({time.perf_counter() - t0:.0f} s)")
+            seen = []
+    w1, b1 = (v.numpy() for v in net.get_layer("hidden").weights)
+    w2, b2 = (v.numpy() for v in net.get_layer("out").weights)
+    return GSEHead(w1, b1, w2, b2, record={"config": config.to_dict(),
+                                            "train_seconds": round(time.perf_counter() - t0, 1)})

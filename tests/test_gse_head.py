@@ -1,0 +1,172 @@
+"""The trained head on the Google speech embedding's windows (``gse-head``): its file, its
+config, its training, its embedder and its table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, needs_gse
+from kws_proto.config.gse_head import GSEHeadConfig, load_gse_head_config
+from kws_proto.errors import CheckpointError, ConfigError, DatasetError
+from kws_proto.model.gse_head import (FILE, SHIPPED_DIR, GSEHead, load_head, save_head,
+                                      shipped_head)
+
+
+def _random_head(seed=0, hidden=16, dim=8) -> GSEHead:
+    rng = np.random.default_rng(seed)
+    return GSEHead(rng.normal(size=(288, hidden)).astype(np.float32), rng.normal(size=hidden),
+                   rng.normal(size=(hidden, dim)), rng.normal(size=dim), record={"seed": seed})
+
+
+def test_the_head_gives_unit_vectors_and_checks_its_input():
+    head = _random_head()
+    out = head(np.random.default_rng(1).normal(size=(5, 3, 96)))
+    assert out.shape == (5, 8) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\[n, 3, 96\]"):
+        head(np.zeros((5, 288)))
+
+
+def test_malformed_weights_are_refused():
+    h = _random_head()
+    with pytest.raises(CheckpointError, match="w1"):
+        GSEHead(h.w1[:100], h.b1, h.w2, h.b2)
+    with pytest.raises(CheckpointError, match="w1"):
+        GSEHead(h.w1, h.b1[:3], h.w2, h.b2)
+
+
+def test_the_file_round_trips_and_the_digest_sees_one_weight(tmp_path):
+    head = _random_head()
+    path = save_head(head, tmp_path / "h" / FILE)
+    assert sorted(p.name for p in path.parent.iterdir()) == [FILE]  # nothing left aside
+    back = load_head(path.parent)
+    assert back.digest == head.digest and back.record == {"seed": 0}
+    x = np.random.default_rng(2).normal(size=(4, 3, 96))
+    np.testing.assert_array_equal(back(x), head(x))
+    w2 = head.w2.copy()
+    w2[0, 0] += 1e-3
+    assert dataclasses.replace(head, w2=w2).digest != head.digest
+
+
+def test_a_missing_or_broken_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no speech-embedding head"):
+        load_head(tmp_path / FILE)
+    (tmp_path / FILE).write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match=str(tmp_path / FILE)):
+        load_head(tmp_path / FILE)
+
+
+def test_the_config_names_unknown_keys_and_bad_values(tmp_path):
+    path = tmp_path / "h.yaml"
+    path.write_text(yaml.safe_dump({"episodes": 10, "n_wya": 5}))
+    with pytest.raises(ConfigError, match=r"h\.yaml.*n_wya"):
+        load_gse_head_config(path)
+    with pytest.raises(ConfigError, match="dropout"):
+        GSEHeadConfig(dropout=1.0)
+    with pytest.raises(ConfigError, match="n_way"):
+        GSEHeadConfig(n_way=1)
+    path.write_text(yaml.safe_dump({"corpora": [{"dataset": "x", "sorce": "synth"}]}))
+    with pytest.raises(ConfigError, match=r"corpora\[0\]"):
+        load_gse_head_config(path)
+
+
+MEANS = np.random.default_rng(0).normal(size=(6, 3, 96)).astype(np.float32)  # six words' windows
+
+
+def _draws(seed, per_word=12):
+    """``(windows, labels)``: each word's mean window plus noise of the same size."""
+    labels = np.repeat(np.arange(len(MEANS)), per_word)
+    noise = np.random.default_rng(seed).normal(size=(len(labels), 3, 96))
+    return (MEANS[labels] + noise).astype(np.float32), labels
+
+
+def test_training_is_seeded_and_separates_the_words():
+    from kws_proto.train.gse_head import train_gse_head
+
+    cfg = GSEHeadConfig(episodes=60, n_way=4, k_shot=2, n_query=2, hidden=32, dim=16, seed=3)
+    windows, labels = _draws(seed=1)
+    logs = []
+    a = train_gse_head(windows, labels, cfg, log=logs.append, every=30)
+    b = train_gse_head(windows, labels, cfg, log=lambda *_: None)
+    c = train_gse_head(windows, labels, dataclasses.replace(cfg, seed=4), log=lambda *_: None)
+    assert a.digest == b.digest != c.digest
+    assert len(logs) == 2 and "episode 60/60" in logs[-1]
+    assert a.record["config"]["seed"] == 3 and a.dim == 16
+    fresh, fresh_labels = _draws(seed=9)  # new draws of the same words
+    e, centres = a(fresh), a(MEANS)
+    hits = np.argmin(((e[:, None] - centres[None]) ** 2).sum(-1), 1) == fresh_labels
+    assert hits.mean() > 0.8  # chance is 1/6
+
+
+@needs_gse
+def test_training_words_leave_out_the_excluded_and_merge_corpora(tiny_folder, tmp_path):
+    from kws_proto.train.gse_head import training_words
+
+    cfg = GSEHeadConfig(n_way=2, k_shot=1, n_query=1, exclude_words=("Computer",))
+    windows, labels, words = training_words([tiny_folder], cfg, progress=False)
+    assert "computer" not in words and len(words) == 5
+    assert windows.shape == (15, 3, 96) and sorted(set(labels.tolist())) == list(range(5))
+    twice, labels2, words2 = training_words([tiny_folder, tiny_folder], cfg, progress=False)
+    assert words2 == words and len(twice) == 30  # a word of two corpora is one class
+    with pytest.raises(DatasetError, match="6-way"):
+        training_words([tiny_folder], dataclasses.replace(cfg, n_way=6), progress=False)
+
+
+@needs_gse
+def test_the_embedder_is_the_head_on_the_speech_embeddings_windows(real_clips):
+    from kws_proto.model.gse import remember_windows, shared_model
+    from kws_proto.spot.frozen import frozen_embedder
+    from kws_proto.spot.gse import GSEEmbedder
+
+    emb = frozen_embedder("gse-head", "tf")
+    out = emb(real_clips)
+    windows = shared_model("tf").window_embeddings(real_clips)
+    np.testing.assert_allclose(out, shipped_head()(windows), rtol=1e-5, atol=1e-6)
+    assert out.shape == (len(real_clips), shipped_head().dim)
+    assert emb.fingerprint not in (GSEEmbedder("tf").fingerprint, shipped_head().digest)
+    model = shared_model("tf")
+    with remember_windows():  # as a fused model embeds: the second ask is the first's copy
+        first = model.window_embeddings(real_clips)
+        first[0] += 1
+        again = model.window_embeddings(real_clips)
+        assert model._last is not None and not np.array_equal(first, again)
+    np.testing.assert_array_equal(again, windows)
+    assert model._last is None  # nothing kept outside the block
+
+
+@needs_gse
+def test_eval_scores_the_heads_embeddings_of_each_clip_crop(tiny_folder, capsys):
+    """`eval gse-head` scores the episodes on the head's output for each clip's 1 s crop, its
+    windows cached beside the feature caches."""
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.cli import main
+    from kws_proto.data.cache import load_clip
+    from kws_proto.eval.grid import EvalSetting, score_grid
+    from kws_proto.eval.gse import open_source
+    from kws_proto.model.gse import shared_model
+
+    assert main(["eval", "gse-head", "--data", str(tiny_folder), "--way", "3", "--shot", "1",
+                 "--query", "2", "--episodes", "20", "--seed", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(list((tiny_folder / ".cache").glob("gsewin-*.npy"))) == 1
+    source = open_source(tiny_folder)
+    crops = np.stack([load_clip(source.manifest, i, FeatureConfig()) for i in range(len(source.manifest))])
+    table = shipped_head()(shared_model("tf").window_embeddings(crops))
+    want = score_grid(lambda episodes: table, source, source.splits.test, [EvalSetting(3, 1, 2, 20)], 2)
+    assert rows[0]["mean"] == pytest.approx(want[0]["mean"], abs=1e-6)
+    assert rows[0]["ci95"] == pytest.approx(want[0]["ci95"], abs=1e-6)
+
+
+def test_the_shipped_head_is_what_its_config_and_record_say():
+    record = json.loads((SHIPPED_DIR / "record.json").read_text())
+    head = shipped_head()
+    assert record["digest"] == head.digest
+    config = load_gse_head_config(REPO / "experiments" / "configs" / "gse_head" / "gse_head.yaml")
+    assert record["config"] == GSEHeadConfig.from_dict(record["config"]).to_dict() == config.to_dict()
+    assert record["data"]["real_speech_used_for_training"] == "none"
+    assert head.w1.shape == (288, config.hidden) and head.dim == config.dim
