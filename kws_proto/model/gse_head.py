@@ -111,15 +111,20 @@ def load_head(path: str | os.PathLike = SHIPPED_DIR / FILE) -> GSEHead:
     return GSEHead(**arrays, record=record)
 
 
-_HEADS: dict[Path, GSEHead] = {}
+_HEADS: dict[tuple, GSEHead] = {}
 
 
 def shipped_head() -> GSEHead:
-    """The head the package ships (read once per process)."""
+    """The head the package ships (read once per process, again when its file changes: `make
+    pretrained` trains it and fuses the default in one process)."""
     path = SHIPPED_DIR / FILE
-    if path not in _HEADS:
-        _HEADS[path] = load_head(path)
-    return _HEADS[path]
+    try:
+        key = (path, path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        key = (path, None)  # load_head names the missing file
+    if key not in _HEADS:
+        _HEADS[key] = load_head(path)
+    return _HEADS[key]
 
 
 def gse_windows(audio: np.ndarray, backend: str = "tf") -> np.ndarray:
