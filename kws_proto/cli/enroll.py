@@ -55,7 +55,8 @@ HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
 def add_arguments(p) -> None:
     p.add_argument("items", nargs="*", metavar="RUN_DIR FILE",
                    help="the model (a run directory, `default`, `gse`: the Google speech "
-                        "embedding, `ewn`: EfficientWord-Net's, or a fused model's folder) then the support clips or "
+                        "embedding, `gse-head`: the package's head on it, `ewn`: EfficientWord-Net's, "
+                        "or a fused model's folder) then the support clips or "
                         "folders; with --model (or an existing bank) all are clips")
     p.add_argument("--bank", type=Path, required=True, help="the keyword bank file (.npz)")
     p.add_argument("--keyword", help="name of the keyword to enrol")

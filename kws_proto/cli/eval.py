@@ -17,10 +17,11 @@ HELP = "evaluate a run on fixed test episodes over a way/shot grid"
 def add_arguments(p) -> None:
     p.add_argument("run_dir", type=Path,
                    help="a run directory written by `kws-proto train`, or `default` (the shipped "
-                        "model: protores_synth fused with gse; give it --data), `protores_synth` (its "
-                        "trained member; give it --data), a fused model's folder, or `gse` / `gse-full`: the Google speech "
-                        "embedding on the 1 s crop / the whole clip (needs --data and the extra: "
-                        "pip install -e '.[gse]'), or `ewn` / `ewn-1.5s`: EfficientWord-Net's "
+                        "model: protores_synth, gse and gse-head fused; give it --data), "
+                        "`protores_synth` (its trained member; give it --data), a fused model's "
+                        "folder, or `gse` / `gse-full`: the Google speech embedding on the 1 s crop "
+                        "/ the whole clip (needs --data and the extra: pip install -e '.[gse]'), "
+                        "`gse-head`: the package's head on it, or `ewn` / `ewn-1.5s`: EfficientWord-Net's "
                         "embedding on the 1 s crop / the loudest 1.5 s (needs --data and `make ewn`), "
                         "or a fused model's folder (`kws-proto fuse`; "
                         "needs --data)")

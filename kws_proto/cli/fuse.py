@@ -1,6 +1,6 @@
 """Fuse trained encoders with frozen embeddings into one model, training nothing.
 
-Each member (a run directory, `protores_synth` (the shipped trained encoder), `gse` or `ewn`) embeds --clips clips of --centre-data drawn by
+Each member (a run directory, `protores_synth` (the shipped trained encoder), `gse`, `gse-head` or `ewn`) embeds --clips clips of --centre-data drawn by
 --seed; its mean embedding is its centre.  A clip's fused embedding is the concatenation over
 members of sqrt(w) * unit(embedding - centre), so the squared distance the spotter and `eval`
 compare is the weighted sum of the members' squared distances (kws_proto/model/fusion.py).  OUT
@@ -15,12 +15,12 @@ from pathlib import Path
 
 from kws_proto.util.cli import nonnegative_float, nonnegative_int, number_list, positive_int
 
-HELP = "fuse models (a run or `protores_synth`, `gse`, `ewn`) into one by centred unit embeddings"
+HELP = "fuse models (a run or `protores_synth`, `gse`, `gse-head`, `ewn`) into one by centred unit embeddings"
 
 
 def add_arguments(p) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
-                   help="two or more members: run directories, `protores_synth`, `gse`, `ewn`")
+                   help="two or more members: run directories, `protores_synth`, `gse`, `gse-head`, `ewn`")
     p.add_argument("--centre-data", type=Path, required=True, metavar="DIR",
                    help="a folder of audio files (recursively) the centres are taken from")
     p.add_argument("--clips", type=positive_int, default=1000,
