@@ -253,6 +253,17 @@ def gse_embed_clips(audio: np.ndarray, batch_size: int = 64, backend: str = "tf"
     return shared_model(backend).embed_clips(audio, batch_size=batch_size)
 
 
+def crop_key(config=None) -> tuple[FeatureConfig, dict]:
+    """``(config, key)``: ``config`` (``FeatureConfig()`` when None; its sample rate must be
+    :data:`SAMPLE_RATE`) and what keys a cache of the speech embedding's outputs of its crops:
+    sample rate, clip length, crop, the model files' sha256 and :data:`GSE_VERSION`."""
+    config = FeatureConfig() if config is None else config
+    if config.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")
+    return config, {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
+                    "crop": config.crop, "models": model_info()["sha256"], "gse_version": GSE_VERSION}
+
+
 def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
                batch_size: int = 64, rows=None, memo: dict | None = None) -> np.ndarray:
     """GSE of every clip's fixed-length crop, built once into the dataset's cache.
@@ -289,11 +300,6 @@ def crop_table(manifest, config=None, cache_dir=None, progress: bool = True,
     ConfigError
         A sample rate other than 16 kHz.
     """
-    config = FeatureConfig() if config is None else config
-    if config.sample_rate != SAMPLE_RATE:
-        raise ConfigError(f"the speech embedding needs {SAMPLE_RATE} Hz, not {config.sample_rate}")
-    info = model_info()
-    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
-           "crop": config.crop, "models": info["sha256"], "gse_version": GSE_VERSION}
+    config, key = crop_key(config)
     return _cached(manifest, config, cache_dir, "gse", _digest(key), key, (DIM,), "float32",
                    gse_embed_clips, progress, batch_size, rows, memo)

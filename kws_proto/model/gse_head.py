@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.audio.features import FeatureConfig
 from kws_proto.data.cache import _cached, _digest
 from kws_proto.errors import CheckpointError, ConfigError
-from kws_proto.model.gse import DIM, GSE_VERSION, SAMPLE_RATE, model_info, shared_model
+from kws_proto.model.gse import DIM, SAMPLE_RATE, crop_key, shared_model
 from kws_proto.model.pretrained import MODELS_DIR
 from kws_proto.util.atomic import atomic_path
 
@@ -141,12 +140,9 @@ def window_table(manifest, config=None, cache_dir=None, progress: bool = True, r
     """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop, cached in
     ``DIR/.cache/gsewin-<digest>.npy`` like :func:`kws_proto.model.gse.crop_table` (``rows`` and
     ``memo``: only the rows needed, when few and nothing is cached)."""
-    config = FeatureConfig() if config is None else config
-    if config.sample_rate != SAMPLE_RATE or config.num_samples != SAMPLE_RATE:
-        raise ConfigError(f"the head takes 1 s clips at {SAMPLE_RATE} Hz, not "
-                          f"{config.clip_seconds} s at {config.sample_rate} Hz")
-    key = {"sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
-           "crop": config.crop, "models": model_info()["sha256"], "gse_version": GSE_VERSION}
+    config, key = crop_key(config)
+    if config.num_samples != SAMPLE_RATE:
+        raise ConfigError(f"the head takes 1 s clips, not {config.clip_seconds} s")
     return _cached(manifest, config, cache_dir, "gsewin", _digest(key), key, (WINDOWS, DIM),
                    "float32", gse_windows, progress, batch_size, rows, memo)
 

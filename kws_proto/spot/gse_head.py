@@ -40,6 +40,8 @@ class GSEHeadEmbedder:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
+        # batches of 64, as gse's embed_clips cuts them: inside a fused call the speech
+        # embedding hands this member the windows it computed for gse (remember_windows)
         out = [self.head(gse_windows(audio[i:i + 64], backend=self.interpreter))
                for i in range(0, len(audio), 64)]
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
