@@ -132,7 +132,9 @@ def test_the_open_set_step_scores_unknown_words_against_a_none_column():
     rng = np.random.default_rng(0)
     support = rng.normal(size=(3, 2, 3, 96)).astype(np.float32)
     query = rng.normal(size=(3 * 2 + 4, 3, 96)).astype(np.float32)
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
     s = unit(net(support.reshape(-1, 3, 96)).numpy()).reshape(3, 2, -1)
     q = unit(net(query).numpy())
     d = ((q[:, None] - unit(s.mean(1))[None]) ** 2).sum(-1)  # [10, 3]
