@@ -13,6 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``first`` run before the others (a stable sort keeps the rest in order): in
+    ``make test``'s two workers a long test collected last keeps one busy after the other is
+    done."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
 def check_engine_joins_corpus(tmp_path: Path, engine: str, **extra) -> dict:
     """Build a 4-word, 2-voice eSpeak NG corpus, then the same with ``extra`` SynthConfig fields
     adding 3 speakers of ``engine``; assert the earlier clips stay byte for byte, the 12 new clips

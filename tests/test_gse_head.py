@@ -70,6 +70,10 @@ def test_the_config_names_unknown_keys_and_bad_values(tmp_path):
         GSEHeadConfig(dropout=1.0)
     with pytest.raises(ConfigError, match="n_way"):
         GSEHeadConfig(n_way=1)
+    with pytest.raises(ConfigError, match="go together"):
+        GSEHeadConfig(n_unknown=10)  # unknown words without the term they enter
+    with pytest.raises(ConfigError, match="openset_loss"):
+        GSEHeadConfig(n_unknown=10, openset_loss=1.5)
     path.write_text(yaml.safe_dump({"corpora": [{"dataset": "x", "sorce": "synth"}]}))
     with pytest.raises(ConfigError, match=r"corpora\[0\]"):
         load_gse_head_config(path)
@@ -103,6 +107,68 @@ def test_training_is_seeded_and_separates_the_words():
     assert hits.mean() > 0.8  # chance is 1/6
 
 
+def test_unknown_words_of_an_episode_are_none_of_its_classes():
+    from kws_proto.train.gse_head import _unknown_rows
+
+    labels = np.repeat(np.arange(6), 5)
+    by_word = [np.flatnonzero(labels == w) for w in range(6)]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        words = rng.choice(6, 4, replace=False)
+        rows = _unknown_rows(rng, by_word, words, 7)
+        assert rows.shape == (7,) and not np.isin(labels[rows], words).any()
+    assert _unknown_rows(rng, by_word, words, 0).shape == (0,)
+
+
+def test_the_open_set_step_scores_unknown_words_against_a_none_column():
+    """The first step's loss (before its update; no dropout) against the formula in NumPy: the
+    prototypical cross-entropy of the known queries, and the cross-entropy with a "none" column
+    at the episode's mean distance, the unknown queries labelled "none"."""
+    from kws_proto.train.gse_head import episode_step, head_network
+
+    cfg = GSEHeadConfig(n_way=3, k_shot=2, n_query=2, n_unknown=4, openset_loss=0.25,
+                        hidden=16, dim=8, dropout=0.0, temperature=5.0)
+    net = head_network(cfg)
+    rng = np.random.default_rng(0)
+    support = rng.normal(size=(3, 2, 3, 96)).astype(np.float32)
+    query = rng.normal(size=(3 * 2 + 4, 3, 96)).astype(np.float32)
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    s = unit(net(support.reshape(-1, 3, 96)).numpy()).reshape(3, 2, -1)
+    q = unit(net(query).numpy())
+    d = ((q[:, None] - unit(s.mean(1))[None]) ** 2).sum(-1)  # [10, 3]
+
+    def xent(logits, labels):
+        logits = logits - logits.max(1, keepdims=True)
+        return np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(len(labels)), labels])
+
+    known = np.repeat(np.arange(3), 2)
+    with_none = np.concatenate([known, [3] * 4])
+    own = xent(-5.0 * d[:6], known)
+    rejection = xent(-5.0 * np.concatenate([d, np.full((10, 1), d.mean())], 1), with_none)
+    import keras
+
+    twin = keras.models.clone_model(net)
+    twin.set_weights(net.get_weights())
+    loss, _ = episode_step(net, cfg)(support, query)
+    np.testing.assert_allclose(float(loss), 0.75 * own + 0.25 * rejection, rtol=1e-4)
+    closed = dataclasses.replace(cfg, n_unknown=0, openset_loss=0.0)
+    loss, _ = episode_step(twin, closed)(support, query[:6])
+    np.testing.assert_allclose(float(loss), own, rtol=1e-4)
+
+
+def test_open_set_training_is_seeded():
+    from kws_proto.train.gse_head import train_gse_head
+
+    windows, labels = _draws(seed=1)
+    cfg = GSEHeadConfig(episodes=20, n_way=4, k_shot=2, n_query=2, hidden=16, dim=8,
+                        n_unknown=5, openset_loss=0.5, seed=3)
+    a = train_gse_head(windows, labels, cfg, log=lambda *_: None)
+    b = train_gse_head(windows, labels, cfg, log=lambda *_: None)
+    assert a.digest == b.digest and a.record["config"]["n_unknown"] == 5
+
+
 @needs_gse
 def test_training_words_leave_out_the_excluded_and_merge_corpora(tiny_folder, tmp_path):
     from kws_proto.train.gse_head import training_words
@@ -115,6 +181,9 @@ def test_training_words_leave_out_the_excluded_and_merge_corpora(tiny_folder, tm
     assert words2 == words and len(twice) == 30  # a word of two corpora is one class
     with pytest.raises(DatasetError, match="6-way"):
         training_words([tiny_folder], dataclasses.replace(cfg, n_way=6), progress=False)
+    with pytest.raises(DatasetError, match="5-way episodes with unknown words need 6"):
+        training_words([tiny_folder], dataclasses.replace(cfg, n_way=5, n_unknown=2,
+                                                          openset_loss=0.5), progress=False)
 
 
 @needs_gse
@@ -167,6 +236,7 @@ def test_the_shipped_head_is_what_its_config_and_record_say():
     head = shipped_head()
     assert record["digest"] == head.digest
     config = load_gse_head_config(REPO / "experiments" / "configs" / "gse_head" / "gse_head.yaml")
-    assert record["config"] == GSEHeadConfig.from_dict(record["config"]).to_dict() == config.to_dict()
+    # the record holds the config it was trained with (fields added later take their defaults)
+    assert GSEHeadConfig.from_dict(record["config"]) == config
     assert record["data"]["real_speech_used_for_training"] == "none"
     assert head.w1.shape == (288, config.hidden) and head.dim == config.dim

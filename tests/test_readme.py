@@ -83,6 +83,7 @@ def test_every_skip_rule_still_matches_a_line_of_the_manual():
 
 
 @pytest.mark.slow
+@pytest.mark.first  # about a third of the suite's wall time: a late start leaves one worker idle
 def test_the_manuals_shell_blocks_run_in_order(tmp_path):
     real = SHARED_DATA.is_dir()
     project = tmp_path / "project"

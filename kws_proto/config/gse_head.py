@@ -33,7 +33,9 @@ class GSEHeadConfig:
     ``corpora``: datasets whose words are the training classes (a word in two corpora is one
     class); ``exclude_words``: words never trained on (the test sets' words), case-insensitive;
     ``n_way`` x (``k_shot`` + ``n_query``) clips an episode; ``temperature``: the starting scale of
-    the learned logit scale (distances of unit vectors are at most 4)."""
+    the learned logit scale (distances of unit vectors are at most 4).  ``n_unknown`` > 0 adds that
+    many queries of words of none of the episode's classes, and ``openset_loss`` is the weight of
+    the rejection term they enter (:mod:`kws_proto.train.gse_head`)."""
 
     name: str = "gse_head"
     corpora: tuple[DataConfig, ...] = ()
@@ -47,6 +49,8 @@ class GSEHeadConfig:
     dropout: float = 0.2
     lr: float = 0.001
     temperature: float = 10.0
+    n_unknown: int = 0
+    openset_loss: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +59,12 @@ class GSEHeadConfig:
                 raise ConfigError(f"gse_head.{key}={getattr(self, key)} must be positive")
         if self.n_way < 2:
             raise ConfigError(f"gse_head.n_way={self.n_way} must be at least 2")
+        if self.n_unknown < 0 or not 0 <= self.openset_loss <= 1:
+            raise ConfigError(f"gse_head: n_unknown={self.n_unknown} must be >= 0 and "
+                              f"openset_loss={self.openset_loss} in [0, 1]")
+        if (self.n_unknown > 0) != (self.openset_loss > 0):
+            raise ConfigError(f"gse_head: n_unknown={self.n_unknown} and openset_loss="
+                              f"{self.openset_loss} go together (both 0, or both positive)")
         if not 0 <= self.dropout < 1 or self.lr <= 0 or self.temperature <= 0:
             raise ConfigError(f"gse_head: dropout={self.dropout} must be in [0, 1), lr={self.lr} "
                               f"and temperature={self.temperature} positive")

@@ -7,6 +7,15 @@ embeddings to the unit-length means of the supports' (the prototypes), ``t`` a l
 (log-parametrised, starting at ``temperature``).  The speech embedding's windows are computed
 once per clip (:func:`~kws_proto.model.gse_head.window_table`); the head is all that trains, a
 few ms a step on a CPU.  The corpora are prepared datasets (the caller builds them).
+
+Open-set episodes (``n_unknown`` > 0): after the classes' queries come ``n_unknown`` clips of words
+of none of the episode's classes (one clip each of words drawn with replacement from the others).
+They enter a second cross-entropy with one more column, "none": the logits are ``-t * [d_1, ...,
+d_n, bar]`` with ``bar = exp(a) * mean d`` a learned multiple (``a`` starts at 0) of the
+episode's mean query-prototype distance, held constant for the gradient, as in
+:mod:`kws_proto.model.rejection`; the unknown clips are labelled "none", the others their class.
+The loss is ``(1 - openset_loss) * prototypical + openset_loss * rejection``: the head learns to
+put words it was not enrolled with beyond the bar, which is what a spotter's threshold needs.
 """
 
 from __future__ import annotations
@@ -39,9 +48,11 @@ def training_words(roots, config: GSEHeadConfig, progress: bool = True):
     _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
     enough = counts[inverse] >= need
     words, labels = np.unique(names[enough], return_inverse=True)
-    if len(words) < config.n_way:
+    least = config.n_way + (config.n_unknown > 0)  # open-set episodes need a word of none
+    if len(words) < least:
         raise DatasetError(f"{len(words)} words with {need} clips left "
-                           f"in {[str(r) for r in roots]}; {config.n_way}-way episodes need {config.n_way}")
+                           f"in {[str(r) for r in roots]}; {config.n_way}-way episodes"
+                           f"{' with unknown words' if config.n_unknown else ''} need {least}")
     return windows[enough].astype(np.float32), labels, [str(w) for w in words]
 
 
@@ -57,28 +68,39 @@ def head_network(config: GSEHeadConfig):
 
 
 def episode_step(net, config: GSEHeadConfig):
-    """``step(support [way, shot, 3, 96], query [way * n_query, 3, 96]) -> (loss, accuracy)``,
-    one optimiser update of ``net`` and the logit scale."""
+    """``step(support [way, shot, 3, 96], query [way * n_query + n_unknown, 3, 96]) -> (loss,
+    accuracy)``, one optimiser update of ``net``, the logit scale and the "none" ratio; the last
+    ``n_unknown`` queries are the episode's unknown words."""
     import keras  # lazy: TensorFlow
     import tensorflow as tf  # lazy: TensorFlow
 
     log_t = tf.Variable(np.log(config.temperature), dtype=tf.float32, name="log_t")
+    log_none = tf.Variable(0.0, dtype=tf.float32, name="log_none_ratio")
     optimizer = keras.optimizers.Adam(config.lr)
-    labels = tf.repeat(tf.range(config.n_way), config.n_query)  # [way * n_query]
-    variables = net.trainable_variables + [log_t]
+    way, known = config.n_way, config.n_way * config.n_query
+    labels = tf.repeat(tf.range(way), config.n_query)  # [way * n_query]
+    with_none = tf.concat([labels, tf.fill([config.n_unknown], way)], 0)  # unknown -> column way
+    variables = net.trainable_variables + [log_t] + ([log_none] if config.n_unknown else [])
 
     @tf.function
     def step(support, query):
         with tf.GradientTape() as tape:
             s = tf.math.l2_normalize(net(tf.reshape(support, (-1, WINDOWS, DIM)), training=True), -1)
-            q = tf.math.l2_normalize(net(query, training=True), -1)  # [way * n_query, dim]
+            q = tf.math.l2_normalize(net(query, training=True), -1)  # [known + n_unknown, dim]
             protos = tf.math.l2_normalize(
-                tf.reduce_mean(tf.reshape(s, (config.n_way, config.k_shot, -1)), 1), -1)
-            d = tf.reduce_sum((q[:, None] - protos[None]) ** 2, -1)  # [way * n_query, way]
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
-                labels, -tf.exp(log_t) * d, from_logits=True))
+                tf.reduce_mean(tf.reshape(s, (way, config.k_shot, -1)), 1), -1)
+            d = tf.reduce_sum((q[:, None] - protos[None]) ** 2, -1)  # [known + n_unknown, way]
+            t = tf.exp(log_t)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels, -t * d[:known]))
+            if config.n_unknown:
+                bar = tf.exp(log_none) * tf.stop_gradient(tf.reduce_mean(d))
+                logits = -t * tf.concat([d, tf.fill([tf.shape(d)[0], 1], bar)], 1)
+                rejection = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    with_none, logits))
+                loss = (1.0 - config.openset_loss) * loss + config.openset_loss * rejection
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        hits = tf.cast(tf.argmin(d, 1, output_type=tf.int32) == labels, tf.float32)
+        hits = tf.cast(tf.argmin(d[:known], 1, output_type=tf.int32) == labels, tf.float32)
         return loss, tf.reduce_mean(hits)
 
     return step
@@ -101,8 +123,9 @@ def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfi
     for episode in range(1, config.episodes + 1):
         words = rng.choice(len(by_word), config.n_way, replace=False)
         rows = np.stack([rng.choice(by_word[w], per_class, replace=False) for w in words])
-        loss, acc = step(windows[rows[:, :config.k_shot]],
-                         windows[rows[:, config.k_shot:]].reshape(-1, WINDOWS, DIM))
+        unknown = _unknown_rows(rng, by_word, words, config.n_unknown)
+        query = np.concatenate([rows[:, config.k_shot:].ravel(), unknown])
+        loss, acc = step(windows[rows[:, :config.k_shot]], windows[query])
         seen.append((float(loss), float(acc)))
         if episode % every == 0 or episode == config.episodes:
             loss_m, acc_m = np.mean(seen, axis=0)
@@ -113,3 +136,12 @@ def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfi
     w2, b2 = (v.numpy() for v in net.get_layer("out").weights)
     return GSEHead(w1, b1, w2, b2, record={"config": config.to_dict(),
                                             "train_seconds": round(time.perf_counter() - t0, 1)})
+
+
+def _unknown_rows(rng, by_word, words, n: int) -> np.ndarray:
+    """``[n]`` clip rows, one each of ``n`` words drawn (with replacement) from those not in
+    ``words``."""
+    if not n:
+        return np.zeros(0, np.int64)
+    others = rng.choice(np.setdiff1d(np.arange(len(by_word)), words), n)
+    return np.array([rng.choice(by_word[w]) for w in others], np.int64)
