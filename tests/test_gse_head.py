@@ -74,6 +74,8 @@ def test_the_config_names_unknown_keys_and_bad_values(tmp_path):
         GSEHeadConfig(n_unknown=10)  # unknown words without the term they enter
     with pytest.raises(ConfigError, match="openset_loss"):
         GSEHeadConfig(n_unknown=10, openset_loss=1.5)
+    with pytest.raises(ConfigError, match="neighbours"):
+        GSEHeadConfig(neighbours=1.2)
     path.write_text(yaml.safe_dump({"corpora": [{"dataset": "x", "sorce": "synth"}]}))
     with pytest.raises(ConfigError, match=r"corpora\[0\]"):
         load_gse_head_config(path)
@@ -167,6 +169,46 @@ def test_open_set_training_is_seeded():
     a = train_gse_head(windows, labels, cfg, log=lambda *_: None)
     b = train_gse_head(windows, labels, cfg, log=lambda *_: None)
     assert a.digest == b.digest and a.record["config"]["n_unknown"] == 5
+
+
+def test_training_in_context_shows_each_clip_alone_or_between_neighbours():
+    from kws_proto.train.gse_head import _shown, train_gse_head
+
+    windows, labels = _draws(seed=1)
+    both = np.stack([windows, windows + 100.0], 1)  # [n, 2, 3, 96]: alone, in context
+    rows = np.arange(12).reshape(3, 4)
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(_shown(both, rows, rng, 1.0), both[rows, 1])
+    mixed = _shown(both, rows, rng, 0.5)[..., 0, 0] - windows[rows][..., 0, 0]
+    assert set(np.round(mixed).ravel().tolist()) == {0.0, 100.0}  # some of each
+    assert _shown(both, np.zeros(0, np.int64), rng, 0.5).shape == (0, 3, 96)
+    cfg = GSEHeadConfig(episodes=20, n_way=4, k_shot=2, n_query=2, hidden=16, dim=8, seed=3,
+                        neighbours=1.0)
+    alone = train_gse_head(np.stack([windows, windows], 1), labels, cfg, log=lambda *_: None)
+    shifted = train_gse_head(both, labels, cfg, log=lambda *_: None)  # the context it trains on
+    assert shifted.digest != alone.digest
+    assert train_gse_head(both, labels, cfg, log=lambda *_: None).digest == shifted.digest
+
+
+@needs_gse
+def test_the_context_table_is_the_speech_embedding_of_the_words_between_neighbours(tiny_folder):
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.audio.neighbours import with_neighbours
+    from kws_proto.data.cache import waveform_cache
+    from kws_proto.data.dataset import load_manifest
+    from kws_proto.model.gse import shared_model
+    from kws_proto.model.gse_head import context_table
+
+    manifest = load_manifest(tiny_folder)
+    table = context_table(manifest, seed=2, progress=False)
+    waves = np.asarray(waveform_cache(manifest, FeatureConfig(), progress=False), np.float32)
+    mixed = with_neighbours(waves, [c.speaker for c in manifest.clips], seed=2)
+    np.testing.assert_allclose(table, shared_model("tf").window_embeddings(mixed),
+                               rtol=1e-4, atol=1e-4)
+    again = context_table(manifest, seed=2, progress=False)
+    assert isinstance(again, np.memmap)  # read from its cache the second time
+    np.testing.assert_array_equal(again, table)
+    assert not np.allclose(context_table(manifest, seed=3, progress=False), table)
 
 
 @needs_gse

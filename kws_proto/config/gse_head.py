@@ -35,7 +35,9 @@ class GSEHeadConfig:
     ``n_way`` x (``k_shot`` + ``n_query``) clips an episode; ``temperature``: the starting scale of
     the learned logit scale (distances of unit vectors are at most 4).  ``n_unknown`` > 0 adds that
     many queries of words of none of the episode's classes, and ``openset_loss`` is the weight of
-    the rejection term they enter (:mod:`kws_proto.train.gse_head`)."""
+    the rejection term they enter (:mod:`kws_proto.train.gse_head`).  ``neighbours``: the share of
+    an episode's clips shown said between two other words of their voice
+    (:mod:`kws_proto.audio.neighbours`), as a keyword sits in running speech."""
 
     name: str = "gse_head"
     corpora: tuple[DataConfig, ...] = ()
@@ -51,6 +53,7 @@ class GSEHeadConfig:
     temperature: float = 10.0
     n_unknown: int = 0
     openset_loss: float = 0.0
+    neighbours: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +65,8 @@ class GSEHeadConfig:
         if self.n_unknown < 0 or not 0 <= self.openset_loss <= 1:
             raise ConfigError(f"gse_head: n_unknown={self.n_unknown} must be >= 0 and "
                               f"openset_loss={self.openset_loss} in [0, 1]")
+        if not 0 <= self.neighbours <= 1:
+            raise ConfigError(f"gse_head: neighbours={self.neighbours} must be a share in [0, 1]")
         if (self.n_unknown > 0) != (self.openset_loss > 0):
             raise ConfigError(f"gse_head: n_unknown={self.n_unknown} and openset_loss="
                               f"{self.openset_loss} go together (both 0, or both positive)")

@@ -2,8 +2,8 @@
 
 The Google speech embedding (:mod:`kws_proto.model.gse`) gives a 1 s clip three 96-d window
 outputs (775 ms each, one every 80 ms); ``gse`` keeps their element-wise maximum.  The head is
-a small network trained episodically on those three windows, with real speech among its
-training words (:mod:`kws_proto.train.gse_head`): flatten ``[3, 96]`` -> dense ``hidden``, ReLU
+a small network trained episodically on those three windows of words' clips
+(:mod:`kws_proto.train.gse_head`): flatten ``[3, 96]`` -> dense ``hidden``, ReLU
 -> dense ``dim`` -> unit length.  The speech embedding stays frozen; the head learns which of
 its directions tell words apart, and the fused ``default`` takes it as a third member.
 
@@ -24,11 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_proto.data.cache import _cached, _digest
+from kws_proto.audio.neighbours import with_neighbours
+from kws_proto.data.cache import (
+    _cached,
+    _digest,
+    _open_if_valid,
+    cache_files,
+    manifest_fingerprint,
+    waveform_cache,
+)
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.model.gse import DIM, SAMPLE_RATE, crop_key, shared_model
 from kws_proto.model.pretrained import MODELS_DIR
-from kws_proto.util.atomic import atomic_path
+from kws_proto.util.atomic import atomic_path, atomic_write_text
 
 FILE = "gse_head.npz"
 SHIPPED_DIR = MODELS_DIR / "gse_head"  # the shipped head's folder
@@ -145,6 +153,31 @@ def window_table(manifest, config=None, cache_dir=None, progress: bool = True, r
         raise ConfigError(f"the head takes 1 s clips, not {config.clip_seconds} s")
     return _cached(manifest, config, cache_dir, "gsewin", _digest(key), key, (WINDOWS, DIM),
                    "float32", gse_windows, progress, batch_size, rows, memo)
+
+
+def context_table(manifest, seed: int = 0, cache_dir=None, progress: bool = True,
+                  batch_size: int = 64) -> np.ndarray:
+    """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop said between
+    two other words of its speaker (:func:`kws_proto.audio.neighbours.with_neighbours`, ``seed``),
+    cached in ``DIR/.cache/gsewinctx-<digest>.npy`` with a sidecar, written aside and renamed."""
+    config, key = crop_key(None)
+    key = {**key, "neighbours_seed": int(seed)}
+    array_path, meta_path = cache_files(manifest, "gsewinctx", _digest(key), cache_dir)
+    n = len(manifest)
+    meta = {"kind": "gsewinctx", "key": key, "manifest": manifest_fingerprint(manifest),
+            "shape": [n, WINDOWS, DIM], "dtype": "float32"}
+    cached = _open_if_valid(array_path, meta_path, meta)
+    if cached is not None:
+        return cached
+    waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
+    mixed = with_neighbours(waves, [c.speaker for c in manifest.clips], seed)
+    out = np.concatenate([gse_windows(mixed[i:i + batch_size])
+                          for i in range(0, n, batch_size)]).astype(np.float32)
+    array_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(array_path) as tmp, open(tmp, "wb") as f:
+        np.save(f, out)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return out
 
 
 def head_table(name: str, manifest, progress: bool = True, rows=None,

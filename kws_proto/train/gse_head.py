@@ -16,6 +16,11 @@ episode's mean query-prototype distance, held constant for the gradient, as in
 :mod:`kws_proto.model.rejection`; the unknown clips are labelled "none", the others their class.
 The loss is ``(1 - openset_loss) * prototypical + openset_loss * rejection``: the head learns to
 put words it was not enrolled with beyond the bar, which is what a spotter's threshold needs.
+
+Words in running speech (``neighbours`` > 0): each clip drawn into an episode is shown, with
+that probability, said between two other words of its voice (the end of one before it, the start
+of another after it; :func:`~kws_proto.model.gse_head.context_table`, one fixed draw per clip),
+otherwise alone: a keyword in a sentence shares its 1 s window with its neighbours.
 """
 
 from __future__ import annotations
@@ -28,20 +33,25 @@ from kws_proto.config.gse_head import GSEHeadConfig
 from kws_proto.data.dataset import load_manifest
 from kws_proto.errors import DatasetError
 from kws_proto.model.gse import DIM
-from kws_proto.model.gse_head import WINDOWS, GSEHead, window_table
+from kws_proto.model.gse_head import WINDOWS, GSEHead, context_table, window_table
 
 
 def training_words(roots, config: GSEHeadConfig, progress: bool = True):
     """``(windows [n, 3, 96], labels [n], words)`` of the prepared datasets ``roots``: every
     clip of a word not in ``config.exclude_words`` (case-insensitive), a word of two corpora one
-    class, words with fewer than ``k_shot + n_query`` clips left out."""
+    class, words with fewer than ``k_shot + n_query`` clips left out.  With ``neighbours`` > 0,
+    ``windows`` is ``[n, 2, 3, 96]``: each clip alone and said between two others."""
     excluded = {w.lower() for w in config.exclude_words}
     parts, names = [], []
     for root in roots:
         manifest = load_manifest(root)
         words = np.array([c.keyword.lower() for c in manifest.clips])
         keep = ~np.isin(words, sorted(excluded))
-        parts.append(np.asarray(window_table(manifest, progress=progress))[keep])
+        table = np.asarray(window_table(manifest, progress=progress))[keep]
+        if config.neighbours:
+            table = np.stack([table, np.asarray(context_table(
+                manifest, config.seed, progress=progress))[keep]], 1)
+        parts.append(table)
         names.append(words[keep])
     windows, names = np.concatenate(parts), np.concatenate(names)
     need = config.k_shot + config.n_query
@@ -108,9 +118,10 @@ def episode_step(net, config: GSEHeadConfig):
 
 def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfig,
                    log=print, every: int = 1000) -> GSEHead:
-    """Train the head of ``config`` on ``windows [n, 3, 96]`` with word ``labels [n]``; ``log``
-    gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes the
-    initialisation, the dropout and the episodes."""
+    """Train the head of ``config`` on ``windows [n, 3, 96]`` (with ``neighbours`` > 0: ``[n, 2,
+    3, 96]``, each clip alone and in context; :func:`training_words`) with word ``labels [n]``;
+    ``log`` gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes the
+    initialisation, the dropout, the episodes and which clips are shown in context."""
     import keras  # lazy: TensorFlow
 
     keras.utils.set_random_seed(config.seed)
@@ -123,9 +134,11 @@ def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfi
     for episode in range(1, config.episodes + 1):
         words = rng.choice(len(by_word), config.n_way, replace=False)
         rows = np.stack([rng.choice(by_word[w], per_class, replace=False) for w in words])
-        unknown = _unknown_rows(rng, by_word, words, config.n_unknown)
-        query = np.concatenate([rows[:, config.k_shot:].ravel(), unknown])
-        loss, acc = step(windows[rows[:, :config.k_shot]], windows[query])
+        shown = _shown(windows, rows, rng, config.neighbours)  # [way, shot + query, 3, 96]
+        unknown = _shown(windows, _unknown_rows(rng, by_word, words, config.n_unknown), rng,
+                         config.neighbours)
+        loss, acc = step(shown[:, :config.k_shot], np.concatenate(
+            [shown[:, config.k_shot:].reshape(-1, WINDOWS, DIM), unknown]))
         seen.append((float(loss), float(acc)))
         if episode % every == 0 or episode == config.episodes:
             loss_m, acc_m = np.mean(seen, axis=0)
@@ -145,3 +158,14 @@ def _unknown_rows(rng, by_word, words, n: int) -> np.ndarray:
         return np.zeros(0, np.int64)
     others = rng.choice(np.setdiff1d(np.arange(len(by_word)), words), n)
     return np.array([rng.choice(by_word[w]) for w in others], np.int64)
+
+
+def _shown(windows: np.ndarray, rows: np.ndarray, rng, neighbours: float) -> np.ndarray:
+    """``windows`` of ``rows`` as an episode shows them: with ``neighbours`` > 0 each clip in
+    context with that probability (one draw per clip), otherwise alone."""
+    if not neighbours:
+        return windows[rows]
+    if not rows.size:  # no draw for an empty set of rows (closed-set episodes)
+        return np.zeros((0, WINDOWS, DIM), windows.dtype)
+    in_context = (rng.random(rows.shape) < neighbours).astype(np.int64)
+    return windows[rows, in_context]
