@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16000
 MAX_GAP = 1280  # samples between a neighbour and the word: up to 80 ms at 16 kHz
 HOP = 160  # 10 ms frames of the energy envelope
 

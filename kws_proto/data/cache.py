@@ -190,8 +190,7 @@ def _cached(
     if n == 0:
         raise DatasetError(f"{manifest.root}: the manifest lists no clips; nothing to cache")
     array_path, meta_path = cache_files(manifest, kind, digest, cache_dir)
-    meta = {"format": CACHE_FORMAT, "kind": kind, "key": key,
-            "manifest": manifest_fingerprint(manifest), "shape": [n, *row_shape], "dtype": dtype}
+    meta = _meta(manifest, kind, key, row_shape, dtype)
     cached = _open_if_valid(array_path, meta_path, meta)
     if cached is not None:
         return cached
@@ -213,6 +212,40 @@ def _cached(
             return cached
         _build(manifest, config, array_path, meta_path, meta, kind, compute, progress, batch_size)
     return np.load(array_path, mmap_mode="r")
+
+
+def whole_cache(manifest: Manifest, kind: str, key: dict, row_shape: tuple[int, ...], dtype: str,
+                compute: Callable[[], np.ndarray], cache_dir: str | os.PathLike | None = None
+                ) -> np.ndarray:
+    """A cache whose rows are not computed clip by clip (a row needs other clips too):
+    ``compute() -> [n_clips, *row_shape]`` runs once when no valid cache exists; the array is
+    written as :func:`_build` writes it (old sidecar first, the array aside and renamed, the
+    sidecar last) under the same lock, and read back memory-mapped."""
+    array_path, meta_path = cache_files(manifest, kind, _digest(key), cache_dir)
+    meta = _meta(manifest, kind, key, row_shape, dtype)
+    cached = _open_if_valid(array_path, meta_path, meta)
+    if cached is not None:
+        return cached
+    array_path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(array_path.with_name(f".{array_path.stem}.lock")):
+        cached = _open_if_valid(array_path, meta_path, meta)  # built while this one waited
+        if cached is not None:
+            return cached
+        meta_path.unlink(missing_ok=True)
+        out = np.asarray(compute(), dtype)
+        if list(out.shape) != meta["shape"]:
+            raise ValueError(f"the {kind} cache has shape {meta['shape']}, computed {out.shape}")
+        with atomic_path(array_path) as tmp, open(tmp, "wb") as f:
+            np.save(f, out)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return np.load(array_path, mmap_mode="r")
+
+
+def _meta(manifest: Manifest, kind: str, key: dict, row_shape: tuple[int, ...], dtype: str) -> dict:
+    """What a cache's sidecar records (see the module docstring)."""
+    return {"format": CACHE_FORMAT, "kind": kind, "key": key,
+            "manifest": manifest_fingerprint(manifest), "shape": [len(manifest), *row_shape],
+            "dtype": dtype}
 
 
 def _build(manifest: Manifest, config: FeatureConfig, array_path: Path, meta_path: Path,

@@ -25,18 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from kws_proto.audio.neighbours import with_neighbours
-from kws_proto.data.cache import (
-    _cached,
-    _digest,
-    _open_if_valid,
-    cache_files,
-    manifest_fingerprint,
-    waveform_cache,
-)
+from kws_proto.data.cache import _cached, _digest, waveform_cache, whole_cache
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.model.gse import DIM, SAMPLE_RATE, crop_key, shared_model
 from kws_proto.model.pretrained import MODELS_DIR
-from kws_proto.util.atomic import atomic_path, atomic_write_text
+from kws_proto.util.atomic import atomic_path
 
 FILE = "gse_head.npz"
 SHIPPED_DIR = MODELS_DIR / "gse_head"  # the shipped head's folder
@@ -159,25 +152,17 @@ def context_table(manifest, seed: int = 0, cache_dir=None, progress: bool = True
                   batch_size: int = 64) -> np.ndarray:
     """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop said between
     two other words of its speaker (:func:`kws_proto.audio.neighbours.with_neighbours`, ``seed``),
-    cached in ``DIR/.cache/gsewinctx-<digest>.npy`` with a sidecar, written aside and renamed."""
+    cached in ``DIR/.cache/gsewinctx-<digest>.npy`` (:func:`kws_proto.data.cache.whole_cache`)."""
     config, key = crop_key(None)
-    key = {**key, "neighbours_seed": int(seed)}
-    array_path, meta_path = cache_files(manifest, "gsewinctx", _digest(key), cache_dir)
-    n = len(manifest)
-    meta = {"kind": "gsewinctx", "key": key, "manifest": manifest_fingerprint(manifest),
-            "shape": [n, WINDOWS, DIM], "dtype": "float32"}
-    cached = _open_if_valid(array_path, meta_path, meta)
-    if cached is not None:
-        return cached
-    waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
-    mixed = with_neighbours(waves, [c.speaker for c in manifest.clips], seed)
-    out = np.concatenate([gse_windows(mixed[i:i + batch_size])
-                          for i in range(0, n, batch_size)]).astype(np.float32)
-    array_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(array_path) as tmp, open(tmp, "wb") as f:
-        np.save(f, out)
-    atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return out
+
+    def compute() -> np.ndarray:
+        waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
+        mixed = with_neighbours(waves, [c.speaker for c in manifest.clips], seed)
+        return np.concatenate([gse_windows(mixed[i:i + batch_size])
+                               for i in range(0, len(mixed), batch_size)])
+
+    return whole_cache(manifest, "gsewinctx", {**key, "neighbours_seed": int(seed)},
+                       (WINDOWS, DIM), "float32", compute, cache_dir)
 
 
 def head_table(name: str, manifest, progress: bool = True, rows=None,
