@@ -208,7 +208,10 @@ def test_augmented_training_shows_each_clip_alone_in_context_or_augmented():
     views = np.stack([windows, windows + 100.0, windows + 200.0], 1)  # alone, context, augmented
     rows = np.arange(60).reshape(6, 10)
     rng = np.random.default_rng(0)
-    offset = lambda shown: np.round(shown[..., 0, 0] - windows[rows][..., 0, 0])  # noqa: E731
+
+    def offset(shown):  # which view each clip was shown in, as 0, 100 or 200
+        return np.round(shown[..., 0, 0] - windows[rows][..., 0, 0])
+
     np.testing.assert_array_equal(_shown(views, rows, rng, 0.0, 1.0), views[rows, 2])
     assert set(offset(_shown(views, rows, rng, 0.5, 0.5)).ravel()) == {100.0, 200.0}
     assert set(offset(_shown(views, rows, rng, 0.4, 0.3)).ravel()) == {0.0, 100.0, 200.0}

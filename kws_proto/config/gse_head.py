@@ -17,7 +17,7 @@ Unknown keys are a :class:`ConfigError` naming them; the config is written into 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -59,7 +59,7 @@ class GSEHeadConfig:
     openset_loss: float = 0.0
     neighbours: float = 0.0
     augmented: float = 0.0
-    augment: AugmentConfig = AugmentConfig(reverb_prob=0.5)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(reverb_prob=0.5))
     seed: int = 0
 
     def __post_init__(self) -> None:

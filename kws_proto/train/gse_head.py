@@ -39,7 +39,13 @@ from kws_proto.config.gse_head import GSEHeadConfig
 from kws_proto.data.dataset import load_manifest
 from kws_proto.errors import DatasetError
 from kws_proto.model.gse import DIM
-from kws_proto.model.gse_head import WINDOWS, GSEHead, augmented_table, context_table, window_table
+from kws_proto.model.gse_head import (
+    WINDOWS,
+    GSEHead,
+    augmented_table,
+    context_table,
+    window_table,
+)
 
 
 def training_words(roots, config: GSEHeadConfig, progress: bool = True):
