@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SPEECH_COMMANDS = ("yes no up down left right on off stop go zero one two three four five six seven "
-                   "eight nine bed bird cat dog happy house marvin sheila tree wow backward forward "
-                   "follow learn visual oh").split()
+SPEECH_COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero",
+                   "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed",
+                   "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
+                   "backward", "forward", "follow", "learn", "visual", "oh")
 
 
 def dictionary_path() -> Path:
