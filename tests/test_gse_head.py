@@ -76,6 +76,17 @@ def test_the_config_names_unknown_keys_and_bad_values(tmp_path):
         GSEHeadConfig(n_unknown=10, openset_loss=1.5)
     with pytest.raises(ConfigError, match="neighbours"):
         GSEHeadConfig(neighbours=1.2)
+    with pytest.raises(ConfigError, match="sum of at most 1"):
+        GSEHeadConfig(neighbours=0.6, augmented=0.5)
+    with pytest.raises(ConfigError, match="augmented=-0.1"):
+        GSEHeadConfig(augmented=-0.1)
+    path.write_text(yaml.safe_dump({"augmented": 0.25, "augment": {"reverb_prob": 1.0}}))
+    loaded = load_gse_head_config(path)
+    assert loaded.augment.reverb_prob == 1.0 and loaded.augment.noise_volume == 0.1
+    assert GSEHeadConfig.from_dict(loaded.to_dict()) == loaded  # as a head's record keeps it
+    path.write_text(yaml.safe_dump({"augment": {"reverb_pob": 1.0}}))
+    with pytest.raises(ConfigError, match="reverb_pob"):
+        load_gse_head_config(path)
     path.write_text(yaml.safe_dump({"corpora": [{"dataset": "x", "sorce": "synth"}]}))
     with pytest.raises(ConfigError, match=r"corpora\[0\]"):
         load_gse_head_config(path)
@@ -188,6 +199,73 @@ def test_training_in_context_shows_each_clip_alone_or_between_neighbours():
     shifted = train_gse_head(both, labels, cfg, log=lambda *_: None)  # the context it trains on
     assert shifted.digest != alone.digest
     assert train_gse_head(both, labels, cfg, log=lambda *_: None).digest == shifted.digest
+
+
+def test_augmented_training_shows_each_clip_alone_in_context_or_augmented():
+    from kws_proto.train.gse_head import _shown, train_gse_head
+
+    windows, labels = _draws(seed=1)
+    views = np.stack([windows, windows + 100.0, windows + 200.0], 1)  # alone, context, augmented
+    rows = np.arange(60).reshape(6, 10)
+    rng = np.random.default_rng(0)
+
+    def offset(shown):  # which view each clip was shown in, as 0, 100 or 200
+        return np.round(shown[..., 0, 0] - windows[rows][..., 0, 0])
+
+    np.testing.assert_array_equal(_shown(views, rows, rng, 0.0, 1.0), views[rows, 2])
+    assert set(offset(_shown(views, rows, rng, 0.5, 0.5)).ravel()) == {100.0, 200.0}
+    assert set(offset(_shown(views, rows, rng, 0.4, 0.3)).ravel()) == {0.0, 100.0, 200.0}
+    pair = views[:, [0, 2]]  # no context view: the augmented one is the second
+    np.testing.assert_array_equal(_shown(pair, rows, rng, 0.0, 1.0), pair[rows, 1])
+    # the shipped head's draws: without augmentation, the same clips in context as before
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(_shown(views[:, :2], rows, a, 0.5),
+                                  _shown(views, rows, b, 0.5, 0.0))
+    cfg = GSEHeadConfig(episodes=20, n_way=4, k_shot=2, n_query=2, hidden=16, dim=8, seed=3,
+                        augmented=1.0)
+    plain = train_gse_head(np.stack([windows, windows], 1), labels, cfg, log=lambda *_: None)
+    augmented = train_gse_head(pair, labels, cfg, log=lambda *_: None)
+    assert augmented.digest != plain.digest
+    assert train_gse_head(pair, labels, cfg, log=lambda *_: None).digest == augmented.digest
+
+
+@needs_gse
+def test_the_augmented_table_is_the_speech_embedding_of_the_augmented_words(tiny_folder):
+    import soundfile as sf
+    import tensorflow as tf
+
+    from kws_proto.audio.augment import AugmentConfig, augment
+    from kws_proto.audio.features import FeatureConfig
+    from kws_proto.data.cache import waveform_cache
+    from kws_proto.data.dataset import NOISE_DIR, load_manifest
+    from kws_proto.model.gse import shared_model
+    from kws_proto.model.gse_head import augmented_table, window_table
+
+    noise_dir = tiny_folder / NOISE_DIR
+    noise_dir.mkdir()
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 40000).astype(np.float32)
+    sf.write(noise_dir / "white.wav", noise, 16000)
+    manifest = load_manifest(tiny_folder)
+    cfg = AugmentConfig(reverb_prob=0.5, noise_volume=0.3)
+    table = augmented_table(manifest, cfg, seed=4, progress=False, batch_size=8)
+    waves = np.asarray(waveform_cache(manifest, FeatureConfig(), progress=False), np.float32)
+    noise_read = tf.constant(sf.read(noise_dir / "white.wav", dtype="float32")[0])
+    want = np.concatenate([shared_model("tf").window_embeddings(augment(
+        tf.constant(waves[s:s + 8]), noise_read, tf.constant([4, i], tf.int64), cfg).numpy())
+        for i, s in enumerate(range(0, len(waves), 8))])
+    np.testing.assert_allclose(table, want, rtol=1e-3, atol=1e-3)
+    assert not np.allclose(table, window_table(manifest, progress=False), atol=1e-2)
+    [cached] = (tiny_folder / ".cache").glob("gsewinaug-*.npy")
+    written = cached.stat().st_mtime_ns
+    again = augmented_table(manifest, cfg, seed=4, progress=False, batch_size=8)
+    assert cached.stat().st_mtime_ns == written  # read from its cache the second time
+    np.testing.assert_array_equal(again, table)
+    assert not np.allclose(augmented_table(manifest, cfg, seed=5, progress=False, batch_size=8),
+                           table, atol=1e-2)
+    sf.write(noise_dir / "white.wav", noise[:20000], 16000)  # other noise: another cache
+    assert not np.allclose(augmented_table(manifest, cfg, seed=4, progress=False, batch_size=8),
+                           table, atol=1e-2)
+    assert len(list((tiny_folder / ".cache").glob("gsewinaug-*.npy"))) == 3
 
 
 @needs_gse

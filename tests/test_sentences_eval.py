@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import REPO
 from kws_proto.cli import main
 from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.eval.sentences import (candidate_words, draw_sentence_trials, free_seconds,
@@ -123,7 +124,12 @@ def test_the_shipped_encoders_training_words_are_read_from_its_config():
     from kws_proto.eval.spot_variants import Variant
 
     words, source = training_words("default")
-    assert len(words) == 870 and "experiments/words/large.txt" in source  # synth_words: 870
+    lists = {name: {w.strip() for w in (REPO / "experiments" / "words" / name).read_text().splitlines()
+                    if w.strip() and not w.startswith("#")} for name in ("large.txt", "cmudict1500.txt")}
+    # the trained member's 870 words and the head's 870 + 1,500 (its config's synth_words)
+    assert len(lists["large.txt"]) == 870 and len(lists["cmudict1500.txt"]) == 1500
+    assert words == lists["large.txt"] | lists["cmudict1500.txt"]
+    assert "experiments/words/large.txt" in source and "experiments/words/cmudict1500.txt" in source
     assert set(DEFAULT_WORDS) <= words
     for frozen in ("gse", "ewn"):  # no run folder to read: said, not guessed from a path
         none, why = training_words(frozen)

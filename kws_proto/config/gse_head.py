@@ -17,11 +17,12 @@ Unknown keys are a :class:`ConfigError` naming them; the config is written into 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from kws_proto.audio.augment import AugmentConfig
 from kws_proto.config.schema import DataConfig
 from kws_proto.errors import ConfigError
 
@@ -37,7 +38,10 @@ class GSEHeadConfig:
     many queries of words of none of the episode's classes, and ``openset_loss`` is the weight of
     the rejection term they enter (:mod:`kws_proto.train.gse_head`).  ``neighbours``: the share of
     an episode's clips shown said between two other words of their voice
-    (:mod:`kws_proto.audio.neighbours`), as a keyword sits in running speech."""
+    (:mod:`kws_proto.audio.neighbours`), as a keyword sits in running speech.  ``augmented``: the
+    share shown after the waveform augmentation ``augment`` (reverberation, time shift, the
+    corpus's background noise; one fixed draw per clip), as a real microphone and room change a
+    word; ``neighbours + augmented`` is at most 1, the rest of the clips are shown alone."""
 
     name: str = "gse_head"
     corpora: tuple[DataConfig, ...] = ()
@@ -54,6 +58,8 @@ class GSEHeadConfig:
     n_unknown: int = 0
     openset_loss: float = 0.0
     neighbours: float = 0.0
+    augmented: float = 0.0
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(reverb_prob=0.5))
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -65,8 +71,10 @@ class GSEHeadConfig:
         if self.n_unknown < 0 or not 0 <= self.openset_loss <= 1:
             raise ConfigError(f"gse_head: n_unknown={self.n_unknown} must be >= 0 and "
                               f"openset_loss={self.openset_loss} in [0, 1]")
-        if not 0 <= self.neighbours <= 1:
-            raise ConfigError(f"gse_head: neighbours={self.neighbours} must be a share in [0, 1]")
+        if not (0 <= self.neighbours <= 1 and 0 <= self.augmented <= 1
+                and self.neighbours + self.augmented <= 1):
+            raise ConfigError(f"gse_head: neighbours={self.neighbours} and augmented="
+                              f"{self.augmented} must be shares in [0, 1] with a sum of at most 1")
         if (self.n_unknown > 0) != (self.openset_loss > 0):
             raise ConfigError(f"gse_head: n_unknown={self.n_unknown} and openset_loss="
                               f"{self.openset_loss} go together (both 0, or both positive)")
@@ -90,6 +98,8 @@ class GSEHeadConfig:
                 corpora.append(DataConfig(**c))
             except TypeError as e:
                 raise ConfigError(f"gse_head.corpora[{i}]: {e}") from e
+        if isinstance(raw.get("augment"), dict):
+            raw = {**raw, "augment": AugmentConfig.from_dict(raw["augment"])}
         return cls(**{**raw, "corpora": tuple(corpora),
                       "exclude_words": tuple(str(w) for w in raw.get("exclude_words") or ())})
 

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_proto.audio.augment import AugmentConfig, augment_function, load_noise
 from kws_proto.audio.neighbours import with_neighbours
 from kws_proto.data.cache import _cached, _digest, waveform_cache, whole_cache
+from kws_proto.data.dataset import noise_files
 from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.model.gse import DIM, SAMPLE_RATE, crop_key, shared_model
 from kws_proto.model.pretrained import MODELS_DIR
@@ -163,6 +165,35 @@ def context_table(manifest, seed: int = 0, cache_dir=None, progress: bool = True
 
     return whole_cache(manifest, "gsewinctx", {**key, "neighbours_seed": int(seed)},
                        (WINDOWS, DIM), "float32", compute, cache_dir)
+
+
+def augmented_table(manifest, augment: AugmentConfig, seed: int = 0, cache_dir=None,
+                    progress: bool = True, batch_size: int = 64) -> np.ndarray:
+    """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop after the
+    waveform augmentation ``augment`` (:func:`kws_proto.audio.augment.augment`: reverberation,
+    time shift, the dataset's background noise), one fixed draw per clip (batch ``i`` of
+    ``batch_size`` clips has the seed ``[seed, i]``), cached in ``DIR/.cache/gsewinaug-<digest>.npy``
+    (:func:`kws_proto.data.cache.whole_cache`); the key holds the augmentation, the seed and the
+    noise recordings' names and sizes."""
+    import tensorflow as tf  # lazy: TensorFlow
+
+    config, key = crop_key(None)
+    files = noise_files(manifest.root)
+    key = {**key, "augment": augment.to_dict(), "augment_seed": int(seed), "batch": int(batch_size),
+           "noise": [[f.name, f.stat().st_size] for f in files]}
+
+    def compute() -> np.ndarray:
+        waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
+        noise = tf.constant(load_noise(files, sr=SAMPLE_RATE), tf.float32)
+        fn = augment_function(augment, SAMPLE_RATE)
+        out = []
+        for i, start in enumerate(range(0, len(waves), batch_size)):
+            mixed = fn(tf.constant(waves[start:start + batch_size]), noise,
+                       tf.constant([seed, i], tf.int64))
+            out.append(gse_windows(mixed.numpy()))
+        return np.concatenate(out)
+
+    return whole_cache(manifest, "gsewinaug", key, (WINDOWS, DIM), "float32", compute, cache_dir)
 
 
 def head_table(name: str, manifest, progress: bool = True, rows=None,

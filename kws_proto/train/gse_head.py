@@ -21,6 +21,12 @@ Words in running speech (``neighbours`` > 0): each clip drawn into an episode is
 that probability, said between two other words of its voice (the end of one before it, the start
 of another after it; :func:`~kws_proto.model.gse_head.context_table`, one fixed draw per clip),
 otherwise alone: a keyword in a sentence shares its 1 s window with its neighbours.
+
+Augmented words (``augmented`` > 0): with that probability a clip is shown after the waveform
+augmentation ``augment`` instead (:func:`~kws_proto.model.gse_head.augmented_table`, one fixed
+draw per clip): reverberation and background noise, the rooms and microphones of real speech
+that synthesised voices lack.  One uniform draw per clip picks its view: in context below
+``neighbours``, augmented below ``neighbours + augmented``, otherwise alone.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from kws_proto.config.gse_head import GSEHeadConfig
 from kws_proto.data.dataset import load_manifest
 from kws_proto.errors import DatasetError
 from kws_proto.model.gse import DIM
-from kws_proto.model.gse_head import WINDOWS, GSEHead, context_table, window_table
+from kws_proto.model.gse_head import (
+    WINDOWS,
+    GSEHead,
+    augmented_table,
+    context_table,
+    window_table,
+)
 
 
 def training_words(roots, config: GSEHeadConfig, progress: bool = True):
@@ -47,11 +59,13 @@ def training_words(roots, config: GSEHeadConfig, progress: bool = True):
         manifest = load_manifest(root)
         words = np.array([c.keyword.lower() for c in manifest.clips])
         keep = ~np.isin(words, sorted(excluded))
-        table = np.asarray(window_table(manifest, progress=progress))[keep]
+        views = [window_table(manifest, progress=progress)]
         if config.neighbours:
-            table = np.stack([table, np.asarray(context_table(
-                manifest, config.seed, progress=progress))[keep]], 1)
-        parts.append(table)
+            views.append(context_table(manifest, config.seed, progress=progress))
+        if config.augmented:
+            views.append(augmented_table(manifest, config.augment, config.seed, progress=progress))
+        table = np.asarray(views[0]) if len(views) == 1 else np.stack(views, 1)
+        parts.append(table[keep])
         names.append(words[keep])
     windows, names = np.concatenate(parts), np.concatenate(names)
     need = config.k_shot + config.n_query
@@ -118,10 +132,10 @@ def episode_step(net, config: GSEHeadConfig):
 
 def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfig,
                    log=print, every: int = 1000) -> GSEHead:
-    """Train the head of ``config`` on ``windows [n, 3, 96]`` (with ``neighbours`` > 0: ``[n, 2,
-    3, 96]``, each clip alone and in context; :func:`training_words`) with word ``labels [n]``;
-    ``log`` gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes the
-    initialisation, the dropout, the episodes and which clips are shown in context."""
+    """Train the head of ``config`` on ``windows [n, 3, 96]`` (with ``neighbours`` or ``augmented``
+    > 0: ``[n, views, 3, 96]``, each clip's views; :func:`training_words`) with word ``labels
+    [n]``; ``log`` gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes
+    the initialisation, the dropout, the episodes and which view of each clip is shown."""
     import keras  # lazy: TensorFlow
 
     keras.utils.set_random_seed(config.seed)
@@ -134,9 +148,9 @@ def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfi
     for episode in range(1, config.episodes + 1):
         words = rng.choice(len(by_word), config.n_way, replace=False)
         rows = np.stack([rng.choice(by_word[w], per_class, replace=False) for w in words])
-        shown = _shown(windows, rows, rng, config.neighbours)  # [way, shot + query, 3, 96]
+        shown = _shown(windows, rows, rng, config.neighbours, config.augmented)
         unknown = _shown(windows, _unknown_rows(rng, by_word, words, config.n_unknown), rng,
-                         config.neighbours)
+                         config.neighbours, config.augmented)
         loss, acc = step(shown[:, :config.k_shot], np.concatenate(
             [shown[:, config.k_shot:].reshape(-1, WINDOWS, DIM), unknown]))
         seen.append((float(loss), float(acc)))
@@ -160,12 +174,17 @@ def _unknown_rows(rng, by_word, words, n: int) -> np.ndarray:
     return np.array([rng.choice(by_word[w]) for w in others], np.int64)
 
 
-def _shown(windows: np.ndarray, rows: np.ndarray, rng, neighbours: float) -> np.ndarray:
-    """``windows`` of ``rows`` as an episode shows them: with ``neighbours`` > 0 each clip in
-    context with that probability (one draw per clip), otherwise alone."""
-    if not neighbours:
+def _shown(windows: np.ndarray, rows: np.ndarray, rng, neighbours: float,
+           augmented: float = 0.0) -> np.ndarray:
+    """``windows`` of ``rows [...]`` as an episode shows them, ``[..., 3, 96]``: one uniform draw
+    per clip, in context (view 1) below ``neighbours``, augmented (the last view) below
+    ``neighbours + augmented``, otherwise alone (view 0); with both 0, no draw."""
+    if not neighbours and not augmented:
         return windows[rows]
     if not rows.size:  # no draw for an empty set of rows (closed-set episodes)
         return np.zeros((0, WINDOWS, DIM), windows.dtype)
-    in_context = (rng.random(rows.shape) < neighbours).astype(np.int64)
-    return windows[rows, in_context]
+    u = rng.random(rows.shape)
+    view = (u < neighbours).astype(np.int64)
+    if augmented:
+        view[(u >= neighbours) & (u < neighbours + augmented)] = windows.shape[1] - 1
+    return windows[rows, view]
