@@ -20,11 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.words import EXCLUDED, HOMOPHONES, load_words_file
+
 HERE = Path(__file__).resolve().parent
-SPEECH_COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero",
-                   "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed",
-                   "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
-                   "backward", "forward", "follow", "learn", "visual", "oh")
 
 
 def dictionary_path() -> Path:
@@ -33,13 +31,17 @@ def dictionary_path() -> Path:
     return Path(pocketsphinx.__file__).parent / "model" / "en-us" / "cmudict-en-us.dict"
 
 
+def listed(path: Path) -> set[str]:
+    """The words of a word list (:func:`data_prep.words.load_words_file`, nothing refused)."""
+    return {w.lower() for w in load_words_file(path, exclude=frozenset())}
+
+
 def excluded(shared: Path) -> set[str]:
-    words = {w.strip().lower() for w in (HERE / "large.txt").read_text().splitlines()
-             if w.strip() and not w.startswith("#")}
-    words |= set(SPEECH_COMMANDS)
-    for d in (shared / "picovoice").iterdir():
-        if d.is_dir():
-            words |= set(d.name.lower().split())
+    """Every word a draw leaves out: ``large.txt``'s, the built-in corpus's refusals
+    (:data:`data_prep.words.EXCLUDED`: Speech Commands, digits, Picovoice wake words; its
+    homophones of those are not refused here, as when ``cmudict1500.txt`` was drawn) and
+    speechocean762's (its word folders and every word of its sentences)."""
+    words = listed(HERE / "large.txt") | (EXCLUDED - set(HOMOPHONES))
     so = shared / "speechocean762"
     words |= {d.name.lower() for d in (so / "words").iterdir() if d.is_dir()}
     for line in (so / "utterances" / "text.tsv").read_text(encoding="utf-8").splitlines()[1:]:
@@ -58,8 +60,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     skip = excluded(args.shared)
     for path in args.skip:
-        skip |= {w.strip().lower() for w in path.read_text().splitlines()
-                 if w.strip() and not w.startswith("#")}
+        skip |= listed(path)
     pool = {}
     for line in dictionary_path().read_text(encoding="utf-8").splitlines():
         word, *phones = line.split()

@@ -155,16 +155,11 @@ def context_table(manifest, seed: int = 0, cache_dir=None, progress: bool = True
     """``[n_clips, 3, 96]``: the speech embedding's windows of every clip's 1 s crop said between
     two other words of its speaker (:func:`kws_proto.audio.neighbours.with_neighbours`, ``seed``),
     cached in ``DIR/.cache/gsewinctx-<digest>.npy`` (:func:`kws_proto.data.cache.whole_cache`)."""
-    config, key = crop_key(None)
+    def mix(waves: np.ndarray) -> np.ndarray:
+        return with_neighbours(waves, [c.speaker for c in manifest.clips], seed)
 
-    def compute() -> np.ndarray:
-        waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
-        mixed = with_neighbours(waves, [c.speaker for c in manifest.clips], seed)
-        return np.concatenate([gse_windows(mixed[i:i + batch_size])
-                               for i in range(0, len(mixed), batch_size)])
-
-    return whole_cache(manifest, "gsewinctx", {**key, "neighbours_seed": int(seed)},
-                       (WINDOWS, DIM), "float32", compute, cache_dir)
+    return _mixed_table(manifest, "gsewinctx", {"neighbours_seed": int(seed)}, mix, cache_dir,
+                        progress, batch_size)
 
 
 def augmented_table(manifest, augment: AugmentConfig, seed: int = 0, cache_dir=None,
@@ -177,23 +172,36 @@ def augmented_table(manifest, augment: AugmentConfig, seed: int = 0, cache_dir=N
     noise recordings' names and sizes."""
     import tensorflow as tf  # lazy: TensorFlow
 
-    config, key = crop_key(None)
     files = noise_files(manifest.root)
-    key = {**key, "augment": augment.to_dict(), "augment_seed": int(seed), "batch": int(batch_size),
+    key = {"augment": augment.to_dict(), "augment_seed": int(seed), "batch": int(batch_size),
            "noise": [[f.name, f.stat().st_size] for f in files]}
+
+    def mix(waves: np.ndarray) -> np.ndarray:
+        noise = tf.constant(load_noise(files, sr=SAMPLE_RATE), tf.float32)
+        fn = augment_function(augment, SAMPLE_RATE)
+        return np.concatenate([fn(tf.constant(waves[start:start + batch_size]), noise,
+                                  tf.constant([seed, i], tf.int64)).numpy()
+                               for i, start in enumerate(range(0, len(waves), batch_size))])
+
+    return _mixed_table(manifest, "gsewinaug", key, mix, cache_dir, progress, batch_size)
+
+
+def _mixed_table(manifest, kind: str, key: dict, mix, cache_dir, progress: bool,
+                 batch_size: int) -> np.ndarray:
+    """``[n_clips, 3, 96]``: the speech embedding's windows of ``mix(waves [n_clips, 16000]) ->
+    [n_clips, 16000]``, the clips' 1 s crops changed all at once (a clip's change may need
+    others), cached as ``kind`` under the crop's key plus ``key``
+    (:func:`kws_proto.data.cache.whole_cache`)."""
+    config, crop = crop_key(None)
 
     def compute() -> np.ndarray:
         waves = np.asarray(waveform_cache(manifest, config, cache_dir, progress=progress), np.float32)
-        noise = tf.constant(load_noise(files, sr=SAMPLE_RATE), tf.float32)
-        fn = augment_function(augment, SAMPLE_RATE)
-        out = []
-        for i, start in enumerate(range(0, len(waves), batch_size)):
-            mixed = fn(tf.constant(waves[start:start + batch_size]), noise,
-                       tf.constant([seed, i], tf.int64))
-            out.append(gse_windows(mixed.numpy()))
-        return np.concatenate(out)
+        mixed = np.asarray(mix(waves), np.float32)
+        return np.concatenate([gse_windows(mixed[i:i + batch_size])
+                               for i in range(0, len(mixed), batch_size)])
 
-    return whole_cache(manifest, "gsewinaug", key, (WINDOWS, DIM), "float32", compute, cache_dir)
+    return whole_cache(manifest, kind, {**crop, **key}, (WINDOWS, DIM), "float32", compute,
+                       cache_dir)
 
 
 def head_table(name: str, manifest, progress: bool = True, rows=None,
