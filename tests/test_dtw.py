@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from kws_proto.data.dataset import Clip, Manifest
-from kws_proto.eval.dtw import cmvn, dtw_distance, dtw_scores, episode_distances, pair_distances
+from kws_proto.eval.dtw import (
+    cmvn,
+    dtw_distance,
+    dtw_score_sets,
+    dtw_scores,
+    episode_distances,
+    pair_distances,
+)
 from kws_proto.data.episodes import SILENCE, Episode, EpisodeSampler, fixed_episodes
 from kws_proto.errors import ConfigError
 
@@ -202,6 +209,24 @@ def test_scores_agree_with_per_episode_distances_and_rules():
             assert D[5, 2, 1] == pytest.approx(dtw_distance(X[q], X[s]), rel=1e-5)
         np.testing.assert_allclose(scores.accuracies, (scores.labels == scores.predictions).mean(1))
     assert 0 < dtw_scores(X, episodes).summary.mean < 1  # the noise leaves something to decide
+
+
+def test_score_sets_share_pairs_and_equal_each_list_scored_alone():
+    rng = np.random.default_rng(6)
+    X, manifest = _warped_toy(clips_per_class=6, seed=3)
+    X = X + 0.6 * rng.standard_normal(X.shape).astype(np.float32)  # noisy: some errors
+    cells = [fixed_episodes(EpisodeSampler(manifest, manifest.keywords, w, k, 2, seed=w * k), 8)
+             for w, k in ((2, 1), (4, 2), (5, 3))]  # cells of one grid: many pairs in common
+    together = dtw_score_sets(X, cells, rule="mean")
+    assert len(together) == 3
+    for eps, t in zip(cells, together):
+        alone = dtw_scores(X, eps, rule="mean")
+        np.testing.assert_array_equal(t.predictions, alone.predictions)
+        np.testing.assert_array_equal(t.labels, alone.labels)
+        np.testing.assert_array_equal(t.accuracies, alone.accuracies)
+    assert 0 < np.mean([t.summary.mean for t in together]) < 1  # the noise leaves errors
+    with pytest.raises(ConfigError, match="episode list 1"):
+        dtw_score_sets(X, [cells[0], []])
 
 
 def test_cmvn_normalises_each_coefficient_over_time():

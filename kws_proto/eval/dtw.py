@@ -19,7 +19,8 @@ DTW here
 The defaults (Euclidean frame cost on CMS MFCC -- the features the learned encoders get --,
 the nearest support clip, path-length normalisation) are the setting strongest over FSDD and
 Picovoice among those measured (experiments/dtw.md).  Each distinct (query, support) pair of all
-the episodes is computed once (DTW is symmetric); speed: experiments/speed.md.
+the episodes is computed once (DTW is symmetric), across the lists :func:`dtw_score_sets`
+scores together; speed: experiments/speed.md.
 """
 
 from __future__ import annotations
@@ -273,24 +274,60 @@ def dtw_scores(features, episodes, metric: str = "euclidean", rule: str = "neare
     ConfigError
         A bad option, no episodes, or a row outside ``features`` (e.g. a silence sentinel).
     """
+    return dtw_score_sets(features, [episodes], metric, rule, band, norm, progress)[0]
+
+
+def dtw_score_sets(features, episode_sets, metric: str = "euclidean", rule: str = "nearest",
+                   band: int | None = None, norm: str = "path",
+                   progress: bool = False) -> list[EpisodeScores]:
+    """:func:`dtw_scores` of several episode lists (e.g. the cells of an evaluation grid) at
+    once: a (query, support) pair that several lists share is computed once, so the scores are
+    those of :func:`dtw_scores` on each list, for the cost of their distinct pairs.
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n_clips, frames, d)]
+    episode_sets : list of (list of Episode)
+    metric, rule, band, norm, progress
+        As in :func:`dtw_scores`.
+
+    Returns
+    -------
+    scores : list of EpisodeScores, one per list of ``episode_sets``
+
+    Raises
+    ------
+    ConfigError
+        As :func:`dtw_scores`, naming the list (its index) that has no episodes.
+    """
     if rule not in RULES:
         raise ConfigError(f"rule={rule!r} must be one of {RULES}")
     _check(metric, band, norm)
-    rows, X = _episode_features(features, episodes)
+    for i, episodes in enumerate(episode_sets):
+        if len(episodes) == 0:
+            raise ConfigError(f"dtw: no episodes to score (episode list {i})")
+    rows, X = _episode_features(features, [e for eps in episode_sets for e in eps])
     n = len(rows)
-    keys = []  # per episode: pair key lo * n + hi of every (query, support), query-major
-    for e in episodes:
-        q = np.searchsorted(rows, e.query.ravel())  # [Q]
-        s = np.searchsorted(rows, e.support.ravel())  # [S]
-        lo = np.minimum(q[:, None], s[None, :])  # [Q, S]
-        keys.append((lo * n + np.maximum(q[:, None], s[None, :])).ravel())
-    unique = np.unique(np.concatenate(keys))
+    keys = []  # per list, per episode: pair key lo * n + hi of every (query, support), query-major
+    for episodes in episode_sets:
+        keys.append([])
+        for e in episodes:
+            q = np.searchsorted(rows, e.query.ravel())  # [Q]
+            s = np.searchsorted(rows, e.support.ravel())  # [S]
+            lo = np.minimum(q[:, None], s[None, :])  # [Q, S]
+            keys[-1].append((lo * n + np.maximum(q[:, None], s[None, :])).ravel())
+    unique = np.unique(np.concatenate([k for ks in keys for k in ks]))
     dist = pair_distances(X, unique // n, unique % n, metric, band, norm, progress)
+    return [_nearest_class(episodes, [dist[np.searchsorted(unique, k)] for k in ks], rule)
+            for episodes, ks in zip(episode_sets, keys)]
 
+
+def _nearest_class(episodes, distances, rule: str) -> EpisodeScores:
+    """Scores of ``episodes`` from each one's query-major (query, support) ``distances``."""
     accs, labels, preds = [], [], []
-    for e, k in zip(episodes, keys):
+    for e, d in zip(episodes, distances):
         n_way, n_query = e.query.shape
-        D = dist[np.searchsorted(unique, k)].reshape(n_way * n_query, n_way, e.k_shot)
+        D = d.reshape(n_way * n_query, n_way, e.k_shot)
         to_class = D.min(axis=2) if rule == "nearest" else D.mean(axis=2)  # [queries, n_way]
         y = np.repeat(np.arange(n_way), n_query)
         p = to_class.argmin(axis=1)

@@ -14,6 +14,7 @@ import numpy as np
 
 from kws_proto.data.episodes import UNKNOWN_CLASS
 from kws_proto.util.stats import MeanCI, mean_ci
+from kws_proto.util.vectors import squared_distances
 
 
 def embed_rows(net, features, rows, batch_size: int = 256) -> np.ndarray:
@@ -78,24 +79,20 @@ def prototype_distances(table: np.ndarray, episode, known_only: bool = False) ->
 
     Returns
     -------
-    distances : np.ndarray [shape=(n_way * n_query, n_protos), dtype=float32]
+    distances : np.ndarray [shape=(n_way * n_query, n_protos), dtype=float64]
+        Computed in numpy (:func:`kws_proto.util.vectors.squared_distances`, the twin of the
+        training loss's TensorFlow function): no TensorFlow call per episode.
     labels : np.ndarray [shape=(n_way * n_query,), dtype=int]
         Each query's class index in the episode (class-major order).
     """
-    import tensorflow as tf  # lazy: TensorFlow
-
-    # lazy: TensorFlow
-    from kws_proto.model.protonet import prototypes, squared_distances
-
     n_way, n_query = episode.query.shape
     n_protos = n_way - 1 if known_only else n_way
     if known_only and episode.classes[-1] != UNKNOWN_CLASS:
         raise ValueError(f"episode {episode.index} has no {UNKNOWN_CLASS!r} class: draw it with "
                          "unknown_classes")
-    support = table[episode.support[:n_protos]]  # [n_protos, k_shot, dim]
+    protos = table[episode.support[:n_protos]].mean(axis=1)  # [n_protos, dim]
     query = table[episode.query].reshape(n_way * n_query, -1)  # [n_way * n_query, dim]
-    protos = prototypes(tf.constant(support))  # [n_protos, dim]
-    d = squared_distances(tf.constant(query), protos).numpy()  # [n_way * n_query, n_protos]
+    d = squared_distances(query, protos)  # [n_way * n_query, n_protos]
     return d, np.repeat(np.arange(n_way), n_query)
 
 
