@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from kws_proto.data.dataset import Clip, Manifest
+from kws_proto.data.episodes import SILENCE, Episode, EpisodeSampler, fixed_episodes
+from kws_proto.errors import ConfigError
 from kws_proto.eval.dtw import (
     cmvn,
     dtw_distance,
@@ -17,8 +19,6 @@ from kws_proto.eval.dtw import (
     episode_distances,
     pair_distances,
 )
-from kws_proto.data.episodes import SILENCE, Episode, EpisodeSampler, fixed_episodes
-from kws_proto.errors import ConfigError
 
 
 def reference_dtw(a, b, metric="cosine", band=None, norm="path"):
