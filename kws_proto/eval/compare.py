@@ -196,8 +196,7 @@ def compare(
             **{k: result[k] for k in ("parameters", "embedding_dim", "train_minutes", "ms_per_episode")},
             "ms_per_clip": ms_per_clip(net, data.features),
         })
-        # one table for every cell: each clip the episodes use embedded once
-        table = embedding_table(net, data.features, [e for eps in episodes.values() for e in eps])
+        table = embedding_table(net, data.features, sum(episodes.values(), []))  # all cells at once
         for key, eps in episodes.items():
             scores = score_episodes(table, eps)
             m.accuracies[key] = scores.accuracies
