@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from encoders_table import test_sets  # experiments/encoders_table.py: the same four test sets
 
-PICOVOICE = ("alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass")
-CELLS3 = ((5, 1), (5, 5), (10, 5))
-CELLS2 = ((5, 1), (5, 5))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def inverse_sqrt(m: np.ndarray, alpha: float) -> np.ndarray:
@@ -88,12 +86,8 @@ def main() -> None:
     print(f"fitted on {len(rows)} clips of {len(set(words))} words; {x.shape[1]}-d")
     mu, maps = fit_maps(x, words, args.alpha)
 
-    sets = [("FSDD", args.shared / "fsdd", tuple(str(d) for d in range(10)), True, CELLS3),
-            ("Picovoice", args.shared / "picovoice", PICOVOICE, False, CELLS2),
-            ("built-in", args.builtin, None, False, CELLS2),
-            ("so762 held-out", args.so762, None, True, CELLS3)]
     plain, mapped = {}, {name: {} for name in maps}
-    for name, folder, classes, disjoint, cells in sets:
+    for name, folder, classes, disjoint, cells in test_sets(args):
         data, table_for = fused_tables(fusion, as_dataset(folder), disjoint, progress=False)
         classes = tuple(classes) if classes else data.splits.test
         for way, shot in cells:
