@@ -19,7 +19,8 @@
    (:mod:`kws_proto.spot.backends`);
 4. trains the head on the Google speech embedding's windows (:mod:`kws_proto.model.gse_head`)
    from ``experiments/configs/gse_head/gse_head.yaml`` into ``kws_proto/model/pretrained/gse_head/``
-   (``--head-only``: only this step);
+   unless the head there was trained from that config as it reads now (``--head-only``: only
+   this step, always trained);
 5. with ``--centre-data DIR`` (``make pretrained`` passes the centre half of speechocean762's
    speakers, ``experiments/fusion_split.py``), fuses the package's ``default`` again: the trained
    member, the frozen Google speech embedding and its head, each centred on its mean over 1,000
@@ -200,6 +201,28 @@ def publish(run_dir: Path, out: Path, command: str, scores: dict) -> Path:
     return out
 
 
+def _shipped_head_config(cfg) -> dict:
+    """The head's config as its record stores it: paths relative to the repository."""
+    shipped = cfg.to_dict()
+    for c in shipped["corpora"]:
+        c["dataset"] = _relative(c["dataset"])
+        c["synth_words_file"] = _relative(c["synth_words_file"]) if c["synth_words_file"] else ""
+    return shipped
+
+
+def gse_head_is_current(config_path: Path, out: Path) -> bool:
+    """Whether the head in the folder ``out`` was trained from ``config_path`` as it reads now
+    (its record's config equal to it); ``make pretrained`` then reuses it instead of training it
+    again."""
+    from kws_proto.config.gse_head import load_gse_head_config  # lazy: with its step
+
+    try:
+        stored = json.loads((Path(out) / "record.json").read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return stored == _shipped_head_config(load_gse_head_config(config_path))
+
+
 def publish_gse_head(config_path: Path, out: Path, command: str) -> Path:
     """Train the head of ``config_path`` (:mod:`kws_proto.train.gse_head`; its corpora built
     first when missing) into the folder ``out``: ``gse_head.npz`` with its record (config,
@@ -214,10 +237,7 @@ def publish_gse_head(config_path: Path, out: Path, command: str) -> Path:
     roots = [ensure_dataset(c) if c.source == "synth" else as_dataset(c.dataset) for c in cfg.corpora]
     windows, labels, words = training_words(roots, cfg)
     head = train_gse_head(windows, labels, cfg)
-    shipped = cfg.to_dict()
-    for c in shipped["corpora"]:
-        c["dataset"] = _relative(c["dataset"])
-        c["synth_words_file"] = _relative(c["synth_words_file"]) if c["synth_words_file"] else ""
+    shipped = _shipped_head_config(cfg)
     record = {**head.record, "config": shipped, "command": command,
               "data": {"clips": int(len(labels)), "words": len(words),
                        "real_speech_used_for_training": "none" if all(
@@ -333,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         out = publish(run.root, args.out, command, scores)
         print(json.dumps(scores, indent=2))
         print(f"published {out} in {(time.perf_counter() - t0) / 60:.1f} min")
-        print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
+        if gse_head_is_current(args.head_config, args.head_out):
+            print(f"reusing {args.head_out}: trained from {args.head_config} as it reads now")
+        else:
+            print(f"published {publish_gse_head(args.head_config, args.head_out, command)}")
     if args.centre_data is not None:
         out = publish_fused(args.centre_data, args.fused_out, command, episodes=args.episodes)
         print(json.dumps(json.loads((out / "record.json").read_text())["scores"], indent=2))

@@ -152,6 +152,22 @@ def test_publish_fused_writes_the_default_atomically(tmp_path):
     assert KeywordSpotter.from_model(out).fingerprint == fusion.fingerprint
 
 
+def test_make_pretrained_reuses_the_shipped_head_only_while_its_config_is_unchanged(tmp_path):
+    """The shipped head was trained from the head config as it reads now, so `make pretrained`
+    reuses it; a config that differs in one value, or a head folder without its record, is
+    trained again."""
+    from kws_proto.model.pretrained import MODELS_DIR
+    from kws_proto.publish import HEAD_CONFIG, gse_head_is_current
+
+    shipped = MODELS_DIR / "gse_head"
+    assert gse_head_is_current(HEAD_CONFIG, shipped)
+    changed = tmp_path / "head.yaml"
+    changed.write_text(HEAD_CONFIG.read_text().replace("episodes: 24000", "episodes: 23999"))
+    assert changed.read_text() != HEAD_CONFIG.read_text()
+    assert not gse_head_is_current(changed, shipped)
+    assert not gse_head_is_current(HEAD_CONFIG, tmp_path)  # no record.json there
+
+
 def test_eval_default_from_the_command_line(synth_dataset):
     """`kws-proto eval default --json` scores the shipped encoder on the episodes its options
     name: the same rows as :func:`evaluate_run` in this process."""
