@@ -15,7 +15,8 @@ from kws_proto.eval.spot_variants import parse_variant
 from kws_proto.spot.background import Background
 from kws_proto.spot.bank import (NORMED_VERSION, VERSION, EncoderInfo, KeywordBank, load_bank,
                                  save_bank)
-from kws_proto.spot.cohort import CohortNorm, cohort_norm, level_threshold, normalise
+from kws_proto.spot.cohort import (CohortNorm, cohort_norm, level_threshold, normalise,
+                                   window_stats)
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows
 from kws_proto.spot.enrolment import enrol_keyword
@@ -66,6 +67,38 @@ def test_a_common_factor_moves_every_keywords_z_cut_by_the_same_amount():
         np.testing.assert_array_equal(scores <= t, z <= z0 + math.log2(factor) + 1e-12)
     np.testing.assert_array_equal(normalise(raw, [None, None]), raw)
     assert np.isfinite(a.apply(1e9)) and a.apply(-1e9) >= 0  # clipped, never negative
+
+
+def test_window_statistics_are_those_of_each_windows_nearest_cohort_rows():
+    rng = np.random.default_rng(3)
+    cohort = rng.standard_normal((40, 6)).astype(np.float32)
+    windows = rng.standard_normal((7, 6)).astype(np.float32)
+    mu, sigma = window_stats(windows, cohort, top=5, chunk=3)  # chunks of 3: 3 + 3 + 1 rows
+    for i, w in enumerate(windows):  # each row's five nearest, by a loop over the cohort
+        near = sorted(float(((w.astype(np.float64) - c) ** 2).sum()) for c in cohort)[:5]
+        assert math.isclose(mu[i], np.mean(near), rel_tol=1e-5)
+        assert math.isclose(sigma[i], np.std(near), rel_tol=1e-4)
+    assert np.allclose(window_stats(windows, cohort, top=500)[0],  # all rows when fewer than top
+                       ((windows[:, None].astype(np.float64) - cohort[None]) ** 2).sum(2).mean(1),
+                       rtol=1e-5)
+    with pytest.raises(ConfigError, match="top"):
+        window_stats(windows, cohort, top=1)
+
+
+def test_the_window_side_rejects_a_window_that_lies_near_much_of_the_cohort():
+    """Symmetric s-norm: at the same keyword distance, a window whose own nearest cohort rows
+    are nearer (a crowded part of the space) scores higher, so a threshold rejects it first;
+    with the same window statistics everywhere it ranks windows as the keyword side alone."""
+    a = CohortNorm(2.0, 0.5, 10, FP, "x")
+    raw = np.array([[1.5], [1.5], [1.0], [2.5]])
+    crowded = (np.array([1.0, 3.0, 3.0, 3.0]), np.full(4, 0.5))
+    s = normalise(raw, [a], crowded)[:, 0]
+    assert s[0] > s[1]  # same distance, the crowded window is the less keyword-like
+    level = (np.array([3.0] * 4), np.full(4, 0.5))
+    np.testing.assert_array_equal(np.argsort(normalise(raw, [a], level)[:, 0]),
+                                  np.argsort(normalise(raw, [a])[:, 0], kind="stable"))
+    with pytest.raises(BankError, match="every keyword normalised"):
+        normalise(np.hstack([raw, raw]), [a, None], crowded)
 
 
 def test_a_normalised_keyword_is_cut_at_a_cohort_level():
@@ -161,11 +194,15 @@ def test_variants_parse_and_refuse_incomplete_settings(tmp_path):
     assert (v.norm, v.level, v.top) == ("snorm", -2.0, 100)
     assert v.name == "default@norm=snorm,bg=bg.npz,top=100,level=-2"
     assert parse_variant("default").name == "default"
+    assert parse_variant("default@norm=snorm,bg=shipped,tnorm=200").name == \
+        "default@norm=snorm,bg=shipped,tnorm=200"
     for bad, why in (("default@norm=snorm", "go together"), ("default@bg=x.npz", "go together"),
                      ("default@level=-2", "for norm"), ("default@norm=znorm,bg=x", "normalisation"),
                      ("default@norm=snorm,bg=x,top=1", "top"),
                      ("default@norm=snorm,bg=x,text=3", "text"),
-                     ("default@norm=snorm,bg=x,negatives=5", "negatives")):
+                     ("default@norm=snorm,bg=x,negatives=5", "negatives"),
+                     ("default@tnorm=100", "for norm"), ("default@norm=snorm,bg=x,tnorm=1", "tnorm"),
+                     ("default@norm=snorm,bg=x,tnorm=100,score=maxcos", "tnorm")):
         with pytest.raises(ConfigError, match=why):
             parse_variant(bad)
 
@@ -218,14 +255,21 @@ def test_spot_eval_scores_normalised_variants_on_the_same_trials(trained_run, pi
     _, path = fsdd_background
     model = str(trained_run)
     normed, level = f"{model}@norm=snorm,bg={path}", f"{model}@norm=snorm,bg={path},level=-1.5"
-    r = spot_eval(picovoice_dir, [model, normed, level], trials=2, keywords=2, shots=3, words=8,
-                  seed=5, factors=(0.5, 2.0))
-    assert [v.name for v in r.variants][0] == model and len(r.variants) == 3
+    both = f"{model}@norm=snorm,bg={path},tnorm=50"
+    r = spot_eval(picovoice_dir, [model, normed, level, both], trials=2, keywords=2, shots=3,
+                  words=8, seed=5, factors=(0.5, 2.0))
+    assert [v.name for v in r.variants][0] == model and len(r.variants) == 4
     targets = [v.counts[:, :, 1].tolist() for v in r.variants]
-    assert targets[0] == targets[1] == targets[2]  # the same trials
+    assert targets[0] == targets[1] == targets[2] == targets[3]  # the same trials
     for t in r.variants[2].per_trial:
         assert t["thresholds"] == [round(2 ** -1.5, 4)] * 2
     assert r.variants[1].per_trial[0]["thresholds"] == [0.25] * 2  # the default level, z = -2
+    assert r.variants[3].per_trial[0]["thresholds"] == [0.25] * 2  # the window side: same cut
+    # the stream's windows are embedded once for every variant of the model: a variant scored
+    # alone counts what it counted beside the others
+    alone = spot_eval(picovoice_dir, [both], trials=2, keywords=2, shots=3, words=8, seed=5,
+                      factors=(0.5, 2.0))
+    np.testing.assert_array_equal(alone.variants[0].counts, r.variants[3].counts)
 
 
 def test_enroll_normalises_against_a_background_and_keeps_one_cohort_per_bank(

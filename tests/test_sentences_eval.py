@@ -253,7 +253,8 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
     from kws_proto.spot.decision import keyword_distances
     from kws_proto.spot.spotter import KeywordSpotter
 
-    r = sentence_eval(so762_small, ["default", "default@min_hits=2"], trials=2, seed=0,
+    r = sentence_eval(so762_small, ["default", "default@min_hits=2",
+                                    "default@norm=snorm,bg=shipped,tnorm=100"], trials=2, seed=0,
                       factors=(0.5, 2.0))
     out = json.loads(to_json(r))
     with open(so762_small / "utterances" / "alignments.tsv", newline="", encoding="utf-8") as f:
@@ -276,6 +277,8 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
         b = v.background
         assert len(b["per_keyword"]) == 2 * 3
         assert b["per_keyword_false_alarms"] <= v.calibrated["false_alarms"]
+    both = r.variants[2]  # the window side of s-norm: the same cohort cut, z = -3
+    assert both.per_trial[0]["thresholds"] == [round(2 ** -3, 4)] * 3
     # factor 1 is the spotter's detect on each utterance's audio
     bench_v, sp = r.variants[0], KeywordSpotter.from_model("default")
     corpus = load_sentences(so762_small)

@@ -45,6 +45,7 @@ from kws_proto.eval.spot_eval import SharedModels, WindowScores, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
+from kws_proto.spot.cohort import window_stats
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows, level_db, merge_events
 from kws_proto.spot.windows import WINDOW_BATCH, Framing
@@ -107,7 +108,7 @@ class _SentenceBench(SharedModels):
     def __init__(self, corpus: SentenceCorpus, specs, factors, cohort, background, seed):
         super().__init__(cohort, seed)
         self.corpus, self.specs, self.factors, self.background = corpus, specs, factors, background
-        self._windows, self.unreadable = {}, []
+        self._windows, self._stats, self.unreadable = {}, {}, []
 
     def windows(self, v: Variant, what: str = "sentences") -> Embedded:
         """The embedded windows of the sentences (or of background folder ``what``)."""
@@ -121,6 +122,17 @@ class _SentenceBench(SharedModels):
                 audios = self._readable(self.background[what], sr)
             self._windows[key] = embed_recordings(sp, audios, v.hop)
         return self._windows[key]
+
+    def window_stats(self, v: Variant, what: str = "sentences"):
+        """The window side of s-norm (``v.tnorm``) of :meth:`windows` against ``v``'s
+        background, computed once; None without ``tnorm``."""
+        if not v.tnorm:
+            return None
+        key = (v.model, v.hop, what, v.bg, v.tnorm)
+        if key not in self._stats:
+            self._stats[key] = window_stats(self.windows(v, what).embeddings,
+                                            self.background_of(v).embeddings, v.tnorm)
+        return self._stats[key]
 
     def _readable(self, files: list[Path], sr: int) -> list[np.ndarray]:
         out = []
@@ -156,7 +168,7 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     sp = bench.spotter(v.model)
     bank = enrol(sp, trial, bench.corpus.root, v, bench.cohort_of(v), bench.background_of(v))
     win = bench.windows(v)
-    d = keyword_distances(bank, win.embeddings)
+    d = keyword_distances(bank, win.embeddings, bench.window_stats(v))
     truth = [u.truth(set(trial.keywords)) for u in bench.corpus.utterances]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
@@ -169,7 +181,8 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     folders = {}
     for name in bench.background:
         bg = bench.windows(v, name)
-        dets = events_per_recording(bg, keyword_distances(bank, bg.embeddings), bank, 1.0, v)
+        dets = events_per_recording(bg, keyword_distances(bank, bg.embeddings,
+                                                          bench.window_stats(v, name)), bank, 1.0, v)
         folders[name] = {"false_alarms": sum(len(e) for e in dets), "seconds": bg.seconds}
     result = TrialResult(trial.index, bench.corpus.seconds, counts,
                          [round(float(x), 4) for x in bank.thresholds])

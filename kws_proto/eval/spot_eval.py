@@ -58,7 +58,9 @@ model; ``bg=shipped``: the background the model ships, which the default enrolme
 nearest windows, 500), every
 keyword's threshold the same normalised level: the background's own (the shipped one: ``z =
 -3``), else ``z = -2`` (``level=Z``: another), so the factor
-sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation).  ``text=N`` adds the
+sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation); ``tnorm=N`` adds the
+window side of s-norm, each window's distance also normalised by its own ``N`` nearest background
+windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
 alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -86,7 +88,7 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
-from kws_proto.spot.cohort import SNORM
+from kws_proto.spot.cohort import SNORM, window_stats
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, level_db,
                                    match_events, merge_events)
@@ -107,16 +109,38 @@ class WindowScores:
     window: float  # seconds
 
 
-def score_windows(spotter, bank, audio: np.ndarray, hop: float = HOP,
-                  batch: int = WINDOW_BATCH) -> WindowScores:
+@dataclass
+class EmbeddedStream:
+    """A stream's windows embedded once (what every variant of one model and hop shares)."""
+
+    embeddings: np.ndarray  # [n_windows, d]
+    levels: np.ndarray  # [n_windows] dBFS
+    starts: np.ndarray  # [n_windows] seconds
+    window: float  # seconds
+
+    def scores(self, bank, window_cohort: tuple | None = None) -> WindowScores:
+        """Distances to ``bank``'s keywords; ``window_cohort = (embeddings, top)``: the window
+        side of s-norm against those embeddings (:func:`kws_proto.spot.cohort.window_stats`)."""
+        stats = window_stats(self.embeddings, *window_cohort) if window_cohort is not None else None
+        return WindowScores(keyword_distances(bank, self.embeddings, stats), self.levels,
+                            self.starts, self.window)
+
+
+def embed_stream(spotter, audio: np.ndarray, hop: float = HOP,
+                 batch: int = WINDOW_BATCH) -> EmbeddedStream:
     """Embed every window of ``audio`` (as :func:`kws_proto.spot.detect.detect_audio` does) once."""
     f = spotter.features
     framing = Framing.of(f, hop)
     windows = framing.frame(audio)
     emb = np.concatenate([np.asarray(spotter.embed(np.ascontiguousarray(windows[i:i + batch])))
                           for i in range(0, len(windows), batch)])
-    d = keyword_distances(bank, emb)
-    return WindowScores(d, level_db(windows), framing.starts(len(windows)), f.clip_seconds)
+    return EmbeddedStream(emb, level_db(windows), framing.starts(len(windows)), f.clip_seconds)
+
+
+def score_windows(spotter, bank, audio: np.ndarray, hop: float = HOP,
+                  batch: int = WINDOW_BATCH, window_cohort: tuple | None = None) -> WindowScores:
+    """:func:`embed_stream` scored against ``bank`` (:meth:`EmbeddedStream.scores`)."""
+    return embed_stream(spotter, audio, hop, batch).scores(bank, window_cohort)
 
 
 def events_at(scores: WindowScores, bank, factor: float = 1.0, min_hits: int = MIN_HITS,
@@ -215,20 +239,30 @@ class _Bench(SharedModels):
     def __init__(self, root, specs: list[Trial], factors: list[float], snr, cohort, seed: int):
         super().__init__(cohort, seed)
         self.root, self.specs, self.factors, self.snr = root, specs, factors, snr
-        self._streams = {}
+        self._streams, self._embedded = {}, {}
 
     def stream(self, trial: Trial, sr: int) -> Stream:
         if (trial.index, sr) not in self._streams:
             self._streams[(trial.index, sr)] = build_stream(trial, self.root, sr, self.snr)
         return self._streams[(trial.index, sr)]
 
+    def embedded(self, trial: Trial, v: Variant) -> EmbeddedStream:
+        """``trial``'s stream embedded by ``v``'s model at its hop, once for all such variants."""
+        key = (trial.index, v.model, v.hop)
+        if key not in self._embedded:
+            sp = self.spotter(v.model)
+            self._embedded[key] = embed_stream(sp, self.stream(trial, sp.features.sample_rate).audio,
+                                               hop=v.hop)
+        return self._embedded[key]
+
 
 def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     """Enrol ``trial``'s targets as ``v`` says, embed its stream once, count at every factor."""
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
-    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bench.background_of(v))
-    ws = score_windows(sp, bank, stream.audio, hop=v.hop)
+    bg = bench.background_of(v)
+    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bg)
+    ws = bench.embedded(trial, v).scores(bank, (bg.embeddings, v.tnorm) if v.tnorm else None)
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
         s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)

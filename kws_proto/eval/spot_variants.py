@@ -38,6 +38,7 @@ class Variant:
     bg: str = ""
     top: int = TOP
     level: float | None = None
+    tnorm: int = 0
     label: str = ""
 
     @property
@@ -53,6 +54,7 @@ class Variant:
         extra += [f"norm={self.norm},bg={Path(self.bg).name}"] if self.norm else []
         extra += [f"top={self.top}"] if self.top != base.top else []
         extra += [f"level={self.level:g}"] if self.level is not None else []
+        extra += [f"tnorm={self.tnorm}"] if self.tnorm else []
         return self.model + (f"@{','.join(extra)}" if extra else "")
 
     def check(self) -> None:
@@ -97,8 +99,12 @@ class Variant:
             raise ConfigError(f"variant {self.name}: norm=snorm and bg=FILE (the cohort: "
                               "`kws-proto background` of the variant's model, or "
                               f"{SHIPPED_BG}: the one it ships) go together")
-        if not self.norm and (self.top != TOP or self.level is not None):
-            raise ConfigError(f"variant {self.name}: top and level are for norm=snorm")
+        if not self.norm and (self.top != TOP or self.level is not None or self.tnorm):
+            raise ConfigError(f"variant {self.name}: top, level and tnorm are for norm=snorm")
+        if self.tnorm and (self.tnorm < 2 or self.score != PROTOTYPE):
+            raise ConfigError(f"variant {self.name}: tnorm={self.tnorm} (the window side of "
+                              "s-norm) is a number of background windows >= 2, with "
+                              f"score={PROTOTYPE}")
         if self.norm and (self.text or self.confusables or self.negatives
                           or self.margin != SUPPORT_MARGIN):
             raise ConfigError(f"variant {self.name}: norm sets the threshold at a cohort level; "
@@ -113,12 +119,12 @@ class Variant:
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
                   "confusables": int, "score": str, "norm": str, "bg": str, "top": int,
-                  "level": float, "label": str}
+                  "level": float, "tnorm": int, "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, text, real, confusables, score, norm, bg, top, level, label) as a
+    margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, label) as a
     :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
     if not model:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kws_proto.errors import BankError, ConfigError
+from kws_proto.util.vectors import squared_distances
 
 SNORM = "snorm"
 NORMS = (SNORM,)  # the normalisations (kws_proto.spot.enrolment)
@@ -145,14 +146,50 @@ def _short(source: str, limit: int = SOURCE_CHARS) -> str:
     return source if len(source) <= limit else f"{source[:limit]}... ({len(source)} characters)"
 
 
-def normalise(distances: np.ndarray, norms) -> np.ndarray:
+def normalise(distances: np.ndarray, norms, window: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> np.ndarray:
     """Distances ``[n, n_kw]`` with column ``j`` passed through ``norms[j].apply`` (a column whose
-    norm is None is left as it is), float64."""
+    norm is None is left as it is), float64.
+
+    With ``window = (mu_w, sigma_w)`` (:func:`window_stats`, each ``[n]``), the window side too:
+    ``2 ** ((z_k + z_w) / 2)`` with ``z_w = (d - mu_w) / sigma_w``, the symmetric s-norm of
+    speaker verification (every keyword must be normalised)."""
     d = np.asarray(distances, np.float64)
+    if window is not None:
+        if any(m is None for m in norms):
+            raise BankError("the window side of s-norm needs every keyword normalised against "
+                            "a cohort")
+        mu_w, sigma_w = (np.asarray(x, np.float64)[:, None] for x in window)
+        z_w = np.clip((d - mu_w) / sigma_w, -Z_CLIP, Z_CLIP)
+        z_k = np.stack([m.z(d[:, j]) for j, m in enumerate(norms)], axis=1)
+        return np.exp2(0.5 * (z_k + z_w))
     if all(m is None for m in norms):
         return d
     return np.stack([d[:, j] if m is None else m.apply(d[:, j]) for j, m in enumerate(norms)],
                     axis=1)
+
+
+def window_stats(embeddings: np.ndarray, cohort: np.ndarray, top: int = TOP,
+                 chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The window side of s-norm: for each of ``embeddings [n, d]``, the mean and standard
+    deviation of its squared distances to its ``top`` nearest rows of ``cohort [m, d]`` (all
+    when fewer): ``mu [n]``, ``sigma [n]`` float64 (``sigma`` at least 1e-12 of ``mu``).
+
+    A window of speech that lies near much of the cohort (a common word, a hub of the space)
+    gets a small ``mu`` and so needs a keyword distance that much smaller to be accepted."""
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 2:
+        raise ConfigError(f"cohort top={top!r} must be an integer >= 2")
+    c = np.asarray(cohort, np.float32)
+    if len(c) < 2:
+        raise ConfigError(f"a cohort of {len(c)} row(s) cannot normalise: give a background of "
+                          "at least 2 windows")
+    e = np.asarray(embeddings, np.float32)
+    n = min(int(top), len(c))
+    mu, sigma = np.empty(len(e)), np.empty(len(e))
+    for i in range(0, len(e), chunk):
+        near = np.partition(squared_distances(e[i:i + chunk], c), n - 1, axis=1)[:, :n]
+        mu[i:i + chunk], sigma[i:i + chunk] = near.mean(axis=1), near.std(axis=1)
+    return mu, np.maximum(sigma, 1e-12 * np.maximum(mu, 1e-12))
 
 
 def level_threshold(z0: float) -> float:

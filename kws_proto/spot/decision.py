@@ -48,11 +48,13 @@ SUPPORT_MARGIN = 1.25
 NEGATIVE_QUANTILE = 0.05
 
 
-def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
+def keyword_distances(bank: KeywordBank, embeddings: np.ndarray,
+                      window: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Distances of embeddings ``[n, d]`` to every keyword by the bank's scoring rule (squared
     distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support), each
-    keyword's normalised when it has cohort statistics: ``[n, n_kw]`` float64 (numpy, so that
-    classifying needs no TensorFlow)."""
+    keyword's normalised when it has cohort statistics (and the windows' side too with
+    ``window``, :func:`kws_proto.spot.cohort.window_stats` of ``embeddings``): ``[n, n_kw]``
+    float64 (numpy, so that classifying needs no TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
     e = np.asarray(embeddings, dtype=np.float32)
@@ -60,7 +62,7 @@ def keyword_distances(bank: KeywordBank, embeddings: np.ndarray) -> np.ndarray:
         d = np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
     else:
         d = squared_distances(e, bank.prototypes)
-    return normalise(d, bank.norms)
+    return normalise(d, bank.norms, window)
 
 
 def check_score(score: str) -> str:
