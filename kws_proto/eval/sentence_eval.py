@@ -29,7 +29,6 @@ of that audio.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,56 +40,14 @@ from kws_proto.eval.sentences import (BACKGROUND_FILES, MIN_LETTERS, SentenceCor
                                       SentenceTrial, audio_files, builtin_words, candidate_words,
                                       clip_speaker, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
-from kws_proto.eval.spot_eval import SharedModels, WindowScores, enrol
+from kws_proto.eval.embedded import Embedded, embed_recordings
+from kws_proto.eval.spot_eval import SharedModels, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
-from kws_proto.spot.cohort import window_stats
-from kws_proto.spot.decision import keyword_distances
-from kws_proto.spot.detect import decide_windows, level_db, merge_events
-from kws_proto.spot.windows import WINDOW_BATCH, Framing
+from kws_proto.spot.detect import decide_windows, merge_events
 
 FA_POINTS = (10.0, 30.0, 100.0)
-
-
-@dataclass
-class Embedded:
-    """Every window of a list of recordings embedded once: ``embeddings [n, d]``, ``levels [n]``
-    (dBFS), ``starts [n]`` (seconds in its recording) and each recording's ``[a, b)`` rows."""
-
-    embeddings: np.ndarray
-    levels: np.ndarray
-    starts: np.ndarray
-    bounds: list[tuple[int, int]]
-    window: float
-    seconds: float
-
-    def scores(self, bank) -> list[WindowScores]:
-        """Per recording, its windows' distances to ``bank``'s keywords."""
-        d = keyword_distances(bank, self.embeddings) if len(self.embeddings) else None
-        return [WindowScores(d[a:b], self.levels[a:b], self.starts[a:b], self.window)
-                for a, b in self.bounds]
-
-
-def embed_recordings(spotter, audios, hop: float, batch: int = WINDOW_BATCH) -> Embedded:
-    """The windows of each of ``audios`` (arrays at the front end's rate) as ``detect`` cuts
-    them, embedded in batches across recordings."""
-    f = spotter.features
-    framing = Framing.of(f, hop)
-    windows, levels, starts, bounds, at, seconds = [], [], [], [], 0, 0.0
-    for y in audios:
-        w = framing.frame(y)
-        windows.append(w)
-        levels.append(level_db(w))
-        starts.append(framing.starts(len(w)))
-        bounds.append((at, at + len(w)))
-        at += len(w)
-        seconds += len(y) / f.sample_rate
-    every = np.concatenate(windows)
-    emb = np.concatenate([np.asarray(spotter.embed(np.ascontiguousarray(every[i:i + batch])))
-                          for i in range(0, len(every), batch)])
-    return Embedded(emb, np.concatenate(levels), np.concatenate(starts), bounds,
-                    f.clip_seconds, seconds)
 
 
 def background_files(folder, n: int, seed: int) -> list[Path]:
@@ -108,7 +65,7 @@ class _SentenceBench(SharedModels):
     def __init__(self, corpus: SentenceCorpus, specs, factors, cohort, background, seed):
         super().__init__(cohort, seed)
         self.corpus, self.specs, self.factors, self.background = corpus, specs, factors, background
-        self._windows, self._stats, self.unreadable = {}, {}, []
+        self._windows, self.unreadable = {}, []
 
     def windows(self, v: Variant, what: str = "sentences") -> Embedded:
         """The embedded windows of the sentences (or of background folder ``what``)."""
@@ -123,16 +80,10 @@ class _SentenceBench(SharedModels):
             self._windows[key] = embed_recordings(sp, audios, v.hop)
         return self._windows[key]
 
-    def window_stats(self, v: Variant, what: str = "sentences"):
-        """The window side of s-norm (``v.tnorm``) of :meth:`windows` against ``v``'s
-        background, computed once; None without ``tnorm``."""
-        if not v.tnorm:
-            return None
-        key = (v.model, v.hop, what, v.bg, v.tnorm)
-        if key not in self._stats:
-            self._stats[key] = window_stats(self.windows(v, what).embeddings,
-                                            self.background_of(v).embeddings, v.tnorm)
-        return self._stats[key]
+    def window_cohort(self, v: Variant):
+        """``(background embeddings, v.tnorm)``, the window side of s-norm, with ``v.tnorm``;
+        else None."""
+        return (self.background_of(v).embeddings, v.tnorm) if v.tnorm else None
 
     def _readable(self, files: list[Path], sr: int) -> list[np.ndarray]:
         out = []
@@ -168,7 +119,7 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     sp = bench.spotter(v.model)
     bank = enrol(sp, trial, bench.corpus.root, v, bench.cohort_of(v), bench.background_of(v))
     win = bench.windows(v)
-    d = keyword_distances(bank, win.embeddings, bench.window_stats(v))
+    d = win.distances(bank, bench.window_cohort(v))
     truth = [u.truth(set(trial.keywords)) for u in bench.corpus.utterances]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
@@ -181,8 +132,7 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     folders = {}
     for name in bench.background:
         bg = bench.windows(v, name)
-        dets = events_per_recording(bg, keyword_distances(bank, bg.embeddings,
-                                                          bench.window_stats(v, name)), bank, 1.0, v)
+        dets = events_per_recording(bg, bg.distances(bank, bench.window_cohort(v)), bank, 1.0, v)
         folders[name] = {"false_alarms": sum(len(e) for e in dets), "seconds": bg.seconds}
     result = TrialResult(trial.index, bench.corpus.seconds, counts,
                          [round(float(x), 4) for x in bank.thresholds])

@@ -75,72 +75,34 @@ so differences between variants are paired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data_prep.adhoc import as_dataset
 from kws_proto.errors import ConfigError
+from kws_proto.eval.embedded import Embedded, WindowScores, embed_recordings
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
                                     TRIALS, TRIM_DB, WORDS, ClipPool, Stream, Trial, build_stream,
                                     check_options, draw_trials)
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
-from kws_proto.spot.cohort import SNORM, window_stats
-from kws_proto.spot.decision import keyword_distances
-from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, level_db,
-                                   match_events, merge_events)
+from kws_proto.spot.cohort import SNORM
+from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
+                                   merge_events)
 from kws_proto.spot.enrolment import enrol_keyword
 from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.synthetic import keyword_text
-from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
+from kws_proto.spot.windows import HOP, WINDOW_BATCH
 
 
 # -- detection over thresholds --------------------------------------------------------------------
-@dataclass
-class WindowScores:
-    """A stream's windows scored once: distances to every keyword and levels."""
-
-    distances: np.ndarray  # [n_windows, n_kw]
-    levels: np.ndarray  # [n_windows] dBFS
-    starts: np.ndarray  # [n_windows] seconds
-    window: float  # seconds
-
-
-@dataclass
-class EmbeddedStream:
-    """A stream's windows embedded once (what every variant of one model and hop shares)."""
-
-    embeddings: np.ndarray  # [n_windows, d]
-    levels: np.ndarray  # [n_windows] dBFS
-    starts: np.ndarray  # [n_windows] seconds
-    window: float  # seconds
-
-    def scores(self, bank, window_cohort: tuple | None = None) -> WindowScores:
-        """Distances to ``bank``'s keywords; ``window_cohort = (embeddings, top)``: the window
-        side of s-norm against those embeddings (:func:`kws_proto.spot.cohort.window_stats`)."""
-        stats = window_stats(self.embeddings, *window_cohort) if window_cohort is not None else None
-        return WindowScores(keyword_distances(bank, self.embeddings, stats), self.levels,
-                            self.starts, self.window)
-
-
-def embed_stream(spotter, audio: np.ndarray, hop: float = HOP,
-                 batch: int = WINDOW_BATCH) -> EmbeddedStream:
-    """Embed every window of ``audio`` (as :func:`kws_proto.spot.detect.detect_audio` does) once."""
-    f = spotter.features
-    framing = Framing.of(f, hop)
-    windows = framing.frame(audio)
-    emb = np.concatenate([np.asarray(spotter.embed(np.ascontiguousarray(windows[i:i + batch])))
-                          for i in range(0, len(windows), batch)])
-    return EmbeddedStream(emb, level_db(windows), framing.starts(len(windows)), f.clip_seconds)
-
-
 def score_windows(spotter, bank, audio: np.ndarray, hop: float = HOP,
                   batch: int = WINDOW_BATCH, window_cohort: tuple | None = None) -> WindowScores:
-    """:func:`embed_stream` scored against ``bank`` (:meth:`EmbeddedStream.scores`)."""
-    return embed_stream(spotter, audio, hop, batch).scores(bank, window_cohort)
+    """Embed every window of ``audio`` (as :func:`kws_proto.spot.detect.detect_audio` does) once
+    and score it against ``bank`` (:meth:`kws_proto.eval.embedded.Embedded.scores`)."""
+    return embed_recordings(spotter, [audio], hop, batch).scores(bank, window_cohort)[0]
 
 
 def events_at(scores: WindowScores, bank, factor: float = 1.0, min_hits: int = MIN_HITS,
@@ -246,13 +208,13 @@ class _Bench(SharedModels):
             self._streams[(trial.index, sr)] = build_stream(trial, self.root, sr, self.snr)
         return self._streams[(trial.index, sr)]
 
-    def embedded(self, trial: Trial, v: Variant) -> EmbeddedStream:
+    def embedded(self, trial: Trial, v: Variant) -> Embedded:
         """``trial``'s stream embedded by ``v``'s model at its hop, once for all such variants."""
         key = (trial.index, v.model, v.hop)
         if key not in self._embedded:
             sp = self.spotter(v.model)
-            self._embedded[key] = embed_stream(sp, self.stream(trial, sp.features.sample_rate).audio,
-                                               hop=v.hop)
+            audio = self.stream(trial, sp.features.sample_rate).audio
+            self._embedded[key] = embed_recordings(sp, [audio], v.hop)
         return self._embedded[key]
 
 
@@ -262,7 +224,7 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     stream = bench.stream(trial, sp.features.sample_rate)
     bg = bench.background_of(v)
     bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bg)
-    ws = bench.embedded(trial, v).scores(bank, (bg.embeddings, v.tnorm) if v.tnorm else None)
+    ws = bench.embedded(trial, v).scores(bank, (bg.embeddings, v.tnorm) if v.tnorm else None)[0]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
         s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)
