@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_proto.audio.neighbours import HOP, MAX_GAP, speech_extent, with_neighbours
+from kws_proto.audio.neighbours import HOP, MAX_GAP, between, speech_extent, with_neighbours
 
 N = 16000
 
@@ -50,3 +50,21 @@ def test_a_clip_with_no_silence_gets_no_neighbours_and_bad_shapes_are_named():
     np.testing.assert_array_equal(with_neighbours(loud, ["a", "a"]), loud)
     with pytest.raises(ValueError, match="one speaker each"):
         with_neighbours(loud, ["a"])
+
+
+def test_between_places_other_words_at_the_clips_level_around_its_speech():
+    """Enrolment's context views: the word untouched, the neighbours' speech scaled to its
+    level, ending / starting within MAX_GAP of it; seeded."""
+    word = _burst(6000, 9000, 0.4, 440)
+    before, after = _burst(2000, 12000, 0.05, 300), _burst(1000, 5000, 0.8, 700)
+    out = between(word, before, after, np.random.default_rng(0))
+    start, end = speech_extent(word)
+    assert out.shape == word.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out[start:end], word[start:end])
+    for side in (out[:start], out[end:]):
+        assert np.abs(side).max() == pytest.approx(0.4, rel=0.05)  # at the word's level
+    assert start - np.flatnonzero(out[:start])[-1] <= MAX_GAP + HOP
+    assert np.flatnonzero(out[end:])[0] <= MAX_GAP + HOP
+    np.testing.assert_array_equal(out, between(word, before, after, np.random.default_rng(0)))
+    np.testing.assert_array_equal(word, _burst(6000, 9000, 0.4, 440))  # its input unchanged
+

@@ -38,18 +38,46 @@ def with_neighbours(waves: np.ndarray, speakers, seed: int = 0,
     extents = np.array([speech_extent(w) for w in waves]).reshape(-1, 2)
     by_speaker = {s: np.flatnonzero(speakers == s) for s in set(speakers.tolist())}
     rng = np.random.default_rng(seed)
-    out, n = waves.copy(), waves.shape[1]
-    for i, (start, end) in enumerate(extents):
+    out = waves.copy()
+    for i, extent in enumerate(extents):
         before, after = rng.choice(by_speaker[speakers[i].item()], 2)
-        gap_before, gap_after = rng.integers(0, max_gap, 2)
-        tail = waves[before, extents[before][0]:extents[before][1]]
-        stop = start - gap_before  # the word before ends here
-        if stop > 0:
-            piece = tail[max(0, len(tail) - stop):]
-            out[i, stop - len(piece):stop] += piece
-        head = waves[after, extents[after][0]:extents[after][1]]
-        begin = end + gap_after  # the word after starts here
-        if begin < n:
-            piece = head[:n - begin]
-            out[i, begin:begin + len(piece)] += piece
+        gaps = rng.integers(0, max_gap, 2)
+        _place_around(out[i], extent, waves[before, slice(*extents[before])],
+                      waves[after, slice(*extents[after])], gaps)
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+def between(wave: np.ndarray, before: np.ndarray, after: np.ndarray, rng: np.random.Generator,
+            max_gap: int = MAX_GAP) -> np.ndarray:
+    """``wave [samples]`` with the end of ``before``'s speech ending 0..``max_gap`` samples
+    before its own speech and the start of ``after``'s as far after it (any lengths; each
+    neighbour's speech scaled to the RMS of ``wave``'s), clipped to [-1, 1]: one clip of
+    :func:`with_neighbours` with neighbours of another source (enrolment's context views)."""
+    out = np.array(wave, np.float32)
+    extent = speech_extent(out)
+    level = _rms(out[slice(*extent)])
+    pieces = []
+    for other in (before, after):
+        other = np.asarray(other, np.float32)
+        speech = other[slice(*speech_extent(other))]
+        pieces.append(speech * (level / max(_rms(speech), 1e-9)))
+    _place_around(out, extent, *pieces, rng.integers(0, max_gap, 2))
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def _place_around(out: np.ndarray, extent, tail: np.ndarray, head: np.ndarray, gaps) -> None:
+    """Add ``tail``'s end before ``out``'s speech ``extent = (start, end)`` and ``head``'s start
+    after it, ``gaps`` samples away, cut at the window's edges (in place)."""
+    (start, end), n = extent, len(out)
+    stop = start - int(gaps[0])  # the word before ends here
+    if stop > 0:
+        piece = tail[max(0, len(tail) - stop):]
+        out[stop - len(piece):stop] += piece
+    begin = end + int(gaps[1])  # the word after starts here
+    if begin < n:
+        piece = head[:n - begin]
+        out[begin:begin + len(piece)] += piece

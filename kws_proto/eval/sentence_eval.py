@@ -117,7 +117,8 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     """Enrol ``trial``'s targets as ``v`` says and count at every factor on the sentences;
     returns the :class:`TrialResult` and the trial's background counts at factor 1."""
     sp = bench.spotter(v.model)
-    bank = enrol(sp, trial, bench.corpus.root, v, bench.cohort_of(v), bench.background_of(v))
+    bank = enrol(sp, trial, bench.corpus.root, v, bench.cohort_of(v), bench.background_of(v),
+                 bench.context_of(v))
     win = bench.windows(v)
     d = win.distances(bank, bench.window_cohort(v))
     truth = [u.truth(set(trial.keywords)) for u in bench.corpus.utterances]

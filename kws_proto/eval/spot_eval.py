@@ -60,7 +60,9 @@ keyword's threshold the same normalised level: the background's own (the shipped
 -3``), else ``z = -2`` (``level=Z``: another), so the factor
 sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation); ``tnorm=N`` adds the
 window side of s-norm, each window's distance also normalised by its own ``N`` nearest background
-windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`).  ``text=N`` adds the
+windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``context=K`` (with
+``--cohort``) adds ``K`` views of each support clip said between the ends of two cohort clips
+(:func:`context_views`), as a keyword sits in running speech.  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
 alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -80,6 +82,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.adhoc import as_dataset
+from kws_proto.audio.neighbours import between
 from kws_proto.errors import ConfigError
 from kws_proto.eval.embedded import Embedded, WindowScores, embed_recordings
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
@@ -95,6 +98,9 @@ from kws_proto.spot.enrolment import enrol_keyword
 from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.synthetic import keyword_text
 from kws_proto.spot.windows import HOP, WINDOW_BATCH
+
+
+CONTEXT_CLIPS = 300  # cohort clips a context variant draws its neighbours from
 
 
 # -- detection over thresholds --------------------------------------------------------------------
@@ -122,13 +128,26 @@ def score(detected, truth) -> dict:
 
 
 # -- enrolment ------------------------------------------------------------------------------------
+def context_views(spotter, files, waves: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``k`` more views of each support file: its clip (the 0 ms view) between the ends of two
+    clips of ``waves [m, samples]`` (:func:`kws_proto.audio.neighbours.between`; seeded),
+    embedded: ``[n, k, d]``."""
+    rng = np.random.default_rng([seed, 17])
+    clips = spotter.load_clips(files)
+    views = np.stack([[between(c, *waves[rng.choice(len(waves), 2, replace=False)], rng)
+                       for _ in range(k)] for c in clips])
+    return spotter._embed_views(views)
+
+
 def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None,
-          background: Background | None = None):
+          background: Background | None = None, context: np.ndarray | None = None):
     """A bank of the trial's targets: ``KeywordSpotter.enroll_text`` for text and confusables
     variants, else :func:`kws_proto.spot.enrolment.enrol_keyword` (``KeywordSpotter.enroll``'s
     rule) with the variant's margin and, with ``variant.negatives``, the ``cohort`` embeddings
     as negatives capping it at the variant's quantile; with ``variant.norm``, normalised against
-    ``background`` (at ``variant.level`` when given)."""
+    ``background`` (at ``variant.level`` when given); with ``variant.context``, each support
+    clip's views joined by that many of :func:`context_views` with neighbours from ``context``
+    (cohort waves)."""
     root = Path(root)
     bank = spotter.new_bank()
     for k, clips in zip(trial.keywords, trial.support):
@@ -138,7 +157,11 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                 clips=files if variant.real < 0 else files[:variant.real],
                                 confusables=variant.confusables, seed=trial.index)
             continue
-        bank.add(enrol_keyword(spotter.embed_views(files), k, [f.name for f in files],
+        views = spotter.embed_views(files)
+        if variant.context:
+            views = np.concatenate([views, context_views(spotter, files, context, variant.context,
+                                                         trial.index)], axis=1)
+        bank.add(enrol_keyword(views, k, [f.name for f in files],
                                cohort if variant.negatives else None, margin=variant.margin,
                                quantile=variant.quantile, score=variant.score,
                                norm=variant.norm or None, background=background, top=variant.top,
@@ -161,7 +184,7 @@ class SharedModels:
 
     def __init__(self, cohort, seed: int):
         self.cohort, self.seed = cohort, seed
-        self._spotters, self._cohorts, self._backgrounds = {}, {}, {}
+        self._spotters, self._cohorts, self._backgrounds, self._contexts = {}, {}, {}, {}
 
     def spotter(self, model: str) -> KeywordSpotter:
         if model not in self._spotters:
@@ -176,6 +199,19 @@ class SharedModels:
             self._cohorts[key] = cohort_embeddings(self.spotter(v.model), self.cohort,
                                                    v.negatives, self.seed)
         return self._cohorts[key]
+
+    def context_of(self, v: Variant) -> np.ndarray | None:
+        """1 s clips of :data:`CONTEXT_CLIPS` cohort files (a seeded draw, once per model) to
+        place around the support clips of a ``context`` variant, else None."""
+        if not v.context:
+            return None
+        if v.model not in self._contexts:
+            pool = ClipPool(Path(self.cohort))
+            every = [p for k in pool.keywords for p in pool.paths[k]]
+            paths = pool.take(np.random.default_rng([self.seed, 10**6 + 1]), every,
+                              min(CONTEXT_CLIPS, len(every)), "the context clips")
+            self._contexts[v.model] = self.spotter(v.model).load_clips([pool.root / p for p in paths])
+        return self._contexts[v.model]
 
     def background_of(self, v: Variant) -> Background | None:
         """The cohort background of a ``norm`` variant (its ``bg`` file, loaded once and checked
@@ -223,7 +259,7 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
     bg = bench.background_of(v)
-    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bg)
+    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bg, bench.context_of(v))
     ws = bench.embedded(trial, v).scores(bank, (bg.embeddings, v.tnorm) if v.tnorm else None)[0]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):

@@ -39,6 +39,7 @@ class Variant:
     top: int = TOP
     level: float | None = None
     tnorm: int = 0
+    context: int = 0
     label: str = ""
 
     @property
@@ -48,7 +49,7 @@ class Variant:
         base = Variant(self.model)
         extra = [f"{k}={getattr(self, k):g}" for k in ("hop", "min_hits", "max_gap", "min_db",
                                                        "negatives", "margin", "quantile", "text",
-                                                       "real", "confusables")
+                                                       "real", "confusables", "context")
                  if getattr(self, k) != getattr(base, k)]
         extra += [f"score={self.score}"] if self.score != base.score else []
         extra += [f"norm={self.norm},bg={Path(self.bg).name}"] if self.norm else []
@@ -119,12 +120,14 @@ class Variant:
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
                   "confusables": int, "score": str, "norm": str, "bg": str, "top": int,
-                  "level": float, "tnorm": int, "label": str}
+                  "level": float, "tnorm": int, "context": int,
+                  "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, label) as a
+    margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, context, label)
+    as a
     :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
     if not model:
@@ -154,6 +157,9 @@ def parse_variants(variants, cohort) -> list[Variant]:
         raise ConfigError("no model to evaluate")
     for v in variants:
         v.check()
+        if v.context and (cohort is None or v.context < 0 or v.text or v.confusables):
+            raise ConfigError(f"variant {v.name}: context={v.context} needs --cohort DATASET (the "
+                              "words placed around each support clip) and no text enrolment")
         if v.negatives and cohort is None:
             raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
                               "(clips of words that are not in the stream)")
