@@ -7,7 +7,7 @@ threshold factor; only the distances to a trial's keywords are computed per bank
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,13 +38,21 @@ class Embedded:
     bounds: list[tuple[int, int]]
     window: float
     seconds: float
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def distances(self, bank, window_cohort: tuple | None = None) -> np.ndarray:
         """Every window's distances to ``bank``'s keywords ``[n, n_kw]``
         (:func:`kws_proto.spot.decision.keyword_distances`); ``window_cohort = (embeddings,
         top)``: the window side of s-norm against those embeddings
-        (:func:`kws_proto.spot.cohort.window_stats`)."""
-        stats = window_stats(self.embeddings, *window_cohort) if window_cohort is not None else None
+        (:func:`kws_proto.spot.cohort.window_stats`, computed once per cohort array and ``top``:
+        the benchmarks keep their cohorts for as long as these windows)."""
+        stats = None
+        if window_cohort is not None:
+            cohort, top = window_cohort
+            key = (id(cohort), top)
+            if key not in self._stats:
+                self._stats[key] = window_stats(self.embeddings, cohort, top)
+            stats = self._stats[key]
         return keyword_distances(bank, self.embeddings, stats)
 
     def scores(self, bank, window_cohort: tuple | None = None) -> list[WindowScores]:

@@ -80,11 +80,6 @@ class _SentenceBench(SharedModels):
             self._windows[key] = embed_recordings(sp, audios, v.hop)
         return self._windows[key]
 
-    def window_cohort(self, v: Variant):
-        """``(background embeddings, v.tnorm)``, the window side of s-norm, with ``v.tnorm``;
-        else None."""
-        return (self.background_of(v).embeddings, v.tnorm) if v.tnorm else None
-
     def _readable(self, files: list[Path], sr: int) -> list[np.ndarray]:
         out = []
         for f in files:

@@ -213,6 +213,11 @@ class SharedModels:
             self._contexts[v.model] = self.spotter(v.model).load_clips([pool.root / p for p in paths])
         return self._contexts[v.model]
 
+    def window_cohort(self, v: Variant) -> tuple | None:
+        """``(background embeddings, v.tnorm)``, the window side of s-norm
+        (:meth:`kws_proto.eval.embedded.Embedded.distances`), with ``v.tnorm``; else None."""
+        return (self.background_of(v).embeddings, v.tnorm) if v.tnorm else None
+
     def background_of(self, v: Variant) -> Background | None:
         """The cohort background of a ``norm`` variant (its ``bg`` file, loaded once and checked
         against the variant's encoder), else None."""
@@ -258,9 +263,9 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     """Enrol ``trial``'s targets as ``v`` says, embed its stream once, count at every factor."""
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
-    bg = bench.background_of(v)
-    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bg, bench.context_of(v))
-    ws = bench.embedded(trial, v).scores(bank, (bg.embeddings, v.tnorm) if v.tnorm else None)[0]
+    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bench.background_of(v),
+                 bench.context_of(v))
+    ws = bench.embedded(trial, v).scores(bank, bench.window_cohort(v))[0]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
         s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)
