@@ -232,21 +232,6 @@ def test_the_threshold_sweep_is_detect_with_scaled_thresholds(keyword_spotter, h
     assert s["targets"] == 3 and 0 <= s["hits"] <= 3
 
 
-def test_context_views_put_each_support_clip_between_cohort_words(keyword_spotter, keyword_clips):
-    from kws_proto.eval.spot_eval import context_views
-
-    if keyword_clips["source"] != "picovoice":
-        pytest.skip("needs ../shared/data/picovoice")
-    kw = keyword_clips["keywords"]
-    files, waves = kw["jarvis"][:3], keyword_spotter.load_clips(kw["computer"][:6])
-    views = context_views(keyword_spotter, files, waves, 2, seed=0)
-    plain = np.asarray(keyword_spotter.embed(keyword_spotter.load_clips(files)))
-    assert views.shape == (3, 2, plain.shape[1])
-    np.testing.assert_array_equal(views, context_views(keyword_spotter, files, waves, 2, seed=0))
-    assert not np.allclose(views[:, 0], plain, atol=1e-3)  # the neighbours changed the window
-    assert not np.allclose(views[:, 0], views[:, 1], atol=1e-3)  # each view its own neighbours
-
-
 def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, tmp_path):
     from kws_proto.eval.spot_eval import spot_eval
     from kws_proto.eval.spot_report import det_plot, table, to_json

@@ -29,6 +29,11 @@ so when the model ships a background (`default` does) or --background is given, 
 --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
 --norm none: raw distances (the support clips' rule).
 
+--context K --neighbours DIR also embeds each clip K times said between the ends of two clips
+of DIR (other words, other voices), as a keyword sits in running speech; a normalised keyword is
+then cut 0.875 deviations looser than the level (kws_proto/spot/context.py; measured:
+experiments/spotting.md, "Keywords in context at their own level").
+
 --score maxcos scores a window by its cosine distance to the nearest support clip instead of the
 squared distance to the prototype (the threshold rules apply with that distance; one rule per
 bank, default: the bank's, `prototype` for a new bank): kws_proto/spot/decision.py.
@@ -43,10 +48,11 @@ from kws_proto.model.fusion import is_fusion
 from kws_proto.model.pretrained import is_shipped
 from kws_proto.spot.bank import SCORES
 from kws_proto.spot.cohort import NORM_LEVEL, NORMS
-from kws_proto.spot.enrolment import AUTO
+from kws_proto.spot.context import CONTEXT_VIEWS, NEIGHBOURS
+from kws_proto.spot.enrolment import AUTO, CONTEXT_SHIFT
 from kws_proto.spot.frozen import is_frozen
 from kws_proto.spot.text import VOICES
-from kws_proto.util.cli import nonnegative_float, positive_float
+from kws_proto.util.cli import nonnegative_float, nonnegative_int, positive_float
 
 NO_NORM = "none"
 HELP = "enrol a keyword from a few clips into a keyword bank (or --remove one)"
@@ -85,6 +91,15 @@ def add_arguments(p) -> None:
     p.add_argument("--level", type=float, default=None, metavar="Z",
                    help="a normalised keyword's threshold level (default: the background's "
                         f"own, else {NORM_LEVEL:g}; larger accepts more)")
+    p.add_argument("--context", type=nonnegative_int, default=0, metavar="K",
+                   help="also embed each clip K times said between two --neighbours clips, as "
+                        "a keyword sits in running speech; a normalised keyword is then cut "
+                        f"{CONTEXT_SHIFT:g} deviations looser (measured with K = {CONTEXT_VIEWS})")
+    p.add_argument("--neighbours", action="append", type=Path, default=[], metavar="DIR",
+                   help="with --context: a folder (or clip) of other words, said by other "
+                        f"voices; at most {NEIGHBOURS} clips are drawn; repeat for more")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="with --context: the seed drawing the neighbours and their gaps")
     p.add_argument("--score", choices=SCORES, default=None,
                    help="the scoring rule: `prototype` (squared distance to the mean support) or "
                         "`maxcos` (cosine distance to the nearest support clip); default: the "
@@ -141,7 +156,8 @@ def run(args) -> int:
                             replace=args.replace, threshold=args.threshold,
                             fa_per_hour=args.fa_per_hour, background=background,
                             score=args.score, norm=None if args.norm == NO_NORM else args.norm,
-                            level=args.level)
+                            level=args.level, context=args.context, neighbours=args.neighbours,
+                            seed=args.seed)
     args.bank.parent.mkdir(parents=True, exist_ok=True)
     save_bank(bank, args.bank)
     _report(kw, bank, args.bank)
@@ -162,6 +178,12 @@ def _check_rate(args) -> None:
     if uses and (args.text or args.confusables):
         raise ConfigError("--fa-per-hour, --norm, --background and --level set the threshold of "
                           "recorded clips only: they do not go with --text or --confusables")
+    if (args.context or args.neighbours) and (args.text or args.confusables):
+        raise ConfigError("--context and --neighbours enrol recorded clips only: they do not go "
+                          "with --text or --confusables")
+    if args.neighbours and not args.context:
+        raise ConfigError("--neighbours DIR is for --context K (K views of each clip between "
+                          "them): give --context too")
     if args.score not in (None, "prototype") and (args.text or args.confusables):
         raise ConfigError(f"--score {args.score}: --text and --confusables enrol with the "
                           "prototype rule")

@@ -62,7 +62,8 @@ sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation); ``tnor
 window side of s-norm, each window's distance also normalised by its own ``N`` nearest background
 windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``context=K`` (with
 ``--cohort``) adds ``K`` views of each support clip said between the ends of two cohort clips
-(:func:`context_views`), as a keyword sits in running speech.  ``text=N`` adds the
+(:func:`kws_proto.spot.context.context_views`), as a keyword sits in running speech, and
+cuts it ``CONTEXT_SHIFT`` looser (:func:`kws_proto.spot.enrolment.enrol_keyword`).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
 alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -82,7 +83,6 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.adhoc import as_dataset
-from kws_proto.audio.neighbours import between
 from kws_proto.errors import ConfigError
 from kws_proto.eval.embedded import Embedded, WindowScores, embed_recordings
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
@@ -94,13 +94,13 @@ from kws_proto.spot.background import Background, load_background
 from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
+from kws_proto.spot.context import NEIGHBOUR_SALT, NEIGHBOURS, context_views
 from kws_proto.spot.enrolment import enrol_keyword
 from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.synthetic import keyword_text
 from kws_proto.spot.windows import HOP, WINDOW_BATCH
 
 
-CONTEXT_CLIPS = 300  # cohort clips a context variant draws its neighbours from
 
 
 # -- detection over thresholds --------------------------------------------------------------------
@@ -128,17 +128,6 @@ def score(detected, truth) -> dict:
 
 
 # -- enrolment ------------------------------------------------------------------------------------
-def context_views(spotter, files, waves: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """``k`` more views of each support file: its clip (the 0 ms view) between the ends of two
-    clips of ``waves [m, samples]`` (:func:`kws_proto.audio.neighbours.between`; seeded),
-    embedded: ``[n, k, d]``."""
-    rng = np.random.default_rng([seed, 17])
-    clips = spotter.load_clips(files)
-    views = np.stack([[between(c, *waves[rng.choice(len(waves), 2, replace=False)], rng)
-                       for _ in range(k)] for c in clips])
-    return spotter._embed_views(views)
-
-
 def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | None = None,
           background: Background | None = None, context: np.ndarray | None = None):
     """A bank of the trial's targets: ``KeywordSpotter.enroll_text`` for text and confusables
@@ -146,7 +135,8 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
     rule) with the variant's margin and, with ``variant.negatives``, the ``cohort`` embeddings
     as negatives capping it at the variant's quantile; with ``variant.norm``, normalised against
     ``background`` (at ``variant.level`` when given); with ``variant.context``, each support
-    clip's views joined by that many of :func:`context_views` with neighbours from ``context``
+    clip's views joined by that many of
+    :func:`~kws_proto.spot.context.context_views` with neighbours from ``context``
     (cohort waves)."""
     root = Path(root)
     bank = spotter.new_bank()
@@ -159,13 +149,13 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
             continue
         views = spotter.embed_views(files)
         if variant.context:
-            views = np.concatenate([views, context_views(spotter, files, context, variant.context,
-                                                         trial.index)], axis=1)
+            views = np.concatenate([views, context_views(spotter, spotter.load_clips(files), context,
+                                                         variant.context, trial.index)], axis=1)
         bank.add(enrol_keyword(views, k, [f.name for f in files],
                                cohort if variant.negatives else None, margin=variant.margin,
                                quantile=variant.quantile, score=variant.score,
                                norm=variant.norm or None, background=background, top=variant.top,
-                               level=variant.level))
+                               level=variant.level, context=variant.context))
     return bank
 
 
@@ -201,15 +191,15 @@ class SharedModels:
         return self._cohorts[key]
 
     def context_of(self, v: Variant) -> np.ndarray | None:
-        """1 s clips of :data:`CONTEXT_CLIPS` cohort files (a seeded draw, once per model) to
+        """1 s clips of :data:`~kws_proto.spot.context.NEIGHBOURS` cohort files (a seeded draw, once per model) to
         place around the support clips of a ``context`` variant, else None."""
         if not v.context:
             return None
         if v.model not in self._contexts:
             pool = ClipPool(Path(self.cohort))
             every = [p for k in pool.keywords for p in pool.paths[k]]
-            paths = pool.take(np.random.default_rng([self.seed, 10**6 + 1]), every,
-                              min(CONTEXT_CLIPS, len(every)), "the context clips")
+            paths = pool.take(np.random.default_rng([self.seed, NEIGHBOUR_SALT]), every,
+                              min(NEIGHBOURS, len(every)), "the context clips")
             self._contexts[v.model] = self.spotter(v.model).load_clips([pool.root / p for p in paths])
         return self._contexts[v.model]
 

@@ -57,6 +57,7 @@ from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrat
 ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
 AUTO = "auto"  # the default rule (module docstring)
 ALIKE = 1e-4  # support clips closer than this (relative to their size) are the same clip
+CONTEXT_SHIFT = 0.875  # cohort deviations a keyword enrolled in context is cut looser (measured)
 
 
 def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | None = None,
@@ -65,7 +66,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
                   fa_per_hour: float | None = None, background=None,
                   score: str = PROTOTYPE, norm: str | None = None,
-                  top: int = TOP, level: float | None = None) -> Keyword:
+                  top: int = TOP, level: float | None = None, context: int = 0) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -104,7 +105,11 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         With ``norm``: how many of the nearest background windows set the statistics.
     level : float or None
         With ``norm``: the threshold's normalised level ``z`` (None: the background's
-        ``cohort_level``, else ``NORM_LEVEL``), unless ``fa_per_hour`` or ``threshold`` sets it.
+        ``cohort_level``, else ``NORM_LEVEL``; ``CONTEXT_SHIFT`` looser with ``context``), unless
+        ``fa_per_hour`` or ``threshold`` sets it.
+    context : int
+        How many of each clip's ``S`` views are views in context (the last ones;
+        :mod:`kws_proto.spot.context`), recorded in the calibration.
 
     Returns
     -------
@@ -128,7 +133,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
             raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
                               "level (or a rate, or by hand), not capped by negatives")
         z0 = level if level is not None else (
-            NORM_LEVEL if background.cohort_level is None else background.cohort_level)
+            (NORM_LEVEL if background.cohort_level is None else background.cohort_level)
+            + (CONTEXT_SHIFT if context else 0.0))
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
@@ -136,6 +142,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                            if score == MAXCOS else
                            calibrate_threshold(views, negatives, margin, quantile, weights))
     info["views_ms"] = list(views_ms)
+    if context:
+        info["context_views"] = int(context)
     info.update(calibration or {})
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
                    score, cohort)

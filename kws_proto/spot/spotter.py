@@ -46,6 +46,7 @@ from kws_proto.spot.background import (Background, build_background, load_backgr
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
+from kws_proto.spot.context import NEIGHBOURS, context_views, draw_neighbours
 from kws_proto.spot.enrolment import AUTO, ENROL_SHIFTS_MS, enrol_keyword, enrolment_rule
 from kws_proto.spot.frozen import frozen_embedder, is_frozen
 from kws_proto.spot.fusion import open_fused
@@ -307,7 +308,8 @@ class KeywordSpotter:
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None, fa_per_hour: float | None = None,
                background: Background | None = None, score: str | None = None,
-               norm: str | None = AUTO, level: float | None = None) -> Keyword:
+               norm: str | None = AUTO, level: float | None = None, context: int = 0,
+               neighbours=(), seed: int = 0) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
         calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
         than given: any unreadable support clip or negative raises one
@@ -320,7 +322,10 @@ class KeywordSpotter:
         ``level`` (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default
         rule (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's
         own background, :attr:`shipped_background`, when it has one).  Without ``background``, a
-        rate or a normalisation uses the model's own."""
+        rate or a normalisation uses the model's own.  ``context=K``: each clip also gets ``K``
+        views said between two of ``neighbours`` (files or folders of other words; a draw of at
+        most ``NEIGHBOURS`` of them, seeded by ``seed``), and a normalised keyword is cut
+        ``CONTEXT_SHIFT`` looser (:mod:`kws_proto.spot.context`)."""
         self.check_bank(bank)
         shipped = self.shipped_background if background is None else None
         norm, background = enrolment_rule(norm, background, shipped, bank.norms, threshold,
@@ -338,13 +343,36 @@ class KeywordSpotter:
         negatives = audio_files(negatives) if negatives else []
         neg_clips, bad = read_each(negatives, self.load_clip)
         _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
-        views = self._embed_views(np.stack(views))  # [k, S, d]
+        views = np.stack(views)  # [k, S, samples]
+        around = self._neighbours(name, context, neighbours, seed)
+        embedded = self._embed_views(views)  # [k, S, d]
+        if context:
+            clips = views[:, list(ENROL_SHIFTS_MS).index(0.0)]
+            embedded = np.concatenate([embedded, context_views(self, clips, around, context, seed)],
+                                      axis=1)
         neg = self.embed(np.stack(neg_clips)) if negatives else None
-        kw = enrol_keyword(views, name, [f.name for f in files], neg, threshold=threshold,
+        kw = enrol_keyword(embedded, name, [f.name for f in files], neg, threshold=threshold,
                            fa_per_hour=fa_per_hour, background=background,
-                           score=bank.score if score is None else score, norm=norm, level=level)
+                           score=bank.score if score is None else score, norm=norm, level=level,
+                           context=context)
         bank.add(kw, replace=replace)
         return kw
+
+    def _neighbours(self, name: str, context: int, neighbours, seed: int) -> np.ndarray | None:
+        """The clips a ``context`` enrolment places its support clips between (None without
+        one): a seeded draw of the files of ``neighbours``; any unreadable one is refused."""
+        if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+            raise ConfigError(f"keyword {name!r}: context={context!r} must be a whole number of "
+                              "views >= 0")
+        if not context:
+            return None
+        paths = draw_neighbours(audio_files(neighbours or ()), NEIGHBOURS, seed)
+        if len(paths) < 2:
+            raise ConfigError(f"keyword {name!r}: context={context} needs at least 2 clips of other "
+                              f"words as neighbours, got {len(paths)}")
+        clips, bad = read_each(paths, self.load_clip)
+        _refuse_unreadable(f"keyword {name!r}, neighbours", bad, len(paths))
+        return np.stack(clips)
 
     def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = VOICES,
                     clips=(), negatives=(), confusables: int = 0, replace: bool = False,
