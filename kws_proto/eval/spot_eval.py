@@ -101,8 +101,6 @@ from kws_proto.spot.synthetic import keyword_text
 from kws_proto.spot.windows import HOP, WINDOW_BATCH
 
 
-
-
 # -- detection over thresholds --------------------------------------------------------------------
 def score_windows(spotter, bank, audio: np.ndarray, hop: float = HOP,
                   batch: int = WINDOW_BATCH, window_cohort: tuple | None = None) -> WindowScores:
