@@ -301,3 +301,19 @@ def test_enroll_normalises_against_a_background_and_keeps_one_cohort_per_bank(
     assert main([*base, "--keyword", "snowboy", *map(str, kw["snowboy"][:5]), "--level",
                  "-1"]) == 2
     assert load_bank(bank).names == ["jarvis", "computer"]
+
+
+def test_spot_eval_context_variants_cut_looser_and_twins_decide_by_the_plain_cut(
+        trained_run, picovoice_dir, fsdd_dir, fsdd_background):
+    from kws_proto.eval.spot_eval import spot_eval
+    from kws_proto.spot.enrolment import CONTEXT_SHIFT
+
+    _, path = fsdd_background
+    normed = f"{trained_run}@norm=snorm,bg={path}"
+    r = spot_eval(picovoice_dir, [normed, f"{normed},context=2", f"{normed},context=2,twin=1"],
+                  trials=2, keywords=2, shots=3, words=8, seed=5, factors=(0.5, 2.0),
+                  cohort=fsdd_dir)
+    plain, ctx, twin = r.variants
+    assert plain.counts[:, :, 1].tolist() == ctx.counts[:, :, 1].tolist() == twin.counts[:, :, 1].tolist()
+    assert ctx.per_trial[0]["thresholds"] == [round(2 ** (-2 + CONTEXT_SHIFT), 4)] * 2
+    assert twin.per_trial[0]["thresholds"] == plain.per_trial[0]["thresholds"] == [0.25] * 2

@@ -121,3 +121,27 @@ def test_enroll_cli_with_context(trained_run, words, background, tmp_path):
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "--neighbours DIR is for --context" in refused.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_twin_keyword_accepts_a_window_when_either_of_its_prototypes_does(keyword_spotter, words,
+                                                                             background):
+    from kws_proto.eval.embedded import embed_recordings
+    from kws_proto.eval.spot_eval import TrialBank
+
+    support, others = words
+    plain, ctx = keyword_spotter.new_bank(), keyword_spotter.new_bank()
+    keyword_spotter.enroll(plain, "k", support, norm="snorm", background=background)
+    keyword_spotter.enroll(ctx, "k", support, norm="snorm", background=background, context=3,
+                           neighbours=others)
+    clips = keyword_spotter.load_clips([*support[:2], *others[:4]])
+    emb = embed_recordings(keyword_spotter, [clips.reshape(-1)], 0.1)
+    d = TrialBank(plain, ctx).distances(emb)
+    alone, in_context = emb.distances(plain), emb.distances(ctx)
+    only = 0  # windows one prototype accepts and the other does not
+    for factor in (0.5, 1.0, 2.0, 8.0):
+        a, c = alone <= factor * plain.thresholds, in_context <= factor * ctx.thresholds
+        np.testing.assert_array_equal(d <= factor * plain.thresholds, a | c)
+        only += int((a != c).sum())
+    assert only > 0
+    assert np.all(d <= alone)  # never farther than the plain keyword
+    np.testing.assert_array_equal(TrialBank(plain).distances(emb), alone)

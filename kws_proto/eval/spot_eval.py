@@ -63,7 +63,9 @@ window side of s-norm, each window's distance also normalised by its own ``N`` n
 windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``context=K`` (with
 ``--cohort``) adds ``K`` views of each support clip said between the ends of two cohort clips
 (:func:`kws_proto.spot.context.context_views`), as a keyword sits in running speech, and
-cuts it ``CONTEXT_SHIFT`` looser (:func:`kws_proto.spot.enrolment.enrol_keyword`).  ``text=N`` adds the
+cuts it ``CONTEXT_SHIFT`` looser (:func:`kws_proto.spot.enrolment.enrol_keyword`); with it,
+``twin=1`` scores each keyword by the nearer of its plain prototype and its prototype in context,
+each against its own cut (:class:`TrialBank`).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
 alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -78,6 +80,7 @@ so differences between variants are paired.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +94,7 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
+from kws_proto.spot.bank import KeywordBank
 from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
@@ -155,6 +159,39 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                norm=variant.norm or None, background=background, top=variant.top,
                                level=variant.level, context=variant.context))
     return bank
+
+
+@dataclass
+class TrialBank:
+    """A trial's enrolled keywords as a variant scores them: ``bank`` (its names and thresholds
+    decide) and, for ``twin=1``, ``context``: the same keywords enrolled in context."""
+
+    bank: KeywordBank
+    context: KeywordBank | None = None
+
+    def distances(self, embedded: Embedded, window_cohort: tuple | None = None) -> np.ndarray:
+        """Every window's distances ``[n, n_kw]``; with ``context``, each keyword's the nearer
+        of its two prototypes, each against its own cut: ``min(d, d_context * t / t_context)``
+        (so ``d / t`` is the smaller of the two ratios)."""
+        d = embedded.distances(self.bank, window_cohort)
+        if self.context is None:
+            return d
+        c = embedded.distances(self.context, window_cohort)
+        scale = np.asarray(self.bank.thresholds, np.float64) / np.asarray(self.context.thresholds,
+                                                                           np.float64)
+        return np.minimum(d, c * scale[None, :])
+
+
+def trial_bank(bench, spotter, trial, root, v: Variant) -> TrialBank:
+    """:func:`enrol` as ``v`` says, for a benchmark's shared models ``bench``
+    (:class:`SharedModels`); ``twin=1``: the plain keywords beside those in context."""
+    bank = enrol(spotter, trial, root, v, bench.cohort_of(v), bench.background_of(v),
+                 bench.context_of(v))
+    if not v.twin:
+        return TrialBank(bank)
+    plain = enrol(spotter, trial, root, replace(v, context=0, twin=0), bench.cohort_of(v),
+                  bench.background_of(v))
+    return TrialBank(plain, bank)
 
 
 def cohort_embeddings(spotter, cohort, n: int, seed: int) -> np.ndarray:
@@ -251,9 +288,10 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     """Enrol ``trial``'s targets as ``v`` says, embed its stream once, count at every factor."""
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
-    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bench.background_of(v),
-                 bench.context_of(v))
-    ws = bench.embedded(trial, v).scores(bank, bench.window_cohort(v))[0]
+    banks = trial_bank(bench, sp, trial, bench.root, v)
+    emb = bench.embedded(trial, v)
+    bank, d = banks.bank, banks.distances(emb, bench.window_cohort(v))
+    ws = WindowScores(d, emb.levels, emb.starts, emb.window)
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
         s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)

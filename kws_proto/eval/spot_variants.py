@@ -40,6 +40,7 @@ class Variant:
     level: float | None = None
     tnorm: int = 0
     context: int = 0
+    twin: int = 0
     label: str = ""
 
     @property
@@ -49,7 +50,7 @@ class Variant:
         base = Variant(self.model)
         extra = [f"{k}={getattr(self, k):g}" for k in ("hop", "min_hits", "max_gap", "min_db",
                                                        "negatives", "margin", "quantile", "text",
-                                                       "real", "confusables", "context")
+                                                       "real", "confusables", "context", "twin")
                  if getattr(self, k) != getattr(base, k)]
         extra += [f"score={self.score}"] if self.score != base.score else []
         extra += [f"norm={self.norm},bg={Path(self.bg).name}"] if self.norm else []
@@ -112,6 +113,10 @@ class Variant:
                               "it does not go with text, confusables, negatives or margin")
         if self.top < 2:
             raise ConfigError(f"variant {self.name}: top={self.top} must be >= 2")
+        if self.twin not in (0, 1) or (self.twin and not (self.context > 0 and self.norm)):
+            raise ConfigError(f"variant {self.name}: twin={self.twin} (1: each keyword scored by "
+                              "the nearer of its plain and its context prototype) needs context=K "
+                              "and norm=snorm")
         if self.level is not None and not abs(self.level) <= Z_CLIP:
             raise ConfigError(f"variant {self.name}: level={self.level} must be a z within "
                               f"±{Z_CLIP:g}")
@@ -120,13 +125,14 @@ class Variant:
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
                   "confusables": int, "score": str, "norm": str, "bg": str, "top": int,
-                  "level": float, "tnorm": int, "context": int,
+                  "level": float, "tnorm": int, "context": int, "twin": int,
                   "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
-    margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, context, label)
+    margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, context, twin,
+    label)
     as a
     :class:`Variant`."""
     model, _, rest = str(spec).partition("@")
