@@ -30,8 +30,11 @@
    (sorted), joined, embedded by the fused model window by window at the detector's hop, float16
    — the cohort of the default enrolment, its keywords cut at ``SHIPPED_LEVEL``
    (:mod:`kws_proto.spot.enrolment`, "The default rule"; measured: experiments/spotting.md, "The
-   shipped cohort").  ``--fuse-only`` skips steps 1–4;
-   ``--background-only`` only builds that background again into the shipped ``default``.
+   shipped cohort") — and ``neighbours.npz``: the speech of 300 clips of DIR (a seeded draw),
+   16-bit FLAC, the other words the default enrolment says each support clip between
+   (:mod:`kws_proto.spot.context`).  ``--fuse-only`` skips steps 1–4;
+   ``--background-only`` only builds that background and those neighbours again into the
+   shipped ``default``.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
 never leaves a half-written model.
@@ -63,6 +66,8 @@ from kws_proto.model.loading import load_run_network, weights_fingerprint
 from kws_proto.model.pretrained import DEFAULT, MODELS_DIR, TRAINED, weights_sha256
 from kws_proto.model.runs import RunDir
 from kws_proto.spot.backends import write_export
+from kws_proto.spot.context import NEIGHBOURS, draw_neighbours, save_neighbours
+from kws_proto.spot.context import SHIPPED as NEIGHBOURS_FILE
 from kws_proto.util.atomic import atomic_write_text
 from kws_proto.util.provenance import git_commit
 from kws_proto.util.quiet_tf import quiet_tensorflow
@@ -265,6 +270,7 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
     fusion = Fusion(fusion.members, {**fusion.centre_data, "path": _relative(fusion.centre_data["path"])})
     save_fusion(fusion, tmp)  # the shipped folder names no machine's paths
     background = ship_background(tmp, centre_data)
+    neighbours = ship_neighbours(tmp, centre_data)
     record = {
         "command": command,
         "members": [{"model": m.model, "weights_fingerprint": m.fingerprint, "weight": m.weight,
@@ -276,6 +282,7 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
         "git_commit": git_commit(),
         "scores": cross_corpus_scores(tmp, episodes, own_split=False),
         "background": background,
+        "neighbours": neighbours,
     }
     (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
     _swap_in(tmp, out)
@@ -303,6 +310,41 @@ def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY) -> dict
             "digest": bg.digest, "git_commit": git_commit()}
 
 
+NEIGHBOURS_LICENCE = ("speechocean762 (Zhang et al. 2021, https://www.openslr.org/101/): free for "
+                      "commercial and non-commercial use, Apache-2.0 on its dataset card")
+
+
+def ship_neighbours(folder: Path, data: Path, n: int = NEIGHBOURS, seed: int = 0,
+                    licence: str = NEIGHBOURS_LICENCE) -> dict:
+    """Write ``folder/neighbours.npz`` (atomically): the speech of ``n`` audio files of ``data``
+    (a seeded draw of them sorted, :func:`kws_proto.spot.context.draw_neighbours`), each cut
+    as the model's front end cuts a clip, for the default enrolment's views in context
+    (:func:`kws_proto.spot.context.save_neighbours`); returns its record, with the ``licence``
+    of the recordings (``make pretrained``'s: speechocean762's)."""
+    from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
+
+    found = audio_files([data])
+    files = draw_neighbours(found, n, seed)
+    spotter = KeywordSpotter.from_model(folder)
+    source = f"{_relative(str(data))}: {len(files)} of its {len(found)} clips (seed {seed})"
+    path = save_neighbours(spotter.load_clips(files), spotter.features.sample_rate,
+                           folder / NEIGHBOURS_FILE, source)
+    return {"file": NEIGHBOURS_FILE, "source": source, "clips": len(files),
+            "sample_rate": spotter.features.sample_rate, "bytes": path.stat().st_size,
+            "licence": licence, "git_commit": git_commit()}
+
+
+def _ship_enrolment_data(out: Path, centre_data: Path) -> int:
+    """``--background-only``: the background and neighbours of ``out`` built again from
+    ``centre_data``, its record updated."""
+    record = {"background": ship_background(out, centre_data),
+              "neighbours": ship_neighbours(out, centre_data)}
+    path = out / "record.json"
+    atomic_write_text(path, json.dumps({**json.loads(path.read_text()), **record}, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()  # TensorFlow's start-up chatter off the terminal
 
@@ -324,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-only", action="store_true",
                    help="only train the head on the speech embedding again")
     p.add_argument("--background-only", action="store_true",
-                   help="only build the default's shipped background again, from --centre-data")
+                   help="only build the default's shipped background and neighbours again, from "
+                        "--centre-data")
     args = p.parse_args(argv)
     if (args.fuse_only or args.background_only) and args.centre_data is None:
         p.error("--fuse-only and --background-only need --centre-data DIR")
@@ -334,12 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     if args.background_only:
-        record = ship_background(args.fused_out, args.centre_data)
-        path = args.fused_out / "record.json"
-        atomic_write_text(path, json.dumps({**json.loads(path.read_text()), "background": record},
-                                           indent=2) + "\n")
-        print(json.dumps(record, indent=2))
-        return 0
+        return _ship_enrolment_data(args.fused_out, args.centre_data)
     command = "make pretrained" if args.config.resolve() == DEFAULT_CONFIG and not args.fuse_only \
         and not args.head_only \
         else "python -m kws_proto.publish " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -23,8 +23,9 @@ from kws_proto.spot.background import (
     save_background,
     shipped_background,
 )
-from kws_proto.spot.bank import NORMED_VERSION, load_bank, save_bank
+from kws_proto.spot.bank import TWIN_VERSION, load_bank, save_bank
 from kws_proto.spot.cohort import NORM_LEVEL, SNORM, cohort_norm
+from kws_proto.spot.context import CONTEXT_VIEWS, SHIPPED as NEIGHBOURS, load_neighbours
 from kws_proto.spot.enrolment import AUTO, enrolment_rule
 
 FP = "cd" * 32
@@ -104,6 +105,18 @@ def test_the_default_ships_its_own_background(default):
     assert len(bg) > 500  # more windows than the statistics take
 
 
+def test_default_ships_the_neighbours_of_its_enrolment(default):
+    clips = default.shipped_neighbours
+    record = json.loads((default.model_dir / "record.json").read_text())["neighbours"]
+    assert record["file"] == NEIGHBOURS and record["clips"] == len(clips) >= 100
+    assert record["source"].startswith("data/so762-split/centre")  # no benchmark's speakers
+    assert "speechocean762" in record["licence"]
+    assert all(0.05 < len(c) / default.features.sample_rate <= 1.0 for c in clips)
+    assert all(np.abs(c).max() > 0.5 for c in clips)  # speech, at full range
+    with pytest.raises(ConfigError, match="8000 Hz"):
+        load_neighbours(default.model_dir / NEIGHBOURS, 8000)
+
+
 def test_enroll_normalises_by_default_and_a_bank_follows_its_keywords(default, keyword_clips,
                                                                       tmp_path):
     kw = keyword_clips["keywords"]
@@ -119,11 +132,18 @@ def test_enroll_normalises_by_default_and_a_bank_follows_its_keywords(default, k
     assert math.isclose(a.norm.mu, near.mean(), rel_tol=1e-4)  # its nearest shipped windows
     one = default.enroll(bank, second, kw[second][:1])  # a cohort level needs no spread
     assert one.norm.digest == own.digest
-    assert load_bank(save_bank(bank, tmp_path / "b.npz")).header()["version"] == NORMED_VERSION
+    # each with its twin in context, its neighbours the ones the model ships
+    assert a.twin.views == one.twin.views == CONTEXT_VIEWS and a.twin.norm.cohort == a.norm.cohort
+    assert at_two.twin is not None
+    assert load_bank(save_bank(bank, tmp_path / "b.npz")).header()["version"] == TWIN_VERSION
+    plain = default.enroll(default.new_bank(), first, kw[first][:5], context=0)
+    assert plain.twin is None
+    np.testing.assert_array_equal(plain.prototype, a.prototype)
     raw = default.new_bank()
     default.enroll(raw, first, kw[first][:5], norm=None)
     follows = default.enroll(raw, second, kw[second][:5])
     assert follows.norm is None and follows.calibration["rule"].endswith("leave-one-out distance")
+    assert follows.twin is None
     by_hand = default.enroll(default.new_bank(), first, kw[first][:5], threshold=0.3)
     assert by_hand.norm is None and by_hand.threshold == 0.3
     with pytest.raises(ConfigError, match="at least 2"):

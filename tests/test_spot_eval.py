@@ -302,7 +302,7 @@ def test_bad_options_name_the_option(fsdd_small, capsys, option, value, message)
     ("default@speed=2", "'speed=2' is not key=value"), ("@hop=1", "no model"),
     ("default@negatives=10", "needs --cohort"), ("default@real=0", "real=0"),
     ("default@text=5,negatives=3", "do not combine"), ("default@confusables=-1", "confusables=-1"),
-    ("default@context=3", "context=3 needs --cohort"),
+    ("default@context=3", "context=3 is for a normalised keyword"),
     ("default@twin=1", "twin=1"), ("default@norm=snorm,bg=shipped,context=3,twin=2", "twin=2"),
 ])
 def test_bad_variants_are_refused(fsdd_small, capsys, spec, message):

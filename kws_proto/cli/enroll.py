@@ -29,10 +29,13 @@ so when the model ships a background (`default` does) or --background is given, 
 --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
 --norm none: raw distances (the support clips' rule).
 
---context K --neighbours DIR also embeds each clip K times said between the ends of two clips
-of DIR (other words, other voices), as a keyword sits in running speech; a normalised keyword is
-then cut 0.875 deviations looser than the level (kws_proto/spot/context.py; measured:
-experiments/spotting.md, "Keywords in context at their own level").
+--context K [--neighbours DIR] also embeds each clip K times said between the ends of two other
+words (clips of DIR; without it, the ones the model ships: `default` does), as a keyword sits in
+running speech: their mean is the keyword's twin in context, and a window is scored by the
+nearer of the two, the twin cut 0.875 cohort deviations looser (kws_proto/spot/context.py).
+--context auto (the default) gives a normalised keyword 3 such views when neighbours are at
+hand, and a keyword added to a bank follows its keywords; --context 0: none.  Measured:
+experiments/spotting.md, "A twin in context".
 
 --score maxcos scores a window by its cosine distance to the nearest support clip instead of the
 squared distance to the prototype (the threshold rules apply with that distance; one rule per
@@ -91,13 +94,16 @@ def add_arguments(p) -> None:
     p.add_argument("--level", type=float, default=None, metavar="Z",
                    help="a normalised keyword's threshold level (default: the background's "
                         f"own, else {NORM_LEVEL:g}; larger accepts more)")
-    p.add_argument("--context", type=nonnegative_int, default=0, metavar="K",
-                   help="also embed each clip K times said between two --neighbours clips, as "
-                        "a keyword sits in running speech; a normalised keyword is then cut "
-                        f"{CONTEXT_SHIFT:g} deviations looser (measured with K = {CONTEXT_VIEWS})")
-    p.add_argument("--neighbours", action="append", type=Path, default=[], metavar="DIR",
+    p.add_argument("--context", type=_context, default=AUTO, metavar="K",
+                   help="also embed each clip K times said between two other words (--neighbours), "
+                        "as a keyword sits in running speech: its twin in context, cut "
+                        f"{CONTEXT_SHIFT:g} deviations looser; `auto` (default): {CONTEXT_VIEWS} "
+                        "for a normalised keyword when the model ships neighbours or --neighbours "
+                        "is given, as the bank's keywords in a bank; 0: none")
+    p.add_argument("--neighbours", action="append", type=Path, default=None, metavar="DIR",
                    help="with --context: a folder (or clip) of other words, said by other "
-                        f"voices; at most {NEIGHBOURS} clips are drawn; repeat for more")
+                        f"voices (at most {NEIGHBOURS} clips are drawn; repeat for more); "
+                        "default: the ones the model ships")
     p.add_argument("--seed", type=nonnegative_int, default=0,
                    help="with --context: the seed drawing the neighbours and their gaps")
     p.add_argument("--score", choices=SCORES, default=None,
@@ -114,6 +120,11 @@ def add_arguments(p) -> None:
                    help="N synthesised words one phoneme from the keyword cap the threshold")
     p.add_argument("--replace", action="store_true", help="replace the keyword if it exists")
     p.add_argument("--remove", metavar="KEYWORD", help="remove KEYWORD from the bank and exit")
+
+
+def _context(text: str):
+    """``auto`` or a whole number of views >= 0 (argparse type)."""
+    return AUTO if text == AUTO else nonnegative_int(text)
 
 
 def _split_model(args):
@@ -178,12 +189,12 @@ def _check_rate(args) -> None:
     if uses and (args.text or args.confusables):
         raise ConfigError("--fa-per-hour, --norm, --background and --level set the threshold of "
                           "recorded clips only: they do not go with --text or --confusables")
-    if (args.context or args.neighbours) and (args.text or args.confusables):
+    if (args.context not in (AUTO, 0) or args.neighbours) and (args.text or args.confusables):
         raise ConfigError("--context and --neighbours enrol recorded clips only: they do not go "
                           "with --text or --confusables")
-    if args.neighbours and not args.context:
-        raise ConfigError("--neighbours DIR is for --context K (K views of each clip between "
-                          "them): give --context too")
+    if args.neighbours and args.context == 0:
+        raise ConfigError("--neighbours DIR is for views in context (--context K), not for "
+                          "--context 0")
     if args.score not in (None, "prototype") and (args.text or args.confusables):
         raise ConfigError(f"--score {args.score}: --text and --confusables enrol with the "
                           "prototype rule")

@@ -41,7 +41,7 @@ from kws_proto.eval.sentences import (BACKGROUND_FILES, MIN_LETTERS, SentenceCor
                                       clip_speaker, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
 from kws_proto.eval.embedded import Embedded, embed_recordings
-from kws_proto.eval.spot_eval import SharedModels, trial_bank
+from kws_proto.eval.spot_eval import SharedModels, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
 from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
@@ -112,9 +112,10 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     """Enrol ``trial``'s targets as ``v`` says and count at every factor on the sentences;
     returns the :class:`TrialResult` and the trial's background counts at factor 1."""
     sp = bench.spotter(v.model)
-    banks = trial_bank(bench, sp, trial, bench.corpus.root, v)
-    bank, win = banks.bank, bench.windows(v)
-    d = banks.distances(win, bench.window_cohort(v))
+    bank = enrol(sp, trial, bench.corpus.root, v, bench.cohort_of(v), bench.background_of(v),
+                 bench.context_of(v))
+    win = bench.windows(v)
+    d = win.distances(bank, bench.window_cohort(v))
     truth = [u.truth(set(trial.keywords)) for u in bench.corpus.utterances]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
@@ -127,7 +128,7 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     folders = {}
     for name in bench.background:
         bg = bench.windows(v, name)
-        dets = events_per_recording(bg, banks.distances(bg, bench.window_cohort(v)), bank, 1.0, v)
+        dets = events_per_recording(bg, bg.distances(bank, bench.window_cohort(v)), bank, 1.0, v)
         folders[name] = {"false_alarms": sum(len(e) for e in dets), "seconds": bg.seconds}
     result = TrialResult(trial.index, bench.corpus.seconds, counts,
                          [round(float(x), 4) for x in bank.thresholds])

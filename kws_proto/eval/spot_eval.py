@@ -64,8 +64,10 @@ windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``con
 ``--cohort``) adds ``K`` views of each support clip said between the ends of two cohort clips
 (:func:`kws_proto.spot.context.context_views`), as a keyword sits in running speech, and
 cuts it ``CONTEXT_SHIFT`` looser (:func:`kws_proto.spot.enrolment.enrol_keyword`); with it,
-``twin=1`` scores each keyword by the nearer of its plain prototype and its prototype in context,
-each against its own cut (:class:`TrialBank`).  ``text=N`` adds the
+``twin=1`` keeps the plain keyword at its level and makes the views' mean its twin in context
+(:class:`kws_proto.spot.bank.Twin`: the nearer of the two scores, the twin cut ``CONTEXT_SHIFT``
+looser), as the default enrolment does; without ``--cohort`` the neighbours are the ones the model
+ships (``neighbours.npz``).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
 alone), ``confusables=N`` caps the threshold with ``N`` synthesised words one phoneme away (:mod:`kws_proto.spot.confusables`).
@@ -80,7 +82,6 @@ so differences between variants are paired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,6 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
-from kws_proto.spot.bank import KeywordBank
 from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
@@ -157,41 +157,9 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                cohort if variant.negatives else None, margin=variant.margin,
                                quantile=variant.quantile, score=variant.score,
                                norm=variant.norm or None, background=background, top=variant.top,
-                               level=variant.level, context=variant.context))
+                               level=variant.level, context=variant.context,
+                               twin=bool(variant.twin)))
     return bank
-
-
-@dataclass
-class TrialBank:
-    """A trial's enrolled keywords as a variant scores them: ``bank`` (its names and thresholds
-    decide) and, for ``twin=1``, ``context``: the same keywords enrolled in context."""
-
-    bank: KeywordBank
-    context: KeywordBank | None = None
-
-    def distances(self, embedded: Embedded, window_cohort: tuple | None = None) -> np.ndarray:
-        """Every window's distances ``[n, n_kw]``; with ``context``, each keyword's the nearer
-        of its two prototypes, each against its own cut: ``min(d, d_context * t / t_context)``
-        (so ``d / t`` is the smaller of the two ratios)."""
-        d = embedded.distances(self.bank, window_cohort)
-        if self.context is None:
-            return d
-        c = embedded.distances(self.context, window_cohort)
-        scale = np.asarray(self.bank.thresholds, np.float64) / np.asarray(self.context.thresholds,
-                                                                           np.float64)
-        return np.minimum(d, c * scale[None, :])
-
-
-def trial_bank(bench, spotter, trial, root, v: Variant) -> TrialBank:
-    """:func:`enrol` as ``v`` says, for a benchmark's shared models ``bench``
-    (:class:`SharedModels`); ``twin=1``: the plain keywords beside those in context."""
-    bank = enrol(spotter, trial, root, v, bench.cohort_of(v), bench.background_of(v),
-                 bench.context_of(v))
-    if not v.twin:
-        return TrialBank(bank)
-    plain = enrol(spotter, trial, root, replace(v, context=0, twin=0), bench.cohort_of(v),
-                  bench.background_of(v))
-    return TrialBank(plain, bank)
 
 
 def cohort_embeddings(spotter, cohort, n: int, seed: int) -> np.ndarray:
@@ -226,10 +194,18 @@ class SharedModels:
         return self._cohorts[key]
 
     def context_of(self, v: Variant) -> np.ndarray | None:
-        """1 s clips of :data:`~kws_proto.spot.context.NEIGHBOURS` cohort files (a seeded draw, once per model) to
-        place around the support clips of a ``context`` variant, else None."""
+        """The clips placed around the support clips of a ``context`` variant (else None): 1 s
+        clips of :data:`~kws_proto.spot.context.NEIGHBOURS` cohort files (a seeded draw, once
+        per model), or without a cohort the ones the model ships."""
         if not v.context:
             return None
+        if v.model not in self._contexts and self.cohort is None:
+            shipped = self.spotter(v.model).shipped_neighbours
+            if shipped is None:
+                raise ConfigError(f"variant {v.name}: context={v.context} needs --cohort DATASET "
+                                  f"(the words placed around each support clip): {v.model} ships "
+                                  "no neighbours")
+            self._contexts[v.model] = shipped
         if v.model not in self._contexts:
             pool = ClipPool(Path(self.cohort))
             every = [p for k in pool.keywords for p in pool.paths[k]]
@@ -288,10 +264,9 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
     """Enrol ``trial``'s targets as ``v`` says, embed its stream once, count at every factor."""
     sp = bench.spotter(v.model)
     stream = bench.stream(trial, sp.features.sample_rate)
-    banks = trial_bank(bench, sp, trial, bench.root, v)
-    emb = bench.embedded(trial, v)
-    bank, d = banks.bank, banks.distances(emb, bench.window_cohort(v))
-    ws = WindowScores(d, emb.levels, emb.starts, emb.window)
+    bank = enrol(sp, trial, bench.root, v, bench.cohort_of(v), bench.background_of(v),
+                 bench.context_of(v))
+    ws = bench.embedded(trial, v).scores(bank, bench.window_cohort(v))[0]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
     for j, f in enumerate(bench.factors):
         s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)

@@ -163,9 +163,9 @@ def parse_variants(variants, cohort) -> list[Variant]:
         raise ConfigError("no model to evaluate")
     for v in variants:
         v.check()
-        if v.context and (cohort is None or v.context < 0 or v.text or v.confusables):
-            raise ConfigError(f"variant {v.name}: context={v.context} needs --cohort DATASET (the "
-                              "words placed around each support clip) and no text enrolment")
+        if v.context and (not v.norm or v.context < 0 or v.text or v.confusables):
+            raise ConfigError(f"variant {v.name}: context={v.context} is for a normalised keyword "
+                              "(norm=snorm,bg=...) of recorded clips, not for text enrolment")
         if v.negatives and cohort is None:
             raise ConfigError(f"variant {v.name}: negatives={v.negatives} needs --cohort DATASET "
                               "(clips of words that are not in the stream)")

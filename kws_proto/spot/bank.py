@@ -6,7 +6,9 @@ A bank is a single ``.npz`` file (NumPy's zip of ``.npy`` arrays) holding no pic
     header      uint8 [n_bytes]       UTF-8 JSON (below)
     prototypes  float32 [n_kw, d]     one prototype per keyword, in header order
     support     float32 [n_total, d]  every keyword's support embeddings, keyword after keyword
-    checksum    uint8 [64]            hex SHA-256 over the header and both arrays
+    twins       float32 [n_twin, d]   the twin prototypes of the keywords that have one, in
+                                      order (version 4 only)
+    checksum    uint8 [64]            hex SHA-256 over the header and the arrays
 
 The header::
 
@@ -19,7 +21,9 @@ The header::
                    "score": "maxcos"   (only for a rule other than "prototype"),
                    "norm": {"method": "snorm", "mu": float, "sigma": float, "top": int,
                             "fingerprint": "<hex>", "digest": "<hex>", "source": str}
-                           (only for a keyword normalised against a cohort)}, ...]}
+                           (only for a keyword normalised against a cohort),
+                   "twin": {"norm": {...as above...}, "shift": float, "views": int}
+                           (only for a keyword enrolled in context)}, ...]}
 
 ``support`` rows are split by the number of clips of each keyword.  Embeddings are stored as the
 encoder gives them, and a prototype is the mean support embedding.  A bank of the default
@@ -28,7 +32,9 @@ score by another rule (``Keyword.score``: :mod:`kws_proto.spot.decision`) as ver
 a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.  A bank
 whose keywords are normalised against a cohort (``Keyword.norm``: :mod:`kws_proto.spot.cohort`)
 is written as version 3 for the same reason; every keyword of a bank is normalised against the
-same cohort, embedded by the bank's encoder, or none is.
+same cohort, embedded by the bank's encoder, or none is.  A bank holding a keyword enrolled in
+context (``Keyword.twin``: :class:`Twin`, :mod:`kws_proto.spot.context`) is version 4, with the
+``twins`` member.
 
 A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
 leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
@@ -39,6 +45,7 @@ checksum that does not match (any edited byte of header or arrays), and inconsis
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -56,6 +63,7 @@ FORMAT = "kws_proto.spot.bank"
 VERSION = 1  # a bank of the default scoring rule
 SCORED_VERSION = 2  # keywords with a "score" entry
 NORMED_VERSION = 3  # keywords with a "norm" entry
+TWIN_VERSION = 4  # keywords with a "twin" entry (and the "twins" member)
 PROTOTYPE, MAXCOS = "prototype", "maxcos"
 SCORES = (PROTOTYPE, MAXCOS)  # the scoring rules (kws_proto.spot.decision)
 MEMBERS = ("header", "prototypes", "support", "checksum")
@@ -85,6 +93,23 @@ class EncoderInfo:
 
 
 @dataclass(frozen=True)
+class Twin:
+    """A keyword's prototype in context (:mod:`kws_proto.spot.context`): the mean of its clips'
+    plain views and ``views`` views said between other words, normalised against the same cohort
+    as the keyword (``norm``).  A window's score is the smaller of the keyword's own and
+    ``2 ** (z_twin - shift)``, so the keyword's one threshold cuts the twin ``shift`` cohort
+    deviations looser (:func:`kws_proto.spot.decision.keyword_distances`)."""
+
+    prototype: np.ndarray  # [d] float32
+    norm: CohortNorm
+    shift: float
+    views: int
+
+    def to_dict(self) -> dict:
+        return {"norm": self.norm.to_dict(), "shift": float(self.shift), "views": int(self.views)}
+
+
+@dataclass(frozen=True)
 class Keyword:
     """One enrolled keyword.
 
@@ -110,6 +135,9 @@ class Keyword:
     norm : CohortNorm or None
         The keyword's cohort statistics: its distances (and ``threshold``) are normalised
         against a cohort (:mod:`kws_proto.spot.cohort`); None: raw distances.
+    twin : Twin or None
+        The keyword enrolled in context beside it (a normalised keyword of the prototype rule);
+        a window is scored by the nearer of the two.
     """
 
     name: str
@@ -120,6 +148,7 @@ class Keyword:
     calibration: dict = field(default_factory=dict)
     score: str = PROTOTYPE
     norm: CohortNorm | None = None
+    twin: Twin | None = None
 
 
 class KeywordBank:
@@ -201,7 +230,29 @@ class KeywordBank:
                             "finite and >= 0")
         self._check_score(keyword)
         self._check_norm(keyword)
+        self._check_twin(keyword)
         self._keywords[keyword.name] = keyword
+
+    def _check_twin(self, keyword: Keyword) -> None:
+        """Refuse a twin of another size, or beside raw distances, another scoring rule or
+        another cohort than its keyword's."""
+        twin = keyword.twin
+        if twin is None:
+            return
+        shape = np.shape(twin.prototype)
+        if shape != (self.encoder.embedding_dim,) or not math.isfinite(twin.shift):
+            raise BankError(f"keyword {keyword.name!r}: its twin prototype of shape {shape} (shift "
+                            f"{twin.shift!r}) is not a {self.encoder.embedding_dim}-dim embedding "
+                            "with a finite shift")
+        if (keyword.norm is None or keyword.score != PROTOTYPE
+                or twin.norm.cohort != keyword.norm.cohort):
+            raise BankError(f"keyword {keyword.name!r}: a twin in context needs the keyword "
+                            "normalised against the same cohort, scored by its prototype")
+
+    @property
+    def twins(self) -> list[Twin | None]:
+        """Each keyword's :class:`Twin` (None: none), in :attr:`names` order."""
+        return [k.twin for k in self.keywords]
 
     def _check_score(self, keyword: Keyword) -> None:
         """Refuse an unknown scoring rule, or one other than the bank's other keywords' (the
@@ -252,13 +303,16 @@ class KeywordBank:
     def header(self) -> dict:
         scored = self.score != PROTOTYPE
         normed = any(k.norm is not None for k in self.keywords)
-        version = NORMED_VERSION if normed else SCORED_VERSION if scored else VERSION
+        twinned = any(k.twin is not None for k in self.keywords)
+        version = (TWIN_VERSION if twinned else NORMED_VERSION if normed else
+                   SCORED_VERSION if scored else VERSION)
         return {
             "format": FORMAT, "version": version,
             "encoder": self.encoder.to_dict(), "features": self.features.to_dict(),
             "keywords": [{"name": k.name, "clips": list(k.clips), "threshold": k.threshold,
                           "calibration": k.calibration, **({"score": k.score} if scored else {}),
-                          **({"norm": k.norm.to_dict()} if k.norm is not None else {})}
+                          **({"norm": k.norm.to_dict()} if k.norm is not None else {}),
+                          **({"twin": k.twin.to_dict()} if k.twin is not None else {})}
                          for k in self.keywords],
         }
 
@@ -279,9 +333,16 @@ def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:
     protos = bank.prototypes.astype(np.float32)
     support = (np.concatenate([k.support for k in bank.keywords]).astype(np.float32)
                if len(bank) else np.zeros((0, d), np.float32))
-    data = checked_npz(header, {"prototypes": protos, "support": support}, named=False)
+    data = checked_npz(header, {"prototypes": protos, "support": support, **_twins(bank)},
+                       named=False)
     atomic_write_bytes(path, data, fsync=True)
     return path
+
+
+def _twins(bank: KeywordBank) -> dict:
+    """``{"twins": [n_twin, d]}`` for a bank with twins, else ``{}`` (the member is absent)."""
+    found = [t.prototype for t in bank.twins if t is not None]
+    return {"twins": np.stack(found).astype(np.float32)} if found else {}
 
 
 def load_bank(path: str | os.PathLike) -> KeywordBank:
@@ -300,25 +361,26 @@ def load_bank(path: str | os.PathLike) -> KeywordBank:
             if missing:
                 raise BankError(f"{path}: not a keyword bank (missing {', '.join(missing)})")
             arrays = {m: z[m] for m in MEMBERS}
+            twins = {"twins": z["twins"]} if "twins" in z.files else {}
     except BankError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BankError(f"{path}: unreadable or truncated keyword bank ({e})") from e
     header_bytes = arrays["header"].tobytes()
     protos, support = arrays["prototypes"], arrays["support"]
-    if stored_checksum(arrays) != checksum(header_bytes, {"prototypes": protos,
-                                                          "support": support}, named=False):
+    if stored_checksum(arrays) != checksum(header_bytes, {"prototypes": protos, "support": support,
+                                                          **twins}, named=False):
         raise BankError(f"{path}: checksum mismatch: the bank was modified or damaged after it "
                         "was written; enrol the keywords again")
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise BankError(f"{path}: malformed header ({e})") from e
-    versions = (VERSION, SCORED_VERSION, NORMED_VERSION)
+    versions = (VERSION, SCORED_VERSION, NORMED_VERSION, TWIN_VERSION)
     if header.get("format") != FORMAT or header.get("version") not in versions:
         raise BankError(f"{path}: format {header.get('format')!r} version {header.get('version')!r}"
                         f" is not {FORMAT!r} version {', '.join(map(str, versions))}")
-    return _from_parts(path, header, protos, support)
+    return _from_parts(path, header, protos, support, twins.get("twins"))
 
 
 def _is_text(head: bytes) -> bool:
@@ -344,7 +406,8 @@ def _check_is_bank_file(path: Path) -> None:
                         "`kws-proto enroll` writes)")
 
 
-def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarray) -> KeywordBank:
+def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarray,
+                twins: np.ndarray | None = None) -> KeywordBank:
     try:
         enc = header["encoder"]
         encoder = EncoderInfo(model=enc["model"], fingerprint=enc["fingerprint"],
@@ -354,16 +417,25 @@ def _from_parts(path: Path, header: dict, protos: np.ndarray, support: np.ndarra
         entries = header["keywords"]
         sizes = [len(k["clips"]) for k in entries]
         norms = [CohortNorm.from_dict(k["norm"]) if "norm" in k else None for k in entries]
+        twinned = [(CohortNorm.from_dict(k["twin"]["norm"]), float(k["twin"]["shift"]),
+                    int(k["twin"]["views"])) if "twin" in k else None for k in entries]
     except (KeyError, TypeError, ValueError) as e:
         raise BankError(f"{path}: malformed header ({e!r})") from e
     d = encoder.embedding_dim
     if protos.shape != (len(entries), d) or support.shape != (sum(sizes), d):
         raise BankError(f"{path}: arrays of shapes {protos.shape} and {support.shape} do not match "
                         f"{len(entries)} keywords with {sum(sizes)} clips of {d}-dim embeddings")
+    n_twin = sum(t is not None for t in twinned)
+    got = (0, d) if twins is None else twins.shape
+    if got != (n_twin, d) and (n_twin or twins is not None):
+        raise BankError(f"{path}: {n_twin} keyword(s) with a twin in context, but a twins array "
+                        f"of shape {got}")
+    rows = iter(twins if twins is not None else ())
+    twinned = [None if t is None else Twin(next(rows), *t) for t in twinned]
     bank = KeywordBank(encoder, features)
     offsets = np.cumsum([0] + sizes)
     for i, k in enumerate(entries):
         bank.add(Keyword(k["name"], protos[i], support[offsets[i]:offsets[i + 1]],
                          tuple(k["clips"]), float(k["threshold"]), k.get("calibration", {}),
-                         k.get("score", PROTOTYPE), norms[i]))
+                         k.get("score", PROTOTYPE), norms[i], twinned[i]))
     return bank

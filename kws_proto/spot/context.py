@@ -17,15 +17,24 @@ context" and "Keywords in context at their own level".
 
 from __future__ import annotations
 
-import numpy as np
+import io
+import json
+import os
+from pathlib import Path
 
-from kws_proto.audio.neighbours import between
+import numpy as np
+import soundfile as sf
+
+from kws_proto.audio.neighbours import between, speech_extent
 from kws_proto.errors import ConfigError
+from kws_proto.util.atomic import atomic_write_bytes
 
 CONTEXT_VIEWS = 3  # views in context a support clip gets (measured: 3 and 9)
 NEIGHBOURS = 300  # neighbour clips an enrolment draws from
 SEED_SALT = 17  # the views' draw: default_rng([seed, SEED_SALT])
 NEIGHBOUR_SALT = 10**6 + 1  # the neighbour files' draw: default_rng([seed, NEIGHBOUR_SALT])
+SHIPPED = "neighbours.npz"  # a model folder's neighbour clips (the default enrolment's)
+FORMAT = 1
 
 
 def draw_neighbours(paths, n: int = NEIGHBOURS, seed: int = 0) -> list:
@@ -44,6 +53,58 @@ def context_views(spotter, clips: np.ndarray, neighbours: np.ndarray, k: int,
     if len(neighbours) < 2:
         raise ConfigError(f"context views need at least 2 neighbour clips, got {len(neighbours)}")
     rng = np.random.default_rng([seed, SEED_SALT])
-    views = np.stack([[between(c, *neighbours[rng.choice(len(neighbours), 2, replace=False)], rng)
-                       for _ in range(k)] for c in np.asarray(clips, np.float32)])
+    views = np.stack([[_between_two(c, neighbours, rng) for _ in range(k)]
+                      for c in np.asarray(clips, np.float32)])
     return spotter._embed_views(views)
+
+
+def _between_two(clip: np.ndarray, neighbours, rng: np.random.Generator) -> np.ndarray:
+    before, after = rng.choice(len(neighbours), 2, replace=False)
+    return between(clip, neighbours[before], neighbours[after], rng)
+
+
+def save_neighbours(clips, sample_rate: int, path: str | os.PathLike, source: str) -> Path:
+    """Write the speech of each of ``clips`` (1-D float arrays at ``sample_rate``; cut to its
+    speech, :func:`~kws_proto.audio.neighbours.speech_extent`, and scaled to full range, since
+    :func:`~kws_proto.audio.neighbours.between` scales a neighbour to the keyword's level) as
+    16-bit FLAC inside one ``.npz`` with their lengths and a header (atomically)."""
+    pieces = []
+    for c in clips:
+        speech = np.asarray(c, np.float32)[slice(*speech_extent(c))]
+        peak = float(np.abs(speech).max()) if len(speech) else 0.0
+        pieces.append(np.round(speech * (32767.0 / peak if peak > 0 else 0.0)).astype(np.int16))
+    if len(pieces) < 2:
+        raise ConfigError(f"{path}: neighbours need at least 2 clips, got {len(pieces)}")
+    flac = io.BytesIO()
+    sf.write(flac, np.concatenate(pieces), sample_rate, format="FLAC", subtype="PCM_16")
+    header = {"format": FORMAT, "sample_rate": int(sample_rate), "clips": len(pieces),
+              "source": source}
+    out = io.BytesIO()
+    np.savez(out, flac=np.frombuffer(flac.getvalue(), np.uint8),
+             lengths=np.array([len(p) for p in pieces], np.int64),
+             header=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    atomic_write_bytes(path, out.getvalue())
+    return Path(path)
+
+
+def load_neighbours(path: str | os.PathLike, sample_rate: int) -> list[np.ndarray]:
+    """The clips :func:`save_neighbours` wrote, float32 in [-1, 1]; refused (naming ``path``)
+    when unreadable or at another rate than ``sample_rate``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            lengths = z["lengths"]
+            audio, rate = sf.read(io.BytesIO(bytes(z["flac"])), dtype="float32")
+    except (OSError, KeyError, ValueError, RuntimeError, sf.LibsndfileError) as e:
+        raise ConfigError(f"{path}: not a neighbours file ({e})") from None
+    if header.get("format") != FORMAT or rate != sample_rate or int(lengths.sum()) != len(audio):
+        raise ConfigError(f"{path}: neighbours of format {header.get('format')} at {rate} Hz "
+                          f"({int(lengths.sum())} of {len(audio)} samples); this model needs "
+                          f"format {FORMAT} at {sample_rate} Hz")
+    return np.split(audio, np.cumsum(lengths)[:-1])
+
+
+def shipped_neighbours(model_dir: str | os.PathLike) -> Path | None:
+    """``model_dir``'s :data:`SHIPPED` file, or None."""
+    path = Path(model_dir) / SHIPPED
+    return path if path.is_file() else None

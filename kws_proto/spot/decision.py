@@ -53,8 +53,10 @@ def keyword_distances(bank: KeywordBank, embeddings: np.ndarray,
     """Distances of embeddings ``[n, d]`` to every keyword by the bank's scoring rule (squared
     distances to the prototypes, or ``maxcos``'s cosine distances to the nearest support), each
     keyword's normalised when it has cohort statistics (and the windows' side too with
-    ``window``, :func:`kws_proto.spot.cohort.window_stats` of ``embeddings``): ``[n, n_kw]``
-    float64 (numpy, so that classifying needs no TensorFlow)."""
+    ``window``, :func:`kws_proto.spot.cohort.window_stats` of ``embeddings``), a keyword with a
+    twin in context (:class:`~kws_proto.spot.bank.Twin`) scored by the smaller of its own and
+    the twin's ``2 ** (z - shift)``: ``[n, n_kw]`` float64 (numpy, so that classifying needs no
+    TensorFlow)."""
     if not len(bank):
         raise BankError("the keyword bank is empty: enrol a keyword first")
     e = np.asarray(embeddings, dtype=np.float32)
@@ -62,7 +64,16 @@ def keyword_distances(bank: KeywordBank, embeddings: np.ndarray,
         d = np.stack([nearest_cosine_distances(e, k.support) for k in bank.keywords], axis=1)
     else:
         d = squared_distances(e, bank.prototypes)
-    return normalise(d, bank.norms, window)
+    scores = normalise(d, bank.norms, window)
+    twins = [(j, t) for j, t in enumerate(bank.twins) if t is not None]
+    if not twins:
+        return scores
+    if window is not None:
+        raise BankError("the window side of s-norm does not score keywords enrolled in context")
+    near = squared_distances(e, np.stack([t.prototype for _, t in twins]))  # [n, n_twin]
+    for i, (j, t) in enumerate(twins):  # the nearer of the keyword and its twin, cut looser
+        scores[:, j] = np.minimum(scores[:, j], t.norm.apply(near[:, i]) * 2.0 ** -t.shift)
+    return scores
 
 
 def check_score(score: str) -> str:

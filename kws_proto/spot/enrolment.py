@@ -49,8 +49,9 @@ import math
 import numpy as np
 
 from kws_proto.errors import ConfigError
-from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword
+from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword, Twin
 from kws_proto.spot.cohort import NORM_LEVEL, SNORM, TOP, check_norm, level_threshold
+from kws_proto.spot.context import CONTEXT_VIEWS
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
 
@@ -66,7 +67,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   views_ms=ENROL_SHIFTS_MS, calibration: dict | None = None,
                   fa_per_hour: float | None = None, background=None,
                   score: str = PROTOTYPE, norm: str | None = None,
-                  top: int = TOP, level: float | None = None, context: int = 0) -> Keyword:
+                  top: int = TOP, level: float | None = None, context: int = 0,
+                  twin: bool = False) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -110,6 +112,11 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     context : int
         How many of each clip's ``S`` views are views in context (the last ones;
         :mod:`kws_proto.spot.context`), recorded in the calibration.
+    twin : bool
+        With ``context``: the keyword is made of the plain views alone and cut at the level as
+        such, and the mean of all views becomes its :class:`~kws_proto.spot.bank.Twin`,
+        normalised against the same cohort and cut ``CONTEXT_SHIFT`` looser (without: one
+        prototype of all views, cut ``CONTEXT_SHIFT`` looser).
 
     Returns
     -------
@@ -119,6 +126,11 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     if check_score(score) == MAXCOS and weights is not None:
         raise ConfigError(f"keyword {name!r}: score='maxcos' scores by each support clip, so it "
                           "takes no prototype weights")
+    paired = None
+    if twin:
+        _check_twin(name, context, norm, score, weights, fa_per_hour, views)
+        paired = clip_embeddings(views)  # [k, d]: every view, in context too
+        views = views[:, :views.shape[1] - context]
     support = clip_embeddings(views)  # [k, d]
     proto = prototype(support, weights)
     cohort = _cohort(name, norm, background, proto, support, score, top, level)
@@ -134,7 +146,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                               "level (or a rate, or by hand), not capped by negatives")
         z0 = level if level is not None else (
             (NORM_LEVEL if background.cohort_level is None else background.cohort_level)
-            + (CONTEXT_SHIFT if context else 0.0))
+            + (CONTEXT_SHIFT if context and not twin else 0.0))
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
@@ -145,8 +157,24 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     if context:
         info["context_views"] = int(context)
     info.update(calibration or {})
+    pair = None
+    if paired is not None:
+        centre = prototype(paired).astype(np.float32)
+        pair = Twin(centre, background.norm(centre, paired, PROTOTYPE, top), CONTEXT_SHIFT,
+                    int(context))
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
-                   score, cohort)
+                   score, cohort, pair)
+
+
+def _check_twin(name, context, norm, score, weights, fa_per_hour, views) -> None:
+    """Refuse a twin without views in context, or of a rule it does not go with."""
+    if not 0 < context < views.shape[1]:
+        raise ConfigError(f"keyword {name!r}: a twin needs views in context (context={context} "
+                          f"of {views.shape[1]} views)")
+    if check_norm(norm) is None or score != PROTOTYPE or weights is not None or fa_per_hour:
+        raise ConfigError(f"keyword {name!r}: a keyword enrolled in context is normalised "
+                          "(norm='snorm'), scored by its prototype of unweighted clips and cut at "
+                          "a cohort level or by hand, not by a rate")
 
 
 def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=None,
@@ -174,6 +202,21 @@ def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=
     if background is None and (check_norm(norm) is not None or fa_per_hour is not None):
         background = shipped
     return norm, background
+
+
+def context_rule(context, norm, bank, score=None, threshold=None, fa_per_hour=None,
+                 neighbours: bool = False) -> int:
+    """How many views in context an enrolment gives each clip (module docstring, "The default
+    rule"): ``context`` when a number; for ``"auto"``, ``CONTEXT_VIEWS`` into an empty bank when
+    the keyword is normalised, scored by its prototype, cut at the cohort level and
+    ``neighbours`` are at hand, else 0; into a bank of keywords, as they are."""
+    if context != AUTO:
+        return context
+    if len(bank):
+        return CONTEXT_VIEWS if bank.twins[0] is not None else 0
+    plain = (check_norm(norm) is not None and score in (None, PROTOTYPE) and threshold is None
+             and fa_per_hour is None)
+    return CONTEXT_VIEWS if plain and neighbours else 0
 
 
 def _cohort(name, norm, background, proto, support, score, top, level):

@@ -46,8 +46,10 @@ from kws_proto.spot.background import (Background, build_background, load_backgr
 from kws_proto.spot.bank import EncoderInfo, Keyword, KeywordBank
 from kws_proto.spot.decision import decide, keyword_distances
 from kws_proto.spot.detect import Detection, detect_audio
-from kws_proto.spot.context import NEIGHBOURS, context_views, draw_neighbours
-from kws_proto.spot.enrolment import AUTO, ENROL_SHIFTS_MS, enrol_keyword, enrolment_rule
+from kws_proto.spot.context import (NEIGHBOURS, context_views, draw_neighbours, load_neighbours,
+                                    shipped_neighbours)
+from kws_proto.spot.enrolment import (AUTO, ENROL_SHIFTS_MS, context_rule, enrol_keyword,
+                                      enrolment_rule)
 from kws_proto.spot.frozen import frozen_embedder, is_frozen
 from kws_proto.spot.fusion import open_fused
 from kws_proto.spot.text import RECORDED_WEIGHT, VOICES, enroll_text
@@ -308,8 +310,8 @@ class KeywordSpotter:
     def enroll(self, bank: KeywordBank, name: str, files, negatives=(), replace: bool = False,
                threshold: float | None = None, fa_per_hour: float | None = None,
                background: Background | None = None, score: str | None = None,
-               norm: str | None = AUTO, level: float | None = None, context: int = 0,
-               neighbours=(), seed: int = 0) -> Keyword:
+               norm: str | None = AUTO, level: float | None = None, context: int | str = AUTO,
+               neighbours=None, seed: int = 0) -> Keyword:
         """Embed the views of ``files`` (``ENROL_SHIFTS_MS``) and ``negatives`` (at their crop),
         calibrate, add keyword ``name`` to ``bank``.  A keyword is never built from fewer clips
         than given: any unreadable support clip or negative raises one
@@ -323,13 +325,16 @@ class KeywordSpotter:
         rule (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's
         own background, :attr:`shipped_background`, when it has one).  Without ``background``, a
         rate or a normalisation uses the model's own.  ``context=K``: each clip also gets ``K``
-        views said between two of ``neighbours`` (files or folders of other words; a draw of at
-        most ``NEIGHBOURS`` of them, seeded by ``seed``), and a normalised keyword is cut
-        ``CONTEXT_SHIFT`` looser (:mod:`kws_proto.spot.context`)."""
+        views said between two of ``neighbours`` (files or folders of other words, a draw of at
+        most ``NEIGHBOURS`` of them; None: the model's own, :attr:`shipped_neighbours`; seeded by
+        ``seed``), which make the keyword's twin in context (:mod:`kws_proto.spot.context`);
+        ``"auto"``: the default rule's (:func:`~kws_proto.spot.enrolment.context_rule`)."""
         self.check_bank(bank)
         shipped = self.shipped_background if background is None else None
         norm, background = enrolment_rule(norm, background, shipped, bank.norms, threshold,
                                           fa_per_hour, negatives)
+        context = context_rule(context, norm, bank, score, threshold, fa_per_hour,
+                               neighbours is not None or self.shipped_neighbours is not None)
         if background is not None:
             background.check(self.fingerprint, self.features.digest)
         files = audio_files(files)
@@ -354,25 +359,31 @@ class KeywordSpotter:
         kw = enrol_keyword(embedded, name, [f.name for f in files], neg, threshold=threshold,
                            fa_per_hour=fa_per_hour, background=background,
                            score=bank.score if score is None else score, norm=norm, level=level,
-                           context=context)
+                           context=context, twin=bool(context))
         bank.add(kw, replace=replace)
         return kw
 
-    def _neighbours(self, name: str, context: int, neighbours, seed: int) -> np.ndarray | None:
+    def _neighbours(self, name: str, context: int, neighbours, seed: int):
         """The clips a ``context`` enrolment places its support clips between (None without
-        one): a seeded draw of the files of ``neighbours``; any unreadable one is refused."""
+        one): a seeded draw of the files of ``neighbours`` (any unreadable one is refused), or
+        the model's own when None."""
         if not isinstance(context, int) or isinstance(context, bool) or context < 0:
             raise ConfigError(f"keyword {name!r}: context={context!r} must be a whole number of "
                               "views >= 0")
         if not context:
             return None
-        paths = draw_neighbours(audio_files(neighbours or ()), NEIGHBOURS, seed)
+        if neighbours is None:
+            if self.shipped_neighbours is None:
+                raise ConfigError(f"keyword {name!r}: context={context} needs clips of other words "
+                                  f"as neighbours, and the model {self.model_dir} ships none")
+            return self.shipped_neighbours
+        paths = draw_neighbours(audio_files(neighbours), NEIGHBOURS, seed)
         if len(paths) < 2:
             raise ConfigError(f"keyword {name!r}: context={context} needs at least 2 clips of other "
                               f"words as neighbours, got {len(paths)}")
         clips, bad = read_each(paths, self.load_clip)
         _refuse_unreadable(f"keyword {name!r}, neighbours", bad, len(paths))
-        return np.stack(clips)
+        return clips
 
     def enroll_text(self, bank: KeywordBank, name: str, text: str, voices: int = VOICES,
                     clips=(), negatives=(), confusables: int = 0, replace: bool = False,
@@ -391,6 +402,14 @@ class KeywordSpotter:
                            audio_files(negatives) if negatives else [], confusables=confusables,
                            replace=replace, threshold=threshold, seed=seed,
                            recorded_weight=recorded_weight, norm=norm, background=background)
+
+    @cached_property
+    def shipped_neighbours(self) -> list[np.ndarray] | None:
+        """The clips of other words this model ships (``neighbours.npz`` in its folder: the
+        neighbours of its default enrolment's views in context, :mod:`kws_proto.spot.context`),
+        or None; read on first use."""
+        path = shipped_neighbours(self.model_dir)
+        return None if path is None else load_neighbours(path, self.features.sample_rate)
 
     @cached_property
     def shipped_background(self) -> Background | None:
