@@ -16,6 +16,7 @@ from kws_proto.cli import main
 from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.eval.sentences import (candidate_words, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
+from kws_proto.publish import SHIPPED_LEVEL
 from kws_proto.spot.detect import Event
 from tests.conftest import SHARED_DATA
 
@@ -277,8 +278,8 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
         b = v.background
         assert len(b["per_keyword"]) == 2 * 3
         assert b["per_keyword_false_alarms"] <= v.calibrated["false_alarms"]
-    both = r.variants[2]  # the window side of s-norm: the same cohort cut, z = -3
-    assert both.per_trial[0]["thresholds"] == [round(2 ** -3, 4)] * 3
+    both = r.variants[2]  # the window side of s-norm: the same cohort cut, the shipped level
+    assert both.per_trial[0]["thresholds"] == [round(2 ** SHIPPED_LEVEL, 4)] * 3
     # factor 1 is the spotter's detect on each utterance's audio
     bench_v, sp = r.variants[0], KeywordSpotter.from_model("default")
     corpus = load_sentences(so762_small)

@@ -145,3 +145,20 @@ def test_cli_detect_reads_raw_pcm_from_stdin(keyword_spotter, bank, recording, t
     _stdin(monkeypatch, pcm[:3201])
     assert main(["detect", str(path), "-"]) == 2
     assert "odd number" in capsys.readouterr().err
+
+
+def test_a_bank_of_twins_in_context_streams_as_it_detects(keyword_spotter, keyword_clips,
+                                                          recording):
+    names = list(keyword_clips["keywords"])
+    background = keyword_spotter.background(keyword_clips["unknown"][:10], join=True)
+    twins = keyword_spotter.new_bank()
+    for name in names:
+        others = [p for n in names if n != name for p in keyword_clips["keywords"][n][10:14]]
+        keyword_spotter.enroll(twins, name, keyword_clips["keywords"][name][:5], norm="snorm",
+                               background=background, context=2, neighbours=others)
+    assert all(t is not None for t in twins.twins)
+    offline = keyword_spotter.detect(twins, recording)
+    assert offline.events, "the recording should hold at least one enrolled keyword"
+    stream = StreamingSpotter(keyword_spotter, twins)
+    released = [e for c in _chunks(recording, np.random.default_rng(3), 8000) for e in stream.push(c)]
+    _same_events(released + stream.flush(), offline.events)

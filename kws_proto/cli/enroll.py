@@ -21,7 +21,7 @@ encoder; without it, the background the model ships): kws_proto/spot/background.
 
 --norm snorm [--background FILE] normalises the keyword's distances against FILE (without it, the
 background the model ships) as a cohort (the mean and deviation of its 500 nearest windows) and
-sets its threshold at the cohort level --level (default: the background's own, -3 for the one
+sets its threshold at the cohort level --level (default: the background's own, -3.25 for the one
 `default` ships, else z = -2: two deviations nearer than its typical nearest other speech), the
 same for every keyword of the bank: kws_proto/spot/cohort.py.  Every
 keyword of a bank is normalised against one cohort, or none is.  --norm auto (the default) does

@@ -57,7 +57,7 @@ model; ``bg=shipped``: the background the model ships, which the default enrolme
 ``KeywordSpotter.enroll`` uses) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its
 nearest windows, 500), every
 keyword's threshold the same normalised level: the background's own (the shipped one: ``z =
--3``), else ``z = -2`` (``level=Z``: another), so the factor
+-3.25``), else ``z = -2`` (``level=Z``: another), so the factor
 sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation); ``tnorm=N`` adds the
 window side of s-norm, each window's distance also normalised by its own ``N`` nearest background
 windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``context=K`` (with

@@ -39,6 +39,17 @@ not).  ``norm=None`` asks for raw distances, ``norm="snorm"`` for normalisation;
 or a cohort without a background given uses the model's own.  Measured:
 experiments/spotting.md, "The shipped cohort".
 
+**Twins in context** (:func:`context_rule`, ``context="auto"``).  A normalised keyword cut at the
+cohort level also gets a :class:`~kws_proto.spot.bank.Twin` when neighbours are at hand (the
+model's own, ``neighbours.npz``: the shipped ``default`` has them; or clips given): its clips
+embedded ``CONTEXT_VIEWS`` more times said between two other words
+(:mod:`kws_proto.spot.context`), the mean of all their views normalised against the same cohort.
+The keyword itself stays the plain one; a window is scored by the nearer of the two, the twin
+cut ``CONTEXT_SHIFT`` deviations looser (its own views lie that much farther from it), so the
+twin finds the keyword inside running speech without losing it alone.  A keyword added to a bank
+follows the bank's keywords (twins or not).  Measured: experiments/spotting.md, "A twin in
+context".
+
 Measured (views, margins, streams): experiments/enrolment.md.
 """
 
