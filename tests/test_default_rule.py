@@ -156,7 +156,8 @@ def test_the_enroll_command_chooses_the_rule(keyword_clips, tmp_path, capsys):
     clips = [str(p) for p in kw[word][:3]]
     base = ["enroll", "default", "--keyword", word, *clips]
     assert main([*base, "--bank", str(tmp_path / "a.npz")]) == 0
-    assert "normalised against data/so762-split/centre" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "normalised against data/so762-split/centre" in out and "twin in context (3 more" in out
     assert main([*base, "--bank", str(tmp_path / "b.npz"), "--norm", "none"]) == 0
     assert load_bank(tmp_path / "b.npz")[word].norm is None
     for bad, why in ((["--norm", "none", "--background", "x.npz"], "not for --norm none"),

@@ -250,6 +250,9 @@ def _report(kw, bank, path) -> None:
     if kw.norm is not None:
         extra += (f"; normalised against {kw.norm.source} (its {kw.norm.top} nearest windows: "
                   f"mean {kw.norm.mu:.4g}, deviation {kw.norm.sigma:.4g})")
+    if kw.twin is not None:
+        extra += (f"; with its twin in context ({kw.twin.views} more views of each clip between "
+                  f"other words, cut {kw.twin.shift:g} deviations looser)")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
     print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {path}: threshold "
