@@ -38,7 +38,8 @@ bench: $(STAMP)
 ## make pretrained: rebuild the shipped models: the trained member (kws_proto/model/pretrained/
 ## protores_synth) from experiments/configs/pretrained.yaml, the head on the Google speech
 ## embedding (.../gse_head) from experiments/configs/gse_head/gse_head.yaml, then the default (the member,
-## the embedding and its head fused, centres from the centre half of speechocean762's speakers);
+## the embedding and its head fused, centres from the centre half of speechocean762's speakers,
+## with the background and the neighbours of its enrolment from the same speakers);
 ## needs the system's flite (apt-get install flite) for its corpus and $(SHARED); resumable
 ## (times: experiments/pretrained.md)
 SHARED ?= ../shared/data
