@@ -5,14 +5,16 @@ the start of the word after it; isolated support clips never show that.  :func:`
 makes ``k`` more views of each support clip: its clip (the 0 ms view) with the end of one
 neighbour's speech before its own and the start of another's after it, both scaled to its level
 (:func:`kws_proto.audio.neighbours.between`; one seed fixes the neighbours and the gaps).  They
-join the clip's own views, so the prototype moves toward the keyword as running speech shows
-it.  The neighbours are clips of other words (:func:`draw_neighbours`: a seeded draw of at most
-``NEIGHBOURS`` files).
+join the clip's own views, so their mean moves toward the keyword as running speech shows it.
+The neighbours are clips of other words: files drawn by :func:`draw_neighbours` (a seeded draw of
+at most ``NEIGHBOURS``), or the ones a model ships (:data:`SHIPPED`, written by
+:func:`save_neighbours`: the speech of each clip, 16-bit FLAC inside an ``.npz``).
 
-A normalised keyword enrolled in context is cut ``CONTEXT_SHIFT`` cohort deviations looser than
-the level of one enrolled without (:func:`kws_proto.spot.enrolment.enrol_keyword`): its own
-views are farther from its prototype.  Measured: experiments/spotting.md, "Keywords enrolled in
-context" and "Keywords in context at their own level".
+That mean becomes the keyword's twin (:class:`kws_proto.spot.bank.Twin`), cut
+``CONTEXT_SHIFT`` cohort deviations looser than the keyword, whose own views lie that much
+farther from it (:func:`kws_proto.spot.enrolment.enrol_keyword`; the default enrolment:
+:func:`~kws_proto.spot.enrolment.context_rule`).  Measured: experiments/spotting.md, "Keywords
+enrolled in context" and "A twin in context: the default enrolment".
 """
 
 from __future__ import annotations
