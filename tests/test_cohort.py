@@ -310,10 +310,12 @@ def test_spot_eval_context_variants_cut_looser_and_twins_decide_by_the_plain_cut
 
     _, path = fsdd_background
     normed = f"{trained_run}@norm=snorm,bg={path}"
-    r = spot_eval(picovoice_dir, [normed, f"{normed},context=2", f"{normed},context=2,twin=1"],
+    r = spot_eval(picovoice_dir, [normed, f"{normed},context=2", f"{normed},context=2,twin=1",
+                                  f"{normed},context=2,shift=0.5"],
                   trials=2, keywords=2, shots=3, words=8, seed=5, factors=(0.5, 2.0),
                   cohort=fsdd_dir)
-    plain, ctx, twin = r.variants
+    plain, ctx, twin, shifted = r.variants
+    assert shifted.per_trial[0]["thresholds"] == [round(2 ** (-2 + 0.5), 4)] * 2
     assert plain.counts[:, :, 1].tolist() == ctx.counts[:, :, 1].tolist() == twin.counts[:, :, 1].tolist()
     assert ctx.per_trial[0]["thresholds"] == [round(2 ** (-2 + CONTEXT_SHIFT), 4)] * 2
     assert twin.per_trial[0]["thresholds"] == plain.per_trial[0]["thresholds"] == [0.25] * 2

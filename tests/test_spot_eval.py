@@ -304,6 +304,7 @@ def test_bad_options_name_the_option(fsdd_small, capsys, option, value, message)
     ("default@text=5,negatives=3", "do not combine"), ("default@confusables=-1", "confusables=-1"),
     ("default@context=3", "context=3 is for a normalised keyword"),
     ("default@twin=1", "twin=1"), ("default@norm=snorm,bg=shipped,context=3,twin=2", "twin=2"),
+    ("default@norm=snorm,bg=shipped,shift=0.5", "shift=0.5"),
 ])
 def test_bad_variants_are_refused(fsdd_small, capsys, spec, message):
     rc = main(["spot-eval", "default", "--data", str(fsdd_small), "--compare", spec, "--quiet"])

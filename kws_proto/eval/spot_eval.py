@@ -66,7 +66,7 @@ windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``con
 cuts it ``CONTEXT_SHIFT`` looser (:func:`kws_proto.spot.enrolment.enrol_keyword`); with it,
 ``twin=1`` keeps the plain keyword at its level and makes the views' mean its twin in context
 (:class:`kws_proto.spot.bank.Twin`: the nearer of the two scores, the twin cut ``CONTEXT_SHIFT``
-looser), as the default enrolment does; without ``--cohort`` the neighbours are the ones the model
+looser; ``shift=S``: another), as the default enrolment does; without ``--cohort`` the neighbours are the ones the model
 ships (``neighbours.npz``).  ``text=N`` adds the
 keyword's name (digits spelt) said by ``N`` built-in voices to the support
 (``KeywordSpotter.enroll_text``), ``real=K`` keeps only the first ``K`` recorded clips (0: text
@@ -99,7 +99,7 @@ from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
 from kws_proto.spot.context import NEIGHBOUR_SALT, NEIGHBOURS, context_views
-from kws_proto.spot.enrolment import enrol_keyword
+from kws_proto.spot.enrolment import CONTEXT_SHIFT, enrol_keyword
 from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.synthetic import keyword_text
 from kws_proto.spot.windows import HOP, WINDOW_BATCH
@@ -158,7 +158,8 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                quantile=variant.quantile, score=variant.score,
                                norm=variant.norm or None, background=background, top=variant.top,
                                level=variant.level, context=variant.context,
-                               twin=bool(variant.twin)))
+                               twin=bool(variant.twin),
+                               shift=CONTEXT_SHIFT if variant.shift is None else variant.shift))
     return bank
 
 

@@ -41,6 +41,7 @@ class Variant:
     tnorm: int = 0
     context: int = 0
     twin: int = 0
+    shift: float | None = None
     label: str = ""
 
     @property
@@ -57,6 +58,7 @@ class Variant:
         extra += [f"top={self.top}"] if self.top != base.top else []
         extra += [f"level={self.level:g}"] if self.level is not None else []
         extra += [f"tnorm={self.tnorm}"] if self.tnorm else []
+        extra += [f"shift={self.shift:g}"] if self.shift is not None else []
         return self.model + (f"@{','.join(extra)}" if extra else "")
 
     def check(self) -> None:
@@ -117,6 +119,9 @@ class Variant:
             raise ConfigError(f"variant {self.name}: twin={self.twin} (1: each keyword scored by "
                               "the nearer of its plain and its context prototype) needs context=K "
                               "and norm=snorm")
+        if self.shift is not None and not (self.context and abs(self.shift) <= Z_CLIP):
+            raise ConfigError(f"variant {self.name}: shift={self.shift} (the deviations a keyword "
+                              f"in context is cut looser) needs context=K and |shift| <= {Z_CLIP:g}")
         if self.level is not None and not abs(self.level) <= Z_CLIP:
             raise ConfigError(f"variant {self.name}: level={self.level} must be a z within "
                               f"±{Z_CLIP:g}")
@@ -125,14 +130,14 @@ class Variant:
 _VARIANT_TYPES = {"hop": float, "min_hits": int, "max_gap": int, "min_db": float,
                   "negatives": int, "margin": float, "quantile": float, "text": int, "real": int,
                   "confusables": int, "score": str, "norm": str, "bg": str, "top": int,
-                  "level": float, "tnorm": int, "context": int, "twin": int,
+                  "level": float, "tnorm": int, "context": int, "twin": int, "shift": float,
                   "label": str}
 
 
 def parse_variant(spec: str) -> Variant:
     """``MODEL`` or ``MODEL@key=value,...`` (keys: hop, min_hits, max_gap, min_db, negatives,
     margin, quantile, text, real, confusables, score, norm, bg, top, level, tnorm, context, twin,
-    label)
+    shift, label)
     as a
     :class:`Variant`."""
     model, _, rest = str(spec).partition("@")

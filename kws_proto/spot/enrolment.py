@@ -79,7 +79,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                   fa_per_hour: float | None = None, background=None,
                   score: str = PROTOTYPE, norm: str | None = None,
                   top: int = TOP, level: float | None = None, context: int = 0,
-                  twin: bool = False) -> Keyword:
+                  twin: bool = False, shift: float = CONTEXT_SHIFT) -> Keyword:
     """Keyword ``name`` from the embeddings of its support clips' views.
 
     Parameters
@@ -128,6 +128,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         such, and the mean of all views becomes its :class:`~kws_proto.spot.bank.Twin`,
         normalised against the same cohort and cut ``CONTEXT_SHIFT`` looser (without: one
         prototype of all views, cut ``CONTEXT_SHIFT`` looser).
+    shift : float
+        The cohort deviations a keyword in context (or its twin) is cut looser.
 
     Returns
     -------
@@ -157,7 +159,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
                               "level (or a rate, or by hand), not capped by negatives")
         z0 = level if level is not None else (
             (NORM_LEVEL if background.cohort_level is None else background.cohort_level)
-            + (CONTEXT_SHIFT if context and not twin else 0.0))
+            + (shift if context and not twin else 0.0))
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
@@ -171,7 +173,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     pair = None
     if paired is not None:
         centre = prototype(paired).astype(np.float32)
-        pair = Twin(centre, background.norm(centre, paired, PROTOTYPE, top), CONTEXT_SHIFT,
+        pair = Twin(centre, background.norm(centre, paired, PROTOTYPE, top), float(shift),
                     int(context))
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
                    score, cohort, pair)
