@@ -217,3 +217,16 @@ def test_neighbours_keep_the_speech_of_each_clip_and_refuse_a_broken_file(keywor
     with pytest.raises(ConfigError, match="at least 2 clips"):
         save_neighbours(clips[:1], rate, tmp_path / "one.npz", "one")
     assert not (tmp_path / "one.npz").exists()
+
+
+def test_a_bank_refuses_a_twin_of_another_cohort_or_size(keyword_spotter, words, background):
+    support, others = words
+    kw = keyword_spotter.enroll(keyword_spotter.new_bank(), "k", support, norm="snorm",
+                                background=background, context=2, neighbours=others)
+    elsewhere = dataclasses.replace(kw.twin.norm, digest="ab" * 32)
+    for twin, why in ((dataclasses.replace(kw.twin, norm=elsewhere), "same cohort"),
+                      (dataclasses.replace(kw.twin, prototype=kw.twin.prototype[:-1]), "dim")):
+        with pytest.raises(BankError, match=why):
+            keyword_spotter.new_bank().add(dataclasses.replace(kw, twin=twin))
+    with pytest.raises(BankError, match="same cohort"):  # a twin beside raw distances
+        keyword_spotter.new_bank().add(dataclasses.replace(kw, norm=None))
