@@ -98,7 +98,7 @@ from kws_proto.spot.background import Background, load_background
 from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
-from kws_proto.spot.context import NEIGHBOUR_SALT, NEIGHBOURS, context_views
+from kws_proto.spot.context import NEIGHBOUR_SALT, NEIGHBOURS
 from kws_proto.spot.enrolment import CONTEXT_SHIFT, enrol_keyword
 from kws_proto.spot.spotter import KeywordSpotter
 from kws_proto.spot.synthetic import keyword_text
@@ -149,10 +149,8 @@ def enrol(spotter, trial: Trial, root, variant: Variant, cohort: np.ndarray | No
                                 clips=files if variant.real < 0 else files[:variant.real],
                                 confusables=variant.confusables, seed=trial.index)
             continue
-        views = spotter.embed_views(files)
-        if variant.context:
-            views = np.concatenate([views, context_views(spotter, spotter.load_clips(files), context,
-                                                         variant.context, trial.index)], axis=1)
+        views = spotter.embed_support(spotter.load_views(files), variant.context, context,
+                                      trial.index)
         bank.add(enrol_keyword(views, k, [f.name for f in files],
                                cohort if variant.negatives else None, margin=variant.margin,
                                quantile=variant.quantile, score=variant.score,

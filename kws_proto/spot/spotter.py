@@ -302,6 +302,19 @@ class KeywordSpotter:
         """Embeddings of :meth:`load_views`: ``[n, S, d]``."""
         return self._embed_views(self.load_views(paths, shifts_ms))
 
+    def embed_support(self, views: np.ndarray, context: int = 0, neighbours=None,
+                      seed: int = 0) -> np.ndarray:
+        """Embeddings of support clips' views ``[k, S, samples]`` (:meth:`load_views`), and
+        with ``context`` that many more of each clip's 0 ms view said between two of
+        ``neighbours`` (:func:`kws_proto.spot.context.context_views`, seeded): ``[k, S +
+        context, d]``."""
+        embedded = self._embed_views(views)
+        if not context:
+            return embedded
+        clips = views[:, list(ENROL_SHIFTS_MS).index(0.0)]
+        return np.concatenate([embedded, context_views(self, clips, neighbours, context, seed)],
+                              axis=1)
+
     def _embed_views(self, views: np.ndarray) -> np.ndarray:
         e = self.embed(views.reshape(-1, views.shape[-1]))
         return np.asarray(e).reshape(views.shape[0], views.shape[1], -1)
@@ -334,7 +347,8 @@ class KeywordSpotter:
         norm, background = enrolment_rule(norm, background, shipped, bank.norms, threshold,
                                           fa_per_hour, negatives)
         context = context_rule(context, norm, bank, score, threshold, fa_per_hour,
-                               neighbours is not None or self.shipped_neighbours is not None)
+                               neighbours is not None
+                               or shipped_neighbours(self.model_dir) is not None)
         if background is not None:
             background.check(self.fingerprint, self.features.digest)
         files = audio_files(files)
@@ -348,13 +362,8 @@ class KeywordSpotter:
         negatives = audio_files(negatives) if negatives else []
         neg_clips, bad = read_each(negatives, self.load_clip)
         _refuse_unreadable(f"keyword {name!r}, negatives", bad, len(negatives))
-        views = np.stack(views)  # [k, S, samples]
         around = self._neighbours(name, context, neighbours, seed)
-        embedded = self._embed_views(views)  # [k, S, d]
-        if context:
-            clips = views[:, list(ENROL_SHIFTS_MS).index(0.0)]
-            embedded = np.concatenate([embedded, context_views(self, clips, around, context, seed)],
-                                      axis=1)
+        embedded = self.embed_support(np.stack(views), context, around, seed)
         neg = self.embed(np.stack(neg_clips)) if negatives else None
         kw = enrol_keyword(embedded, name, [f.name for f in files], neg, threshold=threshold,
                            fa_per_hour=fa_per_hour, background=background,
