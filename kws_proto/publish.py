@@ -219,13 +219,15 @@ def gse_head_is_current(config_path: Path, out: Path) -> bool:
     """Whether the head in the folder ``out`` was trained from ``config_path`` as it reads now
     (its record's config equal to it); ``make pretrained`` then reuses it instead of training it
     again."""
-    from kws_proto.config.gse_head import load_gse_head_config  # lazy: with its step
+    from kws_proto.config.gse_head import GSEHeadConfig, load_gse_head_config  # lazy: with its step
 
     try:
         stored = json.loads((Path(out) / "record.json").read_text())["config"]
     except (OSError, ValueError, KeyError):
         return False
-    return stored == _shipped_head_config(load_gse_head_config(config_path))
+    current = _shipped_head_config(load_gse_head_config(config_path))
+    defaults = GSEHeadConfig().to_dict()  # fields added since the head was trained: their defaults
+    return {**{k: defaults[k] for k in current.keys() - stored.keys()}, **stored} == current
 
 
 def publish_gse_head(config_path: Path, out: Path, command: str) -> Path:

@@ -53,6 +53,35 @@ def test_the_file_round_trips_and_the_digest_sees_one_weight(tmp_path):
     assert dataclasses.replace(head, w2=w2).digest != head.digest
 
 
+def test_an_ensemble_averages_its_networks_squared_distances(tmp_path):
+    nets = [_random_head(seed) for seed in (0, 1, 2)]
+    ens = GSEHead.ensemble(nets, record={"heads": 3})
+    assert ens.heads == 3 and ens.dim == 24 and ens.w1.shape == (3, 288, 16)
+    x = np.random.default_rng(4).normal(size=(6, 3, 96))
+    out = ens(x)
+    assert out.shape == (6, 24) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    d_ens = ((out[:, None] - out[None]) ** 2).sum(-1)
+    d_nets = np.mean([((e[:, None] - e[None]) ** 2).sum(-1) for e in (n(x) for n in nets)], 0)
+    np.testing.assert_allclose(d_ens, d_nets, rtol=1e-4, atol=1e-5)
+    back = load_head(save_head(ens, tmp_path / FILE))  # a file like one network's
+    assert back.heads == 3 and back.digest == ens.digest and back.record == {"heads": 3}
+    np.testing.assert_array_equal(back(x), out)
+    assert len({ens.digest, *(n.digest for n in nets)}) == 4
+
+
+def test_an_ensemble_is_of_single_networks_of_one_size():
+    with pytest.raises(CheckpointError, match="one size"):
+        GSEHead.ensemble([_random_head(0), _random_head(1, hidden=8)])
+    with pytest.raises(CheckpointError, match="single networks"):
+        GSEHead.ensemble([GSEHead.ensemble([_random_head(0)])])
+    with pytest.raises(CheckpointError, match="single networks"):
+        GSEHead.ensemble([])
+    h = GSEHead.ensemble([_random_head(0), _random_head(1)])
+    with pytest.raises(CheckpointError, match="leading axis"):
+        GSEHead(h.w1, h.b1[:1], h.w2, h.b2)  # one network's bias beside two networks' weights
+
+
 def test_a_missing_or_broken_file_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="no speech-embedding head"):
         load_head(tmp_path / FILE)
@@ -118,6 +147,23 @@ def test_training_is_seeded_and_separates_the_words():
     e, centres = a(fresh), a(MEANS)
     hits = np.argmin(((e[:, None] - centres[None]) ** 2).sum(-1), 1) == fresh_labels
     assert hits.mean() > 0.8  # chance is 1/6
+
+
+def test_an_ensemble_trains_its_networks_from_consecutive_seeds():
+    from kws_proto.train.gse_head import train_gse_head
+
+    cfg = GSEHeadConfig(episodes=20, n_way=4, k_shot=2, n_query=2, hidden=16, dim=8, seed=3)
+    windows, labels = _draws(seed=1)
+    quiet = dict(log=lambda *_: None)
+    ens = train_gse_head(windows, labels, dataclasses.replace(cfg, heads=2), **quiet)
+    one, two = (train_gse_head(windows, labels, dataclasses.replace(cfg, seed=s), **quiet)
+                for s in (3, 4))
+    assert ens.heads == 2 and ens.dim == 16 and ens.record["config"]["heads"] == 2
+    for i, net in enumerate((one, two)):  # network i is the one network seed + i trains
+        np.testing.assert_array_equal(ens.w2[i], net.w2)
+        np.testing.assert_array_equal(ens.b1[i], net.b1)
+    with pytest.raises(ConfigError, match="heads=0"):
+        GSEHeadConfig(heads=0)
 
 
 def test_unknown_words_of_an_episode_are_none_of_its_classes():

@@ -41,7 +41,9 @@ class GSEHeadConfig:
     (:mod:`kws_proto.audio.neighbours`), as a keyword sits in running speech.  ``augmented``: the
     share shown after the waveform augmentation ``augment`` (reverberation, time shift, the
     corpus's background noise; one fixed draw per clip), as a real microphone and room change a
-    word; ``neighbours + augmented`` is at most 1, the rest of the clips are shown alone."""
+    word; ``neighbours + augmented`` is at most 1, the rest of the clips are shown alone.
+    ``heads``: how many such networks, from the seeds ``seed``, ``seed + 1``, …, the head averages
+    (:class:`~kws_proto.model.gse_head.GSEHead`)."""
 
     name: str = "gse_head"
     corpora: tuple[DataConfig, ...] = ()
@@ -60,10 +62,11 @@ class GSEHeadConfig:
     neighbours: float = 0.0
     augmented: float = 0.0
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(reverb_prob=0.5))
+    heads: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("episodes", "n_way", "k_shot", "n_query", "hidden", "dim"):
+        for key in ("episodes", "n_way", "k_shot", "n_query", "hidden", "dim", "heads"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"gse_head.{key}={getattr(self, key)} must be positive")
         if self.n_way < 2:

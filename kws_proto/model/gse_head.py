@@ -7,10 +7,14 @@ a small network trained episodically on those three windows of words' clips
 -> dense ``dim`` -> unit length.  The speech embedding stays frozen; the head learns which of
 its directions tell words apart, and the fused ``default`` takes it as a third member.
 
+A head may be an ensemble of ``K`` such networks trained alike from ``K`` seeds (``heads`` of its
+config): its output is their ``K`` unit vectors side by side, scaled by ``1 / sqrt(K)`` — unit
+length again, and the squared distance of two outputs is the mean of the networks' own.
+
 At run time the head is NumPy (two matrix products), so it runs wherever the speech embedding
 runs, with or without TensorFlow.  Its file, ``gse_head.npz``, holds ``w1 [288, hidden]``,
-``b1 [hidden]``, ``w2 [hidden, dim]``, ``b2 [dim]`` (float32) and a JSON ``record`` (how it was
-trained); :attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank
+``b1 [hidden]``, ``w2 [hidden, dim]``, ``b2 [dim]`` (float32; an ensemble's with a leading axis of
+its ``K`` networks: ``w1 [K, 288, hidden]`` …) and a JSON ``record`` (how it was trained); :attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank
 records.  The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
 """
 
@@ -41,29 +45,39 @@ ARRAYS = ("w1", "b1", "w2", "b2")
 
 @dataclass(frozen=True)
 class GSEHead:
-    """The head's weights and the record of how it was trained.
+    """The head's weights and the record of how it was trained: one network (2-d ``w1``) or an
+    ensemble of ``K`` (every array with a leading axis ``K``).
 
-    ``__call__(windows [n, 3, 96]) -> [n, dim]``: unit-length embeddings."""
+    ``__call__(windows [n, 3, 96]) -> [n, dim]``: unit-length embeddings (an ensemble's
+    ``dim`` is ``K`` times a network's)."""
 
-    w1: np.ndarray  # [3 * 96, hidden]
-    b1: np.ndarray  # [hidden]
-    w2: np.ndarray  # [hidden, dim]
-    b2: np.ndarray  # [dim]
+    w1: np.ndarray  # [3 * 96, hidden] or [K, 3 * 96, hidden]
+    b1: np.ndarray  # [hidden] or [K, hidden]
+    w2: np.ndarray  # [hidden, dim] or [K, hidden, dim]
+    b2: np.ndarray  # [dim] or [K, dim]
     record: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for a in ARRAYS:  # float32 whatever it was built from: the file's type, one result
             object.__setattr__(self, a, np.asarray(getattr(self, a), np.float32))
         w1, b1, w2, b2 = shapes = [np.shape(getattr(self, a)) for a in ARRAYS]
-        ok = (len(w1) == 2 and w1[0] == WINDOWS * DIM and b1 == (w1[1],) and len(w2) == 2
-              and w2[0] == w1[1] and b2 == (w2[1],) and w2[1] > 0)
+        k = w1[:-2]  # () for one network, (K,) for an ensemble
+        ok = (len(w1) in (2, 3) and w1[-2] == WINDOWS * DIM and b1 == (*k, w1[-1])
+              and w2 == (*k, w1[-1], w2[-1]) and b2 == (*k, w2[-1]) and w2[-1] > 0
+              and all(n > 0 for n in k))
         if not ok:
             raise CheckpointError(f"a speech-embedding head needs w1 [{WINDOWS * DIM}, h], b1 [h], "
-                                  f"w2 [h, d], b2 [d]; got {shapes}")
+                                  f"w2 [h, d], b2 [d], each with the same leading axis K for an "
+                                  f"ensemble of K; got {shapes}")
+
+    @property
+    def heads(self) -> int:
+        """``K``: how many networks the head averages (1: one network)."""
+        return int(self.w1.shape[0]) if self.w1.ndim == 3 else 1
 
     @property
     def dim(self) -> int:
-        return int(self.b2.shape[0])
+        return self.heads * int(self.b2.shape[-1])
 
     @property
     def digest(self) -> str:
@@ -79,10 +93,29 @@ class GSEHead:
         x = np.asarray(windows, np.float32)
         if x.ndim != 3 or x.shape[1:] != (WINDOWS, DIM):
             raise ValueError(f"the head takes windows [n, {WINDOWS}, {DIM}], got shape {x.shape}")
-        hidden = np.maximum(x.reshape(len(x), -1) @ self.w1 + self.b1, 0)  # [n, hidden]
-        out = hidden @ self.w2 + self.b2  # [n, dim]
-        norm = np.linalg.norm(out, axis=-1, keepdims=True)
-        return (out / np.maximum(norm, 1e-12)).astype(np.float32)
+        flat = x.reshape(len(x), -1)  # [n, 288]
+        if self.heads == 1:
+            return _unit(np.maximum(flat @ self.w1 + self.b1, 0) @ self.w2 + self.b2)
+        hidden = np.maximum(np.einsum("nf,kfh->knh", flat, self.w1) + self.b1[:, None], 0)
+        out = _unit(np.einsum("knh,khd->knd", hidden, self.w2) + self.b2[:, None])  # [K, n, d]
+        return (out.transpose(1, 0, 2).reshape(len(x), -1) / np.sqrt(self.heads)).astype(np.float32)
+
+    @classmethod
+    def ensemble(cls, heads, record: dict | None = None) -> "GSEHead":
+        """One head of the networks of ``heads`` (single networks of one size), stacked."""
+        heads = list(heads)
+        if not heads or any(h.w1.ndim != 2 for h in heads):
+            raise CheckpointError("an ensemble of speech-embedding heads is made of single networks")
+        try:
+            arrays = [np.stack([getattr(h, a) for h in heads]) for a in ARRAYS]
+        except ValueError as e:
+            raise CheckpointError(f"an ensemble's heads must be of one size ({e})") from e
+        return cls(*arrays, record={} if record is None else record)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit length along its last axis, float32."""
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def save_head(head: GSEHead, path: str | os.PathLike) -> Path:

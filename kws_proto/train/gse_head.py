@@ -31,6 +31,7 @@ that synthesised voices lack.  One uniform draw per clip picks its view: in cont
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -135,7 +136,23 @@ def train_gse_head(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfi
     """Train the head of ``config`` on ``windows [n, 3, 96]`` (with ``neighbours`` or ``augmented``
     > 0: ``[n, views, 3, 96]``, each clip's views; :func:`training_words`) with word ``labels
     [n]``; ``log`` gets the mean loss and accuracy of every ``every`` episodes.  One seed fixes
-    the initialisation, the dropout, the episodes and which view of each clip is shown."""
+    the initialisation, the dropout, the episodes and which view of each clip is shown; with
+    ``heads`` = K > 1, K networks are trained alike from the seeds ``seed``, ``seed + 1``, … (the
+    first is the network ``heads: 1`` trains) and stacked into one ensemble head."""
+    if config.heads == 1:
+        return _train_network(windows, labels, config, log, every)
+    t0, nets = time.perf_counter(), []
+    for i in range(config.heads):
+        log(f"network {i + 1}/{config.heads} (seed {config.seed + i})")
+        nets.append(_train_network(windows, labels, dataclasses.replace(
+            config, heads=1, seed=config.seed + i), log, every))
+    return GSEHead.ensemble(nets, record={"config": config.to_dict(),
+                                          "train_seconds": round(time.perf_counter() - t0, 1)})
+
+
+def _train_network(windows: np.ndarray, labels: np.ndarray, config: GSEHeadConfig,
+                   log, every: int) -> GSEHead:
+    """One network of :func:`train_gse_head`, from ``config.seed``."""
     import keras  # lazy: TensorFlow
 
     keras.utils.set_random_seed(config.seed)
