@@ -405,4 +405,5 @@ def test_the_shipped_head_is_what_its_config_and_record_say():
     # the record holds the config it was trained with (fields added later take their defaults)
     assert GSEHeadConfig.from_dict(record["config"]) == config
     assert record["data"]["real_speech_used_for_training"] == "none"
-    assert head.w1.shape == (288, config.hidden) and head.dim == config.dim
+    assert head.heads == config.heads and head.w1.shape[-2:] == (288, config.hidden)
+    assert head.dim == config.heads * config.dim

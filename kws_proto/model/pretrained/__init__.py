@@ -18,8 +18,8 @@ name of a model shipped here, one folder each beside this file:
     ``make pretrained`` rebuilds it from ``experiments/configs/pretrained.yaml`` and fuses
     ``default`` again.
 ``gse_head``
-    Not a model on its own but a file the ``gse-head`` embedding reads: ``gse_head.npz``, a small
-    network trained on the Google speech embedding's three window outputs of synthesised words
+    Not a model on its own but a file the ``gse-head`` embedding reads: ``gse_head.npz``, three small
+    networks trained on the Google speech embedding's three window outputs of synthesised words
     (:mod:`kws_proto.model.gse_head`), and its ``record.json``; ``make pretrained`` trains it from
     ``experiments/configs/gse_head/gse_head.yaml``.
 
