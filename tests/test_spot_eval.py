@@ -260,6 +260,20 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
     assert out["trials"] == r.trials and out["variants"][1]["name"] == r.variants[1].name
     assert out["variants"][0]["per_trial"] == r.variants[0].per_trial
     assert "vs_first" not in out["variants"][0] and "vs_first" in out["variants"][1]
+    # two runs' JSON compared afterwards (experiments/spot_paired.py) give the paired
+    # intervals the one run gave: every trial's counts at every factor are kept
+    from kws_proto.eval.spot_results import bootstrap, from_dict
+
+    back = [from_dict(v) for v in out["variants"]]
+    for v, w in zip(back, r.variants):
+        np.testing.assert_array_equal(v.counts, w.counts)
+        assert v.curve == w.curve and v.factors == w.factors
+    bootstrap(back, 5)
+    assert back[1].vs_first == r.variants[1].vs_first and back[0].ci95 == r.variants[0].ci95
+    stored = dict(out["variants"][0])
+    del stored["trial_counts"]
+    with pytest.raises(ValueError, match="trial_counts"):
+        from_dict(stored)
     assert "min_hits=2" in table(r)
     png = det_plot(r, tmp_path / "det.png")
     assert png.stat().st_size > 1000

@@ -53,7 +53,9 @@ class VariantResult:
     ``{"10": r, "50": r}`` (FA/h); ``ci95``: bootstrap intervals over trials (``recall`` and
     ``fa_per_hour`` at factor 1, ``recall_at_10``, ``recall_at_50``); ``vs_first`` (later
     variants): the paired difference in recall at 10 / 50 FA/h from the first, with its
-    interval; ``trials``: per trial its counts at every factor.
+    interval; ``trials``: per trial its counts at every factor (in ``to_dict``: ``trial_counts``
+    ``[n_trials, n_factors, 3]`` in the order of ``factors``, and ``trial_seconds``, so that two runs on the same trials can be compared paired
+    afterwards: :func:`from_dict`).
     """
 
     name: str
@@ -100,7 +102,9 @@ class VariantResult:
         d = {"name": self.name, "variant": asdict(self.variant), "curve": self.curve,
              "calibrated": self.calibrated, "recall_at": self.recall_at,
              "stream_hours": self.stream_hours, "seconds_per_trial": self.seconds_per_trial,
-             "per_trial": self.per_trial, "ci95": self.ci95}
+             "per_trial": self.per_trial, "factors": list(self.factors),
+             "trial_counts": self.counts.tolist(),
+             "trial_seconds": [t.seconds_audio for t in self.trials], "ci95": self.ci95}
         if self.background is not None:
             d["background"] = self.background
         return d if self.vs_first is None else {**d, "vs_first": self.vs_first}
@@ -151,3 +155,19 @@ def bootstrap(results: list[VariantResult], seed: int, draws: int = BOOTSTRAP) -
 
 def _ci(a: np.ndarray) -> list[float]:
     return [float(q) for q in np.quantile(a, [0.025, 0.975])]
+
+
+def from_dict(d: dict, name: str | None = None) -> VariantResult:
+    """A variant of a stored result (``VariantResult.to_dict``, with its ``trial_counts``) back as
+    a :class:`VariantResult` (named ``name``) whose ``bootstrap`` beside another run's on the
+    same trials gives paired intervals; a result stored without its counts is a ``ValueError``."""
+    if not {"trial_counts", "factors"} <= set(d):
+        raise ValueError(f"{d.get('name')}: stored without its trials' counts (trial_counts); "
+                         "run spot-eval --json again")
+    counts = np.asarray(d["trial_counts"], np.int64)
+    seconds = d.get("trial_seconds") or [t["seconds_audio"] for t in d["per_trial"]]  # to 10 ms
+    trials = [TrialResult(t["trial"], float(sec), c, t["thresholds"])
+              for t, sec, c in zip(d["per_trial"], seconds, counts)]
+    return VariantResult(name or d["name"], d["variant"], list(d["factors"]), trials,
+                         d["seconds_per_trial"])
+

@@ -1,0 +1,47 @@
+"""Paired differences of two `kws-proto spot-eval --json` runs on the same trials.
+
+    python experiments/spot_paired.py BEFORE.json AFTER.json [--names before after] [--fa 10 30 50 100]
+
+Two models that cannot be loaded in one process (two versions of the shipped `default`) are
+scored by two runs with the same options and seed, hence the same trials (streams, supports,
+views); each run's JSON keeps every trial's counts at every factor (`trial_counts`), and this
+script bootstraps them as `spot-eval --compare` does in one run: the same resamples of trials for
+both, intervals of each run's points and of the second's difference from the first at the given
+false-alarm rates. The trials must agree (their ids and stream lengths), else it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kws_proto.eval.spot_report import table
+from kws_proto.eval.spot_results import SpotEvalResult, bootstrap, from_dict
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("before")
+    p.add_argument("after")
+    p.add_argument("--names", nargs=2, default=("before", "after"))
+    p.add_argument("--fa", nargs="+", type=float, default=None,
+                   help="false-alarm rates of the differences (default: the runs' own)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    runs = [json.load(open(path)) for path in (a.before, a.after)]
+    variants = [from_dict(r["variants"][0], name) for r, name in zip(runs, a.names)]
+    same = [(t["trial"], t["seconds_audio"]) for t in runs[0]["variants"][0]["per_trial"]]
+    if same != [(t["trial"], t["seconds_audio"]) for t in runs[1]["variants"][0]["per_trial"]]:
+        sys.exit(f"{a.before} and {a.after} were not scored on the same trials")
+    for v in variants:
+        if a.fa:
+            v.fa_points = tuple(a.fa)
+    bootstrap(variants, a.seed)
+    r = runs[0]
+    print(table(SpotEvalResult(r["dataset"], r["speaker_disjoint"], r["options"], r["trials"],
+                               variants)))
+
+
+if __name__ == "__main__":
+    main()
