@@ -39,8 +39,10 @@ def main() -> None:
             v.fa_points = tuple(a.fa)
     bootstrap(variants, a.seed)
     r = runs[0]
+    extra = {k: v for k, v in r.items()  # the sentence benchmark's facts
+             if k not in ("dataset", "speaker_disjoint", "options", "trials", "variants")}
     print(table(SpotEvalResult(r["dataset"], r["speaker_disjoint"], r["options"], r["trials"],
-                               variants)))
+                               variants, extra)))
 
 
 if __name__ == "__main__":
