@@ -166,6 +166,15 @@ def test_make_pretrained_reuses_the_shipped_head_only_while_its_config_is_unchan
     assert changed.read_text() != HEAD_CONFIG.read_text()
     assert not gse_head_is_current(changed, shipped)
     assert not gse_head_is_current(HEAD_CONFIG, tmp_path)  # no record.json there
+    # a head trained before a field existed is current while the config leaves it at its default
+    record = json.loads((shipped / "record.json").read_text())
+    del record["config"]["heads"]
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "record.json").write_text(json.dumps(record))
+    one = tmp_path / "one.yaml"
+    one.write_text(HEAD_CONFIG.read_text().replace("heads: 3", "heads: 1"))
+    assert gse_head_is_current(one, older) and not gse_head_is_current(HEAD_CONFIG, older)
 
 
 def test_eval_default_from_the_command_line(synth_dataset):

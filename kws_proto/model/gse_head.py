@@ -14,8 +14,8 @@ length again, and the squared distance of two outputs is the mean of the network
 At run time the head is NumPy (two matrix products), so it runs wherever the speech embedding
 runs, with or without TensorFlow.  Its file, ``gse_head.npz``, holds ``w1 [288, hidden]``,
 ``b1 [hidden]``, ``w2 [hidden, dim]``, ``b2 [dim]`` (float32; an ensemble's with a leading axis of
-its ``K`` networks: ``w1 [K, 288, hidden]`` …) and a JSON ``record`` (how it was trained); :attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank
-records.  The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
+its ``K`` networks: ``w1 [K, 288, hidden]`` …) and a JSON ``record`` (how it was trained);
+:attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank records.  The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
 """
 
 from __future__ import annotations
