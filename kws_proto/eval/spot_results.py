@@ -54,8 +54,8 @@ class VariantResult:
     ``fa_per_hour`` at factor 1, ``recall_at_10``, ``recall_at_50``); ``vs_first`` (later
     variants): the paired difference in recall at 10 / 50 FA/h from the first, with its
     interval; ``trials``: per trial its counts at every factor (in ``to_dict``: ``trial_counts``
-    ``[n_trials, n_factors, 3]`` in the order of ``factors``, and ``trial_seconds``, so that two runs on the same trials can be compared paired
-    afterwards: :func:`from_dict`).
+    ``[n_trials, n_factors, 3]`` in the order of ``factors``, and ``trial_seconds``, so that two
+    runs on the same trials can be compared paired afterwards: :func:`from_dict`).
     """
 
     name: str
@@ -161,13 +161,12 @@ def from_dict(d: dict, name: str | None = None) -> VariantResult:
     """A variant of a stored result (``VariantResult.to_dict``, with its ``trial_counts``) back as
     a :class:`VariantResult` (named ``name``) whose ``bootstrap`` beside another run's on the
     same trials gives paired intervals; a result stored without its counts is a ``ValueError``."""
-    if not {"trial_counts", "factors"} <= set(d):
+    if not {"trial_counts", "trial_seconds", "factors"} <= set(d):
         raise ValueError(f"{d.get('name')}: stored without its trials' counts (trial_counts); "
                          "run spot-eval --json again")
     counts = np.asarray(d["trial_counts"], np.int64)
-    seconds = d.get("trial_seconds") or [t["seconds_audio"] for t in d["per_trial"]]  # to 10 ms
     trials = [TrialResult(t["trial"], float(sec), c, t["thresholds"])
-              for t, sec, c in zip(d["per_trial"], seconds, counts)]
+              for t, sec, c in zip(d["per_trial"], d["trial_seconds"], counts)]
     return VariantResult(name or d["name"], d["variant"], list(d["factors"]), trials,
                          d["seconds_per_trial"])
 

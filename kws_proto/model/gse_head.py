@@ -15,7 +15,8 @@ At run time the head is NumPy (two matrix products), so it runs wherever the spe
 runs, with or without TensorFlow.  Its file, ``gse_head.npz``, holds ``w1 [288, hidden]``,
 ``b1 [hidden]``, ``w2 [hidden, dim]``, ``b2 [dim]`` (float32; an ensemble's with a leading axis of
 its ``K`` networks: ``w1 [K, 288, hidden]`` …) and a JSON ``record`` (how it was trained);
-:attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank records.  The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
+:attr:`GSEHead.digest` hashes the four arrays and is part of the fingerprint a bank records.
+The package ships one in ``kws_proto/model/pretrained/gse_head/`` (``make pretrained``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kws_proto.errors import CheckpointError, ConfigError
 from kws_proto.model.gse import DIM, SAMPLE_RATE, crop_key, shared_model
 from kws_proto.model.pretrained import MODELS_DIR
 from kws_proto.util.atomic import atomic_path
+from kws_proto.util.vectors import l2_normalize
 
 FILE = "gse_head.npz"
 SHIPPED_DIR = MODELS_DIR / "gse_head"  # the shipped head's folder
@@ -95,9 +97,9 @@ class GSEHead:
             raise ValueError(f"the head takes windows [n, {WINDOWS}, {DIM}], got shape {x.shape}")
         flat = x.reshape(len(x), -1)  # [n, 288]
         if self.heads == 1:
-            return _unit(np.maximum(flat @ self.w1 + self.b1, 0) @ self.w2 + self.b2)
+            return l2_normalize(np.maximum(flat @ self.w1 + self.b1, 0) @ self.w2 + self.b2)
         hidden = np.maximum(np.einsum("nf,kfh->knh", flat, self.w1) + self.b1[:, None], 0)
-        out = _unit(np.einsum("knh,khd->knd", hidden, self.w2) + self.b2[:, None])  # [K, n, d]
+        out = l2_normalize(np.einsum("knh,khd->knd", hidden, self.w2) + self.b2[:, None])  # K, n, d
         return (out.transpose(1, 0, 2).reshape(len(x), -1) / np.sqrt(self.heads)).astype(np.float32)
 
     @classmethod
@@ -111,11 +113,6 @@ class GSEHead:
         except ValueError as e:
             raise CheckpointError(f"an ensemble's heads must be of one size ({e})") from e
         return cls(*arrays, record={} if record is None else record)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """``x`` scaled to unit length along its last axis, float32."""
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def save_head(head: GSEHead, path: str | os.PathLike) -> Path:
