@@ -52,6 +52,18 @@ def readable(spotter, files) -> list[Path]:
     return out[:CLIPS]
 
 
+def embedded_words(spotter, corpus: Path, others: Path):
+    """``(files, embeddings, others)``: the words of ``corpus`` with 30 readable clips or more
+    (``{word: files}``, ``{word: [n, d]}``), and :data:`OTHERS` clips of ``others`` drawn
+    (seed 0) and embedded ``[OTHERS, d]``, float64."""
+    files = {w: readable(spotter, f) for w, f in word_files(corpus).items()}
+    files = {w: f for w, f in files.items() if len(f) >= 30}
+    emb = {w: np.asarray(spotter.embed_files(f), np.float64) for w, f in files.items()}
+    pool = audio_files([others])
+    pool = [pool[i] for i in np.random.default_rng(0).choice(len(pool), OTHERS, replace=False)]
+    return files, emb, np.asarray(spotter.embed_files(pool), np.float64)
+
+
 def fit_logistic(pos: np.ndarray, neg: np.ndarray, c: float) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression ``(w [d], b)`` by L-BFGS."""
     x = np.vstack([pos, neg])
@@ -84,12 +96,7 @@ def main() -> None:
     a = p.parse_args()
     spotter = KeywordSpotter.from_model("default")
     bg = spotter.shipped_background.embeddings.astype(np.float64)
-    files = {w: readable(spotter, f) for w, f in word_files(a.corpus).items()}
-    files = {w: f for w, f in files.items() if len(f) >= 30}
-    emb = {w: np.asarray(spotter.embed_files(f), np.float64) for w, f in files.items()}
-    pool = audio_files([a.others])
-    pool = [pool[i] for i in np.random.default_rng(0).choice(len(pool), OTHERS, replace=False)]
-    others = np.asarray(spotter.embed_files(pool), np.float64)
+    files, emb, others = embedded_words(spotter, a.corpus, a.others)
     scores = {"s-normed prototype distance": [], f"logistic, C = {a.C:g}": []}
     for w in files:
         neg = np.vstack([*(emb[o][:60] for o in files if o != w), others])

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clf_proxy import DRAWS, OTHERS, readable, tpr_at, word_files
+from clf_proxy import DRAWS, embedded_words, tpr_at
 from kws_proto.model.fusion import load_fusion
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.spot.cohort import TOP
-from kws_proto.spot.spotter import KeywordSpotter, audio_files
+from kws_proto.spot.spotter import KeywordSpotter
 
 
 def member_slices(model: str) -> dict[str, slice]:
@@ -49,12 +49,7 @@ def main() -> None:
     spotter = KeywordSpotter.from_model(a.model)
     bg = spotter.shipped_background.embeddings.astype(np.float64)
     cols = member_slices(a.model)
-    files = {w: readable(spotter, f) for w, f in word_files(a.corpus).items()}
-    files = {w: f for w, f in files.items() if len(f) >= 30}
-    emb = {w: np.asarray(spotter.embed_files(f), np.float64) for w, f in files.items()}
-    pool = audio_files([a.others])
-    pool = [pool[i] for i in np.random.default_rng(0).choice(len(pool), OTHERS, replace=False)]
-    others = np.asarray(spotter.embed_files(pool), np.float64)
+    files, emb, others = embedded_words(spotter, a.corpus, a.others)
     rules = ["fused distance, s-normed", "members' z, mean", "members' z, max", *cols]
     scores: dict[str, list] = {r: [] for r in rules}
     for w in files:
