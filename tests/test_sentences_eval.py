@@ -16,6 +16,7 @@ from kws_proto.cli import main
 from kws_proto.errors import ConfigError, DatasetError
 from kws_proto.eval.sentences import (candidate_words, draw_sentence_trials, free_seconds,
                                       load_sentences, score_utterances, training_words)
+from kws_proto.eval.streams import GAP
 from kws_proto.publish import SHIPPED_LEVEL
 from kws_proto.spot.detect import Event
 from tests.conftest import SHARED_DATA
@@ -77,8 +78,10 @@ def test_scoring_counts_hits_false_alarms_and_background_by_hand():
     assert s["background"] == {"garden": 2, "hello": 2}
     # the same detection on the wrong utterance's timings is not a hit: nothing crosses utterances
     assert score_utterances([[], [Event("hello", 0.5, 1.0)], []], truth)["hits"] == 0
+    assert [len(f) for f in s["false"]] == [3, 0, 2]
+    assert s["false"][0][0] == Event("hello", 0.8, 1.3, 0.2)  # by start within an utterance
     assert score_utterances([[], [], []], truth) == {"hits": 0, "targets": 3, "false_alarms": 0,
-                                                     "background": {}}
+                                                     "background": {}, "false": [[], [], []]}
 
 
 def test_keyword_free_seconds_and_fa_per_hour(tmp_path):
@@ -278,6 +281,9 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
         b = v.background
         assert len(b["per_keyword"]) == 2 * 3
         assert b["per_keyword_false_alarms"] <= v.calibrated["false_alarms"]
+        # every false alarm put on an aligned word of its sentence, or on none
+        assert sum(w["false_alarms"] for w in v.false_alarm_words) == v.calibrated["false_alarms"]
+        assert {w["said"] for w in v.false_alarm_words} <= {*aligned, GAP}
     both = r.variants[2]  # the window side of s-norm: the same cohort cut, the shipped level
     assert both.per_trial[0]["thresholds"] == [round(2 ** SHIPPED_LEVEL, 4)] * 3
     # factor 1 is the spotter's detect on each utterance's audio

@@ -212,6 +212,38 @@ def test_scoring_counts_hits_and_false_alarms_on_a_hand_made_stream(hand_stream)
     assert recall_at(pts, 1e9) == 1.0 and recall_at(pts, 0.0) == 0.0
 
 
+def test_each_false_alarm_is_put_on_the_word_it_overlaps_most():
+    from kws_proto.eval.spot_report import _fell_on
+    from kws_proto.eval.spot_results import TrialResult, VariantResult
+    from kws_proto.eval.spot_variants import Variant
+    from kws_proto.eval.streams import GAP, Word, false_alarm_words
+    from kws_proto.spot.detect import match_events
+
+    spans = [(1.0, 1.6, Word("a/1.wav", "jarvis", True)),
+             (2.6, 3.4, Word("b/1.wav", "computer", True)),
+             (4.4, 5.0, Word("c/1.wav", "snowboy", False))]
+    truth = [Event(w.keyword, a, b) for a, b, w in spans if w.target]
+    detected = [Event("jarvis", 0.9, 1.5, 0.4),  # hits jarvis
+                Event("jarvis", 1.2, 1.7, 0.2),  # jarvis again: a second detection
+                Event("jarvis", 2.5, 4.5, 0.3),  # over computer (0.8 s) and snowboy (0.1 s)
+                Event("computer", 4.5, 5.5, 0.1),  # on the word that is no target
+                Event("computer", 6.0, 6.5, 0.1)]  # in the silence after it
+    false = match_events(detected, truth)["false"]
+    words = false_alarm_words(false, [(a, b, w.keyword, w.target) for a, b, w in spans])
+    assert words == [("jarvis", "jarvis", True), ("jarvis", "computer", True),
+                     ("computer", "snowboy", False), ("computer", GAP, False)]
+    trials = [TrialResult(i, 10.0, np.zeros((1, 3), np.int64), [1.0], w)
+              for i, w in enumerate([words, words[2:3]])]
+    v = VariantResult("m", Variant("m"), [1.0], trials, 0.0)
+    assert v.false_alarm_words[0] == {"keyword": "computer", "said": "snowboy",
+                                      "said_is_target": False, "false_alarms": 2}
+    assert sum(w["false_alarms"] for w in v.false_alarm_words) == 5
+    line = _fell_on(v)[0]
+    assert "other words 2, targets 2, gaps 1" in line and "computer <- snowboy x2" in line
+    trials[1].false_words = None  # a stored result: not recorded, not an empty tally
+    assert v.false_alarm_words is None and _fell_on(v) == []
+
+
 def test_the_threshold_sweep_is_detect_with_scaled_thresholds(keyword_spotter, hand_stream):
     from kws_proto.spot.bank import Keyword
     from kws_proto.eval.spot_eval import events_at, score, score_windows
@@ -246,6 +278,7 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
         cal = v.calibrated
         assert cal["hits"] == sum(t["hits"] for t in v.per_trial) == v.counts[:, 1, 0].sum()
         assert cal["false_alarms"] == sum(t["false_alarms"] for t in v.per_trial)
+        assert sum(w["false_alarms"] for w in v.false_alarm_words) == cal["false_alarms"]
         assert cal["targets"] == 2 * 2  # round(0.25 * 8) per trial
         assert v.stream_hours == pytest.approx(
             sum(t["seconds_audio"] for t in v.per_trial) / 3600, rel=1e-3)
@@ -260,6 +293,7 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
     assert out["trials"] == r.trials and out["variants"][1]["name"] == r.variants[1].name
     assert out["variants"][0]["per_trial"] == r.variants[0].per_trial
     assert "vs_first" not in out["variants"][0] and "vs_first" in out["variants"][1]
+    assert out["variants"][0]["false_alarm_words"] == r.variants[0].false_alarm_words
     # two runs' JSON compared afterwards (experiments/spot_paired.py) give the paired
     # intervals the one run gave: every trial's counts at every factor are kept
     from kws_proto.eval.spot_results import bootstrap, from_dict

@@ -44,7 +44,8 @@ from kws_proto.eval.embedded import Embedded, embed_recordings
 from kws_proto.eval.spot_eval import SharedModels, enrol
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import Variant, parse_variants
-from kws_proto.eval.streams import FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options
+from kws_proto.eval.streams import (FACTORS, KEYWORDS, SEED, SHOTS, TRIALS, check_options,
+                                    false_alarm_words)
 from kws_proto.spot.detect import decide_windows, merge_events
 
 FA_POINTS = (10.0, 30.0, 100.0)
@@ -118,10 +119,14 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
     d = win.distances(bank, bench.window_cohort(v))
     truth = [u.truth(set(trial.keywords)) for u in bench.corpus.utterances]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
+    fell_on = None
     for j, f in enumerate(bench.factors):
         s = score_utterances(events_per_recording(win, d, bank, f, v), truth)
         counts[j] = (s["hits"], s["targets"], s["false_alarms"])
         if f == 1.0:
+            fell_on = [w for u, false in zip(bench.corpus.utterances, s["false"])
+                       for w in false_alarm_words(false, [(a, b, word, word in trial.keywords)
+                                                          for word, a, b in u.words])]
             per_kw = [{"trial": trial.index, "keyword": k, "false_alarms": s["background"].get(k, 0),
                        "seconds": round(free_seconds(bench.corpus.utterances, k), 3)}
                       for k in trial.keywords]
@@ -131,7 +136,7 @@ def run_sentence_trial(bench: _SentenceBench, v: Variant, trial: SentenceTrial):
         dets = events_per_recording(bg, bg.distances(bank, bench.window_cohort(v)), bank, 1.0, v)
         folders[name] = {"false_alarms": sum(len(e) for e in dets), "seconds": bg.seconds}
     result = TrialResult(trial.index, bench.corpus.seconds, counts,
-                         [round(float(x), 4) for x in bank.thresholds])
+                         [round(float(x), 4) for x in bank.thresholds], fell_on)
     return result, {"per_keyword": per_kw, "folders": folders}
 
 

@@ -282,18 +282,22 @@ def score_utterances(detected: list[list[Event]], truth: list[list[Event]]) -> d
     """Hits, occurrences and false alarms over utterances (``detected[i]`` against
     ``truth[i]``, :func:`kws_proto.spot.detect.match_events`: a detection hits an aligned
     occurrence of its keyword that it overlaps, each occurrence once; every other detection is
-    a false alarm), and per keyword its ``background`` false alarms: detections overlapping no
-    occurrence of their own keyword (a second detection of one occurrence is not one)."""
+    a false alarm), per keyword its ``background`` false alarms: detections overlapping no
+    occurrence of their own keyword (a second detection of one occurrence is not one), and
+    ``false``: each utterance's false alarms (events)."""
     hits = targets = fa = 0
     background: dict[str, int] = {}
+    false = []
     for dets, true in zip(detected, truth):
         r = match_events(dets, true)
         hits, targets, fa = hits + r["hits"], targets + len(true), fa + r["false_alarms"]
+        false.append(r["false"])
         for e in dets:
             if not any(t.keyword == e.keyword and e.start < t.end and t.start < e.end
                        for t in true):
                 background[e.keyword] = background.get(e.keyword, 0) + 1
-    return {"hits": hits, "targets": targets, "false_alarms": fa, "background": background}
+    return {"hits": hits, "targets": targets, "false_alarms": fa, "background": background,
+            "false": false}
 
 
 def free_seconds(utterances: list[Utterance], keyword: str) -> float:

@@ -39,6 +39,10 @@ target of its keyword that it overlaps (each target at most once); every other d
 false alarm, counted per hour of stream audio.  Factor 1 (each keyword's own calibrated
 threshold) is the operating point; "recall at X FA/h" is the best recall among the swept factors
 with at most X false alarms per hour of stream.
+At factor 1 each false alarm is also put on the stream word its span overlaps longest (or a
+gap: :func:`kws_proto.eval.streams.false_alarm_words`): ``VariantResult.false_alarm_words``
+tallies them by keyword detected and word said, which tells a keyword firing on other words
+from one firing twice on its own target or on another keyword's.
 
 **Variants** (:class:`~kws_proto.eval.spot_variants.Variant`, ``MODEL@key=value,...`` on the
 command line): the model, the
@@ -91,7 +95,7 @@ from kws_proto.errors import ConfigError
 from kws_proto.eval.embedded import Embedded, WindowScores, embed_recordings
 from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS, TARGET_RATIO,
                                     TRIALS, TRIM_DB, WORDS, ClipPool, Stream, Trial, build_stream,
-                                    check_options, draw_trials)
+                                    check_options, draw_trials, false_alarm_words)
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
@@ -267,11 +271,15 @@ def run_trial(bench: _Bench, v: Variant, trial: Trial) -> TrialResult:
                  bench.context_of(v))
     ws = bench.embedded(trial, v).scores(bank, bench.window_cohort(v))[0]
     counts = np.zeros((len(bench.factors), 3), dtype=np.int64)
+    fell_on = None
     for j, f in enumerate(bench.factors):
-        s = score(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)
-        counts[j] = (s["hits"], s["targets"], s["false_alarms"])
+        m = match_events(events_at(ws, bank, f, v.min_hits, v.max_gap, v.min_db), stream.truth)
+        counts[j] = (m["hits"], len(stream.truth), m["false_alarms"])
+        if f == 1.0:
+            fell_on = false_alarm_words(m["false"], [(a, b, w.keyword, w.target)
+                                                     for a, b, w in stream.spans])
     return TrialResult(trial.index, stream.duration, counts,
-                       [round(float(x), 4) for x in bank.thresholds])
+                       [round(float(x), 4) for x in bank.thresholds], fell_on)
 
 
 def run_variant(bench: _Bench, v: Variant, progress=None) -> VariantResult:

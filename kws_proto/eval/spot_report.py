@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kws_proto.eval.plots import _figure, _save
 from kws_proto.eval.spot_results import SpotEvalResult
+from kws_proto.eval.streams import GAP
 
 
 def table(result: SpotEvalResult) -> str:
@@ -35,6 +36,7 @@ def table(result: SpotEvalResult) -> str:
             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
             for k, d in v.vs_first.items()))
     lines += [line for v in variants for line in _background(v)]
+    lines += [line for v in variants for line in _fell_on(v)]
     lines.append("[95% intervals: bootstrap over trials; differences paired on the same trials]")
     return "\n".join(lines)
 
@@ -69,6 +71,26 @@ def _background(v) -> list[str]:
             f"bank in {name} ({f['false_alarms']} in {f['hours']:.3f} h)"
             for name, f in b["folders"].items()]
     return out
+
+
+FELL_ON_SHOWN = 6  # (keyword, word said) pairs a variant's line names
+
+
+def _fell_on(v) -> list[str]:
+    """A line of what a variant's false alarms at the calibrated point fell on: how many on
+    words that are no target, on targets (another keyword's, or a second detection), in gaps,
+    and the most frequent (keyword detected <- word said) pairs."""
+    words = v.false_alarm_words
+    if not words:
+        return []
+    kinds = {"other words": 0, "targets": 0, "gaps": 0}
+    for w in words:
+        kind = "gaps" if w["said"] == GAP else "targets" if w["said_is_target"] else "other words"
+        kinds[kind] += w["false_alarms"]
+    top = ", ".join(f"{w['keyword']} <- {w['said']} x{w['false_alarms']}"
+                    for w in words[:FELL_ON_SHOWN])
+    return [f"{v.name}: false alarms at calibrated fell on " +
+            ", ".join(f"{k} {n}" for k, n in kinds.items()) + f"; most often {top}"]
 
 
 def det_plot(result: SpotEvalResult, out) -> Path:

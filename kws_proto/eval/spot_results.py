@@ -3,6 +3,7 @@ counts at every threshold factor, per variant the DET curve and its bootstrap in
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -38,6 +39,9 @@ class TrialResult:
     seconds_audio: float
     counts: np.ndarray  # [n_factors, 3] hits, targets, false alarms
     thresholds: list[float]
+    #: At factor 1, what each false alarm fell on (``streams.false_alarm_words``); None: not
+    #: recorded (the sentence benchmark, a stored result)
+    false_words: list | None = None
 
     def at(self, j: int) -> dict:
         """``hits``, ``targets``, ``false_alarms`` at factor index ``j``."""
@@ -98,6 +102,18 @@ class VariantResult:
         return [{"trial": t.trial, "seconds_audio": round(t.seconds_audio, 2), **t.at(one),
                  "thresholds": t.thresholds} for t in self.trials]
 
+    @property
+    def false_alarm_words(self) -> list[dict] | None:
+        """At factor 1, the false alarms of every trial by ``keyword`` detected and word
+        ``said`` under it (``said_is_target``: a target of the trial, another keyword's or a
+        second detection of its own), most frequent first (then by name); None when a trial did
+        not record them."""
+        if any(t.false_words is None for t in self.trials):
+            return None
+        tally = Counter(tuple(w) for t in self.trials for w in t.false_words)
+        return [{"keyword": k, "said": said, "said_is_target": target, "false_alarms": n}
+                for (k, said, target), n in sorted(tally.items(), key=lambda x: (-x[1], x[0]))]
+
     def to_dict(self) -> dict:
         d = {"name": self.name, "variant": asdict(self.variant), "curve": self.curve,
              "calibrated": self.calibrated, "recall_at": self.recall_at,
@@ -107,6 +123,8 @@ class VariantResult:
              "trial_seconds": [t.seconds_audio for t in self.trials], "ci95": self.ci95}
         if self.background is not None:
             d["background"] = self.background
+        if self.false_alarm_words is not None:
+            d["false_alarm_words"] = self.false_alarm_words
         return d if self.vs_first is None else {**d, "vs_first": self.vs_first}
 
 

@@ -236,6 +236,23 @@ class Stream:
         return len(self.audio) / self.sample_rate
 
 
+GAP = "(gap)"  # a false alarm that overlaps no word of its stream
+
+
+def false_alarm_words(false: list, spans: list) -> list[tuple[str, str, bool]]:
+    """What each false alarm fell on: ``(keyword detected, word said, said word is a target)``
+    per event of ``false`` (:class:`~kws_proto.spot.detect.Event`), the said word being the one
+    of ``spans`` (``(start, end, word, is_target)`` in seconds: a stream's words, a sentence's
+    aligned words) its span overlaps longest, or :data:`GAP` (and False) when it overlaps none."""
+    out = []
+    for e in false:
+        overlap, said, target = max(((min(e.end, b) - max(e.start, a), w, t)
+                                     for a, b, w, t in spans), key=lambda o: o[0],
+                                    default=(0.0, GAP, False))
+        out.append((e.keyword, said, bool(target)) if overlap > 0 else (e.keyword, GAP, False))
+    return out
+
+
 def trimmed_word(path, sr: int) -> np.ndarray:
     """A clip at ``sr`` Hz cut to its speech: ``librosa.effects.trim`` at ``TRIM_DB``."""
     import librosa  # lazy: slow to import, and only scoring needs it
