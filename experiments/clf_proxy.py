@@ -64,6 +64,21 @@ def embedded_words(spotter, corpus: Path, others: Path):
     return files, emb, np.asarray(spotter.embed_files(pool), np.float64)
 
 
+def keyword_draws(spotter, corpus: Path, others: Path):
+    """The proxies' trials, in order: per keyword of ``corpus`` and each of :data:`DRAWS` seeded
+    draws, ``(word, prototype [d], support views [5, v, d], held-out clips [n, d], negatives
+    [m, d])``, float64: 5 support clips (their enrolment views) make the prototype; the negatives
+    are 60 clips of every other word and the :data:`OTHERS` clips of ``others``
+    (:func:`embedded_words`)."""
+    files, emb, pool = embedded_words(spotter, corpus, others)
+    for w in files:
+        neg = np.vstack([*(emb[o][:60] for o in files if o != w), pool])
+        for t in range(DRAWS):
+            order = np.random.default_rng([1, t, len(w)]).permutation(len(files[w]))
+            views = np.asarray(spotter.embed_views([files[w][i] for i in order[:5]]), np.float64)
+            yield w, views.mean(axis=(0, 1)), views, emb[w][order[5:]], neg
+
+
 def fit_logistic(pos: np.ndarray, neg: np.ndarray, c: float) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression ``(w [d], b)`` by L-BFGS."""
     x = np.vstack([pos, neg])
@@ -88,31 +103,31 @@ def tpr_at(pos: np.ndarray, neg: np.ndarray) -> list[float]:
     return [float((pos > np.quantile(neg, 1 - f)).mean()) for f in FPR]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def proxy_parser(doc: str) -> argparse.ArgumentParser:
+    """The proxies' command line: a CORPUS of keywords and ``--others`` (word clips of other
+    speakers)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("corpus", type=Path)
     p.add_argument("--others", type=Path, required=True, help="word clips of other speakers")
+    return p
+
+
+def main() -> None:
+    p = proxy_parser(__doc__)
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength")
     a = p.parse_args()
     spotter = KeywordSpotter.from_model("default")
     bg = spotter.shipped_background.embeddings.astype(np.float64)
-    files, emb, others = embedded_words(spotter, a.corpus, a.others)
     scores = {"s-normed prototype distance": [], f"logistic, C = {a.C:g}": []}
-    for w in files:
-        neg = np.vstack([*(emb[o][:60] for o in files if o != w), others])
-        for t in range(DRAWS):
-            order = np.random.default_rng([1, t, len(w)]).permutation(len(files[w]))
-            views = np.asarray(spotter.embed_views([files[w][i] for i in order[:5]]), np.float64)
-            held = emb[w][order[5:]]
-            proto = views.mean(axis=(0, 1))
-            near = np.sort(((bg - proto) ** 2).sum(axis=1))[:500]
+    for _, proto, views, held, neg in keyword_draws(spotter, a.corpus, a.others):
+        near = np.sort(((bg - proto) ** 2).sum(axis=1))[:500]
 
-            def snorm(e):
-                return -(((e - proto) ** 2).sum(axis=1) - near.mean()) / near.std()
+        def snorm(e):
+            return -(((e - proto) ** 2).sum(axis=1) - near.mean()) / near.std()
 
-            scores["s-normed prototype distance"].append(tpr_at(snorm(held), snorm(neg)))
-            wv, _ = fit_logistic(views.reshape(-1, views.shape[-1]), bg, a.C)
-            scores[f"logistic, C = {a.C:g}"].append(tpr_at(held @ wv, neg @ wv))
+        scores["s-normed prototype distance"].append(tpr_at(snorm(held), snorm(neg)))
+        wv, _ = fit_logistic(views.reshape(-1, views.shape[-1]), bg, a.C)
+        scores[f"logistic, C = {a.C:g}"].append(tpr_at(held @ wv, neg @ wv))
     for name, v in scores.items():
         tpr = np.mean(v, axis=0) * 100
         print(f"{name}: TPR at {FPR[0]:g} / {FPR[1]:g} FPR {tpr[0]:.1f} / {tpr[1]:.1f} % "

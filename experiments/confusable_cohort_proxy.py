@@ -22,12 +22,9 @@ the cut itself (score < 0) the rates of both.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from clf_proxy import DRAWS, embedded_words
+from clf_proxy import DRAWS, keyword_draws, proxy_parser
 from kws_proto.errors import ConfigError
 from kws_proto.spot.confusables import confusable_clips
 from kws_proto.spot.cohort import TOP
@@ -51,45 +48,42 @@ def pooled(pos: np.ndarray, neg: np.ndarray) -> list[float]:
     return [100 * x for x in (*at, (pos < 0).mean(), (neg < 0).mean())]
 
 
+def confusables_embedded(spotter, word: str, n: int) -> np.ndarray | None:
+    """``word``'s ``n`` confusables, each said by :data:`VOICES` voices, embedded ``[m, d]``
+    float64; None, and a line saying so, when it has none."""
+    try:
+        clips, _ = confusable_clips(keyword_text(word), n, VOICES, sr=spotter.features.sample_rate)
+    except ConfigError as e:
+        print(f"{word}: no confusables ({e}); scored without them")
+        return None
+    return np.asarray(spotter.embed(spotter.load_clips([y for _, y in clips])), np.float64)
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("corpus", type=Path)
-    p.add_argument("--others", type=Path, required=True, help="word clips of other speakers")
+    p = proxy_parser(__doc__)
     p.add_argument("--confusables", type=int, default=20, help="sound-alikes a keyword")
     a = p.parse_args()
     spotter = KeywordSpotter.from_model("default")
     bg = spotter.shipped_background.embeddings.astype(np.float64)
     level = spotter.shipped_background.cohort_level
-    files, emb, others = embedded_words(spotter, a.corpus, a.others)
-    conf = {}
-    for w in files:
-        try:
-            clips, _ = confusable_clips(keyword_text(w), a.confusables, VOICES,
-                                        sr=spotter.features.sample_rate)
-        except ConfigError as e:
-            print(f"{w}: no confusables ({e}); scored without them")
-            continue
-        conf[w] = np.asarray(spotter.embed(spotter.load_clips([y for _, y in clips])), np.float64)
     rules = ["shipped", "cohort + confusables", *(f"cap q{q:g}" for q in QUANTILES)]
     scores = {r: ([], []) for r in rules}
-    for w in files:
-        neg = np.vstack([*(emb[o][:60] for o in files if o != w), others])
-        for t in range(DRAWS):
-            order = np.random.default_rng([1, t, len(w)]).permutation(len(files[w]))
-            views = np.asarray(spotter.embed_views([files[w][i] for i in order[:5]]), np.float64)
-            proto = views.mean(axis=(0, 1))
-            held = emb[w][order[5:]]
-            c = conf.get(w)
-            union = bg if c is None else np.vstack([bg, c])
-            zc = None if c is None else z_against(proto, bg, c)
-            cuts = {"shipped": level, "cohort + confusables": level,
-                    **{f"cap q{q:g}": level if zc is None else
-                       min(level, float(np.quantile(zc, q))) for q in QUANTILES}}
-            for r in rules:
-                cohort = union if r == "cohort + confusables" else bg
-                for side, e in zip(scores[r], (held, neg)):
-                    side.append(z_against(proto, cohort, e) - cuts[r])
-    print(f"{a.corpus.name}: {len(files)} keywords x {DRAWS} draws, {len(conf)} with confusables")
+    conf = {}  # word -> its confusables' embeddings, or None
+    for w, proto, _, held, neg in keyword_draws(spotter, a.corpus, a.others):
+        if w not in conf:
+            conf[w] = confusables_embedded(spotter, w, a.confusables)
+        c = conf[w]
+        union = bg if c is None else np.vstack([bg, c])
+        zc = None if c is None else z_against(proto, bg, c)
+        cuts = {"shipped": level, "cohort + confusables": level,
+                **{f"cap q{q:g}": level if zc is None else min(level, float(np.quantile(zc, q)))
+                   for q in QUANTILES}}
+        for r in rules:
+            cohort = union if r == "cohort + confusables" else bg
+            for side, e in zip(scores[r], (held, neg)):
+                side.append(z_against(proto, cohort, e) - cuts[r])
+    print(f"{a.corpus.name}: {len(conf)} keywords x {DRAWS} draws, "
+          f"{sum(c is not None for c in conf.values())} with confusables")
     for r in rules:
         tpr1, tpr01, tpr_cut, fpr_cut = pooled(*(np.concatenate(s) for s in scores[r]))
         print(f"{a.corpus.name} {r}: TPR at 1 % / 0.1 % FPR {tpr1:.1f} / {tpr01:.1f}; at the "

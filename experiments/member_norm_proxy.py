@@ -14,12 +14,9 @@ rate at 1 % and 0.1 % false positives, mean over keywords and draws.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from clf_proxy import DRAWS, embedded_words, tpr_at
+from clf_proxy import keyword_draws, proxy_parser, tpr_at
 from kws_proto.model.fusion import load_fusion
 from kws_proto.model.pretrained import resolve_model
 from kws_proto.spot.cohort import TOP
@@ -41,32 +38,23 @@ def snorm_z(proto: np.ndarray, bg: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("corpus", type=Path)
-    p.add_argument("--others", type=Path, required=True, help="word clips of other speakers")
+    p = proxy_parser(__doc__)
     p.add_argument("--model", default="default", help="a fused model with a shipped background")
     a = p.parse_args()
     spotter = KeywordSpotter.from_model(a.model)
     bg = spotter.shipped_background.embeddings.astype(np.float64)
     cols = member_slices(a.model)
-    files, emb, others = embedded_words(spotter, a.corpus, a.others)
     rules = ["fused distance, s-normed", "members' z, mean", "members' z, max", *cols]
     scores: dict[str, list] = {r: [] for r in rules}
-    for w in files:
-        neg = np.vstack([*(emb[o][:60] for o in files if o != w), others])
-        for t in range(DRAWS):
-            order = np.random.default_rng([1, t, len(w)]).permutation(len(files[w]))
-            views = np.asarray(spotter.embed_views([files[w][i] for i in order[:5]]), np.float64)
-            proto = views.mean(axis=(0, 1))
-            held = emb[w][order[5:]]
-            z = {}
-            for e, side in ((held, "pos"), (neg, "neg")):
-                z[side] = {"fused distance, s-normed": snorm_z(proto, bg, e)}
-                z[side].update({m: snorm_z(proto[c], bg[:, c], e[:, c]) for m, c in cols.items()})
-                each = np.stack([z[side][m] for m in cols])
-                z[side]["members' z, mean"], z[side]["members' z, max"] = each.mean(0), each.max(0)
-            for r in rules:
-                scores[r].append(tpr_at(-z["pos"][r], -z["neg"][r]))
+    for _, proto, _, held, neg in keyword_draws(spotter, a.corpus, a.others):
+        z = {}
+        for e, side in ((held, "pos"), (neg, "neg")):
+            z[side] = {"fused distance, s-normed": snorm_z(proto, bg, e)}
+            z[side].update({m: snorm_z(proto[c], bg[:, c], e[:, c]) for m, c in cols.items()})
+            each = np.stack([z[side][m] for m in cols])
+            z[side]["members' z, mean"], z[side]["members' z, max"] = each.mean(0), each.max(0)
+        for r in rules:
+            scores[r].append(tpr_at(-z["pos"][r], -z["neg"][r]))
     for r in rules:
         tpr = np.mean(scores[r], axis=0) * 100
         print(f"{a.corpus.name} {r}: TPR at 1 % / 0.1 % FPR {tpr[0]:.1f} / {tpr[1]:.1f} % "
