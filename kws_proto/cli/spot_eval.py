@@ -1,13 +1,14 @@
 """Measure spotting on a prepared dataset: seeded trials, each enrolling --keywords targets from
 --shots clips and detecting them in a stream of other clips (other speakers when the manifest
-has speaker ids, other files otherwise) with non-target words between random gaps.  Prints
-recall and false alarms per hour at the calibrated thresholds, recall at 10 and 50 false
-alarms per hour on the DET curve (every threshold scaled by --factors), what the calibrated
-point's false alarms fell on (words that are no target, targets, gaps; the most frequent
-keyword <- word pairs), and writes the curve as JSON (--json) and a PNG (--plot).  --compare scores more models or decision variants
+has speaker ids, other files otherwise) with non-target words between random gaps. Prints recall
+and false alarms per hour at the calibrated thresholds, recall at 10 and 50 false alarms per
+hour on the DET curve (every threshold scaled by --factors), what the calibrated point's false
+alarms fell on (words that are no target, targets, gaps; the most frequent keyword <- word
+pairs), and writes the curve as JSON (--json) and a PNG (--plot). --compare scores more models
+or decision variants
 (MODEL@hop=0.05,min_hits=2,max_gap=0,min_db=-40,margin=1.5,negatives=200,quantile=0.01,
 score=maxcos,label=NAME; negatives=N needs --cohort; score=maxcos scores by the cosine to the
-nearest support clip instead of the distance to the prototype) on identical trials.  See
+nearest support clip instead of the distance to the prototype) on identical trials. See
 kws_proto/eval/spot_eval.py.
 
 With --sentences CORPUS (in place of --data) the keywords are enrolled from CORPUS/words/ and

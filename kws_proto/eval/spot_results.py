@@ -40,7 +40,7 @@ class TrialResult:
     counts: np.ndarray  # [n_factors, 3] hits, targets, false alarms
     thresholds: list[float]
     #: At factor 1, what each false alarm fell on (``streams.false_alarm_words``); None: not
-    #: recorded (the sentence benchmark, a stored result)
+    #: recorded (a result read back by ``from_dict``)
     false_words: list | None = None
 
     def at(self, j: int) -> dict:
