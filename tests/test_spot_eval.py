@@ -302,6 +302,7 @@ def test_spot_eval_scores_variants_on_the_same_trials(trained_run, pico_small, t
     for v, w in zip(back, r.variants):
         np.testing.assert_array_equal(v.counts, w.counts)
         assert v.curve == w.curve and v.factors == w.factors
+        assert v.variant == w.variant  # a Variant again, as to_dict needs
     bootstrap(back, 5)
     assert back[1].vs_first == r.variants[1].vs_first and back[0].ci95 == r.variants[0].ci95
     stored = dict(out["variants"][0])

@@ -185,6 +185,6 @@ def from_dict(d: dict, name: str | None = None) -> VariantResult:
     counts = np.asarray(d["trial_counts"], np.int64)
     trials = [TrialResult(t["trial"], float(sec), c, t["thresholds"])
               for t, sec, c in zip(d["per_trial"], d["trial_seconds"], counts)]
-    return VariantResult(name or d["name"], d["variant"], list(d["factors"]), trials,
+    return VariantResult(name or d["name"], Variant(**d["variant"]), list(d["factors"]), trials,
                          d["seconds_per_trial"])
 
