@@ -15,8 +15,8 @@ from kws_proto.eval.spot_variants import parse_variant
 from kws_proto.spot.background import Background
 from kws_proto.spot.bank import (NORMED_VERSION, VERSION, EncoderInfo, KeywordBank, load_bank,
                                  save_bank)
-from kws_proto.spot.cohort import (CohortNorm, cohort_norm, level_threshold, normalise,
-                                   window_stats)
+from kws_proto.spot.cohort import (RATIO, RATIO_UNIT, CohortNorm, cohort_norm, level_threshold,
+                                   normalise, window_stats)
 from kws_proto.spot.decision import keyword_distances
 from kws_proto.spot.detect import decide_windows
 from kws_proto.spot.enrolment import enrol_keyword
@@ -54,6 +54,29 @@ def test_statistics_are_those_of_the_nearest_rows():
         cohort_norm(np.ones(10), 5, FP, "x")
     with pytest.raises(ConfigError, match="top"):
         cohort_norm(d, 1, FP, "x")
+
+
+def test_the_ratio_unit_is_a_share_of_the_nearest_rows_mean():
+    d = np.array([9.0, 1.0, 7.0, 3.0, 2.0, 8.0])
+    n = cohort_norm(d, 3, FP, "x", method=RATIO)
+    assert (n.mu, n.top, n.method) == (2.0, 3, RATIO)
+    assert math.isclose(n.sigma, RATIO_UNIT * 2.0, rel_tol=1e-12)
+    # z is the distance as a ratio of the mean, in units of RATIO_UNIT
+    np.testing.assert_allclose(n.z(np.array([1.0, 2.0, 4.0])),
+                               (np.array([0.5, 1.0, 2.0]) - 1) / RATIO_UNIT, rtol=1e-12)
+    # for one keyword it orders distances as s-norm does
+    s = cohort_norm(d, 3, FP, "x")
+    probe = np.array([5.0, 0.5, 2.5, 1.5])
+    np.testing.assert_array_equal(np.argsort(n.z(probe)), np.argsort(s.z(probe)))
+    # a cohort that repeats one distance has a mean, so a ratio, but no deviation
+    assert cohort_norm(np.full(10, 4.0), 5, FP, "x", method=RATIO).sigma > 0
+    with pytest.raises(ConfigError, match="all 0"):
+        cohort_norm(np.zeros(10), 5, FP, "x", method=RATIO)
+    with pytest.raises(ConfigError, match="normalisation"):
+        cohort_norm(d, 3, FP, "x", method="tnorm")
+    assert CohortNorm.from_dict(n.to_dict()) == n
+    with pytest.raises(BankError, match="normalisation"):
+        CohortNorm.from_dict({**n.to_dict(), "method": "znorm"})
 
 
 def test_a_common_factor_moves_every_keywords_z_cut_by_the_same_amount():
@@ -122,7 +145,7 @@ def test_a_normalised_keyword_is_cut_at_a_cohort_level():
         enrol_keyword(views, "k", list("abcd"), norm="snorm")
     with pytest.raises(ConfigError, match="normalisation"):
         enrol_keyword(views, "k", list("abcd"), norm="tnorm", background=bg)
-    with pytest.raises(ConfigError, match="for norm"):
+    with pytest.raises(ConfigError, match="for a normalised keyword"):
         enrol_keyword(views, "k", list("abcd"), level=-2)
     with pytest.raises(ConfigError, match="negatives"):
         enrol_keyword(views, "k", list("abcd"), bg.embeddings[:20], norm="snorm", background=bg)
@@ -187,6 +210,25 @@ def test_a_bank_refuses_another_cohort_another_encoders_cohort_and_mixing():
         raw_bank.add(kw)
     bank.add(dataclasses.replace(kw, threshold=3.0), replace=True)  # the same cohort: fine
     assert bank["a"].threshold == 3.0
+
+
+def test_a_bank_keeps_one_unit_and_a_ratio_keyword_decides_the_same_after_loading(tmp_path):
+    bg = _background()
+    ratio = enrol_keyword(_views(0, 0.3), "a", list("abcd"), norm=RATIO, background=bg, top=40)
+    assert ratio.norm.method == RATIO
+    assert ratio.threshold == level_threshold(-2.0)  # the level is a z on the ratio's scale
+    d = ((bg.embeddings.astype(np.float64) - ratio.prototype) ** 2).sum(axis=1)
+    assert math.isclose(ratio.norm.mu, np.sort(d)[:40].mean(), rel_tol=1e-5)
+    snormed = enrol_keyword(_views(1, 1.0), "b", list("abcd"), norm="snorm", background=bg)
+    bank = _bank()
+    bank.add(ratio)
+    with pytest.raises(BankError, match="one way against one cohort"):
+        bank.add(snormed)  # the same cohort, another unit: not comparable
+    bank.add(enrol_keyword(_views(1, 1.0), "b", list("abcd"), norm=RATIO, background=bg))
+    again = load_bank(save_bank(bank, tmp_path / "r.npz"))
+    assert [n.method for n in again.norms] == [RATIO, RATIO] and again.norms == bank.norms
+    probe = np.random.default_rng(6).normal(size=(20, D)).astype(np.float32)
+    np.testing.assert_array_equal(keyword_distances(again, probe), keyword_distances(bank, probe))
 
 
 def test_variants_parse_and_refuse_incomplete_settings(tmp_path):

@@ -20,13 +20,14 @@ most R times an hour on keyword-free audio (FILE from `kws-proto background`; ma
 encoder; without it, the background the model ships): kws_proto/spot/background.py.
 
 --norm snorm [--background FILE] normalises the keyword's distances against FILE (without it, the
-background the model ships) as a cohort (the mean and deviation of its 500 nearest windows) and
-sets its threshold at the cohort level --level (default: the background's own, -3.25 for the one
-`default` ships, else z = -2: two deviations nearer than its typical nearest other speech), the
-same for every keyword of the bank: kws_proto/spot/cohort.py.  Every
-keyword of a bank is normalised against one cohort, or none is.  --norm auto (the default) does
-so when the model ships a background (`default` does) or --background is given, and neither
---threshold, --fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
+background the model ships) as a cohort (the mean and deviation of its 500 nearest windows;
+--norm ratio: their mean as the unit) and sets its threshold at the cohort level --level
+(default: the background's own, -3.25 for the one `default` ships, else z = -2: two deviations
+nearer than its typical nearest other speech), the same for every keyword of the bank:
+kws_proto/spot/cohort.py.  Every keyword of a bank is normalised one way against one cohort, or
+none is.  --norm auto (the default) normalises as the default rule does (snorm) when the model
+ships a background (`default` does) or --background is given, and neither --threshold,
+--fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
 --norm none: raw distances (the support clips' rule).
 
 --context K [--neighbours DIR] also embeds each clip K times said between the ends of two other
@@ -86,7 +87,7 @@ def add_arguments(p) -> None:
                         "--fa-per-hour and --norm; default: the one the model ships, if any")
     p.add_argument("--norm", choices=(AUTO, *NORMS, NO_NORM), default=AUTO,
                    help="`snorm`: normalise the keyword's distances against the background as a "
-                        "cohort; its threshold is then the cohort level --level unless "
+                        "cohort (`ratio`: in units of its mean); its threshold is then the cohort level --level unless "
                         "--fa-per-hour or --threshold sets it; `none`: "
                         "raw distances; `auto` (default): snorm when the model ships a background "
                         "or --background is given and no other threshold rule is, or as the "
@@ -180,7 +181,7 @@ def _check_rate(args) -> None:
     --text (yet)."""
     if args.background is not None and (args.fa_per_hour is None and args.norm == NO_NORM):
         raise ConfigError("--background FILE is for --fa-per-hour R or a normalisation (--norm "
-                          "snorm or auto), not for --norm none")
+                          "snorm, ratio or auto), not for --norm none")
     if args.level is not None and args.norm == NO_NORM:
         raise ConfigError(f"--level {args.level:g} is the threshold of a normalised keyword, "
                           "not of --norm none")

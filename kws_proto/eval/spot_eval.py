@@ -55,7 +55,8 @@ capping the support rule at the ``quantile`` (0.05) of their distances to the pr
 ``margin=inf`` leaves the cohort quantile alone.  ``score=maxcos`` scores each window by its
 cosine distance to the nearest support embedding instead of the distance to the prototype (the
 frozen-embedding peers' rule; :mod:`kws_proto.spot.decision`), its threshold calibrated by the
-same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE`` normalises each
+same rule with that distance, swept by the same factors.  ``norm=snorm,bg=FILE`` (or
+``norm=ratio``: in units of the cohort's mean) normalises each
 keyword's distances against the background ``FILE`` (``kws-proto background`` of the variant's
 model; ``bg=shipped``: the background the model ships, which the default enrolment of
 ``KeywordSpotter.enroll`` uses) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its
@@ -99,7 +100,6 @@ from kws_proto.eval.streams import (FACTORS, GAP_SECONDS, KEYWORDS, SEED, SHOTS,
 from kws_proto.eval.spot_results import SpotEvalResult, TrialResult, VariantResult, bootstrap
 from kws_proto.eval.spot_variants import SHIPPED_BG, Variant, parse_variants
 from kws_proto.spot.background import Background, load_background
-from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.detect import (MAX_GAP, MIN_DB, MIN_HITS, decide_windows, match_events,
                                    merge_events)
 from kws_proto.spot.context import NEIGHBOUR_SALT, NEIGHBOURS
@@ -225,7 +225,7 @@ class SharedModels:
     def background_of(self, v: Variant) -> Background | None:
         """The cohort background of a ``norm`` variant (its ``bg`` file, loaded once and checked
         against the variant's encoder), else None."""
-        if v.norm != SNORM:
+        if not v.norm:
             return None
         sp = self.spotter(v.model)
         if v.bg == SHIPPED_BG:

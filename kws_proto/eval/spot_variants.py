@@ -100,11 +100,12 @@ class Variant:
             raise ConfigError(f"variant {self.name}: norm={self.norm!r} is not a score "
                               f"normalisation ({', '.join(NORMS)})")
         if bool(self.norm) != bool(self.bg):
-            raise ConfigError(f"variant {self.name}: norm=snorm and bg=FILE (the cohort: "
+            raise ConfigError(f"variant {self.name}: norm=snorm|ratio and bg=FILE (the cohort: "
                               "`kws-proto background` of the variant's model, or "
                               f"{SHIPPED_BG}: the one it ships) go together")
         if not self.norm and (self.top != TOP or self.level is not None or self.tnorm):
-            raise ConfigError(f"variant {self.name}: top, level and tnorm are for norm=snorm")
+            raise ConfigError(f"variant {self.name}: top, level and tnorm are for norm=snorm "
+                              "or norm=ratio")
         if self.tnorm and (self.tnorm < 2 or self.score != PROTOTYPE):
             raise ConfigError(f"variant {self.name}: tnorm={self.tnorm} (the window side of "
                               "s-norm) is a number of background windows >= 2, with "
@@ -118,7 +119,7 @@ class Variant:
         if self.twin not in (0, 1) or (self.twin and not (self.context > 0 and self.norm)):
             raise ConfigError(f"variant {self.name}: twin={self.twin} (1: each keyword scored by "
                               "the nearer of its plain and its context prototype) needs context=K "
-                              "and norm=snorm")
+                              "and norm=snorm or norm=ratio")
         if self.shift is not None and not (self.context and abs(self.shift) <= Z_CLIP):
             raise ConfigError(f"variant {self.name}: shift={self.shift} (the deviations a keyword "
                               f"in context is cut looser) needs context=K and |shift| <= {Z_CLIP:g}")

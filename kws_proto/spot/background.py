@@ -52,7 +52,7 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import (TOP, CohortNorm, cohort_norm, embeddings_digest,
+from kws_proto.spot.cohort import (SNORM, TOP, CohortNorm, cohort_norm, embeddings_digest,
                                    level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
@@ -161,11 +161,12 @@ class Background:
         return embeddings_digest(self.embeddings)
 
     def norm(self, prototype: np.ndarray, support: np.ndarray | None = None,
-             score: str = PROTOTYPE, top: int = TOP) -> CohortNorm:
+             score: str = PROTOTYPE, top: int = TOP, method: str = SNORM) -> CohortNorm:
         """A keyword's :class:`~kws_proto.spot.cohort.CohortNorm` against this background as the
-        cohort: the statistics of its ``top`` nearest windows by rule ``score``."""
+        cohort: the statistics of its ``top`` nearest windows by rule ``score``, in the unit of
+        ``method`` (``"snorm"`` or ``"ratio"``)."""
         d = distances_to(self.embeddings, prototype, support, score)  # [n]
-        return cohort_norm(d, top, self.fingerprint, self.digest, self.source)
+        return cohort_norm(d, top, self.fingerprint, self.digest, self.source, method)
 
 
 def _segments(segments: np.ndarray) -> list[slice]:

@@ -19,7 +19,7 @@ The header::
      "keywords": [{"name": str, "clips": [str, ...], "threshold": float,
                    "calibration": {...how the threshold was chosen...},
                    "score": "maxcos"   (only for a rule other than "prototype"),
-                   "norm": {"method": "snorm", "mu": float, "sigma": float, "top": int,
+                   "norm": {"method": "snorm" or "ratio", "mu": float, "sigma": float, "top": int,
                             "fingerprint": "<hex>", "digest": "<hex>", "source": str}
                            (only for a keyword normalised against a cohort),
                    "twin": {"norm": {...as above...}, "shift": float, "views": int}
@@ -32,7 +32,7 @@ score by another rule (``Keyword.score``: :mod:`kws_proto.spot.decision`) as ver
 a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.  A bank
 whose keywords are normalised against a cohort (``Keyword.norm``: :mod:`kws_proto.spot.cohort`)
 is written as version 3 for the same reason; every keyword of a bank is normalised against the
-same cohort, embedded by the bank's encoder, or none is.  A bank holding a keyword enrolled in
+same cohort by the same method, embedded by the bank's encoder, or none is.  A bank holding a keyword enrolled in
 context (``Keyword.twin``: :class:`Twin`, :mod:`kws_proto.spot.context`) is version 4, with the
 ``twins`` member.
 
@@ -245,9 +245,10 @@ class KeywordBank:
                             f"{twin.shift!r}) is not a {self.encoder.embedding_dim}-dim embedding "
                             "with a finite shift")
         if (keyword.norm is None or keyword.score != PROTOTYPE
-                or twin.norm.cohort != keyword.norm.cohort):
+                or _cohort_of(twin.norm) != _cohort_of(keyword.norm)):
             raise BankError(f"keyword {keyword.name!r}: a twin in context needs the keyword "
-                            "normalised against the same cohort, scored by its prototype")
+                            "normalised against the same cohort by the same method, scored by "
+                            "its prototype")
 
     @property
     def twins(self) -> list[Twin | None]:
@@ -268,7 +269,7 @@ class KeywordBank:
 
     def _check_norm(self, keyword: Keyword) -> None:
         """Refuse a keyword normalised against another encoder's cohort, or against another
-        cohort than the bank's other keywords (or normalised beside raw ones, or raw beside
+        cohort (or by another method) than the bank's other keywords (or normalised beside raw ones, or raw beside
         normalised ones): the nearest keyword is chosen by comparing their distances."""
         norm = keyword.norm
         if norm is not None and norm.fingerprint != self.encoder.fingerprint:
@@ -283,7 +284,7 @@ class KeywordBank:
         if _cohort_of(norm) != _cohort_of(theirs):
             raise BankError(f"keyword {keyword.name!r} scores by {_say(norm)}, the bank's keywords "
                             f"({', '.join(k.name for k in others)}) by {_say(theirs)}: one bank "
-                            "holds keywords normalised against one cohort (or none)")
+                            "holds keywords normalised one way against one cohort (or none)")
 
     def remove(self, name: str) -> Keyword:
         """Remove and return keyword ``name``."""
@@ -318,11 +319,13 @@ class KeywordBank:
 
 
 def _cohort_of(norm: CohortNorm | None):
-    return None if norm is None else norm.cohort
+    """What keywords compared with each other share: the unit and the cohort (None: raw)."""
+    return None if norm is None else (norm.method, *norm.cohort)
 
 
 def _say(norm: CohortNorm | None) -> str:
-    return "raw distances" if norm is None else f"distances normalised against {norm.source!r}"
+    return ("raw distances" if norm is None
+            else f"distances normalised ({norm.method}) against {norm.source!r}")
 
 
 def save_bank(bank: KeywordBank, path: str | os.PathLike) -> Path:

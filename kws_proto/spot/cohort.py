@@ -22,6 +22,15 @@ the threshold admits one more cohort deviation, and the benchmark's factors 2**-
 ``z`` from 5 below to 3 above the calibrated cut in eighths.  ``z`` is clipped to
 ``[-Z_CLIP, Z_CLIP]`` so the score stays finite.
 
+**The unit** (``norm``): ``"snorm"`` divides by the cohort's deviation ``sigma_k`` as above;
+``"ratio"`` by a fixed share of its mean, ``sigma_k = RATIO_UNIT * mu_k``, so that ``z = (d /
+mu_k - 1) / RATIO_UNIT``: the distance as a ratio of the keyword's typical nearest other speech.
+For one keyword the two order windows alike (both are monotone in ``d``); they differ in how one
+common level cuts different keywords.  A deviation of 500 distances is a noisy unit, and keywords
+cut by it sit at unlike rates of other speech; the mean is the steadier one (measured:
+experiments/spotting.md, "The cohort's mean as the unit").  ``RATIO_UNIT`` is the typical
+deviation-to-mean share of a keyword's cohort, so a level means about as many units either way.
+
 A keyword records its ``mu``, ``sigma``, ``top`` and the background's identity
 (:meth:`CohortNorm.to_dict`: the encoder fingerprint that embedded it and a digest of its
 embeddings), so a saved bank decides the same way wherever it is loaded, and a bank refuses a
@@ -42,7 +51,10 @@ from kws_proto.errors import BankError, ConfigError
 from kws_proto.util.vectors import squared_distances
 
 SNORM = "snorm"
-NORMS = (SNORM,)  # the normalisations (kws_proto.spot.enrolment)
+RATIO = "ratio"
+NORMS = (SNORM, RATIO)  # the normalisations (kws_proto.spot.enrolment)
+DEFAULT_NORM = SNORM  # the default enrolment's (kws_proto.spot.enrolment.enrolment_rule)
+RATIO_UNIT = 0.085  # "ratio"'s unit as a share of the cohort mean (module docstring)
 TOP = 500
 Z_CLIP = 60.0
 #: The threshold of a normalised keyword unless given or carried by its background
@@ -61,6 +73,7 @@ class CohortNorm:
     ----------
     mu, sigma : float
         Mean and standard deviation (``> 0``) of the keyword's ``top`` nearest cohort distances.
+        With ``method="ratio"``, ``sigma`` is ``RATIO_UNIT * mu`` (module docstring).
     top : int
     fingerprint : str
         The encoder that embedded the cohort (:attr:`KeywordSpotter.fingerprint`).
@@ -68,6 +81,8 @@ class CohortNorm:
         Hex SHA-256 of the cohort's embeddings (:func:`embeddings_digest`).
     source : str
         What the cohort was (the background's source).
+    method : str
+        The unit, one of :data:`NORMS` (module docstring).
     """
 
     mu: float
@@ -76,11 +91,14 @@ class CohortNorm:
     fingerprint: str
     digest: str
     source: str = ""
+    method: str = SNORM
 
     def __post_init__(self):
         if not (math.isfinite(self.mu) and math.isfinite(self.sigma) and self.sigma > 0):
             raise BankError(f"cohort statistics mu={self.mu!r}, sigma={self.sigma!r}: expected "
                             "finite numbers, sigma > 0")
+        if self.method not in NORMS:
+            raise BankError(f"normalisation {self.method!r} is not one of {', '.join(NORMS)}")
 
     def z(self, distances) -> np.ndarray:
         """``(d - mu) / sigma`` of ``distances`` (any shape), float64, clipped to ``Z_CLIP``."""
@@ -97,15 +115,15 @@ class CohortNorm:
         return self.fingerprint, self.digest
 
     def to_dict(self) -> dict:
-        return {"method": SNORM, "mu": self.mu, "sigma": self.sigma, "top": self.top,
+        return {"method": self.method, "mu": self.mu, "sigma": self.sigma, "top": self.top,
                 "fingerprint": self.fingerprint, "digest": self.digest, "source": self.source}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CohortNorm":
-        if d.get("method") != SNORM:
+        if d.get("method") not in NORMS:
             raise BankError(f"normalisation {d.get('method')!r} is not one of {', '.join(NORMS)}")
         return cls(float(d["mu"]), float(d["sigma"]), int(d["top"]), str(d["fingerprint"]),
-                   str(d["digest"]), str(d.get("source", "")))
+                   str(d["digest"]), str(d.get("source", "")), d["method"])
 
 
 def check_norm(norm: str | None) -> str | None:
@@ -122,9 +140,11 @@ def embeddings_digest(embeddings: np.ndarray) -> str:
 
 
 def cohort_norm(distances: np.ndarray, top: int, fingerprint: str, digest: str,
-                source: str = "") -> CohortNorm:
+                source: str = "", method: str = SNORM) -> CohortNorm:
     """A keyword's :class:`CohortNorm` from its distances ``[n]`` to every cohort row: the mean
-    and standard deviation of the ``top`` smallest (all when fewer)."""
+    and standard deviation of the ``top`` smallest (all when fewer); with ``method="ratio"`` the
+    mean and ``RATIO_UNIT`` of it."""
+    check_norm(method)
     d = np.asarray(distances, np.float64)
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 2:
         raise ConfigError(f"cohort top={top!r} must be an integer >= 2")
@@ -133,11 +153,17 @@ def cohort_norm(distances: np.ndarray, top: int, fingerprint: str, digest: str,
                           "at least 2 windows")
     n = min(int(top), len(d))
     near = np.partition(d, n - 1)[:n]
+    if method == RATIO:
+        mu = float(near.mean())
+        if not mu > 0:
+            raise ConfigError(f"the keyword's {n} nearest cohort distances are all 0: the "
+                              "cohort holds its prototype itself, no scale to normalise by")
+        return CohortNorm(mu, RATIO_UNIT * mu, n, fingerprint, digest, _short(source), method)
     sigma = float(near.std())
     if not sigma > 0:
         raise ConfigError(f"the keyword's {n} nearest cohort distances are all {near[0]:.6g}: no "
                           "spread to normalise by (a background of one repeated window?)")
-    return CohortNorm(float(near.mean()), sigma, n, fingerprint, digest, _short(source))
+    return CohortNorm(float(near.mean()), sigma, n, fingerprint, digest, _short(source), method)
 
 
 def _short(source: str, limit: int = SOURCE_CHARS) -> str:

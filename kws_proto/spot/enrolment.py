@@ -21,9 +21,9 @@ clips, and a threshold from their spread would measure only the views' shifts.  
 refused, naming it (:func:`check_spread`); a threshold by hand or ``fa_per_hour`` does not use the
 spread.
 
-**Normalised scores.**  With ``norm="snorm"`` the keyword's distances are normalised against the
-``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top`` nearest windows' mean and
-deviation), and the threshold is on that scale: the same ``level`` for every keyword (unless
+**Normalised scores.**  With ``norm="snorm"`` (or ``"ratio"``) the keyword's distances are
+normalised against the ``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top``
+nearest windows' mean and deviation, or its mean alone), and the threshold is on that scale: the same ``level`` for every keyword (unless
 given, the background's own ``cohort_level``, else ``z = NORM_LEVEL``, -2), or the rate rule, or
 one by hand.  The support rule is not used
 there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
@@ -35,7 +35,8 @@ shipped ``default`` does) enrols a keyword into an empty bank normalised against
 level, unless a threshold by hand, a rate or negatives are given: then, and for a model without
 one, the support rule (or the rate rule) on raw distances.  A bank's keywords are compared with
 each other, so a keyword added to a bank that already holds some follows them (normalised or
-not).  ``norm=None`` asks for raw distances, ``norm="snorm"`` for normalisation; either way a rate
+not).  ``norm=None`` asks for raw distances, ``norm="snorm"`` or ``"ratio"`` for normalisation
+(``"auto"``: ``DEFAULT_NORM``, or the bank keywords' own); either way a rate
 or a cohort without a background given uses the model's own.  Measured:
 experiments/spotting.md, "The shipped cohort".
 
@@ -61,7 +62,7 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword, Twin
-from kws_proto.spot.cohort import NORM_LEVEL, SNORM, TOP, check_norm, level_threshold
+from kws_proto.spot.cohort import DEFAULT_NORM, NORM_LEVEL, TOP, check_norm, level_threshold
 from kws_proto.spot.context import CONTEXT_VIEWS
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
@@ -112,8 +113,9 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         The scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`);
         every threshold rule above is applied with its distance (``maxcos`` takes no weights).
     norm : str or None
-        ``"snorm"``: normalise the keyword's distances against ``background`` as the cohort (its
-        ``top`` nearest windows; module docstring); None: raw distances.
+        ``"snorm"`` or ``"ratio"``: normalise the keyword's distances against ``background`` as
+        the cohort (its ``top`` nearest windows, in that unit; module docstring); None: raw
+        distances.
     top : int
         With ``norm``: how many of the nearest background windows set the statistics.
     level : float or None
@@ -173,7 +175,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     pair = None
     if paired is not None:
         centre = prototype(paired).astype(np.float32)
-        pair = Twin(centre, background.norm(centre, paired, PROTOTYPE, top), float(shift),
+        pair = Twin(centre, background.norm(centre, paired, PROTOTYPE, top, norm), float(shift),
                     int(context))
     return Keyword(name, proto, support, tuple(str(c) for c in clips), float(threshold), info,
                    score, cohort, pair)
@@ -186,8 +188,8 @@ def _check_twin(name, context, norm, score, weights, fa_per_hour, views) -> None
                           f"of {views.shape[1]} views)")
     if check_norm(norm) is None or score != PROTOTYPE or weights is not None or fa_per_hour:
         raise ConfigError(f"keyword {name!r}: a keyword enrolled in context is normalised "
-                          "(norm='snorm'), scored by its prototype of unweighted clips and cut at "
-                          "a cohort level or by hand, not by a rate")
+                          "(norm='snorm' or 'ratio'), scored by its prototype of unweighted "
+                          "clips and cut at a cohort level or by hand, not by a rate")
 
 
 def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=None,
@@ -196,7 +198,7 @@ def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=
 
     Parameters
     ----------
-    norm : {"auto", "snorm"} or None
+    norm : {"auto", "snorm", "ratio"} or None
     background, shipped : Background or None
         The one given, and the model's own.
     bank_norms : sequence of CohortNorm or None
@@ -206,10 +208,10 @@ def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=
     """
     if norm == AUTO:
         if len(bank_norms):
-            norm = None if bank_norms[0] is None else SNORM
+            norm = None if bank_norms[0] is None else bank_norms[0].method
         elif (threshold is None and fa_per_hour is None and not len(negatives or ())
               and (background is not None or shipped is not None)):
-            norm = SNORM
+            norm = DEFAULT_NORM
         else:
             norm = None
     if background is None and (check_norm(norm) is not None or fa_per_hour is not None):
@@ -237,12 +239,13 @@ def _cohort(name, norm, background, proto, support, score, top, level):
     ``norm`` asks for one, else None (and ``level`` refused)."""
     if check_norm(norm) is None:
         if level is not None:
-            raise ConfigError(f"keyword {name!r}: level={level!r} is for norm='snorm'")
+            raise ConfigError(f"keyword {name!r}: level={level!r} is for a normalised keyword "
+                              "(norm='snorm' or 'ratio')")
         return None
     if background is None:
         raise ConfigError(f"keyword {name!r}: norm={norm!r} needs a background (keyword-free "
                           "audio embedded by `kws-proto background`) as its cohort")
-    return background.norm(proto, support, score, top)
+    return background.norm(proto, support, score, top, norm)
 
 
 def check_spread(support: np.ndarray, name: str, clips) -> None:

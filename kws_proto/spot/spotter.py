@@ -332,9 +332,9 @@ class KeywordSpotter:
         With ``fa_per_hour`` the threshold is the one at which the keyword fires at most that many
         times an hour on ``background`` (:mod:`kws_proto.spot.background`; of this encoder).
         ``score``: the scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`;
-        None: the bank's, ``"prototype"`` for an empty bank).  ``norm="snorm"``: the keyword's
-        distances normalised against ``background`` as its cohort, its threshold a cohort
-        ``level`` (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default
+        None: the bank's, ``"prototype"`` for an empty bank).  ``norm="snorm"`` or ``"ratio"``: the
+        keyword's distances normalised against ``background`` as its cohort (in units of its
+        deviation or of its mean), its threshold a cohort ``level`` (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default
         rule (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's
         own background, :attr:`shipped_background`, when it has one).  Without ``background``, a
         rate or a normalisation uses the model's own.  ``context=K``: each clip also gets ``K``

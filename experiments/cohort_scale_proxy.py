@@ -1,0 +1,77 @@
+"""The cohort's scale: a keyword's distance divided by its cohort's deviation (s-norm, shipped) or
+by its cohort's mean, ranked with one threshold for every keyword (experiments/spotting.md, "The
+cohort's mean as the unit").
+
+The same keywords, draws, supports and negatives as ``clf_proxy.py``.  For each keyword, ``c``
+are the squared distances of the shipped background's windows to its prototype, sorted; ``d`` a
+clip's.  Every rule below is monotone in ``d`` for one keyword, so each keyword's own ranking is
+the same under all of them; they differ only in how one common threshold cuts different keywords
+(the spotter's sweep moves every keyword's cut together):
+
+- ``s-norm, top N``: ``(d - mean c[:N]) / std c[:N]`` (N = 500 is the shipped rule);
+- ``mean, top N``: ``d / mean c[:N]``: the cohort's mean as the unit, its deviation unused;
+- ``median, top 500`` and ``50th nearest``: the same with ``median c[:500]`` or ``c[49]``.
+
+Pooled over keywords and draws: the true-positive rate at 1 % and 0.1 % false positives; first,
+with a threshold per keyword draw (the best any common rule could do, the same for all rules).
+
+    python experiments/cohort_scale_proxy.py ../shared/data/fsdd --others data/so762-split/test
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clf_proxy import DRAWS, FPR, keyword_draws, proxy_parser
+from kws_proto.spot.spotter import KeywordSpotter
+
+TOPS = (100, 500, 2000, None)  # None: every window
+
+
+def rules(c: np.ndarray) -> dict:
+    """``{name: f}``: each rule's score ``f(d)`` (smaller: keyword) for a keyword whose sorted
+    cohort distances are ``c``."""
+    out = {}
+    for top in TOPS:
+        near, name = c[:top], f"top {top or len(c)}"
+        mu, sd = near.mean(), near.std()
+        out[f"s-norm, {name}"] = lambda d, mu=mu, sd=sd: (d - mu) / sd
+        out[f"mean, {name}"] = lambda d, mu=mu: d / mu
+    out["median, top 500"] = lambda d, m=np.median(c[:500]): d / m
+    out["50th nearest"] = lambda d, q=c[49]: d / q
+    return out
+
+
+def pooled(pos: np.ndarray, neg: np.ndarray) -> list[float]:
+    """TPR (%) at the :data:`FPR` rates of one threshold on every score (smaller: keyword)."""
+    return [100 * float((pos < np.quantile(neg, f)).mean()) for f in FPR]
+
+
+def main() -> None:
+    a = proxy_parser(__doc__).parse_args()
+    spotter = KeywordSpotter.from_model("default")
+    bg = spotter.shipped_background.embeddings.astype(np.float64)
+    scores: dict[str, tuple[list, list]] = {}
+    own, spread, words = [], [], set()
+    for w, proto, _, held, neg in keyword_draws(spotter, a.corpus, a.others):
+        words.add(w)
+        dp, dn = (((e - proto) ** 2).sum(axis=1) for e in (held, neg))
+        own.append(pooled(dp, dn))
+        c = np.sort(((bg - proto) ** 2).sum(axis=1))
+        spread.append(c[:500].std() / c[:500].mean())
+        for name, f in rules(c).items():
+            pos, negs = scores.setdefault(name, ([], []))
+            pos.append(f(dp))
+            negs.append(f(dn))
+    print(f"{a.corpus.name}: {len(words)} keywords x {DRAWS} draws; the 500 nearest windows' "
+          f"deviation / mean: median {np.median(spread):.3f} "
+          f"(10-90 %: {np.quantile(spread, 0.1):.3f}-{np.quantile(spread, 0.9):.3f})")
+    print(f"{a.corpus.name} a threshold per keyword: TPR at 1 % / 0.1 % FPR "
+          f"{np.mean(own, axis=0)[0]:.1f} / {np.mean(own, axis=0)[1]:.1f}")
+    for name, (pos, negs) in scores.items():
+        tpr = pooled(np.concatenate(pos), np.concatenate(negs))
+        print(f"{a.corpus.name} {name}: TPR at 1 % / 0.1 % FPR {tpr[0]:.1f} / {tpr[1]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
