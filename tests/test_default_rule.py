@@ -24,9 +24,9 @@ from kws_proto.spot.background import (
     shipped_background,
 )
 from kws_proto.spot.bank import TWIN_VERSION, load_bank, save_bank
-from kws_proto.spot.cohort import NORM_LEVEL, SNORM, cohort_norm
+from kws_proto.spot.cohort import NORM_LEVEL, RATIO, SNORM, cohort_norm
 from kws_proto.spot.context import CONTEXT_VIEWS, SHIPPED as NEIGHBOURS, load_neighbours
-from kws_proto.spot.enrolment import AUTO, enrolment_rule
+from kws_proto.spot.enrolment import AUTO, enrol_keyword, enrolment_rule
 
 FP = "cd" * 32
 
@@ -58,6 +58,27 @@ def test_a_keyword_follows_the_bank_and_explicit_choices_are_kept():
     assert enrolment_rule(None, None, own, []) == (None, None)
     n, b = enrolment_rule(SNORM, None, own, [], threshold=0.3)  # by hand on the normalised scale
     assert n == SNORM and b is own
+
+
+def test_a_background_names_the_normalisation_its_level_is_for(tmp_path):
+    """The default rule normalises by the background's own normalisation at its level; another
+    normalisation asked for gets the generic level, not one measured for something else."""
+    bg = dataclasses.replace(_background(0), cohort_level=-3.5, cohort_norm=RATIO)
+    back = load_background(save_background(bg, tmp_path / "r.npz"))
+    assert (back.cohort_level, back.cohort_norm, back.norm_rule) == (-3.5, RATIO, RATIO)
+    assert back.level(RATIO) == -3.5 and back.level(SNORM) == NORM_LEVEL
+    n, b = enrolment_rule(AUTO, None, back, [])
+    assert n == RATIO and b is back
+    views = np.random.default_rng(1).normal(size=(4, 3, 4)).astype(np.float32)
+    kw = enrol_keyword(views, "k", list("abcd"), norm=n, background=b)
+    assert kw.norm.method == RATIO and kw.threshold == 2.0 ** -3.5
+    other = enrol_keyword(views, "k", list("abcd"), norm=SNORM, background=b)
+    assert other.threshold == 2.0 ** NORM_LEVEL
+    old = _background(1)  # a background written before it named one: its level is s-norm's
+    assert old.norm_rule == SNORM
+    assert dataclasses.replace(old, cohort_level=-3.0).level(SNORM) == -3.0
+    with pytest.raises(ConfigError, match="normalisation"):
+        dataclasses.replace(old, cohort_norm="znorm")
 
 
 def test_a_half_precision_background_reads_back_rounded(tmp_path):

@@ -52,8 +52,8 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import (SNORM, TOP, CohortNorm, cohort_norm, embeddings_digest,
-                                   level_threshold)
+from kws_proto.spot.cohort import (NORM_LEVEL, SNORM, TOP, CohortNorm, check_norm, cohort_norm,
+                                   embeddings_digest, level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing
@@ -90,9 +90,13 @@ class Background:
     features : str
         The front end's digest (empty: not recorded).
     cohort_level : float or None
-        As a cohort: the level ``z`` its normalised keywords are cut at unless another is given
-        (None: :data:`kws_proto.spot.cohort.NORM_LEVEL`); a model's own background carries the
-        one measured for it.
+        As a cohort: the level ``z`` its keywords normalised by ``cohort_norm`` are cut at unless
+        another is given (None, or another normalisation:
+        :data:`kws_proto.spot.cohort.NORM_LEVEL`); a model's own background carries the one
+        measured for it.
+    cohort_norm : str or None
+        The normalisation (:data:`kws_proto.spot.cohort.NORMS`) its ``cohort_level`` was measured
+        for, and the one the default enrolment normalises by against it (None: ``"snorm"``).
     """
 
     embeddings: np.ndarray
@@ -106,6 +110,7 @@ class Background:
     hop: float = HOP
     features: str = ""
     cohort_level: float | None = None
+    cohort_norm: str | None = None
 
     def __post_init__(self):
         e = np.asarray(self.embeddings, dtype=np.float32)
@@ -124,6 +129,21 @@ class Background:
             raise ConfigError(f"background of {self.hours!r} hours: expected a positive length")
         if self.cohort_level is not None:
             level_threshold(self.cohort_level)  # a finite z within the clip, else ConfigError
+        check_norm(self.cohort_norm)
+
+    @property
+    def norm_rule(self) -> str:
+        """The normalisation keywords are normalised by against this cohort unless another is
+        asked for: ``cohort_norm``, else ``"snorm"``."""
+        return self.cohort_norm or SNORM
+
+    def level(self, norm: str) -> float:
+        """The level ``z`` a keyword normalised by ``norm`` is cut at against this cohort unless
+        another is given: ``cohort_level`` when it was measured for ``norm``, else
+        :data:`~kws_proto.spot.cohort.NORM_LEVEL`."""
+        if self.cohort_level is None or norm != self.norm_rule:
+            return NORM_LEVEL
+        return self.cohort_level
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -323,6 +343,8 @@ def _header(bg: Background) -> bytes:
          "features": bg.features}
     if bg.cohort_level is not None:
         h["cohort_level"] = bg.cohort_level
+    if bg.cohort_norm is not None:
+        h["cohort_norm"] = bg.cohort_norm
     return json.dumps(h, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -381,4 +403,4 @@ def load_background(path: str | os.PathLike) -> Background:
     return Background(arrays["embeddings"], float(h["hours"]), h["source"], h["fingerprint"],
                       arrays["starts"], arrays["segments"], arrays["levels"],
                       float(h["window"]), float(h["hop"]), h.get("features", ""),
-                      h.get("cohort_level"))
+                      h.get("cohort_level"), h.get("cohort_norm"))

@@ -53,7 +53,6 @@ from kws_proto.util.vectors import squared_distances
 SNORM = "snorm"
 RATIO = "ratio"
 NORMS = (SNORM, RATIO)  # the normalisations (kws_proto.spot.enrolment)
-DEFAULT_NORM = SNORM  # the default enrolment's (kws_proto.spot.enrolment.enrolment_rule)
 RATIO_UNIT = 0.085  # "ratio"'s unit as a share of the cohort mean (module docstring)
 TOP = 500
 Z_CLIP = 60.0

@@ -21,24 +21,26 @@ clips, and a threshold from their spread would measure only the views' shifts.  
 refused, naming it (:func:`check_spread`); a threshold by hand or ``fa_per_hour`` does not use the
 spread.
 
-**Normalised scores.**  With ``norm="snorm"`` (or ``"ratio"``) the keyword's distances are
+**Normalised scores.**  With ``norm="snorm"`` or ``"ratio"`` the keyword's distances are
 normalised against the ``background`` as a cohort (:mod:`kws_proto.spot.cohort`: its ``top``
-nearest windows' mean and deviation, or its mean alone), and the threshold is on that scale: the same ``level`` for every keyword (unless
-given, the background's own ``cohort_level``, else ``z = NORM_LEVEL``, -2), or the rate rule, or
-one by hand.  The support rule is not used
-there: genuine clips of other speakers lie farther from the prototype than its nearest cohort
-windows, so on that scale it accepts nearly everything (measured: experiments/spotting.md).
+nearest windows' mean and deviation, or their mean alone as the unit), and the threshold is on
+that scale: the same ``level`` for every keyword (unless given, the background's own
+``cohort_level`` when it was measured for that normalisation, else ``z = NORM_LEVEL``, -2:
+:meth:`Background.level <kws_proto.spot.background.Background.level>`), or the rate rule, or one
+by hand.  The support rule is not used there: genuine clips of other speakers lie farther from
+the prototype than its nearest cohort windows, so on that scale it accepts nearly everything
+(measured: experiments/spotting.md).
 
 **The default rule** (:func:`enrolment_rule`, ``norm="auto"``).  A model that ships a background
 (``background.npz`` in its folder: :func:`kws_proto.spot.background.shipped_background`; the
-shipped ``default`` does) enrols a keyword into an empty bank normalised against it at the cohort
-level, unless a threshold by hand, a rate or negatives are given: then, and for a model without
-one, the support rule (or the rate rule) on raw distances.  A bank's keywords are compared with
-each other, so a keyword added to a bank that already holds some follows them (normalised or
-not).  ``norm=None`` asks for raw distances, ``norm="snorm"`` or ``"ratio"`` for normalisation
-(``"auto"``: ``DEFAULT_NORM``, or the bank keywords' own); either way a rate
-or a cohort without a background given uses the model's own.  Measured:
-experiments/spotting.md, "The shipped cohort".
+shipped ``default`` does) enrols a keyword into an empty bank normalised against it, by the
+normalisation its level was measured for (``Background.cohort_norm``), at that level, unless a
+threshold by hand, a rate or negatives are given: then, and for a model without one, the support
+rule (or the rate rule) on raw distances.  A bank's keywords are compared with each other, so a
+keyword added to a bank that already holds some follows them (normalised the same way or not).
+``norm=None`` asks for raw distances, ``norm="snorm"`` or ``"ratio"`` for that normalisation;
+either way a rate or a cohort without a background given uses the model's own.  Measured:
+experiments/spotting.md, "The shipped cohort" and "The cohort's mean as the unit".
 
 **Twins in context** (:func:`context_rule`, ``context="auto"``).  A normalised keyword cut at the
 cohort level also gets a :class:`~kws_proto.spot.bank.Twin` when neighbours are at hand (the
@@ -62,7 +64,7 @@ import numpy as np
 
 from kws_proto.errors import ConfigError
 from kws_proto.spot.bank import MAXCOS, PROTOTYPE, Keyword, Twin
-from kws_proto.spot.cohort import DEFAULT_NORM, NORM_LEVEL, TOP, check_norm, level_threshold
+from kws_proto.spot.cohort import TOP, check_norm, level_threshold
 from kws_proto.spot.context import CONTEXT_VIEWS
 from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrate_maxcos,
                                      calibrate_threshold, check_score, clip_embeddings, prototype)
@@ -119,8 +121,9 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
     top : int
         With ``norm``: how many of the nearest background windows set the statistics.
     level : float or None
-        With ``norm``: the threshold's normalised level ``z`` (None: the background's
-        ``cohort_level``, else ``NORM_LEVEL``; ``CONTEXT_SHIFT`` looser with ``context``), unless
+        With ``norm``: the threshold's normalised level ``z`` (None: the background's own for
+        ``norm``, :meth:`~kws_proto.spot.background.Background.level`; ``CONTEXT_SHIFT`` looser
+        with ``context``), unless
         ``fa_per_hour`` or ``threshold`` sets it.
     context : int
         How many of each clip's ``S`` views are views in context (the last ones;
@@ -160,8 +163,7 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
             raise ConfigError(f"keyword {name!r}: a normalised keyword's threshold is a cohort "
                               "level (or a rate, or by hand), not capped by negatives")
         z0 = level if level is not None else (
-            (NORM_LEVEL if background.cohort_level is None else background.cohort_level)
-            + (shift if context and not twin else 0.0))
+            background.level(norm) + (shift if context and not twin else 0.0))
         threshold, info = level_threshold(z0), {"rule": f"cohort level z = {z0:g}"}
     else:
         check_spread(support, name, clips)
@@ -211,7 +213,7 @@ def enrolment_rule(norm: str | None, background, shipped, bank_norms, threshold=
             norm = None if bank_norms[0] is None else bank_norms[0].method
         elif (threshold is None and fa_per_hour is None and not len(negatives or ())
               and (background is not None or shipped is not None)):
-            norm = DEFAULT_NORM
+            norm = (background if background is not None else shipped).norm_rule
         else:
             norm = None
     if background is None and (check_norm(norm) is not None or fa_per_hour is not None):
