@@ -5,7 +5,8 @@ The same clips as the shipped background (every third clip of the centre half, s
 ``kws_proto.publish.ship_background``), each also resampled to RATE Hz (8,000: the telephone
 band, as FSDD is recorded) and written to TMP as WAV; the spotter reads those back at 16 kHz, so
 their windows hold no speech above RATE / 2.  Both sets joined into one recording, embedded by
-`default`, stored as float16 with the shipped cohort level, as ``ship_background`` does.
+`default`, stored as float16 with the s-norm level `default` shipped with when it was measured
+(-3.25; the shipped rule is now another: spotting.md, "The cohort's mean as the unit").
 
     python experiments/phone_band_background.py data/so762-split/centre runs/bg-phone-band.npz --tmp runs/phone-band
 then, as a spot-eval variant: default@norm=snorm,bg=runs/bg-phone-band.npz,context=3,twin=1
@@ -21,11 +22,13 @@ import soundfile as sf
 import soxr
 
 from kws_proto.spot.background import build_background, load_background, save_background
+from kws_proto.spot.cohort import SNORM
 from kws_proto.spot.spotter import KeywordSpotter, audio_files
 
 #: The shipped background's clips are 1 in 3 of the centre corpus (its record.json's source;
 #: ``make pretrained``: ``kws_proto.publish.COHORT_EVERY``)
 COHORT_EVERY = 3
+SNORM_LEVEL = -3.25  # the s-norm level `default` shipped with when this cohort was measured
 
 
 def main() -> None:
@@ -45,7 +48,7 @@ def main() -> None:
     source = f"{a.centre}: 1 in {COHORT_EVERY} of its clips, and the same at {a.rate} Hz"
     spotter = KeywordSpotter.from_model("default")
     bg = build_background(spotter, [*files, *copies], source=source, join=True)
-    bg = dataclasses.replace(bg, cohort_level=spotter.shipped_background.cohort_level)
+    bg = dataclasses.replace(bg, cohort_level=SNORM_LEVEL, cohort_norm=SNORM)
     bg = load_background(save_background(bg, a.out, half=True))
     print(f"{a.out}: {len(bg)} windows, {bg.hours:.2f} h")
 
