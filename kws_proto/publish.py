@@ -274,8 +274,9 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
     fusion = fuse_models(list(members), centre_data, tmp, clips=FUSED_CLIPS, seed=0)
     fusion = Fusion(fusion.members, {**fusion.centre_data, "path": _relative(fusion.centre_data["path"])})
     save_fusion(fusion, tmp)  # the shipped folder names no machine's paths
-    background = ship_background(tmp, centre_data)
-    neighbours = ship_neighbours(tmp, centre_data)
+    commit = git_commit()  # the code, before the files it writes change the tree
+    background = ship_background(tmp, centre_data, commit=commit)
+    neighbours = ship_neighbours(tmp, centre_data, commit=commit)
     record = {
         "command": command,
         "members": [{"model": m.model, "weights_fingerprint": m.fingerprint, "weight": m.weight,
@@ -294,11 +295,13 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
     return out
 
 
-def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY) -> dict:
+def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY,
+                    commit: str | None = None) -> dict:
     """Write ``folder/background.npz`` (atomically): every ``every``-th audio file of ``data``
     (sorted), joined into one recording, embedded by the model in ``folder`` at the detector's
     hop, stored as float16 (:func:`kws_proto.spot.background.save_background`); returns its
-    record (source, clips, windows, hours, digest)."""
+    record (source, clips, windows, hours, digest, ``commit``: the code's, else the checkout's
+    now)."""
     from kws_proto.spot.background import (SHIPPED, build_background,  # lazy: TensorFlow
                                            load_background, save_background)
     from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
@@ -313,7 +316,7 @@ def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY) -> dict
             "hours": round(bg.hours, 6), "hop": bg.hop, "cohort_norm": bg.cohort_norm,
             "cohort_level": bg.cohort_level,
             "embeddings": "float16",
-            "digest": bg.digest, "git_commit": git_commit()}
+            "digest": bg.digest, "git_commit": commit or git_commit()}
 
 
 NEIGHBOURS_LICENCE = ("speechocean762 (Zhang et al. 2021, https://www.openslr.org/101/): free for "
@@ -321,12 +324,13 @@ NEIGHBOURS_LICENCE = ("speechocean762 (Zhang et al. 2021, https://www.openslr.or
 
 
 def ship_neighbours(folder: Path, data: Path, n: int = NEIGHBOURS, seed: int = 0,
-                    licence: str = NEIGHBOURS_LICENCE) -> dict:
+                    licence: str = NEIGHBOURS_LICENCE, commit: str | None = None) -> dict:
     """Write ``folder/neighbours.npz`` (atomically): the speech of ``n`` audio files of ``data``
     (a seeded draw of them sorted, :func:`kws_proto.spot.context.draw_neighbours`), each cut
     as the model's front end cuts a clip, for the default enrolment's views in context
     (:func:`kws_proto.spot.context.save_neighbours`); returns its record, with the ``licence``
-    of the recordings (``make pretrained``'s: speechocean762's)."""
+    of the recordings (``make pretrained``'s: speechocean762's) and ``commit`` (the code's, else
+    the checkout's now)."""
     from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
 
     found = audio_files([data])
@@ -337,14 +341,15 @@ def ship_neighbours(folder: Path, data: Path, n: int = NEIGHBOURS, seed: int = 0
                            folder / NEIGHBOURS_FILE, source)
     return {"file": NEIGHBOURS_FILE, "source": source, "clips": len(files),
             "sample_rate": spotter.features.sample_rate, "bytes": path.stat().st_size,
-            "licence": licence, "git_commit": git_commit()}
+            "licence": licence, "git_commit": commit or git_commit()}
 
 
 def _ship_enrolment_data(out: Path, centre_data: Path) -> int:
     """``--background-only``: the background and neighbours of ``out`` built again from
     ``centre_data``, its record updated."""
-    record = {"background": ship_background(out, centre_data),
-              "neighbours": ship_neighbours(out, centre_data)}
+    commit = git_commit()  # the code, before the files it writes change the tree
+    record = {"background": ship_background(out, centre_data, commit=commit),
+              "neighbours": ship_neighbours(out, centre_data, commit=commit)}
     path = out / "record.json"
     atomic_write_text(path, json.dumps({**json.loads(path.read_text()), **record}, indent=2) + "\n")
     print(json.dumps(record, indent=2))
