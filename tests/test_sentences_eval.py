@@ -258,7 +258,7 @@ def test_spotting_in_real_sentences(so762_small, tmp_path):
     from kws_proto.spot.spotter import KeywordSpotter
 
     r = sentence_eval(so762_small, ["default", "default@min_hits=2",
-                                    "default@norm=snorm,bg=shipped,tnorm=100"], trials=2, seed=0,
+                                    "default@norm=ratio,bg=shipped,tnorm=100"], trials=2, seed=0,
                       factors=(0.5, 2.0))
     out = json.loads(to_json(r))
     with open(so762_small / "utterances" / "alignments.tsv", newline="", encoding="utf-8") as f:

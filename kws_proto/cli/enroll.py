@@ -22,12 +22,13 @@ encoder; without it, the background the model ships): kws_proto/spot/background.
 --norm snorm [--background FILE] normalises the keyword's distances against FILE (without it, the
 background the model ships) as a cohort (the mean and deviation of its 500 nearest windows;
 --norm ratio: their mean as the unit) and sets its threshold at the cohort level --level
-(default: the background's own, -3.25 for the one `default` ships, else z = -2: two deviations
-nearer than its typical nearest other speech), the same for every keyword of the bank:
-kws_proto/spot/cohort.py.  Every keyword of a bank is normalised one way against one cohort, or
-none is.  --norm auto (the default) normalises as the default rule does (snorm) when the model
-ships a background (`default` does) or --background is given, and neither --threshold,
---fa-per-hour nor --negatives is; a keyword added to a bank follows its keywords.
+(default: the background's own for that normalisation, -3.5 with ratio for the one `default`
+ships, else z = -2: two units nearer than its typical nearest other speech), the same for every
+keyword of the bank: kws_proto/spot/cohort.py.  Every keyword of a bank is normalised one way
+against one cohort, or none is.  --norm auto (the default) normalises as the background says
+(`default`'s: ratio; one of your own: snorm) when the model ships a background or --background
+is given, and neither --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank
+follows its keywords.
 --norm none: raw distances (the support clips' rule).
 
 --context K [--neighbours DIR] also embeds each clip K times said between the ends of two other
@@ -87,14 +88,15 @@ def add_arguments(p) -> None:
                         "--fa-per-hour and --norm; default: the one the model ships, if any")
     p.add_argument("--norm", choices=(AUTO, *NORMS, NO_NORM), default=AUTO,
                    help="`snorm`: normalise the keyword's distances against the background as a "
-                        "cohort (`ratio`: in units of its mean); its threshold is then the cohort level --level unless "
-                        "--fa-per-hour or --threshold sets it; `none`: "
-                        "raw distances; `auto` (default): snorm when the model ships a background "
-                        "or --background is given and no other threshold rule is, or as the "
+                        "cohort (`ratio`: in units of its mean); its threshold is then the cohort "
+                        "level --level unless --fa-per-hour or --threshold sets it; `none`: raw "
+                        "distances; `auto` (default): the background's own normalisation (ratio "
+                        "for `default`'s) when the model ships a background or --background is "
+                        "given and no other threshold rule is, or as the "
                         "bank's keywords are")
     p.add_argument("--level", type=float, default=None, metavar="Z",
                    help="a normalised keyword's threshold level (default: the background's "
-                        f"own, else {NORM_LEVEL:g}; larger accepts more)")
+                        f"own for that normalisation, else {NORM_LEVEL:g}; larger accepts more)")
     p.add_argument("--context", type=_context, default=AUTO, metavar="K",
                    help="also embed each clip K times said between two other words (--neighbours), "
                         "as a keyword sits in running speech: its twin in context, cut "

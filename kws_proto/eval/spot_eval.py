@@ -61,9 +61,10 @@ keyword's distances against the background ``FILE`` (``kws-proto background`` of
 model; ``bg=shipped``: the background the model ships, which the default enrolment of
 ``KeywordSpotter.enroll`` uses) as its cohort (:mod:`kws_proto.spot.cohort`; ``top=N``: its
 nearest windows, 500), every
-keyword's threshold the same normalised level: the background's own (the shipped one: ``z =
--3.25``), else ``z = -2`` (``level=Z``: another), so the factor
-sweep moves one common ``z`` cut (a factor of 2 is one cohort deviation); ``tnorm=N`` adds the
+keyword's threshold the same normalised level: the background's own for that normalisation
+(the shipped one: ``z = -3.5`` with ``norm=ratio``), else ``z = -2`` (``level=Z``: another), so
+the factor sweep moves one common ``z`` cut (a factor of 2 is one unit: a cohort deviation, or
+``RATIO_UNIT`` of its mean); ``tnorm=N`` adds the
 window side of s-norm, each window's distance also normalised by its own ``N`` nearest background
 windows, the two ``z`` averaged (:func:`kws_proto.spot.cohort.normalise`); ``context=K`` (with
 ``--cohort``) adds ``K`` views of each support clip said between the ends of two cohort clips
