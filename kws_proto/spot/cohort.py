@@ -26,12 +26,14 @@ the threshold admits one more cohort deviation, and the benchmark's factors 2**-
 ``"ratio"`` by a fixed share of its mean, ``sigma_k = RATIO_UNIT * mu_k``, so that ``z = (d /
 mu_k - 1) / RATIO_UNIT``: the distance as a ratio of the keyword's typical nearest other speech.
 For one keyword the two order windows alike (both are monotone in ``d``); they differ in how one
-common level cuts different keywords.  A deviation of 500 distances is a noisy unit, and keywords
-cut by it sit at unlike rates of other speech; the mean is the steadier one (measured:
+common level cuts different keywords.  The deviation of the nearest distances follows the shape
+of that tail (relative to the mean it varies about twofold between keywords), and keywords cut
+in its units sit at unlike rates of other speech; the mean is the steadier unit, and the one the
+shipped ``default``'s background names for its default enrolment (measured:
 experiments/spotting.md, "The cohort's mean as the unit").  ``RATIO_UNIT`` is the typical
 deviation-to-mean share of a keyword's cohort, so a level means about as many units either way.
 
-A keyword records its ``mu``, ``sigma``, ``top`` and the background's identity
+A keyword records its ``mu``, ``sigma``, ``top``, the method and the background's identity
 (:meth:`CohortNorm.to_dict`: the encoder fingerprint that embedded it and a digest of its
 embeddings), so a saved bank decides the same way wherever it is loaded, and a bank refuses a
 keyword normalised against another background or another encoder's (:mod:`kws_proto.spot.bank`).
