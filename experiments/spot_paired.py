@@ -1,6 +1,7 @@
 """Paired differences of two `kws-proto spot-eval --json` runs on the same trials.
 
     python experiments/spot_paired.py BEFORE.json AFTER.json [--names before after] [--fa 10 30 50 100]
+    python experiments/spot_paired.py RUN.json RUN.json --variants 1 0 --fa 10 30 50 100
 
 Two models that cannot be loaded in one process (two versions of the shipped `default`) are
 scored by two runs with the same options and seed, hence the same trials (streams, supports,
@@ -8,6 +9,8 @@ views); each run's JSON keeps every trial's counts at every factor (`trial_count
 script bootstraps them as `spot-eval --compare` does in one run: the same resamples of trials for
 both, intervals of each run's points and of the second's difference from the first at the given
 false-alarm rates. The trials must agree (their ids and stream lengths), else it stops.
+``--variants I J`` takes each file's I-th and J-th variant (default: the first of each), so the
+two variants of one `--compare` run get differences at other rates than the run's own.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ def main() -> None:
     p.add_argument("--names", nargs=2, default=("before", "after"))
     p.add_argument("--fa", nargs="+", type=float, default=None,
                    help="false-alarm rates of the differences (default: the runs' own)")
+    p.add_argument("--variants", nargs=2, type=int, default=(0, 0), metavar=("I", "J"),
+                   help="which variant of each file (default: the first of each)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     runs = [json.load(open(path)) for path in (a.before, a.after)]
-    variants = [from_dict(r["variants"][0], name) for r, name in zip(runs, a.names)]
-    same = [(t["trial"], t["seconds_audio"]) for t in runs[0]["variants"][0]["per_trial"]]
-    if same != [(t["trial"], t["seconds_audio"]) for t in runs[1]["variants"][0]["per_trial"]]:
+    picked = [r["variants"][i] for r, i in zip(runs, a.variants)]
+    variants = [from_dict(v, name) for v, name in zip(picked, a.names)]
+    same = [(t["trial"], t["seconds_audio"]) for t in picked[0]["per_trial"]]
+    if same != [(t["trial"], t["seconds_audio"]) for t in picked[1]["per_trial"]]:
         sys.exit(f"{a.before} and {a.after} were not scored on the same trials")
     for v in variants:
         if a.fa:
