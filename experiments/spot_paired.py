@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from kws_proto.eval.spot_report import table
+from kws_proto.eval.spot_report import det_plot, table
 from kws_proto.eval.spot_results import SpotEvalResult, bootstrap, from_dict
 
 
@@ -32,6 +32,7 @@ def main() -> None:
                    help="false-alarm rates of the differences (default: the runs' own)")
     p.add_argument("--variants", nargs=2, type=int, default=(0, 0), metavar=("I", "J"),
                    help="which variant of each file (default: the first of each)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also draw both DET curves")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     runs = [json.load(open(path)) for path in (a.before, a.after)]
@@ -47,8 +48,11 @@ def main() -> None:
     r = runs[0]
     extra = {k: v for k, v in r.items()  # the sentence benchmark's facts
              if k not in ("dataset", "speaker_disjoint", "options", "trials", "variants")}
-    print(table(SpotEvalResult(r["dataset"], r["speaker_disjoint"], r["options"], r["trials"],
-                               variants, extra)))
+    result = SpotEvalResult(r["dataset"], r["speaker_disjoint"], r["options"], r["trials"],
+                            variants, extra)
+    print(table(result))
+    if a.plot:
+        print(f"DET curves: {det_plot(result, a.plot)}")
 
 
 if __name__ == "__main__":
