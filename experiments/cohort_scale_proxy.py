@@ -10,7 +10,11 @@ the same under all of them; they differ only in how one common threshold cuts di
 
 - ``s-norm, top N``: ``(d - mean c[:N]) / std c[:N]`` (N = 500 is the shipped rule);
 - ``mean, top N``: ``d / mean c[:N]``: the cohort's mean as the unit, its deviation unused;
-- ``median, top 500`` and ``50th nearest``: the same with ``median c[:500]`` or ``c[49]``.
+- ``median, top 500`` and ``50th nearest``: the same with ``median c[:500]`` or ``c[49]``;
+- ``mean ** B, top 500``: ``d / mean ** B`` (B = 1 is ``mean, top 500``);
+- ``each member's mean``: each member's squared distance divided by the mean of its own 500
+  nearest (its columns of the fused embedding and of the background), the members' ratios
+  averaged.
 
 Pooled over keywords and draws: the true-positive rate at 1 % and 0.1 % false positives; first,
 with a threshold per keyword draw (the best any common rule could do, the same for all rules).
@@ -23,9 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from clf_proxy import DRAWS, FPR, keyword_draws, proxy_parser
+from member_norm_proxy import member_slices
 from kws_proto.spot.spotter import KeywordSpotter
 
 TOPS = (100, 500, 2000, None)  # None: every window
+POWERS = (0.8, 1.25)
 
 
 def rules(c: np.ndarray) -> dict:
@@ -39,7 +45,19 @@ def rules(c: np.ndarray) -> dict:
         out[f"mean, {name}"] = lambda d, mu=mu: d / mu
     out["median, top 500"] = lambda d, m=np.median(c[:500]): d / m
     out["50th nearest"] = lambda d, q=c[49]: d / q
+    for b in POWERS:
+        out[f"mean ** {b:g}, top 500"] = lambda d, m=c[:500].mean() ** b: d / m
     return out
+
+
+def members_ratio(proto, bg, cols, e) -> np.ndarray:
+    """The mean over members of each member's squared distance of ``e [n, d]`` to ``proto``
+    divided by the mean of its 500 nearest ``bg`` rows (columns ``cols``: member -> slice)."""
+    out = []
+    for c in cols.values():
+        near = np.sort(((bg[:, c] - proto[c]) ** 2).sum(axis=1))[:500]
+        out.append(((e[:, c] - proto[c]) ** 2).sum(axis=1) / near.mean())
+    return np.mean(out, axis=0)
 
 
 def pooled(pos: np.ndarray, neg: np.ndarray) -> list[float]:
@@ -51,6 +69,7 @@ def main() -> None:
     a = proxy_parser(__doc__).parse_args()
     spotter = KeywordSpotter.from_model("default")
     bg = spotter.shipped_background.embeddings.astype(np.float64)
+    cols = member_slices("default")
     scores: dict[str, tuple[list, list]] = {}
     own, spread, words = [], [], set()
     for w, proto, _, held, neg in keyword_draws(spotter, a.corpus, a.others):
@@ -63,6 +82,9 @@ def main() -> None:
             pos, negs = scores.setdefault(name, ([], []))
             pos.append(f(dp))
             negs.append(f(dn))
+        pos, negs = scores.setdefault("each member's mean", ([], []))
+        pos.append(members_ratio(proto, bg, cols, held))
+        negs.append(members_ratio(proto, bg, cols, neg))
     print(f"{a.corpus.name}: {len(words)} keywords x {DRAWS} draws; the 500 nearest windows' "
           f"deviation / mean: median {np.median(spread):.3f} "
           f"(10-90 %: {np.quantile(spread, 0.1):.3f}-{np.quantile(spread, 0.9):.3f})")
