@@ -20,14 +20,20 @@ Pooled over keywords and draws: the true-positive rate at 1 % and 0.1 % false po
 with a threshold per keyword draw (the best any common rule could do, the same for all rules).
 
     python experiments/cohort_scale_proxy.py ../shared/data/fsdd --others data/so762-split/test
+
+``--background FILE``: another cohort than the shipped background (`kws-proto background default
+...`), so that the units are compared against other speech too.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from clf_proxy import DRAWS, FPR, keyword_draws, proxy_parser
 from member_norm_proxy import member_slices
+from kws_proto.spot.background import load_background
 from kws_proto.spot.spotter import KeywordSpotter
 
 TOPS = (100, 500, 2000, None)  # None: every window
@@ -66,9 +72,16 @@ def pooled(pos: np.ndarray, neg: np.ndarray) -> list[float]:
 
 
 def main() -> None:
-    a = proxy_parser(__doc__).parse_args()
+    p = proxy_parser(__doc__)
+    p.add_argument("--background", type=Path, default=None, metavar="FILE",
+                   help="the cohort (default: the shipped background)")
+    a = p.parse_args()
     spotter = KeywordSpotter.from_model("default")
-    bg = spotter.shipped_background.embeddings.astype(np.float64)
+    cohort = spotter.shipped_background
+    if a.background is not None:
+        cohort = load_background(a.background)
+        cohort.check(spotter.fingerprint, spotter.features.digest)
+    bg = cohort.embeddings.astype(np.float64)
     cols = member_slices("default")
     scores: dict[str, tuple[list, list]] = {}
     own, spread, words = [], [], set()

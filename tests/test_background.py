@@ -210,6 +210,11 @@ def test_the_background_and_enroll_commands(speech, tmp_path, capsys):
     assert main(["background", "default", *map(str, files), "--out", str(out)]) == 0
     assert "windows" in capsys.readouterr().out
     assert load_background(out).hours > 0
+    assert load_background(out).cohort_norm == "ratio"  # a new background's default enrolment
+    auto = tmp_path / "auto.npz"  # enrolled by the default rule against it: by its mean
+    assert main(["enroll", "default", "--bank", str(auto), "--keyword", "computer",
+                 *map(str, support), "--background", str(out), "--context", "0"]) == 0
+    assert load_bank(auto)["computer"].norm.method == "ratio"
     bank = tmp_path / "b.npz"
     assert main(["enroll", "default", "--bank", str(bank), "--keyword", "computer",
                  *map(str, support), "--fa-per-hour", "300", "--background", str(out)]) == 0

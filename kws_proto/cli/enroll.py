@@ -26,8 +26,8 @@ background the model ships) as a cohort (the mean and deviation of its 500 neare
 ships, else z = -2: two units nearer than its typical nearest other speech), the same for every
 keyword of the bank: kws_proto/spot/cohort.py.  Every keyword of a bank is normalised one way
 against one cohort, or none is.  --norm auto (the default) normalises as the background says
-(`default`'s: ratio; one of your own: snorm) when the model ships a background or --background
-is given, and neither --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank
+(`default`'s and one from `kws-proto background`: ratio; one that names none: snorm) when the
+model ships a background or --background is given, and neither --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank
 follows its keywords.
 --norm none: raw distances (the support clips' rule).
 

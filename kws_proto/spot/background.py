@@ -52,7 +52,7 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import (NORM_LEVEL, SNORM, TOP, CohortNorm, check_norm, cohort_norm,
+from kws_proto.spot.cohort import (NORM_LEVEL, RATIO, SNORM, TOP, CohortNorm, check_norm, cohort_norm,
                                    embeddings_digest, level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
@@ -305,7 +305,11 @@ def build_background(spotter, files, hop: float = HOP, source: str | None = None
     ``spotter``; each file is read whole (any rate: resampled), an unreadable one raises its
     :class:`~kws_proto.errors.AudioError` (``skip_unreadable``: is left out, and the source
     says how many were).  ``join``: the files back to back as one recording (a clip shorter
-    than ``min_hits`` windows, 1.2 s, can make no event on its own)."""
+    than ``min_hits`` windows, 1.2 s, can make no event on its own).  The background names
+    ``"ratio"`` as the normalisation of its default enrolment (``cohort_norm``; its level the
+    generic one until one is measured for it): the cohort's mean was the better unit against
+    the shipped background and against FSDD's speech alike (experiments/spotting.md, "The
+    cohort's mean as the unit")."""
     f = spotter.features
     framing = Framing.of(f, hop)
     audios, skipped = [], 0
@@ -334,7 +338,8 @@ def build_background(spotter, files, hop: float = HOP, source: str | None = None
     return Background(np.concatenate(emb), samples / f.sample_rate / 3600.0,
                       source + (" (joined)" if join else ""),
                       spotter.fingerprint, np.concatenate(starts), np.concatenate(segments),
-                      np.concatenate(levels), f.clip_seconds, hop, f.digest)
+                      np.concatenate(levels), f.clip_seconds, hop, f.digest,
+                      cohort_norm=RATIO)
 
 
 def _header(bg: Background) -> bytes:
