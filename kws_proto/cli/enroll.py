@@ -34,7 +34,7 @@ follows its keywords.
 --context K [--neighbours DIR] also embeds each clip K times said between the ends of two other
 words (clips of DIR; without it, the ones the model ships: `default` does), as a keyword sits in
 running speech: their mean is the keyword's twin in context, and a window is scored by the
-nearer of the two, the twin cut 0.875 cohort deviations looser (kws_proto/spot/context.py).
+nearer of the two, the twin cut 0.875 cohort units looser (kws_proto/spot/context.py).
 --context auto (the default) gives a normalised keyword 3 such views when neighbours are at
 hand, and a keyword added to a bank follows its keywords; --context 0: none.  Measured:
 experiments/spotting.md, "A twin in context".
@@ -100,7 +100,7 @@ def add_arguments(p) -> None:
     p.add_argument("--context", type=_context, default=AUTO, metavar="K",
                    help="also embed each clip K times said between two other words (--neighbours), "
                         "as a keyword sits in running speech: its twin in context, cut "
-                        f"{CONTEXT_SHIFT:g} deviations looser; `auto` (default): {CONTEXT_VIEWS} "
+                        f"{CONTEXT_SHIFT:g} units looser; `auto` (default): {CONTEXT_VIEWS} "
                         "for a normalised keyword when the model ships neighbours or --neighbours "
                         "is given, as the bank's keywords in a bank; 0: none")
     p.add_argument("--neighbours", action="append", type=Path, default=None, metavar="DIR",
@@ -252,10 +252,10 @@ def _report(kw, bank, path) -> None:
                  f"{cal['background_hours'] * 60:.4g} min of {cal['background']}")
     if kw.norm is not None:
         extra += (f"; normalised against {kw.norm.source} (its {kw.norm.top} nearest windows: "
-                  f"mean {kw.norm.mu:.4g}, deviation {kw.norm.sigma:.4g})")
+                  f"mean {kw.norm.mu:.4g}, unit {kw.norm.sigma:.4g}, {kw.norm.method})")
     if kw.twin is not None:
         extra += (f"; with its twin in context ({kw.twin.views} more views of each clip between "
-                  f"other words, cut {kw.twin.shift:g} deviations looser)")
+                  f"other words, cut {kw.twin.shift:g} units looser)")
     synth = cal.get("synthesised", {}).get("clips", 0)
     made = f" ({synth} synthesised)" if synth else ""
     print(f"enrolled {kw.name!r} from {len(kw.clips)} clips{made} into {path}: threshold "

@@ -98,7 +98,7 @@ class Twin:
     plain views and ``views`` views said between other words, normalised against the same cohort
     as the keyword (``norm``).  A window's score is the smaller of the keyword's own and
     ``2 ** (z_twin - shift)``, so the keyword's one threshold cuts the twin ``shift`` cohort
-    deviations looser (:func:`kws_proto.spot.decision.keyword_distances`)."""
+    units looser (:func:`kws_proto.spot.decision.keyword_distances`)."""
 
     prototype: np.ndarray  # [d] float32
     norm: CohortNorm

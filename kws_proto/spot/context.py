@@ -11,7 +11,7 @@ at most ``NEIGHBOURS``), or the ones a model ships (:data:`SHIPPED`, written by
 :func:`save_neighbours`: the speech of each clip, 16-bit FLAC inside an ``.npz``).
 
 That mean becomes the keyword's twin (:class:`kws_proto.spot.bank.Twin`), cut
-``CONTEXT_SHIFT`` cohort deviations looser than the keyword, whose own views lie that much
+``CONTEXT_SHIFT`` cohort units looser than the keyword, whose own views lie that much
 farther from it (:func:`kws_proto.spot.enrolment.enrol_keyword`; the default enrolment:
 :func:`~kws_proto.spot.enrolment.context_rule`).  Measured: experiments/spotting.md, "Keywords
 enrolled in context" and "A twin in context: the default enrolment".

@@ -48,7 +48,7 @@ model's own, ``neighbours.npz``: the shipped ``default`` has them; or clips give
 embedded ``CONTEXT_VIEWS`` more times said between two other words
 (:mod:`kws_proto.spot.context`), the mean of all their views normalised against the same cohort.
 The keyword itself stays the plain one; a window is scored by the nearer of the two, the twin
-cut ``CONTEXT_SHIFT`` deviations looser (its own views lie that much farther from it), so the
+cut ``CONTEXT_SHIFT`` units looser (its own views lie that much farther from it), so the
 twin finds the keyword inside running speech without losing it alone.  A keyword added to a bank
 follows the bank's keywords (twins or not).  Measured: experiments/spotting.md, "A twin in
 context".
@@ -72,7 +72,7 @@ from kws_proto.spot.decision import (NEGATIVE_QUANTILE, SUPPORT_MARGIN, calibrat
 ENROL_SHIFTS_MS = (-100.0, 0.0, 100.0)
 AUTO = "auto"  # the default rule (module docstring)
 ALIKE = 1e-4  # support clips closer than this (relative to their size) are the same clip
-CONTEXT_SHIFT = 0.875  # cohort deviations a keyword enrolled in context is cut looser (measured)
+CONTEXT_SHIFT = 0.875  # cohort units a keyword enrolled in context is cut looser (measured)
 
 
 def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | None = None,
@@ -134,7 +134,8 @@ def enrol_keyword(views: np.ndarray, name: str, clips, negatives: np.ndarray | N
         normalised against the same cohort and cut ``CONTEXT_SHIFT`` looser (without: one
         prototype of all views, cut ``CONTEXT_SHIFT`` looser).
     shift : float
-        The cohort deviations a keyword in context (or its twin) is cut looser.
+        The cohort units (:mod:`kws_proto.spot.cohort`) a keyword in context (or its twin) is
+        cut looser.
 
     Returns
     -------
