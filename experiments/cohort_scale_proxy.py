@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clf_proxy import DRAWS, FPR, keyword_draws, proxy_parser
+from clf_proxy import DRAWS, keyword_draws, proxy_parser, tpr_at
 from member_norm_proxy import member_slices
 from kws_proto.spot.background import load_background
 from kws_proto.spot.spotter import KeywordSpotter
@@ -67,8 +67,9 @@ def members_ratio(proto, bg, cols, e) -> np.ndarray:
 
 
 def pooled(pos: np.ndarray, neg: np.ndarray) -> list[float]:
-    """TPR (%) at the :data:`FPR` rates of one threshold on every score (smaller: keyword)."""
-    return [100 * float((pos < np.quantile(neg, f)).mean()) for f in FPR]
+    """TPR (%) at ``clf_proxy``'s false-positive rates of one threshold on every score (smaller:
+    keyword)."""
+    return [100 * t for t in tpr_at(-pos, -neg)]
 
 
 def main() -> None:

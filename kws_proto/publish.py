@@ -30,11 +30,11 @@
    (sorted), joined, embedded by the fused model window by window at the detector's hop, float16
    — the cohort of the default enrolment, its keywords normalised by ``SHIPPED_NORM`` and cut at
    ``SHIPPED_LEVEL`` (:mod:`kws_proto.spot.enrolment`, "The default rule"; measured:
-   experiments/spotting.md, "The shipped cohort" and "The cohort's mean as the unit") — and ``neighbours.npz``: the speech of 300 clips of DIR (a seeded draw),
-   16-bit FLAC, the other words the default enrolment says each support clip between
-   (:mod:`kws_proto.spot.context`).  ``--fuse-only`` skips steps 1–4;
-   ``--background-only`` only builds that background and those neighbours again into the
-   shipped ``default``.
+   experiments/spotting.md, "The shipped cohort" and "The cohort's mean as the unit") — and
+   ``neighbours.npz``: the speech of 300 clips of DIR (a seeded draw), 16-bit FLAC, the other
+   words the default enrolment says each support clip between (:mod:`kws_proto.spot.context`).
+   ``--fuse-only`` skips steps 1–4; ``--background-only`` only builds that background and those
+   neighbours again into the shipped ``default``.
 
 Every file is written aside and renamed into place, the folder last, so an interrupted publish
 never leaves a half-written model.
@@ -295,13 +295,12 @@ def publish_fused(centre_data: Path, out: Path, command: str, members=FUSED_MEMB
     return out
 
 
-def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY,
-                    commit: str | None = None) -> dict:
+def ship_background(folder: Path, data: Path, *, commit: str, every: int = COHORT_EVERY) -> dict:
     """Write ``folder/background.npz`` (atomically): every ``every``-th audio file of ``data``
     (sorted), joined into one recording, embedded by the model in ``folder`` at the detector's
     hop, stored as float16 (:func:`kws_proto.spot.background.save_background`); returns its
-    record (source, clips, windows, hours, digest, ``commit``: the code's, else the checkout's
-    now)."""
+    record (source, clips, windows, hours, digest, and ``commit``: the code's, taken by the
+    caller before any file it writes changes the tree)."""
     from kws_proto.spot.background import (SHIPPED, build_background,  # lazy: TensorFlow
                                            load_background, save_background)
     from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
@@ -316,21 +315,21 @@ def ship_background(folder: Path, data: Path, every: int = COHORT_EVERY,
             "hours": round(bg.hours, 6), "hop": bg.hop, "cohort_norm": bg.cohort_norm,
             "cohort_level": bg.cohort_level,
             "embeddings": "float16",
-            "digest": bg.digest, "git_commit": commit or git_commit()}
+            "digest": bg.digest, "git_commit": commit}
 
 
 NEIGHBOURS_LICENCE = ("speechocean762 (Zhang et al. 2021, https://www.openslr.org/101/): free for "
                       "commercial and non-commercial use, Apache-2.0 on its dataset card")
 
 
-def ship_neighbours(folder: Path, data: Path, n: int = NEIGHBOURS, seed: int = 0,
-                    licence: str = NEIGHBOURS_LICENCE, commit: str | None = None) -> dict:
+def ship_neighbours(folder: Path, data: Path, *, commit: str, n: int = NEIGHBOURS, seed: int = 0,
+                    licence: str = NEIGHBOURS_LICENCE) -> dict:
     """Write ``folder/neighbours.npz`` (atomically): the speech of ``n`` audio files of ``data``
     (a seeded draw of them sorted, :func:`kws_proto.spot.context.draw_neighbours`), each cut
     as the model's front end cuts a clip, for the default enrolment's views in context
     (:func:`kws_proto.spot.context.save_neighbours`); returns its record, with the ``licence``
-    of the recordings (``make pretrained``'s: speechocean762's) and ``commit`` (the code's, else
-    the checkout's now)."""
+    of the recordings (``make pretrained``'s: speechocean762's) and ``commit`` (as
+    :func:`ship_background`'s)."""
     from kws_proto.spot.spotter import KeywordSpotter, audio_files  # lazy: TensorFlow, LiteRT
 
     found = audio_files([data])
@@ -341,7 +340,7 @@ def ship_neighbours(folder: Path, data: Path, n: int = NEIGHBOURS, seed: int = 0
                            folder / NEIGHBOURS_FILE, source)
     return {"file": NEIGHBOURS_FILE, "source": source, "clips": len(files),
             "sample_rate": spotter.features.sample_rate, "bytes": path.stat().st_size,
-            "licence": licence, "git_commit": commit or git_commit()}
+            "licence": licence, "git_commit": commit}
 
 
 def _ship_enrolment_data(out: Path, centre_data: Path) -> int:

@@ -27,8 +27,8 @@ ships, else z = -2: two units nearer than its typical nearest other speech), the
 keyword of the bank: kws_proto/spot/cohort.py.  Every keyword of a bank is normalised one way
 against one cohort, or none is.  --norm auto (the default) normalises as the background says
 (`default`'s and one from `kws-proto background`: ratio; one that names none: snorm) when the
-model ships a background or --background is given, and neither --threshold, --fa-per-hour nor --negatives is; a keyword added to a bank
-follows its keywords.
+model ships a background or --background is given, and neither --threshold, --fa-per-hour nor
+--negatives is; a keyword added to a bank follows its keywords.
 --norm none: raw distances (the support clips' rule).
 
 --context K [--neighbours DIR] also embeds each clip K times said between the ends of two other

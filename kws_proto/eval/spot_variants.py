@@ -121,8 +121,9 @@ class Variant:
                               "the nearer of its plain and its context prototype) needs context=K "
                               "and norm=snorm or norm=ratio")
         if self.shift is not None and not (self.context and abs(self.shift) <= Z_CLIP):
-            raise ConfigError(f"variant {self.name}: shift={self.shift} (the cohort units a keyword "
-                              f"in context is cut looser) needs context=K and |shift| <= {Z_CLIP:g}")
+            raise ConfigError(f"variant {self.name}: shift={self.shift} (the cohort units a "
+                              "keyword in context is cut looser) needs context=K and "
+                              f"|shift| <= {Z_CLIP:g}")
         if self.level is not None and not abs(self.level) <= Z_CLIP:
             raise ConfigError(f"variant {self.name}: level={self.level} must be a z within "
                               f"±{Z_CLIP:g}")

@@ -52,8 +52,8 @@ import numpy as np
 from kws_proto.audio.loading import read_audio
 from kws_proto.errors import AudioError, BankError, ConfigError
 from kws_proto.spot.bank import PROTOTYPE
-from kws_proto.spot.cohort import (NORM_LEVEL, RATIO, SNORM, TOP, CohortNorm, check_norm, cohort_norm,
-                                   embeddings_digest, level_threshold)
+from kws_proto.spot.cohort import (NORM_LEVEL, RATIO, SNORM, TOP, CohortNorm, check_norm,
+                                   cohort_norm, embeddings_digest, level_threshold)
 from kws_proto.spot.decision import distances_to
 from kws_proto.spot.detect import MAX_GAP, MIN_DB, MIN_HITS, level_db, merge_events
 from kws_proto.spot.windows import HOP, WINDOW_BATCH, Framing

@@ -32,9 +32,9 @@ score by another rule (``Keyword.score``: :mod:`kws_proto.spot.decision`) as ver
 a reader that knows only version 1 refuses it instead of scoring it by the wrong rule.  A bank
 whose keywords are normalised against a cohort (``Keyword.norm``: :mod:`kws_proto.spot.cohort`)
 is written as version 3 for the same reason; every keyword of a bank is normalised against the
-same cohort by the same method, embedded by the bank's encoder, or none is.  A bank holding a keyword enrolled in
-context (``Keyword.twin``: :class:`Twin`, :mod:`kws_proto.spot.context`) is version 4, with the
-``twins`` member.
+same cohort by the same method, embedded by the bank's encoder, or none is.  A bank holding a
+keyword enrolled in context (``Keyword.twin``: :class:`Twin`, :mod:`kws_proto.spot.context`) is
+version 4, with the ``twins`` member.
 
 A bank is written atomically (a sibling temporary file, then ``os.replace``), so a crash never
 leaves half a bank.  Loading rejects, with a :class:`~kws_proto.errors.BankError` naming the
@@ -269,8 +269,9 @@ class KeywordBank:
 
     def _check_norm(self, keyword: Keyword) -> None:
         """Refuse a keyword normalised against another encoder's cohort, or against another
-        cohort (or by another method) than the bank's other keywords (or normalised beside raw ones, or raw beside
-        normalised ones): the nearest keyword is chosen by comparing their distances."""
+        cohort (or by another method) than the bank's other keywords (or normalised beside raw
+        ones, or raw beside normalised ones): the nearest keyword is chosen by comparing their
+        distances."""
         norm = keyword.norm
         if norm is not None and norm.fingerprint != self.encoder.fingerprint:
             raise BankError(f"keyword {keyword.name!r} is normalised against a cohort embedded by "

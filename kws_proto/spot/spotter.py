@@ -334,9 +334,10 @@ class KeywordSpotter:
         ``score``: the scoring rule, ``"prototype"`` or ``"maxcos"`` (:mod:`kws_proto.spot.decision`;
         None: the bank's, ``"prototype"`` for an empty bank).  ``norm="snorm"`` or ``"ratio"``: the
         keyword's distances normalised against ``background`` as its cohort (in units of its
-        deviation or of its mean), its threshold a cohort ``level`` (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default
-        rule (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's
-        own background, :attr:`shipped_background`, when it has one).  Without ``background``, a
+        deviation or of its mean), its threshold a cohort ``level``
+        (:mod:`kws_proto.spot.cohort`); None: raw distances; ``"auto"``: the default rule
+        (:func:`~kws_proto.spot.enrolment.enrolment_rule`: normalised against the model's own
+        background, :attr:`shipped_background`, when it has one).  Without ``background``, a
         rate or a normalisation uses the model's own.  ``context=K``: each clip also gets ``K``
         views said between two of ``neighbours`` (files or folders of other words, a draw of at
         most ``NEIGHBOURS`` of them; None: the model's own, :attr:`shipped_neighbours`; seeded by
